@@ -1,0 +1,69 @@
+# Strata — see README.md. `make run` and `make test` need only Go; test
+# dependencies (Debian's prometheus and node_exporter) are installed here.
+
+GO        ?= go
+BIN       := bin
+STRATA    := $(BIN)/strata
+PKGS      := ./...
+GOBIN     := $(shell $(GO) env GOPATH)/bin
+# Pinned code generators; `make proto` installs them.
+PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.0
+BENCHSTAT          := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all build run test test-deps bench bench-go proto lint docs cluster clean
+
+all: build
+
+build:
+	$(GO) build -o $(STRATA) ./cmd/strata
+
+## run: start Strata with embedded defaults (data in ./data, HTTP :9009).
+run: build
+	./$(STRATA)
+
+## test: install what the tests need, then vet and run every test.
+test: test-deps lint
+	$(GO) test -count=1 -timeout 14m $(PKGS)
+
+# Debian's Prometheus and node_exporter are the real peers of the end-to-end
+# tests; installed only when missing.
+test-deps:
+	@missing=""; \
+	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	command -v prometheus-node-exporter >/dev/null || missing="$$missing prometheus-node-exporter"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+## bench: the load benchmark of README "Performance": Strata against Debian's Prometheus.
+bench: build test-deps
+	$(GO) run ./cmd/strata-bench -strata $(STRATA)
+
+## bench-go: Go micro-benchmarks of the hot paths (compare runs with benchstat).
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./remotewrite ./distributor ./ingester ./querier ./ring | tee bench-go.txt
+	@echo "compare with: $(GO) run $(BENCHSTAT) old.txt bench-go.txt"
+
+## proto: regenerate the committed gRPC code (needs Debian's protobuf-compiler).
+proto:
+	@command -v protoc >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq protobuf-compiler; }
+	GOFLAGS= $(GO) install $(PROTOC_GEN_GO)
+	GOFLAGS= $(GO) install $(PROTOC_GEN_GO_GRPC)
+	PATH="$(GOBIN):$$PATH" $(GO) generate ./proto/...
+
+## lint: formatting and vet.
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go') | grep -v '\.pb\.go$$' || true); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+## docs: regenerate the flag reference in README.md from the code.
+docs:
+	$(GO) test ./cmd/strata -run TestReadmeReference -update
+
+clean:
+	rm -rf $(BIN)
