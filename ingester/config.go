@@ -1,0 +1,91 @@
+package ingester
+
+import (
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/compression"
+)
+
+// Config is the ingester's configuration. The data directory is not here:
+// it belongs to the process (-data.dir) and is handed to New.
+type Config struct {
+	RetentionPeriod        time.Duration `yaml:"retention_period"`
+	BlockRangesPeriod      time.Duration `yaml:"block_ranges_period"`
+	HeadCompactionInterval time.Duration `yaml:"head_compaction_interval"`
+	WALCompression         string        `yaml:"wal_compression"`
+	MaxExemplars           int           `yaml:"max_exemplars"`
+	OutOfOrderTimeWindow   time.Duration `yaml:"out_of_order_time_window"`
+	MaxMetadataPerTenant   int           `yaml:"max_metadata_per_tenant"`
+}
+
+// RegisterFlags registers the ingester's flags on fs.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.RetentionPeriod, "blocks-storage.tsdb.retention-period", 24*time.Hour, "How long an ingester keeps a tenant's finished blocks on local disk.")
+	fs.DurationVar(&c.BlockRangesPeriod, "blocks-storage.tsdb.block-ranges-period", 2*time.Hour, "Time range of the blocks the ingester cuts from a tenant's head.")
+	fs.DurationVar(&c.HeadCompactionInterval, "blocks-storage.tsdb.head-compaction-interval", time.Minute, "How often each TSDB checks whether its head can be cut into a block (and reloads and retains blocks); at least 1s.")
+	// Snappy, not zstd: the WAL is written on every push, and snappy costs a
+	// fraction of zstd's CPU per byte while still shrinking WAL records about
+	// twofold; CPU per sample is what Strata competes on, disk is cheap.
+	fs.StringVar(&c.WALCompression, "blocks-storage.tsdb.wal-compression", string(compression.Snappy), "Compression of WAL records: none, snappy or zstd.")
+	fs.IntVar(&c.MaxExemplars, "blocks-storage.tsdb.max-exemplars", 100000, "Exemplars kept in memory per tenant (a circular buffer); 0 disables exemplar storage.")
+	fs.DurationVar(&c.OutOfOrderTimeWindow, "ingester.out-of-order-time-window", 0, "How far behind a series' newest sample a sample may be and still be accepted; 0 rejects out-of-order samples.")
+	fs.IntVar(&c.MaxMetadataPerTenant, "ingester.max-metadata-per-tenant", 10000, "Metric families per tenant whose metadata (type, help, unit) the ingester keeps; 0 keeps none.")
+}
+
+// Validate checks the configuration for values that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case c.BlockRangesPeriod < time.Minute:
+		return fmt.Errorf("-blocks-storage.tsdb.block-ranges-period must be at least 1m, got %s", c.BlockRangesPeriod)
+	case c.RetentionPeriod < c.BlockRangesPeriod:
+		return fmt.Errorf("-blocks-storage.tsdb.retention-period (%s) must be at least -blocks-storage.tsdb.block-ranges-period (%s)", c.RetentionPeriod, c.BlockRangesPeriod)
+	case c.HeadCompactionInterval < time.Second:
+		return fmt.Errorf("-blocks-storage.tsdb.head-compaction-interval must be at least 1s, got %s", c.HeadCompactionInterval)
+	case c.MaxExemplars < 0:
+		return fmt.Errorf("-blocks-storage.tsdb.max-exemplars must not be negative, got %d", c.MaxExemplars)
+	case c.OutOfOrderTimeWindow < 0:
+		return fmt.Errorf("-ingester.out-of-order-time-window must not be negative, got %s", c.OutOfOrderTimeWindow)
+	case c.MaxMetadataPerTenant < 0:
+		return fmt.Errorf("-ingester.max-metadata-per-tenant must not be negative, got %d", c.MaxMetadataPerTenant)
+	}
+	switch compression.Type(c.WALCompression) {
+	case compression.None, compression.Snappy, compression.Zstd:
+	default:
+		return fmt.Errorf("-blocks-storage.tsdb.wal-compression must be none, snappy or zstd, got %q", c.WALCompression)
+	}
+	return nil
+}
+
+// tsdbOptions turns the configuration into the options of one tenant's TSDB.
+func (c *Config) tsdbOptions() *tsdb.Options {
+	o := tsdb.DefaultOptions()
+	o.RetentionDuration = c.RetentionPeriod.Milliseconds()
+	// Only blocks of one range: blocks are never compacted into larger ones
+	// on the ingester, because they are shipped as they are cut and merged
+	// (with the other replicas' copies) by the compactor (issue 5).
+	o.MinBlockDuration = c.BlockRangesPeriod.Milliseconds()
+	o.MaxBlockDuration = c.BlockRangesPeriod.Milliseconds()
+	// Out-of-order blocks overlap in-order ones; merging them here would
+	// rewrite blocks that may already be shipped. The querier merges
+	// overlapping blocks at read time and the compactor for good.
+	o.EnableOverlappingCompaction = false
+	// The DB's own loop reloads blocks, applies retention and triggers head
+	// compaction on this period (and on every commit that makes the head
+	// compactable), so tsdb.Open is all it takes to keep compaction running.
+	o.BlockReloadInterval = c.HeadCompactionInterval
+	o.WALCompression = compression.Type(c.WALCompression)
+	o.OutOfOrderTimeWindow = c.OutOfOrderTimeWindow.Milliseconds()
+	o.EnableExemplarStorage = c.MaxExemplars > 0
+	o.MaxExemplars = int64(c.MaxExemplars)
+	// Isolation hides half-committed appends from concurrent queries at the
+	// cost of bookkeeping on every append. A push is not a transaction users
+	// can observe (each replica commits at its own moment anyway), so, as
+	// Cortex and Mimir ingesters do, Strata turns it off.
+	o.IsolationDisabled = true
+	// Shipping (issue 5) plugs in here: BlocksToDelete will keep every block
+	// that is not uploaded yet, whatever its age.
+	return o
+}

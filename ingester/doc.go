@@ -1,0 +1,11 @@
+// Package ingester keeps each tenant's recent samples in memory and on local disk.
+//
+// Flow: distributor --Push--> ingester --QueryStream/Series/Label*--> querier;
+// later, finished blocks --> object storage (the shipper of issue 5).
+// Owns: one Prometheus TSDB per tenant under <data.dir>/tsdb/<tenant>/ (head
+// chunks, WAL, out-of-order window, 2h blocks kept for the local retention),
+// the in-memory metric metadata of each tenant, and the gRPC service
+// ingesterpb.IngesterServer over them.
+// Does not: validate series or apply rate limits (the distributor did), pick
+// replicas (the ring does) or evaluate PromQL (the querier does).
+package ingester

@@ -1,0 +1,338 @@
+package ingester
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/tsdb"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/strata-metrics/strata/limits"
+	"github.com/strata-metrics/strata/proto/ingesterpb"
+	"github.com/strata-metrics/strata/tenant"
+)
+
+// Ingester serves ingesterpb.IngesterServer over one TSDB per tenant.
+// Its methods are safe for concurrent use.
+type Ingester struct {
+	ingesterpb.UnimplementedIngesterServer
+
+	cfg     Config
+	dir     string // <data.dir>/tsdb
+	limits  *limits.Overrides
+	log     *slog.Logger
+	metrics *metrics
+
+	pushPool sync.Pool // *pushState
+
+	mu    sync.RWMutex
+	state state                // guarded by mu
+	dbs   map[string]*tenantDB // guarded by mu
+	// inflight counts the requests that hold a tenantDB. It is only added to
+	// under mu while state is running, so once state leaves running its Wait
+	// sees every request that will ever hold a DB.
+	inflight sync.WaitGroup
+	// stopping is closed when shutdown starts; long streams watch it.
+	stopping chan struct{}
+	started  atomic.Bool
+}
+
+var _ ingesterpb.IngesterServer = (*Ingester)(nil)
+
+type state int
+
+const (
+	stateStarting state = iota // replaying WALs; no requests
+	stateRunning
+	stateStopping // draining in-flight requests, then closing DBs
+	stateStopped
+)
+
+func (s state) String() string {
+	switch s {
+	case stateStarting:
+		return "starting (replaying WALs)"
+	case stateRunning:
+		return "running"
+	case stateStopping:
+		return "stopping"
+	}
+	return "stopped"
+}
+
+// tenantDB is one tenant's TSDB and what the ingester keeps beside it.
+// The shipper of issue 5 will hang off this struct: one upload loop per
+// tenantDB, started in openDB and stopped in closeDB.
+type tenantDB struct {
+	id string
+
+	// ready is set once db is open; until then opened is the way to wait.
+	ready  atomic.Bool
+	opened chan struct{}
+	db     *tsdb.DB // set before ready/opened; nil if err
+	err    error
+
+	metadata metadataStore
+	reg      *prometheus.Registry // the TSDB's own metrics, summed by tsdbCollector
+}
+
+// New returns an Ingester that keeps its TSDBs under <dataDir>/tsdb. It does
+// no I/O: Run opens the existing TSDBs. lim may be nil (no per-tenant limits
+// are applied by the ingester yet); reg may be nil.
+func New(cfg Config, dataDir string, lim *limits.Overrides, log *slog.Logger, reg prometheus.Registerer) (*Ingester, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if dataDir == "" {
+		return nil, errors.New("ingester needs a data directory (-data.dir)")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	i := &Ingester{
+		cfg:      cfg,
+		dir:      filepath.Join(dataDir, "tsdb"),
+		limits:   lim,
+		log:      log,
+		dbs:      map[string]*tenantDB{},
+		stopping: make(chan struct{}),
+	}
+	i.pushPool.New = newPushState
+	i.metrics = newMetrics(reg, i)
+	return i, nil
+}
+
+// Run opens every tenant TSDB found on disk (replaying its WAL), turns ready,
+// serves until ctx is done, then shuts down: it stops taking requests, waits
+// for the in-flight ones, closes every TSDB and returns nil. A TSDB that
+// cannot be opened at start or closed at the end makes Run return an error.
+func (i *Ingester) Run(ctx context.Context) error {
+	if !i.started.CompareAndSwap(false, true) {
+		return errors.New("ingester: Run called twice")
+	}
+	start := time.Now()
+	if err := i.openExisting(ctx); err != nil {
+		i.setState(stateStopping)
+		close(i.stopping)
+		err = errors.Join(err, i.closeAll())
+		i.setState(stateStopped)
+		return err
+	}
+	if ctx.Err() == nil {
+		i.setState(stateRunning)
+		i.log.Info("ingester ready", "tenants", i.numTenants(), "replay_duration", time.Since(start))
+		<-ctx.Done()
+	}
+
+	i.log.Info("ingester stopping: draining in-flight requests")
+	i.setState(stateStopping)
+	close(i.stopping)
+	i.inflight.Wait()
+	err := i.closeAll()
+	i.setState(stateStopped)
+	i.log.Info("ingester stopped")
+	return err
+}
+
+// CheckReady returns nil once every TSDB found at start is open and until
+// shutdown starts: the process' /ready reports it.
+func (i *Ingester) CheckReady(context.Context) error {
+	i.mu.RLock()
+	s := i.state
+	i.mu.RUnlock()
+	if s != stateRunning {
+		return fmt.Errorf("ingester is %s", s)
+	}
+	return nil
+}
+
+func (i *Ingester) setState(s state) {
+	i.mu.Lock()
+	i.state = s
+	i.mu.Unlock()
+}
+
+func (i *Ingester) numTenants() int {
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	return len(i.dbs)
+}
+
+// openExisting opens the TSDB of every tenant directory under i.dir, a few
+// at a time (each replay is itself parallel).
+func (i *Ingester) openExisting(ctx context.Context) error {
+	if err := os.MkdirAll(i.dir, 0o777); err != nil {
+		return fmt.Errorf("create tsdb directory: %w", err)
+	}
+	entries, err := os.ReadDir(i.dir)
+	if err != nil {
+		return fmt.Errorf("list tenant tsdbs: %w", err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, runtime.GOMAXPROCS(0)/2))
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		id := e.Name()
+		if err := tenant.Validate(id); err != nil {
+			i.log.Warn("skipping directory that is not a tenant tsdb", "dir", filepath.Join(i.dir, id), "err", err)
+			continue
+		}
+		u := &tenantDB{id: id, opened: make(chan struct{})}
+		i.mu.Lock()
+		i.dbs[id] = u
+		i.mu.Unlock()
+		g.Go(func() error {
+			if gctx.Err() != nil {
+				u.err = gctx.Err()
+				close(u.opened)
+				return nil // shutting down before ready: not an error
+			}
+			i.openDB(u)
+			if u.err != nil {
+				return fmt.Errorf("open tsdb of tenant %q: %w", id, u.err)
+			}
+			return nil
+		})
+	}
+	err = g.Wait()
+	// Forget the tenants that did not open, so closeAll skips them.
+	i.mu.Lock()
+	for id, u := range i.dbs {
+		if u.db == nil {
+			delete(i.dbs, id)
+		}
+	}
+	i.mu.Unlock()
+	return err
+}
+
+// openDB opens u's TSDB, replaying its WAL, and publishes the result.
+func (i *Ingester) openDB(u *tenantDB) {
+	defer close(u.opened)
+	// Defence in depth: the id was checked by the caller, but it becomes a path.
+	if err := tenant.Validate(u.id); err != nil {
+		u.err = err
+		return
+	}
+	dir := filepath.Join(i.dir, u.id)
+	// Each TSDB registers its metrics on a registry of its own (one shared
+	// registry would reject the second tenant's identical metrics); the
+	// ingester's collector sums a chosen few across tenants at scrape time,
+	// so the TSDB metrics cost no cardinality per tenant.
+	u.reg = prometheus.NewRegistry()
+	u.metadata.init(i.cfg.MaxMetadataPerTenant)
+	db, err := tsdb.Open(dir, i.log.With("tenant", u.id), u.reg, i.cfg.tsdbOptions(), nil)
+	if err != nil {
+		u.err = err
+		return
+	}
+	u.db = db
+	u.ready.Store(true)
+	i.log.Debug("opened tenant tsdb", "tenant", u.id, "dir", dir, "series", db.Head().NumSeries())
+}
+
+// errUnavailable is returned while the ingester is starting or stopping.
+type errUnavailable struct{ s state }
+
+func (e errUnavailable) Error() string { return "ingester is " + e.s.String() }
+
+// acquire returns tenant's DB for one request and counts the request as in
+// flight. With create, a tenant without a DB gets one (opened once however
+// many requests race for it); without, a missing DB returns (nil, nil). When
+// err is nil the caller must call i.release() when done with the DB.
+func (i *Ingester) acquire(ctx context.Context, id string, create bool) (*tenantDB, error) {
+	i.mu.RLock()
+	if i.state != stateRunning {
+		s := i.state
+		i.mu.RUnlock()
+		return nil, errUnavailable{s}
+	}
+	i.inflight.Add(1)
+	u := i.dbs[id]
+	i.mu.RUnlock()
+	if u != nil && u.ready.Load() {
+		return u, nil // the hot path
+	}
+	if u == nil {
+		if !create {
+			return nil, nil
+		}
+		if err := tenant.Validate(id); err != nil {
+			i.inflight.Done()
+			return nil, err
+		}
+		var opener bool
+		i.mu.Lock()
+		if u = i.dbs[id]; u == nil {
+			u = &tenantDB{id: id, opened: make(chan struct{})}
+			i.dbs[id] = u
+			opener = true
+		}
+		i.mu.Unlock()
+		if opener {
+			i.openDB(u)
+			if u.err != nil {
+				i.mu.Lock()
+				delete(i.dbs, id) // the next request tries again
+				i.mu.Unlock()
+			} else {
+				i.log.Info("opened tsdb of new tenant", "tenant", id)
+			}
+		}
+	}
+	select {
+	case <-u.opened:
+	case <-ctx.Done():
+		i.inflight.Done()
+		return nil, ctx.Err()
+	}
+	if u.err != nil {
+		i.inflight.Done()
+		return nil, fmt.Errorf("open tsdb of tenant %q: %w", id, u.err)
+	}
+	return u, nil
+}
+
+func (i *Ingester) release() { i.inflight.Done() }
+
+// closeAll closes every open TSDB; called once nothing is in flight.
+func (i *Ingester) closeAll() error {
+	i.mu.Lock()
+	dbs := i.dbs
+	i.dbs = map[string]*tenantDB{}
+	i.mu.Unlock()
+	var errs []error
+	for id, u := range dbs {
+		<-u.opened
+		if u.db == nil {
+			continue
+		}
+		if err := u.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close tsdb of tenant %q: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// snapshot returns the open tenant DBs, for metrics collected at scrape time.
+func (i *Ingester) snapshot(dst []*tenantDB) []*tenantDB {
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	for _, u := range i.dbs {
+		if u.ready.Load() {
+			dst = append(dst, u)
+		}
+	}
+	return dst
+}

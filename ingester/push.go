@@ -1,0 +1,215 @@
+package ingester
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/strata-metrics/strata/proto/ingesterpb"
+	"github.com/strata-metrics/strata/remotewrite"
+)
+
+// pushState is everything one Push reuses from the last: the decoded request
+// (whose strings are views into the PushRequest body) and the label scratch
+// space. It lives in Ingester.pushPool and belongs to one Push at a time.
+type pushState struct {
+	req     remotewrite.Request
+	sb      labels.ScratchBuilder // series labels
+	exb     labels.ScratchBuilder // exemplar labels
+	scratch labels.Labels         // overwritten per series; never retained
+	rej     rejections
+}
+
+func newPushState() any {
+	return &pushState{sb: labels.NewScratchBuilder(16), exb: labels.NewScratchBuilder(4)}
+}
+
+// pushCounts are what one push appended.
+type pushCounts struct {
+	floats, histograms, exemplars, metadata int
+}
+
+// Push appends one batch of one tenant's series to its TSDB, opening the TSDB
+// on the tenant's first push. Every valid sample is appended even when others
+// are rejected; rejections come back as InvalidArgument with ErrorDetails
+// {BAD_INPUT, rejected samples} and a message naming the first few.
+func (i *Ingester) Push(ctx context.Context, r *ingesterpb.PushRequest) (*ingesterpb.PushResponse, error) {
+	start := time.Now()
+	defer func() { i.metrics.pushDuration.Observe(time.Since(start).Seconds()) }()
+
+	u, err := i.acquire(ctx, r.GetTenant(), true)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	defer i.release()
+
+	st := i.pushPool.Get().(*pushState)
+	defer func() {
+		st.req.Reset()
+		st.rej.reset()
+		i.pushPool.Put(st)
+	}()
+	if err := remotewrite.Decode(r.GetWriteRequest(), &st.req); err != nil {
+		return nil, statusError(ingesterpb.ErrorClass_ERROR_CLASS_BAD_INPUT, 0, err.Error()) // says "decode write request: ..."
+	}
+
+	n, err := i.appendRequest(ctx, u, st)
+	if err != nil {
+		return nil, err
+	}
+	i.metrics.countPush(n, &st.rej)
+	if st.rej.total() > 0 {
+		return nil, st.rej.status(i.cfg, u)
+	}
+	return &ingesterpb.PushResponse{
+		SamplesAppended:    int64(n.floats),
+		HistogramsAppended: int64(n.histograms),
+		ExemplarsAppended:  int64(n.exemplars),
+		MetadataUpdated:    int64(n.metadata),
+	}, nil
+}
+
+// appendRequest appends st.req to u's head in one transaction.
+//
+// It uses the v1 storage.Appender (db.Appender), not AppenderV2: remote-write
+// 1.0 carries exemplars on TimeSeries of their own (Prometheus' queue manager
+// sends each sample, exemplar and histogram as a separate entry), and only
+// the v1 appender can append an exemplar without a sample in the same call
+// (AppenderV2 attaches exemplars to a successful sample append). For float
+// and histogram samples both do the same work in v0.315.1 (series lookup by
+// ref, lockForAppend, appendable, batch append), and both implement
+// storage.GetRef through dbAppender/dbAppenderV2. Created timestamps of
+// remote-write 2.0 fit the v1 appender too (AppendSTZeroSample).
+//
+// Per series the labels are built into one scratch Labels (no allocation),
+// hashed, and looked up with GetRef; only a series the head does not know
+// yet gets its labels copied, because the head keeps the Labels it is given.
+func (i *Ingester) appendRequest(ctx context.Context, u *tenantDB, st *pushState) (pushCounts, error) {
+	var n pushCounts
+	app := u.db.Appender(ctx)
+	getRef, _ := app.(storage.GetRef) // dbAppender implements it; nil-safe below
+	for k := range st.req.Series {
+		s := &st.req.Series[k]
+		nsamples := len(s.Samples) + len(s.Histograms)
+		if nsamples == 0 && len(s.Exemplars) == 0 {
+			continue
+		}
+		ref, ls := st.lookup(s, getRef)
+		if ref == 0 {
+			if nsamples == 0 {
+				// Exemplars of a series the head does not have: nowhere to
+				// attach them. Prometheus' own receiver drops them too.
+				st.rej.exemplarDropped(exemplarUnknownSeries, len(s.Exemplars))
+				continue
+			}
+			ls = ls.Copy() // a new series: the head keeps these labels
+		}
+		for _, smp := range s.Samples {
+			r, err := app.Append(ref, ls, smp.Timestamp, smp.Value)
+			if err != nil {
+				st.rej.sample(err, ls, smp.Timestamp)
+				continue
+			}
+			ref = r
+			n.floats++
+		}
+		for h := range s.Histograms {
+			hp := &s.Histograms[h]
+			var (
+				r   storage.SeriesRef
+				err error
+			)
+			if hp.IsFloat {
+				r, err = app.AppendHistogram(ref, ls, hp.Timestamp, nil, hp.ToFloatHistogram())
+			} else {
+				r, err = app.AppendHistogram(ref, ls, hp.Timestamp, hp.ToHistogram(), nil)
+			}
+			if err != nil {
+				st.rej.sample(err, ls, hp.Timestamp)
+				continue
+			}
+			ref = r
+			n.histograms++
+		}
+		if len(s.Exemplars) > 0 {
+			if ref == 0 {
+				st.rej.exemplarDropped(exemplarUnknownSeries, len(s.Exemplars))
+				continue
+			}
+			n.exemplars += st.appendExemplars(app, ref, ls, s.Exemplars)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		// Commit rolled everything back: nothing of this push is stored.
+		// The TSDB counts it (strata_ingester_tsdb_wal_writes_failed_total).
+		return pushCounts{}, statusError(ingesterpb.ErrorClass_ERROR_CLASS_UNAVAILABLE, 0, "commit push to tsdb of tenant "+u.id+": "+err.Error())
+	}
+	var dropped int
+	n.metadata, dropped = u.metadata.update(st.req.Metadata)
+	if dropped > 0 {
+		i.metrics.metadataDropped.Add(float64(dropped))
+	}
+	return n, nil
+}
+
+// lookup builds s's labels (sorted, without empty values) into st.scratch and
+// returns the head's ref and own copy of them when the head has the series,
+// else 0 and st.scratch, which must be copied before it is appended.
+func (st *pushState) lookup(s *remotewrite.Series, g storage.GetRef) (storage.SeriesRef, labels.Labels) {
+	st.sb.Reset()
+	sorted := true
+	prev := ""
+	for _, l := range s.Labels {
+		if l.Value == "" {
+			continue // the head drops empty labels; keep the hash equal to its
+		}
+		if l.Name < prev {
+			sorted = false
+		}
+		prev = l.Name
+		st.sb.Add(l.Name, l.Value)
+	}
+	if !sorted {
+		st.sb.Sort()
+	}
+	st.sb.Overwrite(&st.scratch)
+	if g != nil {
+		if ref, ls := g.GetRef(st.scratch, st.scratch.Hash()); ref != 0 {
+			return ref, ls
+		}
+	}
+	return 0, st.scratch
+}
+
+// appendExemplars appends exs to the series ref and returns how many were
+// accepted. Exemplar labels are copied: the exemplar storage keeps them.
+func (st *pushState) appendExemplars(app storage.Appender, ref storage.SeriesRef, ls labels.Labels, exs []remotewrite.Exemplar) int {
+	var n int
+	for k := range exs {
+		ex := &exs[k]
+		st.exb.Reset()
+		for _, l := range ex.Labels {
+			if l.Value != "" {
+				st.exb.Add(l.Name, l.Value)
+			}
+		}
+		st.exb.Sort()
+		e := exemplar.Exemplar{Labels: st.exb.Labels(), Value: ex.Value, Ts: ex.Timestamp, HasTs: true}
+		if _, err := app.AppendExemplar(ref, ls, e); err != nil {
+			if errors.Is(err, storage.ErrOutOfOrderExemplar) {
+				// Replicas and retries resend exemplars: dropped quietly, as
+				// Prometheus' own receiver does, and counted.
+				st.rej.exemplarDropped(exemplarOutOfOrder, 1)
+				continue
+			}
+			st.rej.exemplar(err, ls, ex.Timestamp)
+			continue
+		}
+		n++
+	}
+	return n
+}

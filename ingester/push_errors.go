@@ -1,0 +1,237 @@
+package ingester
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/strata-metrics/strata/proto/ingesterpb"
+	"github.com/strata-metrics/strata/tenant"
+)
+
+// reason is why a sample or exemplar was rejected; it labels
+// strata_ingester_samples_rejected_total and picks the message.
+type reason int
+
+const (
+	reasonOutOfOrder reason = iota
+	reasonOutOfBounds
+	reasonTooOld
+	reasonDuplicate
+	reasonInvalidHistogram
+	reasonInvalidSeries
+	reasonInvalidExemplar
+	reasonOther // not attributable to the input: the push fails as a server error
+	numReasons
+)
+
+var reasonNames = [numReasons]string{
+	reasonOutOfOrder:       "out_of_order",
+	reasonOutOfBounds:      "out_of_bounds",
+	reasonTooOld:           "too_old",
+	reasonDuplicate:        "duplicate_timestamp",
+	reasonInvalidHistogram: "invalid_histogram",
+	reasonInvalidSeries:    "invalid_series",
+	reasonInvalidExemplar:  "invalid_exemplar",
+	reasonOther:            "other",
+}
+
+func (r reason) String() string { return reasonNames[r] }
+
+// classify maps an error of storage.Appender.Append or AppendHistogram.
+func classify(err error) reason {
+	switch {
+	case errors.Is(err, storage.ErrOutOfOrderSample):
+		return reasonOutOfOrder
+	case errors.Is(err, storage.ErrOutOfBounds):
+		return reasonOutOfBounds
+	case errors.Is(err, storage.ErrTooOldSample):
+		return reasonTooOld
+	case errors.Is(err, storage.ErrDuplicateSampleForTimestamp):
+		return reasonDuplicate
+	case errors.As(err, new(histogram.Error)):
+		return reasonInvalidHistogram
+	case errors.Is(err, tsdb.ErrInvalidSample):
+		return reasonInvalidSeries
+	}
+	return reasonOther
+}
+
+// Exemplars dropped without failing the push.
+type exemplarDrop int
+
+const (
+	exemplarOutOfOrder    exemplarDrop = iota // resent by a retry or a replica
+	exemplarUnknownSeries                     // no sample of the series was ever appended
+	numExemplarDrops
+)
+
+var exemplarDropNames = [numExemplarDrops]string{"out_of_order", "unknown_series"}
+
+// maxReported is how many rejections a push error message names.
+const maxReported = 3
+
+// rejections collects what one push rejected.
+type rejections struct {
+	samples   [numReasons]int // rejected samples (float and histogram) by reason
+	exemplars int             // rejected (invalid) exemplars
+	dropped   [numExemplarDrops]int
+	n         int // rejections of samples and exemplars, reported or not
+	first     [maxReported]rejection
+}
+
+type rejection struct {
+	reason reason
+	series string // labels.String(), made only for the reported few
+	ts     int64
+	err    error
+}
+
+func (r *rejections) reset() { *r = rejections{} }
+
+func (r *rejections) sample(err error, ls labels.Labels, ts int64) {
+	why := classify(err)
+	r.samples[why]++
+	r.record(why, ls, ts, err)
+}
+
+func (r *rejections) exemplar(err error, ls labels.Labels, ts int64) {
+	r.exemplars++
+	r.record(reasonInvalidExemplar, ls, ts, err)
+}
+
+func (r *rejections) exemplarDropped(why exemplarDrop, n int) { r.dropped[why] += n }
+
+func (r *rejections) record(why reason, ls labels.Labels, ts int64, err error) {
+	if r.n < maxReported {
+		r.first[r.n] = rejection{reason: why, series: ls.String(), ts: ts, err: err}
+	}
+	r.n++
+}
+
+// total is the number of rejections that fail the push.
+func (r *rejections) total() int { return r.n }
+
+func (r *rejections) rejectedSamples() int64 {
+	var n int
+	for _, c := range r.samples {
+		n += c
+	}
+	return int64(n)
+}
+
+// status is the gRPC error of a push with rejections: InvalidArgument
+// (BAD_INPUT) when the input is to blame, Internal otherwise.
+func (r *rejections) status(cfg Config, u *tenantDB) error {
+	var b strings.Builder
+	reported := min(r.n, maxReported)
+	for k := range reported {
+		if k > 0 {
+			b.WriteString("; ")
+		}
+		r.first[k].describe(&b, cfg, u)
+	}
+	if more := r.n - reported; more > 0 {
+		fmt.Fprintf(&b, "; %d more rejected", more)
+	}
+	if r.samples[reasonOther] > 0 {
+		return statusErrorCode(codes.Internal, ingesterpb.ErrorClass_ERROR_CLASS_UNSPECIFIED, r.rejectedSamples(), b.String())
+	}
+	return statusError(ingesterpb.ErrorClass_ERROR_CLASS_BAD_INPUT, r.rejectedSamples(), b.String())
+}
+
+// describe writes what was rejected, where, why, and what to do about it:
+//
+//	out of order sample for series {__name__="up", job="a"} at 2026-11-25T03:00:00Z (1764039600000): ... [strata-sample-out-of-order]
+func (j rejection) describe(b *strings.Builder, cfg Config, u *tenantDB) {
+	what, id := "", ""
+	switch j.reason {
+	case reasonOutOfOrder:
+		what, id = "out of order sample", "sample-out-of-order"
+	case reasonOutOfBounds:
+		what, id = "sample too old for the head", "sample-out-of-bounds"
+	case reasonTooOld:
+		what, id = "sample older than the out-of-order window", "sample-too-old"
+	case reasonDuplicate:
+		what, id = "sample with a new value for an existing timestamp", "sample-duplicate-timestamp"
+	case reasonInvalidHistogram:
+		what, id = "invalid native histogram", "invalid-native-histogram"
+	case reasonInvalidSeries:
+		what, id = "invalid series", "invalid-series"
+	case reasonInvalidExemplar:
+		what, id = "invalid exemplar", "invalid-exemplar"
+	default:
+		what, id = "sample not appended", "append-failed"
+	}
+	fmt.Fprintf(b, "%s for series %s at %s (%d): ", what, j.series, formatMillis(j.ts), j.ts)
+	head := u.db.Head()
+	switch j.reason {
+	case reasonOutOfOrder:
+		fmt.Fprintf(b, "the series has a newer sample and out-of-order samples are not accepted (-ingester.out-of-order-time-window=%s)", cfg.OutOfOrderTimeWindow)
+	case reasonOutOfBounds:
+		if minValid, ok := head.AppendableMinValidTime(); ok {
+			fmt.Fprintf(b, "the tenant's head accepts samples from %s on (half a block range, %s, behind its newest sample)", formatMillis(minValid), cfg.BlockRangesPeriod/2)
+		} else {
+			b.WriteString(j.err.Error())
+		}
+	case reasonTooOld:
+		fmt.Fprintf(b, "the tenant's newest sample is at %s and the out-of-order window is %s (-ingester.out-of-order-time-window)", formatMillis(head.MaxTime()), cfg.OutOfOrderTimeWindow)
+	default:
+		b.WriteString(j.err.Error())
+	}
+	fmt.Fprintf(b, " [strata-%s]", id)
+}
+
+func formatMillis(ms int64) string {
+	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.999Z07:00")
+}
+
+// statusError is a gRPC error carrying class in its ErrorDetails, with the
+// code the class implies.
+func statusError(class ingesterpb.ErrorClass, rejected int64, msg string) error {
+	code := codes.Internal
+	switch class {
+	case ingesterpb.ErrorClass_ERROR_CLASS_BAD_INPUT:
+		code = codes.InvalidArgument
+	case ingesterpb.ErrorClass_ERROR_CLASS_LIMITED:
+		code = codes.ResourceExhausted
+	case ingesterpb.ErrorClass_ERROR_CLASS_UNAVAILABLE:
+		code = codes.Unavailable
+	}
+	return statusErrorCode(code, class, rejected, msg)
+}
+
+func statusErrorCode(code codes.Code, class ingesterpb.ErrorClass, rejected int64, msg string) error {
+	st, err := status.New(code, msg).WithDetails(&ingesterpb.ErrorDetails{Class: class, RejectedSamples: rejected})
+	if err != nil {
+		return status.Error(code, msg) // cannot happen: ErrorDetails always marshals
+	}
+	return st.Err()
+}
+
+// grpcError maps an error of the ingester's own making to a gRPC status.
+func grpcError(err error) error {
+	var unavailable errUnavailable
+	var invalid *tenant.InvalidError
+	switch {
+	case errors.As(err, &unavailable):
+		return statusError(ingesterpb.ErrorClass_ERROR_CLASS_UNAVAILABLE, 0, err.Error())
+	case errors.As(err, &invalid):
+		return statusError(ingesterpb.ErrorClass_ERROR_CLASS_BAD_INPUT, 0, err.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return statusError(ingesterpb.ErrorClass_ERROR_CLASS_UNSPECIFIED, 0, err.Error())
+}
