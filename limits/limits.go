@@ -38,6 +38,8 @@ func (l *Limits) Validate() error {
 		return fmt.Errorf("-validation.max-length-label-name must be at least 1, got %d", l.MaxLabelNameLength)
 	case l.MaxLabelValueLength < 1:
 		return fmt.Errorf("-validation.max-length-label-value must be at least 1, got %d", l.MaxLabelValueLength)
+	case l.MaxMetadataLength < 1:
+		return fmt.Errorf("-validation.max-metadata-length must be at least 1, got %d", l.MaxMetadataLength)
 	case l.CreationGracePeriod < 0:
 		return fmt.Errorf("-validation.create-grace-period must not be negative, got %s", l.CreationGracePeriod)
 	case l.PastGracePeriod < 0:

@@ -2,6 +2,7 @@ package ring
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"time"
 )
@@ -64,13 +65,20 @@ type Instance struct {
 
 // Healthy reports whether op may use the instance at now.
 func (in *Instance) Healthy(op Operation, heartbeatTimeout time.Duration, now time.Time) bool {
-	if !op.accepts(in.State) {
-		return false
-	}
+	return in.healthyAt(op, heartbeatCutoff(heartbeatTimeout, now))
+}
+
+// heartbeatCutoff is the oldest healthy heartbeat in Unix ms; computed once
+// per lookup rather than once per instance visited.
+func heartbeatCutoff(heartbeatTimeout time.Duration, now time.Time) int64 {
 	if heartbeatTimeout <= 0 {
-		return true
+		return math.MinInt64
 	}
-	return now.Sub(time.UnixMilli(in.Heartbeat)) <= heartbeatTimeout
+	return now.Add(-heartbeatTimeout).UnixMilli()
+}
+
+func (in *Instance) healthyAt(op Operation, cutoff int64) bool {
+	return op.accepts(in.State) && in.Heartbeat >= cutoff
 }
 
 // Desc is the whole ring state: every instance by id.

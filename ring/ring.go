@@ -149,7 +149,7 @@ func (r *Ring) Get(token uint32, op Operation, buf []Instance) (ReplicationSet, 
 	if r.cfg.ZoneAwarenessEnabled && rf > zones {
 		rf = zones
 	}
-	now := r.now()
+	cutoff := heartbeatCutoff(r.cfg.HeartbeatTimeout, r.now())
 	picked := buf[:0]
 	var pickedIdx [16]int32
 	idx := pickedIdx[:0]
@@ -174,7 +174,7 @@ func (r *Ring) Get(token uint32, op Operation, buf []Instance) (ReplicationSet, 
 		if op == Write && (in.State == Joining || in.State == Leaving) && want < len(instances) {
 			want++
 		}
-		if in.Healthy(op, r.cfg.HeartbeatTimeout, now) {
+		if in.healthyAt(op, cutoff) {
 			picked = append(picked, *in)
 			healthy++
 		}
@@ -195,11 +195,11 @@ func (r *Ring) GetAllHealthy(op Operation) (ReplicationSet, error) {
 	if len(instances) == 0 {
 		return ReplicationSet{}, ErrEmpty
 	}
-	now := r.now()
+	cutoff := heartbeatCutoff(r.cfg.HeartbeatTimeout, r.now())
 	var out []Instance
 	unhealthy := 0
 	for i := range instances {
-		if instances[i].Healthy(op, r.cfg.HeartbeatTimeout, now) {
+		if instances[i].healthyAt(op, cutoff) {
 			out = append(out, instances[i])
 		} else {
 			unhealthy++

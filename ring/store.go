@@ -3,6 +3,7 @@ package ring
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // Store holds the ring state. In one process it is memory; in a cluster it
@@ -16,29 +17,30 @@ type Store interface {
 	Update(ctx context.Context, f func(*Desc) bool) error
 }
 
-// MemStore is a Store for one process.
+// MemStore is a Store for one process. Get is a lock-free load: it sits on
+// the push path, once per series.
 type MemStore struct {
-	mu   sync.Mutex
-	desc *Desc
+	mu   sync.Mutex // serialises Update
+	desc atomic.Pointer[Desc]
 }
 
 // NewMemStore returns an empty in-memory ring store.
-func NewMemStore() *MemStore { return &MemStore{desc: NewDesc()} }
+func NewMemStore() *MemStore {
+	s := &MemStore{}
+	s.desc.Store(NewDesc())
+	return s
+}
 
 // Get implements Store.
-func (s *MemStore) Get() *Desc {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.desc
-}
+func (s *MemStore) Get() *Desc { return s.desc.Load() }
 
 // Update implements Store.
 func (s *MemStore) Update(_ context.Context, f func(*Desc) bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := s.desc.Clone()
+	c := s.desc.Load().Clone()
 	if f(c) {
-		s.desc = c
+		s.desc.Store(c)
 	}
 	return nil
 }

@@ -1,0 +1,18 @@
+// Package distributor is Strata's write edge: it takes Prometheus
+// remote-write requests, validates them and replicates every series to a
+// quorum of ingesters.
+//
+// Flow: client --POST /api/v1/push--> distributor --gRPC Push x RF-->
+// ingesters. Per request: resolve the tenant, read and snappy-decompress the
+// body into pooled buffers, decode it into a pooled remotewrite.Request
+// (labels are views into the body), validate and clean every series in
+// place, hash each series to a ring token, encode each series once and copy
+// it into one buffer per ingester, push those in parallel and answer when
+// every series is on a quorum of its replicas.
+// Owns: the push HTTP API and its status codes (400 / 413 / 415 / 429 /
+// 5xx), per-series validation against the tenant's limits, the series token
+// (see seriesToken: it must never change once data exists), the quorum rule.
+// Does not: store anything (ingesters do), decide replica placement (the
+// ring does), dial connections (clientpool does), or yet enforce rate limits
+// or HA-pair dedup (issue 4; push.go marks where they go).
+package distributor

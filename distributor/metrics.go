@@ -1,0 +1,88 @@
+package distributor
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// metrics are the distributor's self-metrics. Label cardinality: tenant
+// (one series per tenant and reason: the multi-tenancy issue caps how many
+// tenants get their own), reason (the stable ids of errors.go, fixed),
+// ingester (instance ids of the ring) and class (five values).
+type metrics struct {
+	receivedSamples   *prometheus.CounterVec
+	receivedExemplars *prometheus.CounterVec
+	receivedMetadata  *prometheus.CounterVec
+	discardedSamples  *prometheus.CounterVec
+	discardedExemplar *prometheus.CounterVec
+	discardedMetadata *prometheus.CounterVec
+
+	pushDuration     *prometheus.HistogramVec
+	compressedSize   prometheus.Histogram
+	decompressedSize prometheus.Histogram
+
+	ingesterPushDuration prometheus.Histogram
+	ingesterPushFailures *prometheus.CounterVec
+	inflightPushes       prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	sizes := prometheus.ExponentialBuckets(1<<10, 4, 10) // 1 KiB .. 256 MiB
+	return &metrics{
+		receivedSamples: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_distributor_received_samples_total",
+			Help: "Float and histogram samples accepted after validation and sent to ingesters.",
+		}, []string{"tenant"}),
+		receivedExemplars: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_distributor_received_exemplars_total",
+			Help: "Exemplars accepted after validation and sent to ingesters.",
+		}, []string{"tenant"}),
+		receivedMetadata: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_distributor_received_metadata_total",
+			Help: "Metric metadata entries accepted after validation and sent to ingesters.",
+		}, []string{"tenant"}),
+		discardedSamples: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_distributor_discarded_samples_total",
+			Help: "Float and histogram samples dropped by validation, by the stable id of the rule.",
+		}, []string{"tenant", "reason"}),
+		discardedExemplar: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_distributor_discarded_exemplars_total",
+			Help: "Exemplars dropped by validation, by the stable id of the rule.",
+		}, []string{"tenant", "reason"}),
+		discardedMetadata: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_distributor_discarded_metadata_total",
+			Help: "Metric metadata entries dropped by validation, by the stable id of the rule.",
+		}, []string{"tenant", "reason"}),
+		pushDuration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:                        "strata_distributor_push_duration_seconds",
+			Help:                        "Time to answer one remote-write request, by HTTP status code.",
+			Buckets:                     prometheus.DefBuckets,
+			NativeHistogramBucketFactor: 1.1,
+		}, []string{"code"}),
+		compressedSize: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "strata_distributor_push_compressed_body_bytes",
+			Help:    "Size of remote-write bodies as received (snappy-compressed).",
+			Buckets: sizes,
+		}),
+		decompressedSize: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "strata_distributor_push_decompressed_body_bytes",
+			Help:    "Size of remote-write bodies after snappy decompression.",
+			Buckets: sizes,
+		}),
+		ingesterPushDuration: f.NewHistogram(prometheus.HistogramOpts{
+			Name:                        "strata_distributor_ingester_push_duration_seconds",
+			Help:                        "Time of one gRPC Push to one ingester, failed or not.",
+			Buckets:                     prometheus.DefBuckets,
+			NativeHistogramBucketFactor: 1.1,
+		}),
+		ingesterPushFailures: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_distributor_ingester_push_failures_total",
+			Help: "Pushes to an ingester that failed, by ingester id and class (bad_input, limited, unavailable, timeout, error).",
+		}, []string{"ingester", "class"}),
+		inflightPushes: f.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_distributor_inflight_pushes",
+			Help: "gRPC pushes to ingesters in flight, including those still running after their request was answered at quorum.",
+		}),
+	}
+}
