@@ -16,8 +16,13 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 all: build
 
+VERSION   := $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+REVISION  := $(shell git rev-parse HEAD 2>/dev/null)
+BRANCH    := $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
+LDFLAGS   := -X main.version=$(VERSION) -X main.revision=$(REVISION) -X main.branch=$(BRANCH) -X main.buildDate=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+
 build:
-	$(GO) build -o $(STRATA) ./cmd/strata
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(STRATA) ./cmd/strata
 
 ## run: start Strata with embedded defaults (data in ./data, HTTP :9009).
 run: build

@@ -1,0 +1,48 @@
+package querier
+
+import (
+	"flag"
+	"fmt"
+	"time"
+)
+
+// Config is the querier's configuration.
+type Config struct {
+	Timeout                     time.Duration `yaml:"timeout"`
+	MaxSamples                  int           `yaml:"max_samples"`
+	LookbackDelta               time.Duration `yaml:"lookback_delta"`
+	MaxConcurrent               int           `yaml:"max_concurrent"`
+	DefaultEvaluationInterval   time.Duration `yaml:"default_evaluation_interval"`
+	MaxQueryLength              time.Duration `yaml:"max_query_length"`
+	EnableExperimentalFunctions bool          `yaml:"promql_experimental_functions_enabled"`
+}
+
+// RegisterFlags registers the querier's flags.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.Timeout, "querier.timeout", 2*time.Minute, "Longest a PromQL query may run, its wait for a free slot included (Prometheus' --query.timeout).")
+	fs.IntVar(&c.MaxSamples, "querier.max-samples", 50_000_000, "Most samples one query may hold in memory at once (Prometheus' --query.max-samples).")
+	fs.DurationVar(&c.LookbackDelta, "querier.lookback-delta", 5*time.Minute, "How far back an instant vector selector looks for the latest sample (Prometheus' --query.lookback-delta); the lookback_delta parameter overrides it per query.")
+	fs.IntVar(&c.MaxConcurrent, "querier.max-concurrent", 20, "Most PromQL queries this process evaluates at once; more wait for a slot (Prometheus' --query.max-concurrency).")
+	fs.DurationVar(&c.DefaultEvaluationInterval, "querier.default-evaluation-interval", time.Minute, "Step of a subquery that gives none, as in rate(x[1h:]) (Prometheus' global evaluation_interval).")
+	fs.DurationVar(&c.MaxQueryLength, "querier.max-query-length", 0, "Longest time range (end - start) of a range query; 0 allows any.")
+	fs.BoolVar(&c.EnableExperimentalFunctions, "querier.promql-experimental-functions-enabled", false, "Allow PromQL's experimental functions (Prometheus' --enable-feature=promql-experimental-functions).")
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	switch {
+	case c.Timeout <= 0:
+		return fmt.Errorf("-querier.timeout must be positive, got %s", c.Timeout)
+	case c.MaxSamples <= 0:
+		return fmt.Errorf("-querier.max-samples must be positive, got %d", c.MaxSamples)
+	case c.LookbackDelta <= 0:
+		return fmt.Errorf("-querier.lookback-delta must be positive, got %s", c.LookbackDelta)
+	case c.MaxConcurrent <= 0:
+		return fmt.Errorf("-querier.max-concurrent must be positive, got %d", c.MaxConcurrent)
+	case c.DefaultEvaluationInterval < time.Millisecond:
+		return fmt.Errorf("-querier.default-evaluation-interval must be at least 1ms, got %s", c.DefaultEvaluationInterval)
+	case c.MaxQueryLength < 0:
+		return fmt.Errorf("-querier.max-query-length must not be negative, got %s", c.MaxQueryLength)
+	}
+	return nil
+}
