@@ -46,7 +46,7 @@ test-deps:
 
 ## bench: the load benchmark of README "Performance": Strata against Debian's Prometheus.
 bench: build test-deps
-	$(GO) run ./cmd/strata-bench -strata $(STRATA)
+	$(GO) run ./cmd/strata-bench -strata.bin=$(STRATA)
 
 ## bench-go: Go micro-benchmarks of the hot paths (compare runs with benchstat).
 bench-go:
@@ -72,3 +72,15 @@ docs:
 
 clean:
 	rm -rf $(BIN)
+
+## cluster: start a real multi-process cluster on loopback (deploy/local): 3
+## ingesters in 3 zones (RF=3), 2 distributors, 1 querier; prints its URLs.
+cluster: build
+	$(GO) run ./deploy/local start -bin $(STRATA)
+
+## cluster-stop: stop exactly the processes `make cluster` started (SIGTERM,
+## then SIGKILL after 30s); data and logs stay in deploy/local/.data.
+cluster-stop:
+	$(GO) run ./deploy/local stop
+
+.PHONY: cluster-stop

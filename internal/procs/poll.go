@@ -1,0 +1,26 @@
+package procs
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Poll calls cond every interval until it reports done, returns an error, or
+// ctx ends. On ctx's end the error includes cond's last "not yet" reason.
+// cond returns (done, reason): reason explains why it is not done yet.
+func Poll(ctx context.Context, interval time.Duration, cond func() (done bool, reason string)) error {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		done, reason := cond()
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("poll: %s: %w", reason, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
