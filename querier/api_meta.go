@@ -19,73 +19,104 @@ import (
 // the series loop.
 const checkContextEveryNIterations = 128
 
-func (q *Querier) labelNames(r *http.Request, tenantID string) apiResult {
+// labelParams are what /labels and /label/<name>/values share.
+type labelParams struct {
+	limit       int
+	querier     storage.Querier
+	hints       *storage.LabelHints
+	matcherSets [][]*labels.Matcher
+}
+
+// openLabelQuery parses limit, start, end and match[] and opens a querier
+// over that range; the caller closes it.
+func (q *Querier) openLabelQuery(r *http.Request, tenantID string) (labelParams, *apiResult) {
 	limit, err := parseLimitParam(r.FormValue("limit"))
 	if err != nil {
-		return invalidParamError(err, "limit")
+		res := invalidParamError(err, "limit")
+		return labelParams{}, &res
 	}
 	start, err := parseTimeParam(r, "start", minTime)
 	if err != nil {
-		return invalidParamError(err, "start")
+		res := invalidParamError(err, "start")
+		return labelParams{}, &res
 	}
 	end, err := parseTimeParam(r, "end", maxTime)
 	if err != nil {
-		return invalidParamError(err, "end")
+		res := invalidParamError(err, "end")
+		return labelParams{}, &res
 	}
 	matcherSets, err := q.parseMatchersParam(r.Form["match[]"])
 	if err != nil {
-		return apiResult{err: &apiError{typ: errorBadData, err: err}}
+		return labelParams{}, &apiResult{err: &apiError{typ: errorBadData, err: err}}
 	}
-	hints := &storage.LabelHints{Limit: toHintLimit(limit)}
 	qr, err := q.Queryable(tenantID).Querier(timestamp.FromTime(start), timestamp.FromTime(end))
 	if err != nil {
-		return apiResult{err: returnAPIError(err)}
+		return labelParams{}, &apiResult{err: classify(err, errorExec)}
 	}
-	defer qr.Close()
+	return labelParams{limit: limit, querier: qr, hints: &storage.LabelHints{Limit: toHintLimit(limit)}, matcherSets: matcherSets}, nil
+}
 
+// labelUnion calls get once per match[] set (once with no matchers when
+// there is none) and returns the sorted union, cut to limit with a warning.
+func labelUnion(p labelParams, get func(ms ...*labels.Matcher) ([]string, annotations.Annotations, error)) ([]string, annotations.Annotations, error) {
 	var (
-		names    []string
+		out      []string
 		warnings annotations.Annotations
 	)
-	if len(matcherSets) > 1 {
+	if len(p.matcherSets) <= 1 {
+		var ms []*labels.Matcher
+		if len(p.matcherSets) == 1 {
+			ms = p.matcherSets[0]
+		}
+		vals, ws, err := get(ms...)
+		if err != nil {
+			return nil, ws, err
+		}
+		out, warnings = slices.Clone(vals), ws
+	} else {
 		set := map[string]struct{}{}
-		for _, matchers := range matcherSets {
-			vals, callWarnings, err := qr.LabelNames(r.Context(), hints, matchers...)
+		for _, ms := range p.matcherSets {
+			vals, ws, err := get(ms...)
 			if err != nil {
-				return apiResult{err: returnAPIError(err), warnings: warnings}
+				return nil, warnings, err
 			}
-			warnings.Merge(callWarnings)
+			warnings.Merge(ws)
 			for _, v := range vals {
 				set[v] = struct{}{}
 			}
 		}
-		names = make([]string, 0, len(set))
-		for k := range set {
-			names = append(names, k)
-		}
-		slices.Sort(names)
-	} else {
-		var matchers []*labels.Matcher
-		if len(matcherSets) == 1 {
-			matchers = matcherSets[0]
-		}
-		names, warnings, err = qr.LabelNames(r.Context(), hints, matchers...)
-		if err != nil {
-			return apiResult{err: classify(err, errorExec), warnings: warnings}
+		out = make([]string, 0, len(set))
+		for v := range set {
+			out = append(out, v)
 		}
 	}
-	if names == nil {
-		names = []string{}
+	if out == nil {
+		out = []string{}
 	}
-	if limit > 0 && len(names) > limit {
-		names = names[:limit]
+	slices.Sort(out)
+	if p.limit > 0 && len(out) > p.limit {
+		out = out[:p.limit]
 		warnings = warnings.Add(errors.New("results truncated due to limit"))
+	}
+	return out, warnings, nil
+}
+
+func (q *Querier) labelNames(r *http.Request, tenantID string) apiResult {
+	p, bad := q.openLabelQuery(r, tenantID)
+	if bad != nil {
+		return *bad
+	}
+	defer p.querier.Close()
+	names, warnings, err := labelUnion(p, func(ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+		return p.querier.LabelNames(r.Context(), p.hints, ms...)
+	})
+	if err != nil {
+		return apiResult{err: classify(err, errorExec), warnings: warnings}
 	}
 	return apiResult{data: names, warnings: warnings}
 }
 
-func (q *Querier) labelValues(r *http.Request, tenantID string) (result apiResult) {
-	ctx := r.Context()
+func (q *Querier) labelValues(r *http.Request, tenantID string) apiResult {
 	name := r.PathValue("name")
 	if strings.HasPrefix(name, "U__") {
 		name = model.UnescapeName(name, model.ValueEncodingEscaping)
@@ -93,74 +124,18 @@ func (q *Querier) labelValues(r *http.Request, tenantID string) (result apiResul
 	if !model.UTF8Validation.IsValidLabelName(name) {
 		return apiResult{err: &apiError{typ: errorBadData, err: fmt.Errorf("invalid label name: %q", name)}}
 	}
-	limit, err := parseLimitParam(r.FormValue("limit"))
+	p, bad := q.openLabelQuery(r, tenantID)
+	if bad != nil {
+		return *bad
+	}
+	defer p.querier.Close()
+	vals, warnings, err := labelUnion(p, func(ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+		return p.querier.LabelValues(r.Context(), name, p.hints, ms...)
+	})
 	if err != nil {
-		return invalidParamError(err, "limit")
+		return apiResult{err: classify(err, errorExec), warnings: warnings}
 	}
-	start, err := parseTimeParam(r, "start", minTime)
-	if err != nil {
-		return invalidParamError(err, "start")
-	}
-	end, err := parseTimeParam(r, "end", maxTime)
-	if err != nil {
-		return invalidParamError(err, "end")
-	}
-	matcherSets, err := q.parseMatchersParam(r.Form["match[]"])
-	if err != nil {
-		return apiResult{err: &apiError{typ: errorBadData, err: err}}
-	}
-	hints := &storage.LabelHints{Limit: toHintLimit(limit)}
-	qr, err := q.Queryable(tenantID).Querier(timestamp.FromTime(start), timestamp.FromTime(end))
-	if err != nil {
-		return apiResult{err: classify(err, errorExec)}
-	}
-	// The values belong to the querier: close it after the response.
-	defer func() {
-		if result.finalizer == nil {
-			qr.Close()
-		}
-	}()
-	closer := func() { qr.Close() }
-
-	var (
-		vals     []string
-		warnings annotations.Annotations
-	)
-	if len(matcherSets) > 1 {
-		set := map[string]struct{}{}
-		for _, matchers := range matcherSets {
-			vs, callWarnings, err := qr.LabelValues(ctx, name, hints, matchers...)
-			if err != nil {
-				return apiResult{err: classify(err, errorExec), warnings: warnings, finalizer: closer}
-			}
-			warnings.Merge(callWarnings)
-			for _, v := range vs {
-				set[v] = struct{}{}
-			}
-		}
-		vals = make([]string, 0, len(set))
-		for v := range set {
-			vals = append(vals, v)
-		}
-	} else {
-		var matchers []*labels.Matcher
-		if len(matcherSets) == 1 {
-			matchers = matcherSets[0]
-		}
-		vals, warnings, err = qr.LabelValues(ctx, name, hints, matchers...)
-		if err != nil {
-			return apiResult{err: classify(err, errorExec), warnings: warnings, finalizer: closer}
-		}
-		if vals == nil {
-			vals = []string{}
-		}
-	}
-	slices.Sort(vals)
-	if limit > 0 && len(vals) > limit {
-		vals = vals[:limit]
-		warnings = warnings.Add(errors.New("results truncated due to limit"))
-	}
-	return apiResult{data: vals, warnings: warnings, finalizer: closer}
+	return apiResult{data: vals, warnings: warnings}
 }
 
 func (q *Querier) series(r *http.Request, tenantID string) (result apiResult) {
