@@ -301,8 +301,12 @@ type cluster struct {
 type clusterOptions struct {
 	ingesters, replicas int
 	startTimestamps     bool // store start timestamps (see startFakeIngester)
-	cfg                 func(*Config)
-	deps                func(*Deps)
+	// zones puts ingester i in zone i%zones, with a zone-aware read set;
+	// with ingesters a multiple of zones and replicas == zones, each
+	// series has one replica per zone.
+	zones int
+	cfg   func(*Config)
+	deps  func(*Deps)
 }
 
 func defaultConfig() Config {
@@ -327,9 +331,17 @@ func startCluster(t testing.TB, o clusterOptions) *cluster {
 	for i := range o.ingesters {
 		f := startFakeIngester(t, fmt.Sprintf("ingester-%d", i), o.startTimestamps)
 		c.ings = append(c.ings, f)
-		rs.Instances = append(rs.Instances, ring.Instance{ID: f.id, Addr: f.addr, State: ring.Active})
+		in := ring.Instance{ID: f.id, Addr: f.addr, State: ring.Active}
+		if o.zones > 0 {
+			in.Zone = fmt.Sprintf("zone-%d", i%o.zones)
+		}
+		rs.Instances = append(rs.Instances, in)
 	}
 	rs.MaxErrors = o.ingesters / 2
+	if o.zones > 0 {
+		rs.MaxErrors = o.replicas / 2
+		rs.MaxUnavailableZones = o.replicas / 2
+	}
 	c.replica = func(ls labels.Labels) []int {
 		h := int(ls.Hash() % uint64(o.ingesters))
 		out := make([]int, o.replicas)

@@ -19,8 +19,9 @@ import (
 // ReplicaSets is what the querier needs from the ring (*ring.Ring).
 type ReplicaSets interface {
 	// GetAllHealthy returns every instance a read must ask and how many of
-	// them may fail while every series still has a replica answering. It
-	// does no I/O and is goroutine-safe.
+	// them (or, with zones, how many zones of them) may fail while every
+	// series still has a replica answering. It does no I/O and is
+	// goroutine-safe.
 	GetAllHealthy(op ring.Operation) (ring.ReplicationSet, error)
 }
 
@@ -50,18 +51,23 @@ type UnavailableError struct {
 	RPC       string
 	Asked     int
 	MaxErrors int
-	Failures  []InstanceFailure
+	// MaxUnavailableZones is the ring's zone tolerance (0 without zones).
+	MaxUnavailableZones int
+	Failures            []InstanceFailure
 }
 
 // InstanceFailure is one ingester's failure.
 type InstanceFailure struct {
-	ID, Addr string
-	Err      error
+	ID, Addr, Zone string
+	Err            error
 }
 
 func (e *UnavailableError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s to ingesters: %d of %d failed, at most %d may", e.RPC, len(e.Failures), e.Asked, e.MaxErrors)
+	if e.MaxUnavailableZones > 0 {
+		fmt.Fprintf(&b, " (or all of %d zone(s))", e.MaxUnavailableZones)
+	}
 	for _, f := range e.Failures {
 		fmt.Fprintf(&b, "; %s (%s): %v", f.ID, f.Addr, f.Err)
 	}
@@ -97,9 +103,10 @@ func errorClass(err error) ingesterpb.ErrorClass {
 // fanOut calls call on every ingester of the ring's read set in parallel
 // and returns the answers of those that succeeded, in no particular order,
 // with one warning per failed ingester. When more fail than the set
-// tolerates, the calls still running are canceled and fanOut returns an
-// *UnavailableError naming the failures (or ctx's error when ctx ended
-// first). replica is the instance's index in the set, for provenance.
+// tolerates (MaxErrors instances, or with zones any number within
+// MaxUnavailableZones zones), the calls still running are canceled and
+// fanOut returns an *UnavailableError naming the failures (or ctx's error
+// when ctx ended first). replica is the instance's index in the set, for provenance.
 func fanOut[T any](ctx context.Context, f *fanout, rpc string, call func(ctx context.Context, c ingesterpb.IngesterClient, replica int) (T, error)) ([]T, annotations.Annotations, error) {
 	rs, err := f.ring.GetAllHealthy(ring.Read)
 	if err != nil {
@@ -113,6 +120,7 @@ func fanOut[T any](ctx context.Context, f *fanout, rpc string, call func(ctx con
 		wg       sync.WaitGroup
 		results  = make([]T, 0, len(rs.Instances))
 		failures []InstanceFailure
+		zones    []string // of failures
 		gaveUp   bool
 	)
 	for i := range rs.Instances {
@@ -136,8 +144,9 @@ func fanOut[T any](ctx context.Context, f *fanout, rpc string, call func(ctx con
 				f.m.requests.WithLabelValues(rpc, outcomeCanceled).Inc()
 			default:
 				f.m.requests.WithLabelValues(rpc, outcomeError).Inc()
-				failures = append(failures, InstanceFailure{ID: in.ID, Addr: in.Addr, Err: err})
-				if len(failures) > rs.MaxErrors {
+				failures = append(failures, InstanceFailure{ID: in.ID, Addr: in.Addr, Zone: in.Zone, Err: err})
+				zones = append(zones, in.Zone)
+				if !rs.Tolerates(zones) {
 					gaveUp = true
 					cancel()
 				}
@@ -149,8 +158,8 @@ func fanOut[T any](ctx context.Context, f *fanout, rpc string, call func(ctx con
 	if err := ctx.Err(); err != nil {
 		return nil, nil, fmt.Errorf("%s to ingesters: %w", rpc, context.Cause(ctx))
 	}
-	if len(failures) > rs.MaxErrors {
-		return nil, nil, &UnavailableError{RPC: rpc, Asked: len(rs.Instances), MaxErrors: rs.MaxErrors, Failures: failures}
+	if !rs.Tolerates(zones) {
+		return nil, nil, &UnavailableError{RPC: rpc, Asked: len(rs.Instances), MaxErrors: rs.MaxErrors, MaxUnavailableZones: rs.MaxUnavailableZones, Failures: failures}
 	}
 	var warns annotations.Annotations
 	for _, fl := range failures {

@@ -183,6 +183,41 @@ func TestFanOutTolerance(t *testing.T) {
 	}
 }
 
+// TestFanOutZones: 6 ingesters in 3 zones, each series on one ingester per
+// zone; a whole zone may fail, two instances in two zones may not.
+func TestFanOutZones(t *testing.T) {
+	down := status.Error(codes.Unavailable, "zone is down")
+	for _, tc := range []struct {
+		name    string
+		fail    []int
+		wantErr string
+	}{
+		{"one instance", []int{1}, ""},
+		{"a whole zone", []int{0, 3}, ""},
+		{"two zones", []int{0, 4}, "2 of 6 failed, at most 1 may (or all of 1 zone(s))"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := startCluster(t, clusterOptions{ingesters: 6, replicas: 3, zones: 3})
+			loadSeries(t, c, 12, 1_700_000_000_000)
+			want, err := readAll(t, c.q)
+			require.NoError(t, err)
+			require.Len(t, want.series, 12)
+			for _, i := range tc.fail {
+				c.ings[i].setFailure(down)
+			}
+			got, err := readAll(t, c.q)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				require.Equal(t, errorUnavailable, returnAPIError(err).typ)
+				return
+			}
+			require.NoError(t, err)
+			got.warnings = nil
+			require.Equal(t, want, got)
+		})
+	}
+}
+
 // TestFanOutHTTP checks what a client sees of ingester failures.
 func TestFanOutHTTP(t *testing.T) {
 	c := startCluster(t, clusterOptions{replicas: 3})

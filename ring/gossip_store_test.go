@@ -150,8 +150,10 @@ func TestGossipRingConverges(t *testing.T) {
 	cancels := make([]context.CancelFunc, n)
 	done := make([]chan struct{}, n)
 	for i, nd := range nodes {
-		lc := NewLifecycler(LifecyclerConfig{NumTokens: 32, HeartbeatPeriod: 100 * time.Millisecond},
-			fmt.Sprintf("ing-%d", i), fmt.Sprintf("127.0.0.1:%d", 9100+i), fmt.Sprintf("z%d", i%3), nd.ing, discard, nd.reg)
+		lc := NewLifecycler(LifecyclerConfig{NumTokens: 32, HeartbeatPeriod: 100 * time.Millisecond, UnregisterOnShutdown: true}, LifecyclerDeps{
+			ID: fmt.Sprintf("ing-%d", i), Addr: fmt.Sprintf("127.0.0.1:%d", 9100+i), Zone: fmt.Sprintf("z%d", i%3),
+			Store: nd.ing, Log: discard, Reg: nd.reg,
+		})
 		ctx, cancel := context.WithCancel(context.Background())
 		cancels[i], done[i] = cancel, make(chan struct{})
 		wg.Go(func() {
@@ -334,4 +336,10 @@ func BenchmarkGossipStoreGet(b *testing.B) {
 			}
 		}
 	})
+}
+
+func newSoloKV(t *testing.T) *gossip.KV {
+	kv, err := gossip.New(gossipConfig(0), "solo", discard, prometheus.NewRegistry())
+	require.NoError(t, err)
+	return kv
 }

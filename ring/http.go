@@ -2,6 +2,7 @@ package ring
 
 import (
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"net/http"
 	"strings"
@@ -9,9 +10,17 @@ import (
 )
 
 // StatusHandler serves GET /ring: JSON for "Accept: application/json",
-// an HTML table for people otherwise.
-func (r *Ring) StatusHandler() http.Handler {
+// an HTML table for people otherwise; POST forgets an unhealthy instance.
+func (r *Ring) StatusHandler() http.Handler { return r.StatusHandlerTitled("Ingester ring") }
+
+// StatusHandlerTitled is StatusHandler with another page title, for the
+// other rings (the distributor ring).
+func (r *Ring) StatusHandlerTitled(title string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method == http.MethodPost {
+			r.forget(w, req)
+			return
+		}
 		now := r.now()
 		own := r.Ownership()
 		type row struct {
@@ -53,9 +62,10 @@ func (r *Ring) StatusHandler() http.Handler {
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_ = statusPage.Execute(w, struct {
-			RF   int
-			Rows []row
-		}{r.cfg.ReplicationFactor, rows})
+			Title string
+			RF    int
+			Rows  []row
+		}{title, r.cfg.ReplicationFactor, rows})
 	})
 }
 
@@ -64,16 +74,53 @@ var statusPage = template.Must(template.New("ring").Funcs(template.FuncMap{
 		return strings.TrimRight(strings.TrimRight(template.HTMLEscapeString(formatPct(f)), "0"), ".") + "%"
 	},
 }).Parse(`<!doctype html>
-<html><head><title>Strata ring</title>
+<html><head><title>Strata {{.Title}}</title>
 <style>body{font-family:sans-serif}td,th{padding:2px 10px;text-align:left}tr.bad{color:#b00}</style></head>
-<body><h1>Ingester ring</h1><p>Replication factor {{.RF}}.</p>
-<table><tr><th>Instance</th><th>Zone</th><th>State</th><th>Address</th><th>Tokens</th><th>Ownership</th><th>Heartbeat age</th><th>Healthy</th></tr>
-{{range .Rows}}<tr{{if not .Healthy}} class="bad"{{end}}><td>{{.ID}}</td><td>{{.Zone}}</td><td>{{.State}}</td><td>{{.Addr}}</td><td>{{.Tokens}}</td><td>{{pct .Ownership}}</td><td>{{.HeartbeatAge}}</td><td>{{.Healthy}}</td></tr>
-{{else}}<tr><td colspan="8">No instances.</td></tr>{{end}}
+<body><h1>{{.Title}}</h1><p>Replication factor {{.RF}}.</p>
+<table><tr><th>Instance</th><th>Zone</th><th>State</th><th>Address</th><th>Tokens</th><th>Ownership</th><th>Heartbeat age</th><th>Healthy</th><th></th></tr>
+{{range .Rows}}<tr{{if not .Healthy}} class="bad"{{end}}><td>{{.ID}}</td><td>{{.Zone}}</td><td>{{.State}}</td><td>{{.Addr}}</td><td>{{.Tokens}}</td><td>{{pct .Ownership}}</td><td>{{.HeartbeatAge}}</td><td>{{.Healthy}}</td><td>{{if not .Healthy}}<form method="post"><button name="forget" value="{{.ID}}">Forget</button></form>{{end}}</td></tr>
+{{else}}<tr><td colspan="9">No instances.</td></tr>{{end}}
 </table></body></html>
 `))
 
 func formatPct(f float64) string {
 	b, _ := json.Marshal(float64(int(f*10000+0.5)) / 100)
 	return string(b) + ".0"
+}
+
+// forget serves POST /ring with forget=<id>: it removes an unhealthy
+// instance from the ring at once (through a GossipStore, a tombstone that
+// gossip does not undo). A healthy instance is not forgotten: its next
+// heartbeat would bring it back anyway.
+func (r *Ring) forget(w http.ResponseWriter, req *http.Request) {
+	id := req.PostFormValue("forget")
+	if id == "" {
+		http.Error(w, "missing form field forget=<instance id>", http.StatusBadRequest)
+		return
+	}
+	var status int
+	err := r.store.Update(req.Context(), func(d *Desc) bool {
+		in, ok := d.Instances[id]
+		switch {
+		case !ok || in.State == Left:
+			status = http.StatusNotFound
+			return false
+		case in.Healthy(Read, r.cfg.HeartbeatTimeout, r.now()):
+			status = http.StatusConflict
+			return false
+		}
+		delete(d.Instances, id)
+		status = http.StatusSeeOther
+		return true
+	})
+	switch {
+	case err != nil:
+		http.Error(w, fmt.Sprintf("forget %s: %v", id, err), http.StatusServiceUnavailable)
+	case status == http.StatusNotFound:
+		http.Error(w, fmt.Sprintf("instance %q is not in the ring", id), status)
+	case status == http.StatusConflict:
+		http.Error(w, fmt.Sprintf("instance %q is healthy; only an unhealthy instance can be forgotten", id), status)
+	default:
+		http.Redirect(w, req, req.URL.Path, http.StatusSeeOther)
+	}
 }

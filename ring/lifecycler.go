@@ -2,10 +2,14 @@ package ring
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,14 +20,16 @@ import (
 // says it is alive. ID, Addr and Zone come from the process flags
 // (-instance.id, -instance.zone and the gRPC address), not from here.
 type LifecyclerConfig struct {
-	NumTokens       int           `yaml:"num_tokens"`
-	HeartbeatPeriod time.Duration `yaml:"heartbeat_period"`
+	NumTokens            int           `yaml:"num_tokens"`
+	HeartbeatPeriod      time.Duration `yaml:"heartbeat_period"`
+	UnregisterOnShutdown bool          `yaml:"unregister_on_shutdown"`
 }
 
 // RegisterFlags registers the lifecycler's flags.
 func (c *LifecyclerConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.NumTokens, "ingester.num-tokens", 128, "Tokens an ingester takes in the ring; more tokens spread series more evenly.")
-	fs.DurationVar(&c.HeartbeatPeriod, "ingester.heartbeat-period", 5*time.Second, "How often an ingester refreshes its heartbeat in the ring.")
+	fs.DurationVar(&c.HeartbeatPeriod, "ingester.heartbeat-period", 5*time.Second, "How often an ingester (and a distributor, in the distributor ring) refreshes its heartbeat in the ring; keep it well below -ring.heartbeat-timeout.")
+	fs.BoolVar(&c.UnregisterOnShutdown, "ingester.unregister-on-shutdown", true, "On shutdown, leave the ring (LEFT); false keeps the ingester's tokens in the ring as LEAVING until it restarts with the same -instance.id and tokens file (a StatefulSet restart: its series do not move meanwhile).")
 }
 
 // Validate checks the configuration.
@@ -37,79 +43,136 @@ func (c *LifecyclerConfig) Validate() error {
 	return nil
 }
 
-// Lifecycler announces one instance in the ring and keeps its heartbeat.
-type Lifecycler struct {
-	cfg              LifecyclerConfig
-	id, addr, zone   string
-	store            Store
-	log              *slog.Logger
-	now              func() time.Time
-	heartbeats       prometheus.Counter
-	heartbeatFailure prometheus.Counter
+// LifecyclerDeps is what a Lifecycler needs besides its configuration.
+type LifecyclerDeps struct {
+	ID, Addr, Zone string
+	Store          Store
+	// TokensFile keeps the tokens across restarts (<-data.dir>/tokens for
+	// an ingester); "" keeps none (a distributor).
+	TokensFile string
+	Log        *slog.Logger
+	Reg        prometheus.Registerer
+	Now        func() time.Time // nil: time.Now
 }
 
-// NewLifecycler returns a Lifecycler for the instance id at addr in zone.
-func NewLifecycler(cfg LifecyclerConfig, id, addr, zone string, store Store, log *slog.Logger, reg prometheus.Registerer) *Lifecycler {
-	f := promauto.With(reg)
+// Lifecycler announces one instance in the ring and keeps its heartbeat.
+// It is the only writer of its instance's entry: every heartbeat writes the
+// whole entry it keeps, so an entry lost to gossip (forgotten by mistake,
+// or replaced by a stale one after a restart) comes back within a period.
+type Lifecycler struct {
+	cfg            LifecyclerConfig
+	id, addr, zone string
+	tokensFile     string
+	store          Store
+	log            *slog.Logger
+	now            func() time.Time
+
+	heartbeats       prometheus.Counter
+	heartbeatFailure prometheus.Counter
+	tokenConflicts   prometheus.Counter
+
+	mu   sync.Mutex
+	rnd  *rand.Rand
+	self Instance // this instance as it says it is; ID is "" before Register
+}
+
+// NewLifecycler returns a Lifecycler for the instance deps.ID.
+func NewLifecycler(cfg LifecyclerConfig, deps LifecyclerDeps) *Lifecycler {
+	f := promauto.With(deps.Reg)
+	now := deps.Now
+	if now == nil {
+		now = time.Now
+	}
 	return &Lifecycler{
-		cfg: cfg, id: id, addr: addr, zone: zone, store: store, log: log, now: time.Now,
+		cfg: cfg, id: deps.ID, addr: deps.Addr, zone: deps.Zone, tokensFile: deps.TokensFile,
+		store: deps.Store, log: deps.Log, now: now,
+		rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		heartbeats: f.NewCounter(prometheus.CounterOpts{
 			Name: "strata_ring_heartbeats_total", Help: "Heartbeats this instance wrote to the ring.",
 		}),
 		heartbeatFailure: f.NewCounter(prometheus.CounterOpts{
 			Name: "strata_ring_heartbeat_failures_total", Help: "Heartbeats this instance failed to write to the ring.",
 		}),
+		tokenConflicts: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_ring_token_conflicts_total", Help: "Tokens this instance gave up because an instance with a lower id claimed them too.",
+		}),
 	}
 }
 
-// Register adds the instance to the ring as JOINING, keeping the tokens it
-// already has there (a restart) or taking new ones.
+// Register adds the instance to the ring as JOINING with the tokens of its
+// tokens file (a restart), else those it still has in the ring, else new
+// ones; and saves them to the tokens file.
 func (l *Lifecycler) Register(ctx context.Context) error {
-	return l.store.Update(ctx, func(d *Desc) bool {
+	saved := l.loadTokens()
+	err := l.store.Update(ctx, func(d *Desc) bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
 		now := l.now().UnixMilli()
 		in, ok := d.Instances[l.id]
-		if !ok || in.State == Left {
-			rnd := rand.New(rand.NewPCG(rand.Uint64(), uint64(now)))
-			in = Instance{ID: l.id, RegisteredAt: now, Tokens: d.newTokens(l.id, l.cfg.NumTokens, rnd)}
+		switch {
+		case len(saved) > 0:
+			in.Tokens = saved
+		case ok && in.State != Left && len(in.Tokens) > 0:
+		default:
+			in.Tokens = d.newTokens(l.id, l.cfg.NumTokens, l.rnd)
 		}
-		in.Addr, in.Zone, in.State, in.Heartbeat = l.addr, l.zone, Joining, now
+		if !ok || in.State == Left || in.RegisteredAt == 0 {
+			in.RegisteredAt = now
+		}
+		in.ID, in.Addr, in.Zone, in.State, in.Heartbeat = l.id, l.addr, l.zone, Joining, now
 		d.Instances[l.id] = in
+		l.self = in
 		return true
 	})
+	if err != nil {
+		return fmt.Errorf("register %s in the ring: %w", l.id, err)
+	}
+	l.mu.Lock()
+	tokens := l.self.Tokens
+	l.mu.Unlock()
+	l.saveTokens(tokens)
+	return nil
 }
 
 // SetState moves the instance to state.
 func (l *Lifecycler) SetState(ctx context.Context, state State) error {
-	var missing bool
+	l.mu.Lock()
+	registered := l.self.ID != ""
+	l.mu.Unlock()
+	if !registered {
+		return fmt.Errorf("set ring state of %s to %s: not registered", l.id, state)
+	}
 	err := l.store.Update(ctx, func(d *Desc) bool {
-		in, ok := d.Instances[l.id]
-		if !ok {
-			missing = true
-			return false
-		}
-		in.State, in.Heartbeat = state, l.now().UnixMilli()
-		d.Instances[l.id] = in
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.self.State, l.self.Heartbeat = state, l.now().UnixMilli()
+		d.Instances[l.id] = l.self
 		return true
 	})
 	if err != nil {
 		return fmt.Errorf("set ring state of %s to %s: %w", l.id, state, err)
 	}
-	if missing {
-		return fmt.Errorf("set ring state of %s to %s: not registered", l.id, state)
-	}
 	l.log.Info("ring state changed", "instance", l.id, "state", state)
 	return nil
 }
 
-// Run heartbeats until ctx is done, then marks the instance LEFT (a
-// tombstone, so gossip does not bring it back) and returns nil.
+// Run heartbeats until ctx is done, then leaves the ring: it marks the
+// instance LEFT (a tombstone, so gossip does not bring it back), or with
+// -ingester.unregister-on-shutdown=false leaves its entry as it is (tokens
+// kept; it turns unhealthy when its heartbeat ages). Returns nil.
 func (l *Lifecycler) Run(ctx context.Context) error {
 	t := time.NewTicker(l.cfg.HeartbeatPeriod)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			if err := l.SetState(context.Background(), Left); err != nil {
+			if !l.cfg.UnregisterOnShutdown {
+				l.log.Info("keeping this instance's tokens in the ring for its restart", "instance", l.id)
+				return nil
+			}
+			leaveCtx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+			defer cancel()
+			if err := l.SetState(leaveCtx, Left); err != nil {
 				l.log.Warn("leave ring", "err", err)
 			}
 			return nil
@@ -119,14 +182,24 @@ func (l *Lifecycler) Run(ctx context.Context) error {
 	}
 }
 
+// leaveTimeout bounds the last ring write on shutdown.
+const leaveTimeout = 5 * time.Second
+
+// heartbeat writes the instance's whole entry with a new heartbeat, and
+// gives up tokens that an instance with a lower id claims too.
 func (l *Lifecycler) heartbeat(ctx context.Context) {
+	var lost int
 	err := l.store.Update(ctx, func(d *Desc) bool {
-		in, ok := d.Instances[l.id]
-		if !ok {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.self.ID == "" {
 			return false
 		}
-		in.Heartbeat = l.now().UnixMilli()
-		d.Instances[l.id] = in
+		l.self.Heartbeat = l.now().UnixMilli()
+		d.Instances[l.id] = l.self
+		if lost = d.resolveTokenConflicts(l.id, l.rnd); lost > 0 {
+			l.self.Tokens = d.Instances[l.id].Tokens
+		}
 		return true
 	})
 	if err != nil {
@@ -135,4 +208,43 @@ func (l *Lifecycler) heartbeat(ctx context.Context) {
 		return
 	}
 	l.heartbeats.Inc()
+	if lost > 0 {
+		l.tokenConflicts.Add(float64(lost))
+		l.log.Warn("gave up tokens another instance claims too", "instance", l.id, "tokens", lost)
+		l.mu.Lock()
+		tokens := l.self.Tokens
+		l.mu.Unlock()
+		l.saveTokens(tokens)
+	}
+}
+
+// loadTokens returns the tokens file's tokens, nil when there is none (a
+// first start) or it cannot be read (logged: the instance takes new ones).
+func (l *Lifecycler) loadTokens() []uint32 {
+	if l.tokensFile == "" {
+		return nil
+	}
+	tokens, err := LoadTokensFile(l.tokensFile)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		l.log.Warn("tokens file unreadable, taking new tokens", "err", err)
+		return nil
+	}
+	if len(tokens) != l.cfg.NumTokens {
+		l.log.Warn("tokens file holds another number of tokens than -ingester.num-tokens; keeping the file's", "file", len(tokens), "flag", l.cfg.NumTokens)
+	}
+	return slices.Clip(tokens)
+}
+
+// saveTokens writes tokens to the tokens file; a failure is logged, since
+// the ring still has them.
+func (l *Lifecycler) saveTokens(tokens []uint32) {
+	if l.tokensFile == "" {
+		return
+	}
+	if err := SaveTokensFile(l.tokensFile, tokens); err != nil {
+		l.log.Warn("save tokens file", "err", err)
+	}
 }

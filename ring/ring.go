@@ -1,12 +1,13 @@
 package ring
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
 	"slices"
 	"sort"
-	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,7 +27,7 @@ type Config struct {
 
 // RegisterFlags registers the ring's flags.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.IntVar(&c.ReplicationFactor, "ring.replication-factor", 1, "Copies of each series, on distinct ingesters (distinct zones with zone awareness).")
+	fs.IntVar(&c.ReplicationFactor, "ring.replication-factor", 3, "Copies of each series, on distinct ingesters (distinct zones with zone awareness); a write needs RF/2+1 of them. With -target=all and this flag not given (nor ring.replication_factor in -config.file) it is 1.")
 	fs.DurationVar(&c.HeartbeatTimeout, "ring.heartbeat-timeout", time.Minute, "An instance whose last heartbeat is older than this is unhealthy and skipped; 0 never times out.")
 	fs.BoolVar(&c.ZoneAwarenessEnabled, "ring.zone-awareness-enabled", false, "Place the replicas of a series in distinct zones (-instance.zone).")
 }
@@ -49,19 +50,49 @@ type ReplicationSet struct {
 	// MaxErrors is how many of Instances may fail; the operation succeeds
 	// when len(Instances)-MaxErrors of them succeed.
 	MaxErrors int
+	// MaxUnavailableZones is set on a read set with zone awareness: the
+	// read also succeeds when every failed instance sits in at most this
+	// many zones (each series has one replica per zone), however many
+	// instances that is. 0 adds nothing to MaxErrors.
+	MaxUnavailableZones int
 }
 
 // Quorum is how many instances must succeed.
 func (rs ReplicationSet) Quorum() int { return len(rs.Instances) - rs.MaxErrors }
 
+// Tolerates reports whether the operation still succeeds when the instances
+// with these zones (one entry per failed instance) failed.
+func (rs ReplicationSet) Tolerates(failedZones []string) bool {
+	if len(failedZones) <= rs.MaxErrors {
+		return true
+	}
+	if rs.MaxUnavailableZones <= 0 {
+		return false
+	}
+	var distinct []string
+	for _, z := range failedZones {
+		if !slices.Contains(distinct, z) {
+			if distinct = append(distinct, z); len(distinct) > rs.MaxUnavailableZones {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // Ring answers replication questions over a Store's current state. It keeps
-// a sorted token index, rebuilt only when the state changes.
+// a sorted token index, rebuilt only when the state changes, outside any
+// lock: lookups never wait for a rebuild.
 type Ring struct {
 	cfg   Config
 	store Store
 	now   func() time.Time
+	idx   atomic.Pointer[ringIndex]
+}
 
-	mu        sync.RWMutex
+// ringIndex is the lookup structure of one state of the ring. It is never
+// modified once published.
+type ringIndex struct {
 	seen      *Desc
 	tokens    []uint32 // sorted
 	owners    []int32  // owners[i] indexes instances for tokens[i]
@@ -69,35 +100,37 @@ type Ring struct {
 	zones     int
 }
 
+var emptyIndex = &ringIndex{}
+
 // New returns a Ring over store. now is the clock (time.Now in production).
 func New(cfg Config, store Store, now func() time.Time) *Ring {
-	return &Ring{cfg: cfg, store: store, now: now}
+	r := &Ring{cfg: cfg, store: store, now: now}
+	r.idx.Store(emptyIndex)
+	return r
 }
 
 // ReplicationFactor is the configured number of copies.
 func (r *Ring) ReplicationFactor() int { return r.cfg.ReplicationFactor }
 
 // index returns the token index for the store's current state, rebuilding
-// it when the state changed. The returned slices must not be modified.
-func (r *Ring) index() (tokens []uint32, owners []int32, instances []Instance, zones int) {
+// it when the state changed. Two callers may rebuild at once; the later
+// publication wins and a stale one is rebuilt on the next call, since
+// pointer inequality with the store's state is all that triggers it.
+func (r *Ring) index() *ringIndex {
 	d := r.store.Get()
-	r.mu.RLock()
-	if d == r.seen {
-		tokens, owners, instances, zones = r.tokens, r.owners, r.instances, r.zones
-		r.mu.RUnlock()
-		return
+	cur := r.idx.Load()
+	if d == cur.seen {
+		return cur
 	}
-	r.mu.RUnlock()
-
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if d != r.seen {
-		r.rebuild(d)
-	}
-	return r.tokens, r.owners, r.instances, r.zones
+	next := buildIndex(d, cur)
+	r.idx.Store(next)
+	return next
 }
 
-func (r *Ring) rebuild(d *Desc) {
+// buildIndex indexes d. Gossip publishes a new *Desc for every heartbeat,
+// so when the members and their tokens are those of prev, prev's token
+// arrays are reused and only the instances (states, heartbeats) are new.
+func buildIndex(d *Desc, prev *ringIndex) *ringIndex {
 	ids := make([]string, 0, len(d.Instances))
 	for id, in := range d.Instances {
 		if in.State != Left {
@@ -108,10 +141,20 @@ func (r *Ring) rebuild(d *Desc) {
 	instances := make([]Instance, len(ids))
 	zoneSet := map[string]struct{}{}
 	n := 0
+	sameTokens := len(ids) == len(prev.instances)
 	for i, id := range ids {
 		instances[i] = d.Instances[id]
 		zoneSet[instances[i].Zone] = struct{}{}
 		n += len(instances[i].Tokens)
+		if sameTokens {
+			p := &prev.instances[i]
+			sameTokens = p.ID == id && slices.Equal(p.Tokens, instances[i].Tokens)
+		}
+	}
+	idx := &ringIndex{seen: d, instances: instances, zones: len(zoneSet)}
+	if sameTokens {
+		idx.tokens, idx.owners = prev.tokens, prev.owners
+		return idx
 	}
 	type entry struct {
 		token uint32
@@ -123,13 +166,21 @@ func (r *Ring) rebuild(d *Desc) {
 			entries = append(entries, entry{t, int32(i)})
 		}
 	}
-	sort.Slice(entries, func(a, b int) bool { return entries[a].token < entries[b].token })
-	r.tokens = make([]uint32, len(entries))
-	r.owners = make([]int32, len(entries))
+	slices.SortFunc(entries, func(a, b entry) int {
+		if c := cmp.Compare(a.token, b.token); c != 0 {
+			return c
+		}
+		// A token two instances claim (they joined at once) belongs to the
+		// lower id on every member, until the other one's lifecycler gives
+		// it up; instances are sorted by id, so owner order is id order.
+		return cmp.Compare(a.owner, b.owner)
+	})
+	idx.tokens = make([]uint32, len(entries))
+	idx.owners = make([]int32, len(entries))
 	for i, e := range entries {
-		r.tokens[i], r.owners[i] = e.token, e.owner
+		idx.tokens[i], idx.owners[i] = e.token, e.owner
 	}
-	r.instances, r.zones, r.seen = instances, len(zoneSet), d
+	return idx
 }
 
 // Get returns the replicas of the series hashed to token for op: the first
@@ -138,7 +189,8 @@ func (r *Ring) rebuild(d *Desc) {
 // so that success means a quorum (RF/2+1) of the replicas. buf is reused for
 // the result's Instances when it has capacity.
 func (r *Ring) Get(token uint32, op Operation, buf []Instance) (ReplicationSet, error) {
-	tokens, owners, instances, zones := r.index()
+	ix := r.index()
+	tokens, owners, instances, zones := ix.tokens, ix.owners, ix.instances, ix.zones
 	if len(tokens) == 0 {
 		return ReplicationSet{}, ErrEmpty
 	}
@@ -187,15 +239,22 @@ func (r *Ring) Get(token uint32, op Operation, buf []Instance) (ReplicationSet, 
 }
 
 // GetAllHealthy returns every instance healthy for op, with MaxErrors set to
-// how many more may fail while every series still has one replica answering
-// among them: RF-1 minus the unhealthy ones (without zones), or all of one
-// failed zone at most RF-1 zones (with zones). Reads merge what answers.
+// how many more may fail while every series still has a replica answering
+// that holds each write a quorum acknowledged: RF/2 minus the unhealthy
+// ones. With zone awareness a zone with an unhealthy instance is left out
+// whole and MaxUnavailableZones says how many more zones may fail (RF/2
+// minus those left out): one failed zone of three at RF 3.
 func (r *Ring) GetAllHealthy(op Operation) (ReplicationSet, error) {
-	_, _, instances, _ := r.index()
+	ix := r.index()
+	instances := ix.instances
 	if len(instances) == 0 {
 		return ReplicationSet{}, ErrEmpty
 	}
 	cutoff := heartbeatCutoff(r.cfg.HeartbeatTimeout, r.now())
+	rf := min(r.cfg.ReplicationFactor, len(instances))
+	if r.cfg.ZoneAwarenessEnabled {
+		return allHealthyByZone(instances, op, cutoff, min(rf, ix.zones))
+	}
 	var out []Instance
 	unhealthy := 0
 	for i := range instances {
@@ -205,10 +264,9 @@ func (r *Ring) GetAllHealthy(op Operation) (ReplicationSet, error) {
 			unhealthy++
 		}
 	}
-	rf := min(r.cfg.ReplicationFactor, len(instances))
-	// Reads need every series to have at least a quorum... of one: a read
-	// merges all replicas, so any one of the RF copies answers for a series.
-	// Tolerating RF/2 failures keeps reads consistent with quorum writes.
+	// A read merges all replicas, so any one of a series' copies answers
+	// for it; tolerating RF/2 failures keeps reads consistent with quorum
+	// writes (RF/2+1 copies acknowledged).
 	maxErrors := rf/2 - unhealthy
 	if maxErrors < 0 {
 		return ReplicationSet{}, fmt.Errorf("%w: %d of %d instances unhealthy, replication factor %d tolerates %d", ErrTooFewHealthy, unhealthy, len(instances), rf, rf/2)
@@ -216,15 +274,53 @@ func (r *Ring) GetAllHealthy(op Operation) (ReplicationSet, error) {
 	return ReplicationSet{Instances: out, MaxErrors: maxErrors}, nil
 }
 
+// allHealthyByZone is GetAllHealthy with zone awareness: each series has
+// one replica in each of rf zones, so losing rf/2 zones whole is as safe as
+// losing rf/2 instances.
+func allHealthyByZone(instances []Instance, op Operation, cutoff int64, rf int) (ReplicationSet, error) {
+	var badZones []string
+	for i := range instances {
+		if !instances[i].healthyAt(op, cutoff) && !slices.Contains(badZones, instances[i].Zone) {
+			badZones = append(badZones, instances[i].Zone)
+		}
+	}
+	maxZones := rf/2 - len(badZones)
+	if maxZones < 0 {
+		slices.Sort(badZones)
+		return ReplicationSet{}, fmt.Errorf("%w: zones %q have unhealthy instances, replication factor %d across zones tolerates %d", ErrTooFewHealthy, badZones, rf, rf/2)
+	}
+	var out []Instance
+	for i := range instances {
+		if !slices.Contains(badZones, instances[i].Zone) {
+			out = append(out, instances[i])
+		}
+	}
+	return ReplicationSet{Instances: out, MaxErrors: maxZones, MaxUnavailableZones: maxZones}, nil
+}
+
+// CountHealthy returns how many instances are healthy for op: for the
+// distributor ring, how many distributors share a global limit.
+func (r *Ring) CountHealthy(op Operation) int {
+	instances := r.index().instances
+	cutoff := heartbeatCutoff(r.cfg.HeartbeatTimeout, r.now())
+	n := 0
+	for i := range instances {
+		if instances[i].healthyAt(op, cutoff) {
+			n++
+		}
+	}
+	return n
+}
+
 // Instances returns a snapshot of every instance, sorted by id.
 func (r *Ring) Instances() []Instance {
-	_, _, instances, _ := r.index()
-	return slices.Clone(instances)
+	return slices.Clone(r.index().instances)
 }
 
 // Ownership returns the share of the token space each instance owns.
 func (r *Ring) Ownership() map[string]float64 {
-	tokens, owners, instances, _ := r.index()
+	ix := r.index()
+	tokens, owners, instances := ix.tokens, ix.owners, ix.instances
 	out := make(map[string]float64, len(instances))
 	if len(tokens) == 0 {
 		return out

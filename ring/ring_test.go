@@ -98,7 +98,8 @@ func TestGet(t *testing.T) {
 
 func TestGetIsStableAndClockwise(t *testing.T) {
 	r := testRing(t, Config{ReplicationFactor: 1}, member{"a", "", Active, 0}, member{"b", "", Active, 0})
-	tokens, owners, instances, _ := r.index()
+	ix := r.index()
+	tokens, owners, instances := ix.tokens, ix.owners, ix.instances
 	for i := range tokens {
 		rs, err := r.Get(tokens[i], Write, nil)
 		require.NoError(t, err)
@@ -136,21 +137,36 @@ func TestOwnershipBalance(t *testing.T) {
 }
 
 func TestGetAllHealthy(t *testing.T) {
+	zoned := func(ages ...time.Duration) []member {
+		var out []member
+		for i, age := range ages {
+			z := string(rune('a' + i%3))
+			out = append(out, member{fmt.Sprintf("%s%d", z, i/3), z, Active, age})
+		}
+		return out
+	}
 	for _, tc := range []struct {
 		name          string
 		rf            int
+		zones         bool
 		members       []member
 		wantN, maxErr int
+		maxZones      int
 		wantErr       string
 	}{
-		{"rf1", 1, []member{{"a", "", Active, 0}}, 1, 0, ""},
-		{"rf3 all up", 3, []member{{"a", "", Active, 0}, {"b", "", Active, 0}, {"c", "", Active, 0}}, 3, 1, ""},
-		{"rf3 one down", 3, []member{{"a", "", Active, 0}, {"b", "", Active, 0}, {"c", "", Active, time.Hour}}, 2, 0, ""},
-		{"rf3 two down", 3, []member{{"a", "", Active, 0}, {"b", "", Active, time.Hour}, {"c", "", Active, time.Hour}}, 0, 0, "2 of 3 instances unhealthy"},
-		{"left is gone", 1, []member{{"a", "", Active, 0}, {"b", "", Left, 0}}, 1, 0, ""},
+		{"rf1", 1, false, []member{{"a", "", Active, 0}}, 1, 0, 0, ""},
+		{"rf3 all up", 3, false, []member{{"a", "", Active, 0}, {"b", "", Active, 0}, {"c", "", Active, 0}}, 3, 1, 0, ""},
+		{"rf3 one down", 3, false, []member{{"a", "", Active, 0}, {"b", "", Active, 0}, {"c", "", Active, time.Hour}}, 2, 0, 0, ""},
+		{"rf3 two down", 3, false, []member{{"a", "", Active, 0}, {"b", "", Active, time.Hour}, {"c", "", Active, time.Hour}}, 0, 0, 0, "2 of 3 instances unhealthy"},
+		{"left is gone", 1, false, []member{{"a", "", Active, 0}, {"b", "", Left, 0}}, 1, 0, 0, ""},
+		{"zones all up", 3, true, zoned(0, 0, 0, 0, 0, 0), 6, 1, 1, ""},
+		{"zones one down leaves its zone out", 3, true, zoned(0, time.Hour, 0, 0, 0, 0), 4, 0, 0, ""},
+		{"zones two down in one zone", 3, true, zoned(0, time.Hour, 0, 0, time.Hour, 0), 4, 0, 0, ""},
+		{"zones two zones down", 3, true, zoned(time.Hour, time.Hour, 0, 0, 0, 0), 0, 0, 0, `zones ["a" "b"] have unhealthy instances`},
+		{"zones fewer than rf", 3, true, zoned(0, 0), 2, 1, 1, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := testRing(t, Config{ReplicationFactor: tc.rf, HeartbeatTimeout: time.Minute}, tc.members...)
+			r := testRing(t, Config{ReplicationFactor: tc.rf, HeartbeatTimeout: time.Minute, ZoneAwarenessEnabled: tc.zones}, tc.members...)
 			rs, err := r.GetAllHealthy(Read)
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)
@@ -159,34 +175,100 @@ func TestGetAllHealthy(t *testing.T) {
 			require.NoError(t, err)
 			require.Len(t, rs.Instances, tc.wantN)
 			require.Equal(t, tc.maxErr, rs.MaxErrors)
+			require.Equal(t, tc.maxZones, rs.MaxUnavailableZones)
 		})
 	}
 }
 
+func TestTolerates(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		rs     ReplicationSet
+		failed []string
+		want   bool
+	}{
+		{"no failures", ReplicationSet{}, nil, true},
+		{"within max errors", ReplicationSet{MaxErrors: 1}, []string{"a"}, true},
+		{"over max errors without zones", ReplicationSet{MaxErrors: 1}, []string{"", ""}, false},
+		{"one zone, many instances", ReplicationSet{MaxErrors: 1, MaxUnavailableZones: 1}, []string{"a", "a", "a"}, true},
+		{"two zones", ReplicationSet{MaxErrors: 1, MaxUnavailableZones: 1}, []string{"a", "b"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) { require.Equal(t, tc.want, tc.rs.Tolerates(tc.failed)) })
+	}
+}
+
+func TestCountHealthy(t *testing.T) {
+	r := testRing(t, Config{ReplicationFactor: 1, HeartbeatTimeout: time.Minute},
+		member{"a", "", Active, 0}, member{"b", "", Active, time.Hour}, member{"c", "", Joining, 0}, member{"d", "", Left, 0})
+	require.Equal(t, 1, r.CountHealthy(Write))
+	require.Equal(t, 2, r.CountHealthy(Read))
+}
+
+// TestIndexReuse: a heartbeat publishes a new state; the token arrays stay,
+// the instances (with the new heartbeat) are new. A token change rebuilds.
+func TestIndexReuse(t *testing.T) {
+	r := testRing(t, Config{ReplicationFactor: 1}, member{"a", "", Active, 0}, member{"b", "", Active, 0})
+	before := r.index()
+	store := r.store.(*MemStore)
+	require.NoError(t, store.Update(context.Background(), func(d *Desc) bool {
+		setHeartbeat(d, "a", t0.UnixMilli()+1)
+		return true
+	}))
+	after := r.index()
+	require.NotSame(t, before, after)
+	require.Same(t, &before.tokens[0], &after.tokens[0], "tokens reused")
+	require.Equal(t, t0.UnixMilli()+1, after.instances[0].Heartbeat)
+
+	require.NoError(t, store.Update(context.Background(), func(d *Desc) bool {
+		in := d.Instances["b"]
+		in.Tokens = append(in.Tokens[:len(in.Tokens)-1:len(in.Tokens)-1], in.Tokens[len(in.Tokens)-1]-1)
+		d.Instances["b"] = in
+		return true
+	}))
+	rebuilt := r.index()
+	require.NotSame(t, &after.tokens[0], &rebuilt.tokens[0], "tokens rebuilt")
+	require.Same(t, rebuilt, r.index(), "unchanged state, same index")
+}
+
 func TestLifecycler(t *testing.T) {
-	store := NewMemStore()
-	reg := prometheus.NewRegistry()
-	lc := NewLifecycler(LifecyclerConfig{NumTokens: 16, HeartbeatPeriod: time.Millisecond}, "ing-1", "127.0.0.1:9095", "z1", store, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
-	ctx, cancel := context.WithCancel(context.Background())
-	require.NoError(t, lc.Register(ctx))
-	in := store.Get().Instances["ing-1"]
-	require.Equal(t, Joining, in.State)
-	require.Len(t, in.Tokens, 16)
-	tokens := in.Tokens
+	for _, tc := range []struct {
+		name       string
+		unregister bool
+		wantState  State
+	}{
+		{"unregister on shutdown", true, Left},
+		{"keep tokens on shutdown", false, Leaving},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := NewMemStore()
+			reg := prometheus.NewRegistry()
+			lc := NewLifecycler(LifecyclerConfig{NumTokens: 16, HeartbeatPeriod: time.Millisecond, UnregisterOnShutdown: tc.unregister}, LifecyclerDeps{
+				ID: "ing-1", Addr: "127.0.0.1:9095", Zone: "z1", Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Reg: reg,
+			})
+			ctx, cancel := context.WithCancel(context.Background())
+			require.NoError(t, lc.Register(ctx))
+			in := store.Get().Instances["ing-1"]
+			require.Equal(t, Joining, in.State)
+			require.Len(t, in.Tokens, 16)
+			tokens := in.Tokens
 
-	require.NoError(t, lc.SetState(ctx, Active))
-	done := make(chan error)
-	go func() { done <- lc.Run(ctx) }()
-	require.Eventually(t, func() bool { return store.Get().Instances["ing-1"].Heartbeat > in.Heartbeat }, 10*time.Second, time.Millisecond)
-	cancel()
-	require.NoError(t, <-done)
-	require.Equal(t, Left, store.Get().Instances["ing-1"].State)
+			require.NoError(t, lc.SetState(ctx, Active))
+			done := make(chan error)
+			go func() { done <- lc.Run(ctx) }()
+			require.Eventually(t, func() bool { return store.Get().Instances["ing-1"].Heartbeat > in.Heartbeat }, 10*time.Second, time.Millisecond)
+			require.NoError(t, lc.SetState(ctx, Leaving)) // what cmd/strata does first on shutdown
+			cancel()
+			require.NoError(t, <-done)
+			left := store.Get().Instances["ing-1"]
+			require.Equal(t, tc.wantState, left.State)
+			require.Equal(t, tokens, left.Tokens)
 
-	// Registering again takes new tokens only when the old entry is gone.
-	require.NoError(t, lc.Register(context.Background()))
-	require.Equal(t, Joining, store.Get().Instances["ing-1"].State)
-	require.Len(t, store.Get().Instances["ing-1"].Tokens, 16)
-	_ = tokens
+			// Registering again keeps the tokens the ring still has.
+			require.NoError(t, lc.Register(context.Background()))
+			require.Equal(t, Joining, store.Get().Instances["ing-1"].State)
+			require.Len(t, store.Get().Instances["ing-1"].Tokens, 16)
+		})
+	}
 }
 
 func TestStatusHandler(t *testing.T) {

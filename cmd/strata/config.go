@@ -14,6 +14,7 @@ import (
 
 	"github.com/strata-metrics/strata/clientpool"
 	"github.com/strata-metrics/strata/distributor"
+	"github.com/strata-metrics/strata/gossip"
 	"github.com/strata-metrics/strata/ingester"
 	"github.com/strata-metrics/strata/limits"
 	"github.com/strata-metrics/strata/querier"
@@ -28,6 +29,7 @@ type Config struct {
 	Instance       InstanceConfig        `yaml:"instance"`
 	Auth           AuthConfig            `yaml:"auth"`
 	Server         server.Config         `yaml:"server"`
+	Memberlist     gossip.Config         `yaml:"memberlist"`
 	Ring           ring.Config           `yaml:"ring"`
 	Lifecycler     ring.LifecyclerConfig `yaml:"lifecycler"`
 	IngesterClient clientpool.Config     `yaml:"ingester_client"`
@@ -38,6 +40,14 @@ type Config struct {
 
 	configFile string
 }
+
+// The targets: what one process runs.
+const (
+	targetAll         = "all"
+	targetDistributor = "distributor"
+	targetIngester    = "ingester"
+	targetQuerier     = "querier"
+)
 
 // InstanceConfig names this process in the ring.
 type InstanceConfig struct {
@@ -54,14 +64,15 @@ type AuthConfig struct {
 // RegisterFlags registers every flag of the process on fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	host, _ := os.Hostname()
-	fs.StringVar(&c.Target, "target", "all", "Components this process runs: all (every component, one process).")
+	fs.StringVar(&c.Target, "target", targetAll, "Components this process runs: all (every component in one process, gossip on loopback, replication factor 1), distributor, ingester or querier (one component; a cluster of them joins with -memberlist.join).")
 	fs.StringVar(&c.configFile, "config.file", "", "YAML file with the configuration; flags given on the command line win over it.")
 	fs.StringVar(&c.DataDir, "data.dir", "./data", "Directory for the ingesters' TSDBs and WAL.")
 	fs.StringVar(&c.Instance.ID, "instance.id", host, "This instance's id in the ring; unique in the cluster.")
 	fs.StringVar(&c.Instance.Zone, "instance.zone", "", "Availability zone of this instance, for zone-aware replication.")
-	fs.StringVar(&c.Instance.Addr, "instance.addr", "", "gRPC host:port other components reach this instance at; default: the gRPC listen address, with 127.0.0.1 for an unspecified host.")
+	fs.StringVar(&c.Instance.Addr, "instance.addr", "", "gRPC host:port other components reach this instance at; default: the gRPC listen address, an unspecified host replaced by this machine's first non-loopback IPv4 (127.0.0.1 with -target=all).")
 	fs.BoolVar(&c.Auth.MultitenancyEnabled, "auth.multitenancy-enabled", false, "Require the X-Scope-OrgID header on every request; when off every request belongs to tenant \"anonymous\".")
 	c.Server.RegisterFlags(fs)
+	c.Memberlist.RegisterFlags(fs)
 	c.Ring.RegisterFlags(fs)
 	c.Lifecycler.RegisterFlags(fs)
 	c.IngesterClient.RegisterFlags(fs)
@@ -74,11 +85,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // Validate checks every component's configuration.
 func (c *Config) Validate() error {
 	switch c.Target {
-	case "all":
-	case "distributor", "ingester", "querier":
-		return fmt.Errorf("-target=%s is not implemented yet: components in separate processes need the gossiped ring, which is not built; use -target=all", c.Target)
+	case targetAll, targetDistributor, targetIngester, targetQuerier:
 	default:
-		return fmt.Errorf("-target=%q is unknown; want all", c.Target)
+		return fmt.Errorf("-target=%q is unknown; want all, distributor, ingester or querier", c.Target)
 	}
 	if c.DataDir == "" {
 		return errors.New("-data.dir must not be empty")
@@ -92,7 +101,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, v := range []interface{ Validate() error }{
-		&c.Server, &c.Ring, &c.Lifecycler, &c.IngesterClient, &c.Distributor, &c.Ingester, &c.Querier, &c.Limits,
+		&c.Server, &c.Memberlist, &c.Ring, &c.Lifecycler, &c.IngesterClient, &c.Distributor, &c.Ingester, &c.Querier, &c.Limits,
 	} {
 		if err := v.Validate(); err != nil {
 			return err
@@ -102,7 +111,8 @@ func (c *Config) Validate() error {
 }
 
 // parseConfig fills a Config from defaults, then the YAML file, then the
-// flags given on the command line.
+// flags given on the command line. -target=all replicates once unless the
+// replication factor was given (flag or file): one process, one copy.
 func parseConfig(args []string) (*Config, *flag.FlagSet, error) {
 	cfg := &Config{}
 	fs := flag.NewFlagSet("strata", flag.ContinueOnError)
@@ -113,6 +123,8 @@ func parseConfig(args []string) (*Config, *flag.FlagSet, error) {
 	if fs.NArg() > 0 {
 		return nil, fs, fmt.Errorf("unexpected arguments %q: every option is a flag", fs.Args())
 	}
+	rfGiven := false
+	fs.Visit(func(f *flag.Flag) { rfGiven = rfGiven || f.Name == "ring.replication-factor" })
 	if cfg.configFile != "" {
 		b, err := os.ReadFile(cfg.configFile)
 		if err != nil {
@@ -123,10 +135,21 @@ func parseConfig(args []string) (*Config, *flag.FlagSet, error) {
 		if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
 			return nil, fs, fmt.Errorf("parse -config.file %s: %w", filepath.Base(cfg.configFile), err)
 		}
+		var probe struct {
+			Ring struct {
+				ReplicationFactor *int `yaml:"replication_factor"`
+			} `yaml:"ring"`
+		}
+		if err := yaml.Unmarshal(b, &probe); err == nil && probe.Ring.ReplicationFactor != nil {
+			rfGiven = true
+		}
 		// Flags given on the command line win over the file.
 		if err := fs.Parse(args); err != nil {
 			return nil, fs, err
 		}
+	}
+	if cfg.Target == targetAll && !rfGiven {
+		cfg.Ring.ReplicationFactor = 1
 	}
 	return cfg, fs, cfg.Validate()
 }

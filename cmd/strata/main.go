@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -15,17 +16,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"golang.org/x/sync/errgroup"
 
-	"github.com/strata-metrics/strata/clientpool"
-	"github.com/strata-metrics/strata/distributor"
-	"github.com/strata-metrics/strata/ingester"
-	"github.com/strata-metrics/strata/limits"
-	"github.com/strata-metrics/strata/proto/ingesterpb"
-	"github.com/strata-metrics/strata/querier"
 	"github.com/strata-metrics/strata/ring"
 	"github.com/strata-metrics/strata/server"
-	"github.com/strata-metrics/strata/tenant"
 )
 
 // Set by the Makefile with -ldflags -X; empty in a plain `go build`.
@@ -65,102 +58,162 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	advertise := cfg.Instance.Addr
 	if advertise == "" {
-		advertise = advertiseAddr(grpcL.Addr())
+		advertise = advertiseAddr(grpcL.Addr(), cfg.Target)
 	}
-
-	// Every component of -target=all. The distributor reaches the ingester
-	// through the ring and real gRPC over loopback, exactly as in a cluster.
-	store := ring.NewMemStore()
-	rng := ring.New(cfg.Ring, store, time.Now)
-	pool := clientpool.New(cfg.IngesterClient, reg)
-	defer pool.Close()
-	overrides := limits.NewOverrides(cfg.Limits)
-	tenants := tenant.Resolver{MultitenancyEnabled: cfg.Auth.MultitenancyEnabled}
-
-	ing, err := ingester.New(cfg.Ingester, cfg.DataDir, overrides, log.With("component", "ingester"), reg)
+	c, err := newComponents(cfg, srv, advertise, log, reg)
 	if err != nil {
-		return fmt.Errorf("create ingester: %w", err)
-	}
-	ingesterpb.RegisterIngesterServer(srv.GRPC(), ing)
-	lc := ring.NewLifecycler(cfg.Lifecycler, cfg.Instance.ID, advertise, cfg.Instance.Zone, store, log.With("component", "ring"), reg)
-
-	dist, err := distributor.New(cfg.Distributor, distributor.Deps{
-		Ring: rng, Clients: pool, Limits: overrides, Tenants: tenants,
-		Log: log.With("component", "distributor"), Reg: reg, Now: time.Now,
-	})
-	if err != nil {
-		return fmt.Errorf("create distributor: %w", err)
-	}
-	srv.Handle("/api/v1/push", "api_v1_push", dist.PushHandler())
-	srv.Handle("/api/v1/write", "api_v1_push", dist.PushHandler())
-
-	q, err := querier.New(cfg.Querier, querier.Deps{
-		Ring: rng, Clients: pool, Limits: overrides, Tenants: tenants,
-		Log: log.With("component", "querier"), Reg: reg,
-		Build: querier.BuildInfo{Version: version, Revision: revision, Branch: branch, BuildDate: buildDate},
-	})
-	if err != nil {
-		return fmt.Errorf("create querier: %w", err)
-	}
-	q.RegisterRoutes(srv)
-	srv.Handle("/ring", "ring", rng.StatusHandler())
-
-	var active atomic.Bool
-	srv.AddReadyCheck("ingester", ing.CheckReady)
-	srv.AddReadyCheck("ring", func(context.Context) error {
-		if !active.Load() {
-			return errors.New("instance not ACTIVE in the ring yet")
-		}
-		return nil
-	})
-
-	// Shutdown order: the server stops taking requests and drains them, then
-	// the ingester closes its TSDBs, then the instance leaves the ring.
-	ingCtx, stopIngester := context.WithCancel(context.Background())
-	defer stopIngester()
-	ringCtx, stopRing := context.WithCancel(context.Background())
-	defer stopRing()
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		err := srv.Serve(gctx, httpL, grpcL)
-		stopIngester()
+		_, _ = httpL.Close(), grpcL.Close()
 		return err
-	})
-	g.Go(func() error {
-		err := ing.Run(ingCtx)
-		stopRing()
-		if err != nil {
-			return fmt.Errorf("ingester: %w", err)
+	}
+	p := &process{cfg: cfg, c: c, srv: srv, log: log, died: make(chan string, 1)}
+	err = p.start(ctx, httpL, grpcL, stdout)
+	if p.server == nil { // the server closes them once it serves
+		_, _ = httpL.Close(), grpcL.Close()
+	}
+	if err != nil && ctx.Err() != nil {
+		err = nil // asked to stop while starting: a clean shutdown
+	}
+	if err == nil {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down", "cause", context.Cause(ctx))
+		case name := <-p.died:
+			log.Error("component stopped on its own; shutting down", "component", name)
 		}
-		if gctx.Err() == nil {
-			return errors.New("ingester stopped unexpectedly")
-		}
-		return nil
-	})
-	g.Go(func() error { return dist.Run(gctx) })
-	g.Go(func() error { return q.Run(gctx) })
-	g.Go(func() error {
-		if err := lc.Register(ringCtx); err != nil {
-			return err
-		}
-		if err := waitReady(gctx, ing.CheckReady); err != nil {
-			return nil // shutting down before we were ready
-		}
-		if err := lc.SetState(ringCtx, ring.Active); err != nil {
-			return err
-		}
-		active.Store(true)
-		httpAddr := httpL.Addr().(*net.TCPAddr)
-		base := fmt.Sprintf("http://%s", hostPort(httpAddr))
-		fmt.Fprintf(stdout, "Strata is ready (target=%s, data in %s).\n", cfg.Target, cfg.DataDir)
-		fmt.Fprintf(stdout, "  Prometheus:  remote_write: [{url: %s/api/v1/push}]\n", base)
-		fmt.Fprintf(stdout, "  Grafana:     Prometheus data source, URL %s\n", base)
-		fmt.Fprintf(stdout, "  Status:      %s/ready  %s/metrics  %s/ring\n", base, base, base)
-		return lc.Run(ringCtx)
-	})
-	err = g.Wait()
+	}
+	err = errors.Join(err, p.shutdown())
 	log.Info("stopped", "err", err)
 	return err
+}
+
+// process runs the components of one target and stops them in order.
+type process struct {
+	cfg  *Config
+	c    *components
+	srv  *server.Server
+	log  *slog.Logger
+	died chan string // a task that returned before it was stopped
+
+	gossip, server, ingester, distributor, querier *task
+	ingLC, distLC, activate, announce              *task
+	ingActive, distActive                          atomic.Bool
+	ingRegistered                                  bool
+}
+
+// startTimeout bounds each start-up step that waits on the network.
+const startTimeout = 30 * time.Second
+
+// start starts gossip, the server, the components and their lifecyclers.
+// It returns when they run; the ingester turns ACTIVE later, after its
+// WAL replay. On error the caller still calls shutdown.
+func (p *process) start(ctx context.Context, httpL, grpcL net.Listener, stdout io.Writer) error {
+	c := p.c
+	p.gossip = goTask("memberlist", p.died, c.kv.Run)
+	if err := p.waitFor(ctx, "gossip to start", func() bool { return c.kv.Addr() != "" }); err != nil {
+		return err
+	}
+	p.server = goTask("server", p.died, func(ctx context.Context) error { return p.srv.Serve(ctx, httpL, grpcL) })
+
+	if c.runsIngester() {
+		p.srv.AddReadyCheck("ingester", c.ing.CheckReady)
+		p.srv.AddReadyCheck("ingester ring", func(context.Context) error {
+			if !p.ingActive.Load() {
+				return errors.New("ingester not ACTIVE in the ring")
+			}
+			return nil
+		})
+		p.ingester = goTask("ingester", p.died, c.ing.Run)
+		rctx, cancel := context.WithTimeout(ctx, startTimeout)
+		err := c.ingLC.Register(rctx)
+		cancel()
+		if err != nil {
+			return err
+		}
+		p.ingRegistered = true
+		p.ingLC = goTask("ingester lifecycler", p.died, c.ingLC.Run)
+		// JOINING until the WAL is replayed, then ACTIVE.
+		p.activate = goTask("ingester activation", p.died, func(ctx context.Context) error {
+			if err := waitReady(ctx, c.ing.CheckReady); err != nil {
+				<-ctx.Done()
+				return nil // shutting down before it was ready
+			}
+			if err := c.ingLC.SetState(ctx, ring.Active); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			p.ingActive.Store(true)
+			<-ctx.Done()
+			return nil
+		})
+	}
+	if c.runsDistributor() {
+		p.srv.AddReadyCheck("distributor ring", func(context.Context) error {
+			if !p.distActive.Load() {
+				return errors.New("distributor not ACTIVE in the distributor ring")
+			}
+			return nil
+		})
+		p.distributor = goTask("distributor", p.died, c.dist.Run)
+		rctx, cancel := context.WithTimeout(ctx, startTimeout)
+		err := c.distLC.Register(rctx)
+		if err == nil {
+			err = c.distLC.SetState(rctx, ring.Active)
+		}
+		cancel()
+		if err != nil {
+			return err
+		}
+		p.distActive.Store(true)
+		p.distLC = goTask("distributor lifecycler", p.died, c.distLC.Run)
+	}
+	if c.runsQuerier() {
+		p.querier = goTask("querier", p.died, c.q.Run)
+	}
+	p.announce = goTask("announce", p.died, func(ctx context.Context) error {
+		if waitReady(ctx, p.srv.Ready) == nil {
+			p.printReady(stdout, httpL.Addr().(*net.TCPAddr))
+		}
+		<-ctx.Done()
+		return nil
+	})
+	return nil
+}
+
+// printReady tells a person where to point Prometheus and Grafana, and
+// tests and scripts the addresses (they parse the "HTTP:" and "Gossip:"
+// lines).
+func (p *process) printReady(w io.Writer, httpAddr *net.TCPAddr) {
+	base := fmt.Sprintf("http://%s", hostPort(httpAddr))
+	fmt.Fprintf(w, "Strata is ready (target=%s, instance %s, data in %s).\n", p.cfg.Target, p.cfg.Instance.ID, p.cfg.DataDir)
+	if p.c.runsDistributor() {
+		fmt.Fprintf(w, "  Prometheus:  remote_write: [{url: %s/api/v1/push}]\n", base)
+	}
+	if p.c.runsQuerier() {
+		fmt.Fprintf(w, "  Grafana:     Prometheus data source, URL %s\n", base)
+	}
+	fmt.Fprintf(w, "  Status:      %s/ready  %s/metrics  %s/ring  %s/memberlist\n", base, base, base, base)
+	fmt.Fprintf(w, "  HTTP:        %s\n", base)
+	fmt.Fprintf(w, "  Gossip:      %s (other processes join with -memberlist.join=%s)\n", p.c.kv.Addr(), p.c.kv.Addr())
+}
+
+// waitFor polls cond until it holds, a task dies, ctx ends or startTimeout.
+func (p *process) waitFor(ctx context.Context, what string, cond func() bool) error {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %s: %w", what, ctx.Err())
+		case name := <-p.died:
+			return fmt.Errorf("wait for %s: %s stopped", what, name)
+		case <-t.C:
+		}
+	}
+	return nil
 }
 
 // waitReady polls check until it passes or ctx ends.
@@ -177,25 +230,4 @@ func waitReady(ctx context.Context, check server.ReadyCheck) error {
 		case <-t.C:
 		}
 	}
-}
-
-// advertiseAddr is the address other components dial: the listener's, with
-// loopback for an unspecified host (one process reaches itself there).
-func advertiseAddr(a net.Addr) string {
-	ta, ok := a.(*net.TCPAddr)
-	if !ok {
-		return a.String()
-	}
-	if ta.IP == nil || ta.IP.IsUnspecified() {
-		return net.JoinHostPort("127.0.0.1", fmt.Sprint(ta.Port))
-	}
-	return ta.String()
-}
-
-// hostPort is what a person types in a browser for a listener.
-func hostPort(a *net.TCPAddr) string {
-	if a.IP == nil || a.IP.IsUnspecified() {
-		return net.JoinHostPort("localhost", fmt.Sprint(a.Port))
-	}
-	return a.String()
 }

@@ -32,12 +32,13 @@ import (
 // stack is one in-process Strata (run() with loopback listeners).
 type stack struct {
 	base   string // http://127.0.0.1:port
+	gossip string // memberlist host:port, for -memberlist.join
 	cancel context.CancelFunc
 	done   chan error
 }
 
 // startStack runs the binary's own wiring in-process and waits until it
-// prints that it is ready.
+// prints that it is ready. extra flags win over the defaults here.
 func startStack(t *testing.T, dataDir string, extra ...string) *stack {
 	t.Helper()
 	args := append([]string{
@@ -46,6 +47,7 @@ func startStack(t *testing.T, dataDir string, extra ...string) *stack {
 		"-data.dir=" + dataDir,
 		"-instance.id=stack-test",
 		"-log.level=warn",
+		"-memberlist.bind-address=127.0.0.1:0",
 	}, extra...)
 	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -55,23 +57,28 @@ func startStack(t *testing.T, dataDir string, extra ...string) *stack {
 		pw.CloseWithError(fmt.Errorf("strata exited: %v", err))
 		s.done <- err
 	}()
-	urlRE := regexp.MustCompile(`url: (http://[^/]+)/api/v1/push`)
-	found := make(chan string, 1)
+	httpRE := regexp.MustCompile(`^  HTTP: +(http://\S+)`)
+	gossipRE := regexp.MustCompile(`^  Gossip: +(\S+)`)
+	found := make(chan [2]string, 1)
 	go func() {
+		var base string
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
-			if m := urlRE.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
+			if m := httpRE.FindStringSubmatch(sc.Text()); m != nil {
+				base = m[1]
+			}
+			if m := gossipRE.FindStringSubmatch(sc.Text()); m != nil {
+				found <- [2]string{base, m[1]}
 			}
 		}
 		close(found)
 	}()
 	select {
-	case base, ok := <-found:
+	case addrs, ok := <-found:
 		if !ok {
 			t.Fatalf("strata exited before it was ready: %v", <-s.done)
 		}
-		s.base = base
+		s.base, s.gossip = addrs[0], addrs[1]
 	case <-time.After(60 * time.Second):
 		cancel()
 		t.Fatal("strata did not become ready within 60s")

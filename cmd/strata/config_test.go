@@ -1,0 +1,89 @@
+package main
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseConfig(t *testing.T) {
+	dir := t.TempDir()
+	rfFile := filepath.Join(dir, "rf.yaml")
+	require.NoError(t, os.WriteFile(rfFile, []byte("ring:\n  replication_factor: 2\n"), 0o644))
+	targetFile := filepath.Join(dir, "target.yaml")
+	require.NoError(t, os.WriteFile(targetFile, []byte("target: ingester\n"), 0o644))
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		wantRF  int
+		wantErr string
+	}{
+		{"all defaults to rf 1", nil, 1, ""},
+		{"all with rf given", []string{"-ring.replication-factor=3"}, 3, ""},
+		{"all with rf in the file", []string{"-config.file=" + rfFile}, 2, ""},
+		{"ingester defaults to rf 3", []string{"-target=ingester"}, 3, ""},
+		{"distributor defaults to rf 3", []string{"-target=distributor"}, 3, ""},
+		{"querier defaults to rf 3", []string{"-target=querier"}, 3, ""},
+		{"target from the file", []string{"-config.file=" + targetFile}, 3, ""},
+		{"flag wins over file", []string{"-config.file=" + rfFile, "-ring.replication-factor=5"}, 5, ""},
+		{"unknown target", []string{"-target=compactor"}, 0, `-target="compactor" is unknown; want all, distributor, ingester or querier`},
+		{"rf 0", []string{"-target=ingester", "-ring.replication-factor=0"}, 0, "-ring.replication-factor must be at least 1"},
+		{"bad bind address", []string{"-memberlist.bind-address=nohost"}, 0, `-memberlist.bind-address="nohost"`},
+		{"bad join seed", []string{"-memberlist.join=[::1"}, 0, "-memberlist.join: seed"},
+		{"bad instance addr", []string{"-instance.addr=x"}, 0, `-instance.addr="x" is not host:port`},
+		{"no tokens", []string{"-ingester.num-tokens=0"}, 0, "-ingester.num-tokens must be at least 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, _, err := parseConfig(tc.args)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.wantRF, cfg.Ring.ReplicationFactor)
+		})
+	}
+}
+
+func TestMemberlistConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name, target, bind, join string
+		wantBind                 string
+	}{
+		{"all alone gossips on loopback", targetAll, ":7946", "", "127.0.0.1:7946"},
+		{"all alone, 0.0.0.0", targetAll, "0.0.0.0:7000", "", "127.0.0.1:7000"},
+		{"all alone, test port", targetAll, "127.0.0.1:0", "", "127.0.0.1:0"},
+		{"all joining binds as told", targetAll, ":7946", "10.0.0.1:7946", ":7946"},
+		{"ingester binds as told", targetIngester, ":7946", "", ":7946"},
+		{"an explicit IP is kept", targetAll, "192.0.2.1:7946", "", "192.0.2.1:7946"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, _, err := parseConfig([]string{"-target=" + tc.target, "-memberlist.bind-address=" + tc.bind, "-memberlist.join=" + tc.join})
+			require.NoError(t, err)
+			require.Equal(t, tc.wantBind, memberlistConfig(cfg).BindAddress)
+		})
+	}
+}
+
+func TestAdvertiseAddr(t *testing.T) {
+	nonLoopback := "127.0.0.1"
+	if ip := firstNonLoopbackIPv4(); ip != nil {
+		nonLoopback = ip.String()
+	}
+	for _, tc := range []struct {
+		name, target string
+		listen       *net.TCPAddr
+		want         string
+	}{
+		{"given host kept", targetIngester, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9095}, "127.0.0.1:9095"},
+		{"all: loopback", targetAll, &net.TCPAddr{IP: net.IPv4zero, Port: 9095}, "127.0.0.1:9095"},
+		{"all: loopback for ::", targetAll, &net.TCPAddr{IP: net.IPv6unspecified, Port: 9095}, "127.0.0.1:9095"},
+		{"ingester: this machine's IPv4", targetIngester, &net.TCPAddr{IP: net.IPv6unspecified, Port: 9095}, net.JoinHostPort(nonLoopback, "9095")},
+		{"distributor: this machine's IPv4", targetDistributor, &net.TCPAddr{Port: 9095}, net.JoinHostPort(nonLoopback, "9095")},
+	} {
+		t.Run(tc.name, func(t *testing.T) { require.Equal(t, tc.want, advertiseAddr(tc.listen, tc.target)) })
+	}
+}

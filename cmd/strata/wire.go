@@ -1,0 +1,123 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-metrics/strata/clientpool"
+	"github.com/strata-metrics/strata/distributor"
+	"github.com/strata-metrics/strata/gossip"
+	"github.com/strata-metrics/strata/ingester"
+	"github.com/strata-metrics/strata/limits"
+	"github.com/strata-metrics/strata/proto/ingesterpb"
+	"github.com/strata-metrics/strata/querier"
+	"github.com/strata-metrics/strata/ring"
+	"github.com/strata-metrics/strata/server"
+	"github.com/strata-metrics/strata/tenant"
+)
+
+// components is what one process runs; a nil field is not part of its
+// -target. Every target gossips and sees both rings.
+type components struct {
+	kv       *gossip.KV
+	ingRing  *ring.Ring // the ingesters: where series go and are read from
+	distRing *ring.Ring // the distributors: how many share a global limit
+	pool     *clientpool.Pool
+
+	ing   *ingester.Ingester
+	ingLC *ring.Lifecycler
+	dist  *distributor.Distributor
+	// distLC announces this distributor; distRing.CountHealthy(ring.Write)
+	// is the number of healthy distributors a global limit is divided by.
+	distLC *ring.Lifecycler
+	q      *querier.Querier
+}
+
+func (c *components) runsIngester() bool    { return c.ing != nil }
+func (c *components) runsDistributor() bool { return c.dist != nil }
+func (c *components) runsQuerier() bool     { return c.q != nil }
+
+// newComponents creates the components of cfg.Target and registers their
+// handlers on srv. It does no network I/O. advertise is the gRPC address
+// this instance is reached at.
+func newComponents(cfg *Config, srv *server.Server, advertise string, log *slog.Logger, reg prometheus.Registerer) (*components, error) {
+	target := cfg.Target
+	runs := func(t string) bool { return target == targetAll || target == t }
+	c := &components{}
+
+	kv, err := gossip.New(memberlistConfig(cfg), cfg.Instance.ID, log.With("component", "memberlist"), reg)
+	if err != nil {
+		return nil, fmt.Errorf("create gossip: %w", err)
+	}
+	c.kv = kv
+	ingStore, err := ring.NewGossipStore(kv, ring.IngesterRingKey, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	distStore, err := ring.NewGossipStore(kv, ring.DistributorRingKey, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	c.ingRing = ring.New(cfg.Ring, ingStore, time.Now)
+	c.distRing = ring.New(cfg.Ring, distStore, time.Now)
+	srv.Handle("/memberlist", "memberlist", kv.MembersHandler())
+	srv.Handle("/ring", "ring", c.ingRing.StatusHandler())
+	srv.Handle("/distributor/ring", "distributor_ring", c.distRing.StatusHandlerTitled("Distributor ring"))
+
+	overrides := limits.NewOverrides(cfg.Limits)
+	tenants := tenant.Resolver{MultitenancyEnabled: cfg.Auth.MultitenancyEnabled}
+	if runs(targetDistributor) || runs(targetQuerier) {
+		c.pool = clientpool.New(cfg.IngesterClient, reg)
+	}
+
+	if runs(targetIngester) {
+		c.ing, err = ingester.New(cfg.Ingester, cfg.DataDir, overrides, log.With("component", "ingester"), reg)
+		if err != nil {
+			return nil, fmt.Errorf("create ingester: %w", err)
+		}
+		ingesterpb.RegisterIngesterServer(srv.GRPC(), c.ing)
+		c.ingLC = ring.NewLifecycler(cfg.Lifecycler, ring.LifecyclerDeps{
+			ID: cfg.Instance.ID, Addr: advertise, Zone: cfg.Instance.Zone, Store: ingStore,
+			TokensFile: filepath.Join(cfg.DataDir, ring.TokensFileName),
+			Log:        log.With("component", "ring", "ring", "ingester"),
+			Reg:        prometheus.WrapRegistererWith(prometheus.Labels{"ring": "ingester"}, reg),
+		})
+	}
+
+	if runs(targetDistributor) {
+		c.dist, err = distributor.New(cfg.Distributor, distributor.Deps{
+			Ring: c.ingRing, Clients: c.pool, Limits: overrides, Tenants: tenants,
+			Log: log.With("component", "distributor"), Reg: reg, Now: time.Now,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("create distributor: %w", err)
+		}
+		srv.Handle("/api/v1/push", "api_v1_push", c.dist.PushHandler())
+		srv.Handle("/api/v1/write", "api_v1_push", c.dist.PushHandler())
+		// A distributor owns no series: one token, and it always leaves.
+		lcCfg := cfg.Lifecycler
+		lcCfg.NumTokens, lcCfg.UnregisterOnShutdown = 1, true
+		c.distLC = ring.NewLifecycler(lcCfg, ring.LifecyclerDeps{
+			ID: cfg.Instance.ID, Addr: advertise, Zone: cfg.Instance.Zone, Store: distStore,
+			Log: log.With("component", "ring", "ring", "distributor"),
+			Reg: prometheus.WrapRegistererWith(prometheus.Labels{"ring": "distributor"}, reg),
+		})
+	}
+
+	if runs(targetQuerier) {
+		c.q, err = querier.New(cfg.Querier, querier.Deps{
+			Ring: c.ingRing, Clients: c.pool, Limits: overrides, Tenants: tenants,
+			Log: log.With("component", "querier"), Reg: reg,
+			Build: querier.BuildInfo{Version: version, Revision: revision, Branch: branch, BuildDate: buildDate},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("create querier: %w", err)
+		}
+		c.q.RegisterRoutes(srv)
+	}
+	return c, nil
+}
