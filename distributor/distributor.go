@@ -44,6 +44,9 @@ type Deps struct {
 	Log     *slog.Logger
 	Reg     prometheus.Registerer
 	Now     func() time.Time // the clock of sample age checks; time.Now when nil
+	// HealthyDistributors counts the healthy distributors of the ring, for
+	// the "global" ingestion rate strategy; nil means 1.
+	HealthyDistributors func() int
 }
 
 // Distributor serves the push API. It is goroutine-safe.
@@ -57,6 +60,7 @@ type Distributor struct {
 	now           func() time.Time
 	m             *metrics
 	maxCompressed int // snappy.MaxEncodedLen(cfg.MaxRecvMsgSize)
+	rate          *rateLimiter
 
 	states sync.Pool // *pushState: body buffers, decoded request, scratch
 	bufs   sync.Pool // *[]byte: one per-ingester push body each
@@ -103,6 +107,7 @@ func New(cfg Config, deps Deps) (*Distributor, error) {
 		now:           now,
 		m:             newMetrics(reg),
 		maxCompressed: snappy.MaxEncodedLen(cfg.MaxRecvMsgSize),
+		rate:          newRateLimiter(deps.HealthyDistributors),
 	}
 	d.states.New = func() any { return newPushState() }
 	return d, nil

@@ -10,9 +10,12 @@
 // it into one buffer per ingester, push those in parallel and answer when
 // every series is on a quorum of its replicas.
 // Owns: the push HTTP API and its status codes (400 / 413 / 415 / 429 /
-// 5xx), per-series validation against the tenant's limits, the series token
-// (see seriesToken: it must never change once data exists), the quorum rule.
+// 5xx), per-series validation against the tenant's limits, the per-tenant
+// ingestion rate limit (push_ratelimit.go: a token bucket per tenant, 429
+// before any ingester is asked), the series token (see seriesToken: it must
+// never change once data exists), the quorum rule.
 // Does not: store anything (ingesters do), decide replica placement (the
-// ring does), dial connections (clientpool does), or yet enforce rate limits
-// or HA-pair dedup (issue 4; push.go marks where they go).
+// ring does), dial connections (clientpool does), or count series (the
+// ingesters enforce the series limits); HA-pair dedup is still to come
+// (issue 4; push.go marks where it goes).
 package distributor

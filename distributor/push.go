@@ -127,12 +127,14 @@ func (d *Distributor) pushDecoded(ctx context.Context, st *pushState, tenantID s
 
 	st.val.reset(d.limits.For(tenantID), d.cfg.NameValidationScheme == SchemeUTF8, d.now())
 	st.val.validate(st.req)
+	// The per-tenant ingestion rate limit, on what validation kept: on
+	// refusal st.req is emptied, so nothing is counted received or sent.
+	rateErr := d.checkIngestionRate(tenantID, st)
 	d.countValidation(tenantID, st)
+	if rateErr != nil {
+		return rateErr
+	}
 	valErr := st.val.err()
-
-	// The per-tenant ingestion rate limit (issue 4) goes here, on what
-	// validation kept, returning a *LimitedError (429) before any ingester
-	// is asked.
 
 	if len(st.req.Series)+len(st.req.Metadata) == 0 {
 		return valErr

@@ -4,8 +4,10 @@
 // later, finished blocks --> object storage (the shipper of issue 5).
 // Owns: one Prometheus TSDB per tenant under <data.dir>/tsdb/<tenant>/ (head
 // chunks, WAL, out-of-order window, 2h blocks kept for the local retention),
-// the in-memory metric metadata of each tenant, and the gRPC service
-// ingesterpb.IngesterServer over them.
+// the in-memory metric metadata of each tenant, the per-tenant series limits
+// (push_limits.go: series counted per tenant and metric name through the
+// TSDB's SeriesLifecycleCallback, new series over the limit refused as bad
+// input) and the gRPC service ingesterpb.IngesterServer over them.
 // Does not: validate series or apply rate limits (the distributor did), pick
 // replicas (the ring does) or evaluate PromQL (the querier does).
 package ingester

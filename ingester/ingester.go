@@ -32,6 +32,9 @@ type Ingester struct {
 	log     *slog.Logger
 	metrics *metrics
 
+	limitMetrics *limitMetrics             // push_limits.go
+	ringShare    atomic.Pointer[RingShare] // push_limits.go: SetRingShare
+
 	pushPool sync.Pool // *pushState
 
 	mu    sync.RWMutex
@@ -83,11 +86,13 @@ type tenantDB struct {
 
 	metadata metadataStore
 	reg      *prometheus.Registry // the TSDB's own metrics, summed by tsdbCollector
+	series   *seriesLimiter       // push_limits.go: the TSDB's SeriesLifecycleCallback
+	config   tenantConfig         // tenant_config.go: per-tenant TSDB settings applied
 }
 
 // New returns an Ingester that keeps its TSDBs under <dataDir>/tsdb. It does
-// no I/O: Run opens the existing TSDBs. lim may be nil (no per-tenant limits
-// are applied by the ingester yet); reg may be nil.
+// no I/O: Run opens the existing TSDBs. lim may be nil (no per-tenant limits:
+// push_limits.go, tenant_config.go); reg may be nil.
 func New(cfg Config, dataDir string, lim *limits.Overrides, log *slog.Logger, reg prometheus.Registerer) (*Ingester, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -108,6 +113,7 @@ func New(cfg Config, dataDir string, lim *limits.Overrides, log *slog.Logger, re
 	}
 	i.pushPool.New = newPushState
 	i.metrics = newMetrics(reg, i)
+	i.limitMetrics = newLimitMetrics(reg)
 	return i, nil
 }
 
@@ -231,12 +237,15 @@ func (i *Ingester) openDB(u *tenantDB) {
 	// ingester's collector sums a chosen few across tenants at scrape time,
 	// so the TSDB metrics cost no cardinality per tenant.
 	u.reg = prometheus.NewRegistry()
-	u.metadata.init(i.cfg.MaxMetadataPerTenant)
-	db, err := tsdb.Open(dir, i.log.With("tenant", u.id), u.reg, i.cfg.tsdbOptions(), nil)
+	opts := i.tenantTSDBOptions(u) // tenant_config.go; inits u.metadata
+	u.series = i.newSeriesLimiter(u.id)
+	opts.SeriesLifecycleCallback = u.series
+	db, err := tsdb.Open(dir, i.log.With("tenant", u.id), u.reg, opts, nil)
 	if err != nil {
 		u.err = err
 		return
 	}
+	u.series.enforce() // the WAL is replayed: limits apply from here on
 	u.db = db
 	u.ready.Store(true)
 	i.log.Debug("opened tenant tsdb", "tenant", u.id, "dir", dir, "series", db.Head().NumSeries())

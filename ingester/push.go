@@ -46,6 +46,7 @@ func (i *Ingester) Push(ctx context.Context, r *ingesterpb.PushRequest) (*ingest
 		return nil, grpcError(err)
 	}
 	defer i.release()
+	i.applyTenantConfig(u) // tenant_config.go
 
 	st := i.pushPool.Get().(*pushState)
 	defer func() {
@@ -62,6 +63,7 @@ func (i *Ingester) Push(ctx context.Context, r *ingesterpb.PushRequest) (*ingest
 		return nil, err
 	}
 	i.metrics.countPush(n, &st.rej)
+	i.limitMetrics.countLimited(u.id, &st.rej)
 	if st.rej.total() > 0 {
 		return nil, st.rej.status(i.cfg, u)
 	}

@@ -30,26 +30,33 @@ const (
 	reasonInvalidHistogram
 	reasonInvalidSeries
 	reasonInvalidExemplar
-	reasonOther // not attributable to the input: the push fails as a server error
+	reasonMaxSeriesPerUser   // push_limits.go
+	reasonMaxSeriesPerMetric // push_limits.go
+	reasonOther              // not attributable to the input: the push fails as a server error
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
-	reasonOutOfOrder:       "out_of_order",
-	reasonOutOfBounds:      "out_of_bounds",
-	reasonTooOld:           "too_old",
-	reasonDuplicate:        "duplicate_timestamp",
-	reasonInvalidHistogram: "invalid_histogram",
-	reasonInvalidSeries:    "invalid_series",
-	reasonInvalidExemplar:  "invalid_exemplar",
-	reasonOther:            "other",
+	reasonOutOfOrder:         "out_of_order",
+	reasonOutOfBounds:        "out_of_bounds",
+	reasonTooOld:             "too_old",
+	reasonDuplicate:          "duplicate_timestamp",
+	reasonInvalidHistogram:   "invalid_histogram",
+	reasonInvalidSeries:      "invalid_series",
+	reasonInvalidExemplar:    "invalid_exemplar",
+	reasonMaxSeriesPerUser:   "per_user_series_limit",
+	reasonMaxSeriesPerMetric: "per_metric_series_limit",
+	reasonOther:              "other",
 }
 
 func (r reason) String() string { return reasonNames[r] }
 
 // classify maps an error of storage.Appender.Append or AppendHistogram.
 func classify(err error) reason {
+	var limited *seriesLimitError
 	switch {
+	case errors.As(err, &limited):
+		return limited.reason()
 	case errors.Is(err, storage.ErrOutOfOrderSample):
 		return reasonOutOfOrder
 	case errors.Is(err, storage.ErrOutOfBounds):
@@ -169,6 +176,10 @@ func (j rejection) describe(b *strings.Builder, cfg Config, u *tenantDB) {
 		what, id = "invalid series", "invalid-series"
 	case reasonInvalidExemplar:
 		what, id = "invalid exemplar", "invalid-exemplar"
+	case reasonMaxSeriesPerUser:
+		what, id = "new series refused", "max-series-per-user"
+	case reasonMaxSeriesPerMetric:
+		what, id = "new series refused", "max-series-per-metric"
 	default:
 		what, id = "sample not appended", "append-failed"
 	}
@@ -176,7 +187,7 @@ func (j rejection) describe(b *strings.Builder, cfg Config, u *tenantDB) {
 	head := u.db.Head()
 	switch j.reason {
 	case reasonOutOfOrder:
-		fmt.Fprintf(b, "the series has a newer sample and out-of-order samples are not accepted (-ingester.out-of-order-time-window=%s)", cfg.OutOfOrderTimeWindow)
+		fmt.Fprintf(b, "the series has a newer sample and out-of-order samples are not accepted (-ingester.out-of-order-time-window=%s, override \"out_of_order_time_window\")", u.appliedOOOWindow())
 	case reasonOutOfBounds:
 		if minValid, ok := head.AppendableMinValidTime(); ok {
 			fmt.Fprintf(b, "the tenant's head accepts samples from %s on (half a block range, %s, behind its newest sample)", formatMillis(minValid), cfg.BlockRangesPeriod/2)
@@ -184,7 +195,7 @@ func (j rejection) describe(b *strings.Builder, cfg Config, u *tenantDB) {
 			b.WriteString(j.err.Error())
 		}
 	case reasonTooOld:
-		fmt.Fprintf(b, "the tenant's newest sample is at %s and the out-of-order window is %s (-ingester.out-of-order-time-window)", formatMillis(head.MaxTime()), cfg.OutOfOrderTimeWindow)
+		fmt.Fprintf(b, "the tenant's newest sample is at %s and the out-of-order window is %s (-ingester.out-of-order-time-window, override \"out_of_order_time_window\")", formatMillis(head.MaxTime()), u.appliedOOOWindow())
 	default:
 		b.WriteString(j.err.Error())
 	}

@@ -6,9 +6,25 @@ import (
 	"time"
 )
 
+// Ingestion rate strategies of -distributor.ingestion-rate-limit-strategy.
+const (
+	// StrategyLocal applies the rate in every distributor on its own: a
+	// cluster of n distributors takes up to n times the rate.
+	StrategyLocal = "local"
+	// StrategyGlobal divides the rate by the healthy distributors of the
+	// distributor ring, so that the cluster as a whole takes the rate (as
+	// Mimir does; it relies on the load balancer spreading pushes evenly).
+	StrategyGlobal = "global"
+)
+
 // Limits are one tenant's limits. The flag values are the defaults for every
-// tenant; per-tenant overrides replace them field by field.
+// tenant; the runtime overrides file replaces them field by field. The YAML
+// name of a field is its override name, which every rejection message gives.
 type Limits struct {
+	// Write path, checked by the distributor.
+	IngestionRate          float64       `yaml:"ingestion_rate"`
+	IngestionBurstSize     int           `yaml:"ingestion_burst_size"`
+	IngestionRateStrategy  string        `yaml:"ingestion_rate_strategy"`
 	MaxLabelNamesPerSeries int           `yaml:"max_label_names_per_series"`
 	MaxLabelNameLength     int           `yaml:"max_label_name_length"`
 	MaxLabelValueLength    int           `yaml:"max_label_value_length"`
@@ -16,10 +32,64 @@ type Limits struct {
 	CreationGracePeriod    time.Duration `yaml:"creation_grace_period"`
 	PastGracePeriod        time.Duration `yaml:"past_grace_period"`
 	MaxExemplarsPerSeries  int           `yaml:"max_exemplars_per_series"`
+
+	// Series, checked by the ingesters.
+	MaxGlobalSeriesPerUser   int `yaml:"max_global_series_per_user"`
+	MaxGlobalSeriesPerMetric int `yaml:"max_global_series_per_metric"`
+	// The next three have no flag of their own: their defaults are the
+	// ingester's flags, and nil (not in the tenant's overrides) means the
+	// flag. OutOfOrderTimeWindow replaces -ingester.out-of-order-time-window.
+	OutOfOrderTimeWindow *time.Duration `yaml:"out_of_order_time_window,omitempty"`
+	// MaxExemplars replaces -blocks-storage.tsdb.max-exemplars (exemplars
+	// an ingester keeps per tenant) for one tenant; nil means the flag.
+	MaxExemplars *int `yaml:"max_exemplars,omitempty"`
+	// MaxMetadataPerUser replaces -ingester.max-metadata-per-tenant
+	// (metric families with metadata an ingester keeps per tenant; one
+	// entry per family, so there is no per-metric limit) for one tenant;
+	// nil means the flag.
+	MaxMetadataPerUser *int `yaml:"max_metadata_per_user,omitempty"`
+
+	// Read path, checked by the querier.
+	MaxFetchedSeriesPerQuery  int           `yaml:"max_fetched_series_per_query"`
+	MaxFetchedSamplesPerQuery int           `yaml:"max_fetched_samples_per_query"`
+	MaxQueryLength            time.Duration `yaml:"max_query_length"`
+	MaxQueryLookback          time.Duration `yaml:"max_query_lookback"`
+	QueryTimeout              time.Duration `yaml:"query_timeout"`
+	MaxConcurrentQueries      int           `yaml:"max_concurrent_queries"`
 }
 
+// Flag names of the limits, for messages: a rejection names the flag (the
+// default) and the override (the YAML name) that change the limit.
+const (
+	FlagIngestionRate            = "distributor.ingestion-rate-limit"
+	FlagIngestionBurstSize       = "distributor.ingestion-burst-size"
+	FlagIngestionRateStrategy    = "distributor.ingestion-rate-limit-strategy"
+	FlagMaxGlobalSeriesPerUser   = "ingester.max-global-series-per-user"
+	FlagMaxGlobalSeriesPerMetric = "ingester.max-global-series-per-metric"
+	FlagMaxFetchedSeriesPerQuery = "querier.max-fetched-series-per-query"
+	FlagMaxFetchedSamples        = "querier.max-fetched-samples-per-query"
+	FlagMaxQueryLength           = "limits.max-query-length"
+	FlagMaxQueryLookback         = "querier.max-query-lookback"
+	FlagQueryTimeout             = "limits.query-timeout"
+	FlagMaxConcurrentQueries     = "querier.max-concurrent-queries-per-tenant"
+)
+
 // RegisterFlags registers the default limits.
+//
+// The ingestion rate and the series limits are off by default: strata
+// -target=all serves one tenant with no flags, and one Prometheus of 150k
+// series at a 15s interval already pushes 10,000 samples/s, Mimir's
+// default rate; a single-tenant setup must not be throttled by a limit
+// meant for a shared service. Operators of a multi-tenant cluster set them
+// (Mimir's defaults, 10000 samples/s and 150000 series, are a fair start).
+// The burst is on by default so that a rate alone is enough. Query limits
+// are off too: the querier's own -querier.timeout, -querier.max-samples
+// and -querier.max-concurrent bound every query already; these only
+// tighten them per tenant.
 func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
+	fs.Float64Var(&l.IngestionRate, FlagIngestionRate, 0, "Samples (float and histogram) per second a tenant may push; pushes over it get 429 and are retried by the sender. 0 means no limit.")
+	fs.IntVar(&l.IngestionBurstSize, FlagIngestionBurstSize, 200000, "Samples a tenant may push at once above its rate (the token bucket's size); at least the largest push.")
+	fs.StringVar(&l.IngestionRateStrategy, FlagIngestionRateStrategy, StrategyGlobal, "local: every distributor allows the full rate; global: the rate is divided by the healthy distributors of the ring.")
 	fs.IntVar(&l.MaxLabelNamesPerSeries, "validation.max-label-names-per-series", 30, "Most labels a series may have, its metric name included.")
 	fs.IntVar(&l.MaxLabelNameLength, "validation.max-length-label-name", 1024, "Longest label name, in bytes.")
 	fs.IntVar(&l.MaxLabelValueLength, "validation.max-length-label-value", 2048, "Longest label value, in bytes.")
@@ -27,11 +97,27 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&l.CreationGracePeriod, "validation.create-grace-period", 10*time.Minute, "Reject samples whose timestamp is further than this in the future.")
 	fs.DurationVar(&l.PastGracePeriod, "validation.past-grace-period", 0, "Reject samples older than this; 0 accepts any age the ingester's TSDB accepts.")
 	fs.IntVar(&l.MaxExemplarsPerSeries, "validation.max-exemplars-per-series", 10, "Most exemplars kept per series in one push; extra exemplars are dropped and counted.")
+	fs.IntVar(&l.MaxGlobalSeriesPerUser, FlagMaxGlobalSeriesPerUser, 0, "Most in-memory series a tenant may have across the cluster (each ingester allows its share: limit × replication factor / ingesters); 0 means no limit.")
+	fs.IntVar(&l.MaxGlobalSeriesPerMetric, FlagMaxGlobalSeriesPerMetric, 0, "Most in-memory series one metric name of a tenant may have across the cluster, shared among ingesters as above; 0 means no limit.")
+	fs.IntVar(&l.MaxFetchedSeriesPerQuery, FlagMaxFetchedSeriesPerQuery, 0, "Most series one query of a tenant may fetch (summed over its selectors, replicas counted once); 0 means no limit.")
+	fs.IntVar(&l.MaxFetchedSamplesPerQuery, FlagMaxFetchedSamples, 0, "Most samples one query of a tenant may read from storage (each sample once, however many steps use it); unlike -querier.max-samples, which bounds the samples held at once. 0 means no limit.")
+	fs.DurationVar(&l.MaxQueryLength, FlagMaxQueryLength, 0, "Longest time range (end - start) of a tenant's query; 0 leaves only -querier.max-query-length.")
+	fs.DurationVar(&l.MaxQueryLookback, FlagMaxQueryLookback, 0, "How far back a tenant's queries may read; older parts of the range are cut off. 0 means no limit.")
+	fs.DurationVar(&l.QueryTimeout, FlagQueryTimeout, 0, "Longest a tenant's query may run; the shorter of it and -querier.timeout applies. 0 leaves only -querier.timeout.")
+	fs.IntVar(&l.MaxConcurrentQueries, FlagMaxConcurrentQueries, 0, "Most queries of one tenant a querier evaluates at once; more get 429. 0 leaves only -querier.max-concurrent.")
 }
 
 // Validate checks the limits for values that cannot work.
 func (l *Limits) Validate() error {
 	switch {
+	case l.IngestionRate < 0 || l.IngestionRate != l.IngestionRate:
+		return fmt.Errorf("-%s must not be negative, got %v", FlagIngestionRate, l.IngestionRate)
+	case l.IngestionBurstSize < 0:
+		return fmt.Errorf("-%s must not be negative, got %d", FlagIngestionBurstSize, l.IngestionBurstSize)
+	case l.IngestionRate > 0 && l.IngestionBurstSize < 1:
+		return fmt.Errorf("-%s must be at least 1 when -%s is set (every push would be refused), got %d", FlagIngestionBurstSize, FlagIngestionRate, l.IngestionBurstSize)
+	case l.IngestionRateStrategy != StrategyLocal && l.IngestionRateStrategy != StrategyGlobal:
+		return fmt.Errorf("-%s must be %q or %q, got %q", FlagIngestionRateStrategy, StrategyLocal, StrategyGlobal, l.IngestionRateStrategy)
 	case l.MaxLabelNamesPerSeries < 1:
 		return fmt.Errorf("-validation.max-label-names-per-series must be at least 1, got %d", l.MaxLabelNamesPerSeries)
 	case l.MaxLabelNameLength < 1:
@@ -46,22 +132,44 @@ func (l *Limits) Validate() error {
 		return fmt.Errorf("-validation.past-grace-period must not be negative, got %s", l.PastGracePeriod)
 	case l.MaxExemplarsPerSeries < 0:
 		return fmt.Errorf("-validation.max-exemplars-per-series must not be negative, got %d", l.MaxExemplarsPerSeries)
+	case l.MaxGlobalSeriesPerUser < 0:
+		return fmt.Errorf("-%s must not be negative, got %d", FlagMaxGlobalSeriesPerUser, l.MaxGlobalSeriesPerUser)
+	case l.MaxGlobalSeriesPerMetric < 0:
+		return fmt.Errorf("-%s must not be negative, got %d", FlagMaxGlobalSeriesPerMetric, l.MaxGlobalSeriesPerMetric)
+	case l.OutOfOrderTimeWindow != nil && *l.OutOfOrderTimeWindow < 0:
+		return fmt.Errorf("out_of_order_time_window must not be negative, got %s", *l.OutOfOrderTimeWindow)
+	case l.MaxExemplars != nil && *l.MaxExemplars < 0:
+		return fmt.Errorf("max_exemplars must not be negative, got %d", *l.MaxExemplars)
+	case l.MaxMetadataPerUser != nil && *l.MaxMetadataPerUser < 0:
+		return fmt.Errorf("max_metadata_per_user must not be negative, got %d", *l.MaxMetadataPerUser)
+	case l.MaxFetchedSeriesPerQuery < 0:
+		return fmt.Errorf("-%s must not be negative, got %d", FlagMaxFetchedSeriesPerQuery, l.MaxFetchedSeriesPerQuery)
+	case l.MaxFetchedSamplesPerQuery < 0:
+		return fmt.Errorf("-%s must not be negative, got %d", FlagMaxFetchedSamples, l.MaxFetchedSamplesPerQuery)
+	case l.MaxQueryLength < 0:
+		return fmt.Errorf("-%s must not be negative, got %s", FlagMaxQueryLength, l.MaxQueryLength)
+	case l.MaxQueryLookback < 0:
+		return fmt.Errorf("-%s must not be negative, got %s", FlagMaxQueryLookback, l.MaxQueryLookback)
+	case l.QueryTimeout < 0:
+		return fmt.Errorf("-%s must not be negative, got %s", FlagQueryTimeout, l.QueryTimeout)
+	case l.MaxConcurrentQueries < 0:
+		return fmt.Errorf("-%s must not be negative, got %d", FlagMaxConcurrentQueries, l.MaxConcurrentQueries)
 	}
 	return nil
 }
 
-// Overrides gives each tenant its effective limits. Until the runtime
-// overrides file exists every tenant gets the defaults.
-type Overrides struct {
-	defaults Limits
-}
-
-// NewOverrides returns Overrides that hand every tenant the defaults.
-func NewOverrides(defaults Limits) *Overrides {
-	return &Overrides{defaults: defaults}
-}
-
-// For returns the limits of tenant. The result must not be modified.
-func (o *Overrides) For(tenant string) *Limits {
-	return &o.defaults
+// LocalSeriesLimit is one ingester's share of a cluster-wide series limit:
+// global × replicationFactor / ingesters, as Mimir computes it (each series
+// is on replicationFactor of the ingesters, spread evenly by the ring's
+// tokens). 0 means no limit; a positive global limit never becomes 0.
+// Unknown replicationFactor or ingesters (< 1) count as 1.
+func LocalSeriesLimit(global, replicationFactor, ingesters int) int {
+	if global <= 0 {
+		return 0
+	}
+	replicationFactor, ingesters = max(replicationFactor, 1), max(ingesters, 1)
+	if replicationFactor > ingesters {
+		replicationFactor = ingesters // each ingester has every series
+	}
+	return max(1, int(int64(global)*int64(replicationFactor)/int64(ingesters)))
 }

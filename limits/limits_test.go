@@ -27,6 +27,21 @@ func TestValidate(t *testing.T) {
 		{"negative future", func(l *Limits) { l.CreationGracePeriod = -time.Second }, "-validation.create-grace-period must not be negative"},
 		{"negative past", func(l *Limits) { l.PastGracePeriod = -time.Second }, "-validation.past-grace-period"},
 		{"negative exemplars", func(l *Limits) { l.MaxExemplarsPerSeries = -1 }, "-validation.max-exemplars-per-series"},
+		{"negative rate", func(l *Limits) { l.IngestionRate = -1 }, "-distributor.ingestion-rate-limit must not be negative"},
+		{"rate without burst", func(l *Limits) { l.IngestionRate, l.IngestionBurstSize = 10, 0 }, "-distributor.ingestion-burst-size must be at least 1 when -distributor.ingestion-rate-limit is set"},
+		{"burst without rate", func(l *Limits) { l.IngestionBurstSize = 0 }, ""},
+		{"strategy", func(l *Limits) { l.IngestionRateStrategy = "cluster" }, `-distributor.ingestion-rate-limit-strategy must be "local" or "global", got "cluster"`},
+		{"negative series", func(l *Limits) { l.MaxGlobalSeriesPerUser = -1 }, "-ingester.max-global-series-per-user"},
+		{"negative series per metric", func(l *Limits) { l.MaxGlobalSeriesPerMetric = -1 }, "-ingester.max-global-series-per-metric"},
+		{"negative fetched series", func(l *Limits) { l.MaxFetchedSeriesPerQuery = -1 }, "-querier.max-fetched-series-per-query"},
+		{"negative fetched samples", func(l *Limits) { l.MaxFetchedSamplesPerQuery = -1 }, "-querier.max-fetched-samples-per-query"},
+		{"negative out-of-order window", func(l *Limits) { w := -time.Minute; l.OutOfOrderTimeWindow = &w }, "out_of_order_time_window must not be negative"},
+		{"negative max exemplars", func(l *Limits) { n := -1; l.MaxExemplars = &n }, "max_exemplars must not be negative"},
+		{"negative max metadata", func(l *Limits) { n := -1; l.MaxMetadataPerUser = &n }, "max_metadata_per_user must not be negative"},
+		{"negative query length", func(l *Limits) { l.MaxQueryLength = -time.Second }, "-limits.max-query-length"},
+		{"negative lookback", func(l *Limits) { l.MaxQueryLookback = -time.Second }, "-querier.max-query-lookback"},
+		{"negative timeout", func(l *Limits) { l.QueryTimeout = -time.Second }, "-limits.query-timeout"},
+		{"negative concurrency", func(l *Limits) { l.MaxConcurrentQueries = -1 }, "-querier.max-concurrent-queries-per-tenant"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := defaults(t)

@@ -147,7 +147,12 @@ func (q *Querier) query(r *http.Request, tenantID string) (result apiResult) {
 	if err != nil {
 		return apiResult{err: &apiError{typ: errorBadData, err: err}}
 	}
-	qry, err := q.engine.NewInstantQuery(ctx, q.Queryable(tenantID), opts, r.FormValue("query"), ts)
+	ctx, qbl, done, lerr := q.limitQuery(ctx, tenantID, ts, ts) // limits.go
+	if lerr != nil {
+		return apiResult{err: lerr}
+	}
+	defer done()
+	qry, err := q.engine.NewInstantQuery(ctx, qbl, opts, r.FormValue("query"), ts)
 	if err != nil {
 		return invalidParamError(err, "query")
 	}
@@ -158,6 +163,7 @@ func (q *Querier) query(r *http.Request, tenantID string) (result apiResult) {
 		}
 	}()
 	res := qry.Exec(ctx)
+	res.Err = limitErr(ctx, res.Err) // limits.go
 	if res.Err != nil {
 		return apiResult{err: returnAPIError(res.Err), warnings: res.Warnings, finalizer: qry.Close}
 	}
@@ -220,7 +226,12 @@ func (q *Querier) queryRange(r *http.Request, tenantID string) (result apiResult
 	if err != nil {
 		return apiResult{err: &apiError{typ: errorBadData, err: err}}
 	}
-	qry, err := q.engine.NewRangeQuery(ctx, q.Queryable(tenantID), opts, r.FormValue("query"), start, end, step)
+	ctx, qbl, done, lerr := q.limitQuery(ctx, tenantID, start, end) // limits.go
+	if lerr != nil {
+		return apiResult{err: lerr}
+	}
+	defer done()
+	qry, err := q.engine.NewRangeQuery(ctx, qbl, opts, r.FormValue("query"), start, end, step)
 	if err != nil {
 		return invalidParamError(err, "query")
 	}
@@ -230,6 +241,7 @@ func (q *Querier) queryRange(r *http.Request, tenantID string) (result apiResult
 		}
 	}()
 	res := qry.Exec(ctx)
+	res.Err = limitErr(ctx, res.Err) // limits.go
 	if res.Err != nil {
 		return apiResult{err: returnAPIError(res.Err), warnings: res.Warnings, finalizer: qry.Close}
 	}

@@ -3,7 +3,9 @@
 //
 // Flow: Grafana --HTTP /api/v1/*--> querier --QueryStream/Series/Label*/
 // Metadata/QueryExemplars--> every ingester of the ring's read set.
-// Owns: the PromQL engine and its concurrency gate, the per-tenant
+// Owns: the PromQL engine and its concurrency gate, the per-tenant query
+// limits (limits.go: length, lookback, timeout, concurrent queries, series
+// fetched per query), the per-tenant
 // storage.Queryable that fans out to the ingesters (tolerating the failures
 // the ring allows, reported as warnings), the merge that turns the RF copies
 // of a series into one (identical chunks dropped, overlapping ones merged

@@ -21,8 +21,7 @@ type Deps struct {
 	Ring    ReplicaSets     // *ring.Ring
 	Clients IngesterClients // *clientpool.Pool
 	Tenants tenant.Resolver
-	// Limits will hold per-tenant query limits; none exist yet, so it may
-	// be nil.
+	// Limits are the per-tenant query limits (limits.go); nil means none.
 	Limits *limits.Overrides
 	Log    *slog.Logger
 	// Reg receives strata_querier_* and the engine's prometheus_engine_*.
@@ -50,6 +49,8 @@ type Querier struct {
 	sources []source
 	parser  parser.Parser
 	engine  *promql.Engine
+	limits  *limits.Overrides // nil: no per-tenant query limits (limits.go)
+	running tenantQueries     // queries evaluating, per tenant (limits.go)
 }
 
 // New returns a Querier. It does no I/O: ingesters are dialed on first use.
@@ -90,6 +91,7 @@ func New(cfg Config, deps Deps) (*Querier, error) {
 	return &Querier{
 		cfg: cfg, log: log, tenants: deps.Tenants, build: deps.Build, now: now,
 		fanout: f, sources: []source{ingesterSource{f}}, parser: p, engine: engine,
+		limits: deps.Limits,
 	}, nil
 }
 

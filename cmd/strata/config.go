@@ -37,6 +37,7 @@ type Config struct {
 	Ingester       ingester.Config       `yaml:"ingester"`
 	Querier        querier.Config        `yaml:"querier"`
 	Limits         limits.Limits         `yaml:"limits"`
+	RuntimeConfig  limits.RuntimeConfig  `yaml:"runtime_config"`
 
 	configFile string
 }
@@ -80,6 +81,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Ingester.RegisterFlags(fs)
 	c.Querier.RegisterFlags(fs)
 	c.Limits.RegisterFlags(fs)
+	c.RuntimeConfig.RegisterFlags(fs)
 }
 
 // Validate checks every component's configuration.
@@ -101,7 +103,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, v := range []interface{ Validate() error }{
-		&c.Server, &c.Memberlist, &c.Ring, &c.Lifecycler, &c.IngesterClient, &c.Distributor, &c.Ingester, &c.Querier, &c.Limits,
+		&c.Server, &c.Memberlist, &c.Ring, &c.Lifecycler, &c.IngesterClient, &c.Distributor, &c.Ingester, &c.Querier, &c.Limits, &c.RuntimeConfig,
 	} {
 		if err := v.Validate(); err != nil {
 			return err

@@ -94,10 +94,10 @@ type process struct {
 	log  *slog.Logger
 	died chan string // a task that returned before it was stopped
 
-	gossip, server, ingester, distributor, querier *task
-	ingLC, distLC, activate, announce              *task
-	ingActive, distActive                          atomic.Bool
-	ingRegistered                                  bool
+	gossip, runtime, server, ingester, distributor, querier *task
+	ingLC, distLC, activate, announce                       *task
+	ingActive, distActive                                   atomic.Bool
+	ingRegistered                                           bool
 }
 
 // startTimeout bounds each start-up step that waits on the network.
@@ -108,6 +108,12 @@ const startTimeout = 30 * time.Second
 // WAL replay. On error the caller still calls shutdown.
 func (p *process) start(ctx context.Context, httpL, grpcL net.Listener, stdout io.Writer) error {
 	c := p.c
+	// A bad overrides file stops the start; later, a bad edit keeps the
+	// last good one (logged and counted).
+	if err := c.overrides.Load(); err != nil {
+		return fmt.Errorf("load -runtime-config.file: %w", err)
+	}
+	p.runtime = goTask("runtime config", p.died, c.overrides.Run)
 	p.gossip = goTask("memberlist", p.died, c.kv.Run)
 	if err := p.waitFor(ctx, "gossip to start", func() bool { return c.kv.Addr() != "" }); err != nil {
 		return err

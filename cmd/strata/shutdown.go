@@ -108,6 +108,7 @@ func (p *process) shutdown() error {
 	if p.c.pool != nil {
 		add(p.c.pool.Close())
 	}
+	add(p.runtime.stop(stopTimeout))
 	add(p.gossip.stop(stopTimeout + 5*time.Second)) // + memberlist's leave timeout
 	return errors.Join(errs...)
 }

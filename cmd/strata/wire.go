@@ -27,6 +27,9 @@ type components struct {
 	ingRing  *ring.Ring // the ingesters: where series go and are read from
 	distRing *ring.Ring // the distributors: how many share a global limit
 	pool     *clientpool.Pool
+	// overrides are every tenant's limits: the flag defaults, replaced
+	// field by field from -runtime-config.file, reloaded while running.
+	overrides *limits.Overrides
 
 	ing   *ingester.Ingester
 	ingLC *ring.Lifecycler
@@ -68,7 +71,12 @@ func newComponents(cfg *Config, srv *server.Server, advertise string, log *slog.
 	srv.Handle("/ring", "ring", c.ingRing.StatusHandler())
 	srv.Handle("/distributor/ring", "distributor_ring", c.distRing.StatusHandlerTitled("Distributor ring"))
 
-	overrides := limits.NewOverrides(cfg.Limits)
+	overrides, err := limits.NewRuntimeOverrides(cfg.RuntimeConfig, cfg.Limits, log.With("component", "runtime-config"), reg)
+	if err != nil {
+		return nil, fmt.Errorf("create runtime config: %w", err)
+	}
+	c.overrides = overrides
+	srv.Handle("/runtime_config", "runtime_config", overrides.Handler())
 	tenants := tenant.Resolver{MultitenancyEnabled: cfg.Auth.MultitenancyEnabled}
 	if runs(targetDistributor) || runs(targetQuerier) {
 		c.pool = clientpool.New(cfg.IngesterClient, reg)
@@ -80,6 +88,10 @@ func newComponents(cfg *Config, srv *server.Server, advertise string, log *slog.
 			return nil, fmt.Errorf("create ingester: %w", err)
 		}
 		ingesterpb.RegisterIngesterServer(srv.GRPC(), c.ing)
+		// A global series limit becomes this ingester's share of it.
+		c.ing.SetRingShare(func() (int, int) {
+			return c.ingRing.ReplicationFactor(), max(1, c.ingRing.CountHealthy(ring.Write))
+		})
 		c.ingLC = ring.NewLifecycler(cfg.Lifecycler, ring.LifecyclerDeps{
 			ID: cfg.Instance.ID, Addr: advertise, Zone: cfg.Instance.Zone, Store: ingStore,
 			TokensFile: filepath.Join(cfg.DataDir, ring.TokensFileName),
@@ -92,6 +104,9 @@ func newComponents(cfg *Config, srv *server.Server, advertise string, log *slog.
 		c.dist, err = distributor.New(cfg.Distributor, distributor.Deps{
 			Ring: c.ingRing, Clients: c.pool, Limits: overrides, Tenants: tenants,
 			Log: log.With("component", "distributor"), Reg: reg, Now: time.Now,
+			// A global rate limit is divided among the healthy distributors;
+			// at least this one, before it has joined its ring.
+			HealthyDistributors: func() int { return max(1, c.distRing.CountHealthy(ring.Write)) },
 		})
 		if err != nil {
 			return nil, fmt.Errorf("create distributor: %w", err)
