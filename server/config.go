@@ -23,6 +23,35 @@ type Config struct {
 	LogLevel           string        `yaml:"log_level"`
 	RegisterPprof      bool          `yaml:"register_pprof"`
 	MaxConcurrentGRPCS uint          `yaml:"grpc_max_concurrent_streams"`
+
+	HTTPTLS TLSConfig `yaml:"http_tls"`
+	GRPCTLS TLSConfig `yaml:"grpc_tls"`
+}
+
+// TLSConfig is one listener's certificate files; all empty means plain text.
+type TLSConfig struct {
+	CertPath     string `yaml:"cert_path"`
+	KeyPath      string `yaml:"key_path"`
+	ClientCAPath string `yaml:"client_ca_path"`
+}
+
+// Enabled says whether the listener serves TLS.
+func (c *TLSConfig) Enabled() bool { return c.CertPath != "" }
+
+func (c *TLSConfig) registerFlags(fs *flag.FlagSet, proto, what string) {
+	fs.StringVar(&c.CertPath, "server."+proto+"-tls-cert-path", "", "PEM certificate (chain) the "+what+" listener serves; set with the key to serve TLS (1.2 or later). Reloaded on change.")
+	fs.StringVar(&c.KeyPath, "server."+proto+"-tls-key-path", "", "PEM private key of -server."+proto+"-tls-cert-path. Reloaded on change.")
+	fs.StringVar(&c.ClientCAPath, "server."+proto+"-tls-client-ca-path", "", "PEM CA certificates; when set the "+what+" listener requires a client certificate signed by one of them (mutual TLS). Reloaded on change.")
+}
+
+func (c *TLSConfig) validate(proto string) error {
+	switch {
+	case (c.CertPath == "") != (c.KeyPath == ""):
+		return fmt.Errorf("-server.%[1]s-tls-cert-path and -server.%[1]s-tls-key-path must be set together", proto)
+	case c.ClientCAPath != "" && c.CertPath == "":
+		return fmt.Errorf("-server.%[1]s-tls-client-ca-path needs -server.%[1]s-tls-cert-path and -server.%[1]s-tls-key-path", proto)
+	}
+	return nil
 }
 
 // RegisterFlags registers the server's flags.
@@ -38,6 +67,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log.format", "logfmt", "Log format: logfmt or json.")
 	fs.StringVar(&c.LogLevel, "log.level", "info", "Lowest level logged: debug, info, warn or error.")
 	fs.BoolVar(&c.RegisterPprof, "server.register-pprof", true, "Serve Go profiles under /debug/pprof/.")
+	c.HTTPTLS.registerFlags(fs, "http", "HTTP")
+	c.GRPCTLS.registerFlags(fs, "grpc", "gRPC")
 }
 
 // Validate checks the configuration.
@@ -55,6 +86,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("-server.shutdown-timeout must be positive, got %s", c.ShutdownTimeout)
+	}
+	if err := c.HTTPTLS.validate("http"); err != nil {
+		return err
+	}
+	if err := c.GRPCTLS.validate("grpc"); err != nil {
+		return err
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err

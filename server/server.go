@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 )
@@ -38,6 +39,9 @@ type Server struct {
 	inflight     *prometheus.GaugeVec
 
 	httpAddr, grpcAddr chan net.Addr
+
+	httpTLS, grpcTLS *listenerTLS // nil: plain text
+	authed           http.Handler // mux behind the authentication middleware; nil: none
 }
 
 // New returns a Server; nothing listens until Run. gatherer serves /metrics.
@@ -57,6 +61,11 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, gatherer prome
 		httpAddr: make(chan net.Addr, 1), grpcAddr: make(chan net.Addr, 1),
 	}
 	s.grpcDuration = s.httpDuration
+	s.httpTLS = newListenerTLS(cfg.HTTPTLS, "http", []string{"h2", "http/1.1"}, log, reg)
+	s.grpcTLS = newListenerTLS(cfg.GRPCTLS, "grpc", []string{"h2"}, log, reg)
+	if s.grpcTLS != nil {
+		grpcOpts = append([]grpc.ServerOption{grpc.Creds(credentials.NewTLS(s.grpcTLS.cfg))}, grpcOpts...)
+	}
 	opts := append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.GRPCMaxRecvBytes),
 		grpc.MaxSendMsgSize(cfg.GRPCMaxRecvBytes),
@@ -114,8 +123,27 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte("ready\n"))
 }
 
+// RequireAuth puts every route mounted with Handle behind mw, typically
+// tenant.Resolver.Middleware with an Authenticator; /ready and /metrics
+// stay open for probes and scrapers, /debug/pprof/ does not (a profile
+// costs CPU and the command line names files). Call it before Serve.
+func (s *Server) RequireAuth(mw func(http.Handler) http.Handler) {
+	s.authed = mw(s.mux)
+}
+
 // Handler is the HTTP handler with every mounted route, for tests.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler {
+	if s.authed == nil {
+		return s.mux
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == "/ready" || p == "/metrics" {
+			s.mux.ServeHTTP(w, r)
+			return
+		}
+		s.authed.ServeHTTP(w, r)
+	})
+}
 
 // HTTPAddr blocks until the HTTP listener is bound and returns its address.
 func (s *Server) HTTPAddr(ctx context.Context) (net.Addr, error) { return waitAddr(ctx, s.httpAddr) }
@@ -133,9 +161,16 @@ func waitAddr(ctx context.Context, ch chan net.Addr) (net.Addr, error) {
 	}
 }
 
-// Listen binds both listeners, so that a caller learns bind errors (and the
-// real ports of ":0") before anything else starts.
+// Listen reads the TLS files and binds both listeners, so that a caller
+// learns bad files and bind errors (and the real ports of ":0") before
+// anything else starts.
 func (s *Server) Listen() (httpL, grpcL net.Listener, err error) {
+	if err := s.httpTLS.load(); err != nil {
+		return nil, nil, err
+	}
+	if err := s.grpcTLS.load(); err != nil {
+		return nil, nil, err
+	}
 	httpL, err = net.Listen("tcp", s.cfg.HTTPListenAddress)
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen http on %s: %w", s.cfg.HTTPListenAddress, err)
@@ -154,7 +189,7 @@ func (s *Server) Listen() (httpL, grpcL net.Listener, err error) {
 // in-flight requests for at most -server.shutdown-timeout and returns.
 func (s *Server) Serve(ctx context.Context, httpL, grpcL net.Listener) error {
 	hs := &http.Server{
-		Handler:           s.mux,
+		Handler:           s.Handler(),
 		ReadTimeout:       s.cfg.HTTPReadTimeout,
 		ReadHeaderTimeout: 10 * time.Second,
 		WriteTimeout:      s.cfg.HTTPWriteTimeout,
@@ -162,9 +197,14 @@ func (s *Server) Serve(ctx context.Context, httpL, grpcL net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 2)
-	go func() { errc <- ignoreClosed(hs.Serve(httpL)) }()
+	if s.httpTLS != nil {
+		hs.TLSConfig = s.httpTLS.cfg
+		go func() { errc <- ignoreClosed(hs.ServeTLS(httpL, "", "")) }()
+	} else {
+		go func() { errc <- ignoreClosed(hs.Serve(httpL)) }()
+	}
 	go func() { errc <- s.grpc.Serve(grpcL) }()
-	s.log.Info("serving", "http", httpL.Addr().String(), "grpc", grpcL.Addr().String())
+	s.log.Info("serving", "http", httpL.Addr().String(), "grpc", grpcL.Addr().String(), "http_tls", s.httpTLS != nil, "grpc_tls", s.grpcTLS != nil)
 
 	var first error
 	select {

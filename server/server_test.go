@@ -107,6 +107,10 @@ func TestConfigValidate(t *testing.T) {
 		{"bad http address", func(c *Config) { c.HTTPListenAddress = "9009" }, "-server.http-listen-address"},
 		{"bad log level", func(c *Config) { c.LogLevel = "loud" }, "-log.level"},
 		{"bad log format", func(c *Config) { c.LogFormat = "xml" }, "-log.format"},
+		{"tls cert without key", func(c *Config) { c.HTTPTLS.CertPath = "a.crt" }, "-server.http-tls-cert-path and -server.http-tls-key-path must be set together"},
+		{"tls key without cert", func(c *Config) { c.GRPCTLS.KeyPath = "a.key" }, "-server.grpc-tls-cert-path and -server.grpc-tls-key-path must be set together"},
+		{"client ca without cert", func(c *Config) { c.GRPCTLS.ClientCAPath = "ca.crt" }, "-server.grpc-tls-client-ca-path needs"},
+		{"tls", func(c *Config) { c.GRPCTLS = TLSConfig{CertPath: "a", KeyPath: "b", ClientCAPath: "c"} }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t)

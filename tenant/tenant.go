@@ -1,6 +1,7 @@
 package tenant
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -66,15 +67,61 @@ func truncate(s string, n int) string {
 	return s[:n] + "..."
 }
 
+// Authenticator establishes who is calling from a request's credentials.
+// auth.Authenticator implements it; tenant defines it so that the
+// components that resolve tenants depend on this package alone.
+type Authenticator interface {
+	// Authenticate returns the tenant the request's credentials act as,
+	// an *UnauthenticatedError (401) or a *ForbiddenError (403: the
+	// X-Scope-OrgID header names another tenant). It must be safe for
+	// concurrent use and must not read the request body.
+	Authenticate(r *http.Request) (string, error)
+}
+
+// UnauthenticatedError means the request carries no valid credentials: 401.
+// It matches ErrMissing under errors.Is, so code that maps ErrMissing to 401
+// maps it too.
+type UnauthenticatedError struct {
+	Reason string
+}
+
+func (e *UnauthenticatedError) Error() string { return "unauthenticated: " + e.Reason }
+
+// Is makes errors.Is(err, ErrMissing) true: both mean "no tenant established".
+func (e *UnauthenticatedError) Is(target error) bool { return target == ErrMissing }
+
+// ForbiddenError means valid credentials of one tenant claim another
+// through the header: 403.
+type ForbiddenError struct {
+	Authenticated, Claimed string
+}
+
+func (e *ForbiddenError) Error() string {
+	return fmt.Sprintf("credentials of tenant %q may not act as tenant %q (%s)", e.Authenticated, truncate(e.Claimed, 64), Header)
+}
+
 // Resolver turns an HTTP request into a tenant id.
 type Resolver struct {
 	// MultitenancyEnabled requires the header; when false every request
 	// belongs to Anonymous and the header is ignored.
 	MultitenancyEnabled bool
+	// Auth, when set, decides the tenant from the request's credentials
+	// whatever MultitenancyEnabled says; the header may only repeat it.
+	// Leave it nil (not a typed nil pointer) when authentication is off.
+	Auth Authenticator
 }
 
-// FromHTTP returns the request's tenant id, ErrMissing, or an *InvalidError.
+type authenticatedKey struct{}
+
+// FromHTTP returns the request's tenant id, ErrMissing, an *InvalidError,
+// or with Auth set an *UnauthenticatedError or a *ForbiddenError.
 func (r Resolver) FromHTTP(req *http.Request) (string, error) {
+	if r.Auth != nil {
+		if id, ok := req.Context().Value(authenticatedKey{}).(string); ok {
+			return id, nil // Middleware authenticated this request already
+		}
+		return r.Auth.Authenticate(req)
+	}
 	if !r.MultitenancyEnabled {
 		return Anonymous, nil
 	}
@@ -91,10 +138,46 @@ func (r Resolver) FromHTTP(req *http.Request) (string, error) {
 	return vals[0], nil
 }
 
+// Middleware authenticates every request before next sees it when Auth is
+// set, answering 401 (with WWW-Authenticate) or 403 itself; next's
+// FromHTTP then returns the tenant without authenticating again. Without
+// Auth it returns next unchanged: tenants are resolved per route as before.
+func (r Resolver) Middleware(next http.Handler) http.Handler {
+	if r.Auth == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		id, err := r.Auth.Authenticate(req)
+		if err != nil {
+			WriteError(w, err)
+			return
+		}
+		next.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), authenticatedKey{}, id)))
+	})
+}
+
+// Challenges are the WWW-Authenticate values of a 401 from Middleware.
+var Challenges = []string{`Basic realm="strata", charset="UTF-8"`, `Bearer realm="strata"`}
+
+// WriteError writes a FromHTTP or Authenticate error as a plain-text
+// response with its status code, and the challenges with a 401.
+func WriteError(w http.ResponseWriter, err error) {
+	code := HTTPStatus(err)
+	if code == http.StatusUnauthorized {
+		for _, c := range Challenges {
+			w.Header().Add("WWW-Authenticate", c)
+		}
+	}
+	http.Error(w, err.Error(), code)
+}
+
 // HTTPStatus maps a FromHTTP error to its status code.
 func HTTPStatus(err error) int {
-	if errors.Is(err, ErrMissing) {
+	switch {
+	case errors.Is(err, ErrMissing): // UnauthenticatedError too
 		return http.StatusUnauthorized
+	case errors.As(err, new(*ForbiddenError)):
+		return http.StatusForbidden
 	}
 	return http.StatusBadRequest
 }

@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/strata-metrics/strata/auth"
 	"github.com/strata-metrics/strata/clientpool"
 	"github.com/strata-metrics/strata/distributor"
 	"github.com/strata-metrics/strata/gossip"
@@ -27,7 +28,7 @@ type Config struct {
 	Target         string                `yaml:"target"`
 	DataDir        string                `yaml:"data_dir"`
 	Instance       InstanceConfig        `yaml:"instance"`
-	Auth           AuthConfig            `yaml:"auth"`
+	Auth           auth.Config           `yaml:"auth"`
 	Server         server.Config         `yaml:"server"`
 	Memberlist     gossip.Config         `yaml:"memberlist"`
 	Ring           ring.Config           `yaml:"ring"`
@@ -57,11 +58,6 @@ type InstanceConfig struct {
 	Addr string `yaml:"addr"`
 }
 
-// AuthConfig is how requests name their tenant.
-type AuthConfig struct {
-	MultitenancyEnabled bool `yaml:"multitenancy_enabled"`
-}
-
 // RegisterFlags registers every flag of the process on fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	host, _ := os.Hostname()
@@ -71,7 +67,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Instance.ID, "instance.id", host, "This instance's id in the ring; unique in the cluster.")
 	fs.StringVar(&c.Instance.Zone, "instance.zone", "", "Availability zone of this instance, for zone-aware replication.")
 	fs.StringVar(&c.Instance.Addr, "instance.addr", "", "gRPC host:port other components reach this instance at; default: the gRPC listen address, an unspecified host replaced by this machine's first non-loopback IPv4 (127.0.0.1 with -target=all).")
-	fs.BoolVar(&c.Auth.MultitenancyEnabled, "auth.multitenancy-enabled", false, "Require the X-Scope-OrgID header on every request; when off every request belongs to tenant \"anonymous\".")
+	c.Auth.RegisterFlags(fs)
 	c.Server.RegisterFlags(fs)
 	c.Memberlist.RegisterFlags(fs)
 	c.Ring.RegisterFlags(fs)
@@ -103,7 +99,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, v := range []interface{ Validate() error }{
-		&c.Server, &c.Memberlist, &c.Ring, &c.Lifecycler, &c.IngesterClient, &c.Distributor, &c.Ingester, &c.Querier, &c.Limits, &c.RuntimeConfig,
+		&c.Server, &c.Memberlist, &c.Ring, &c.Lifecycler, &c.IngesterClient, &c.Distributor, &c.Ingester, &c.Querier, &c.Limits, &c.RuntimeConfig, &c.Auth,
 	} {
 		if err := v.Validate(); err != nil {
 			return err

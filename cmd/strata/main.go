@@ -94,10 +94,10 @@ type process struct {
 	log  *slog.Logger
 	died chan string // a task that returned before it was stopped
 
-	gossip, runtime, server, ingester, distributor, querier *task
-	ingLC, distLC, activate, announce                       *task
-	ingActive, distActive                                   atomic.Bool
-	ingRegistered                                           bool
+	gossip, runtime, authn, server, ingester, distributor, querier *task
+	ingLC, distLC, activate, announce                              *task
+	ingActive, distActive                                          atomic.Bool
+	ingRegistered                                                  bool
 }
 
 // startTimeout bounds each start-up step that waits on the network.
@@ -114,6 +114,9 @@ func (p *process) start(ctx context.Context, httpL, grpcL net.Listener, stdout i
 		return fmt.Errorf("load -runtime-config.file: %w", err)
 	}
 	p.runtime = goTask("runtime config", p.died, c.overrides.Run)
+	if c.authn != nil {
+		p.authn = goTask("tenants file", p.died, c.authn.Run)
+	}
 	p.gossip = goTask("memberlist", p.died, c.kv.Run)
 	if err := p.waitFor(ctx, "gossip to start", func() bool { return c.kv.Addr() != "" }); err != nil {
 		return err

@@ -109,6 +109,7 @@ func (p *process) shutdown() error {
 		add(p.c.pool.Close())
 	}
 	add(p.runtime.stop(stopTimeout))
+	add(p.authn.stop(stopTimeout))
 	add(p.gossip.stop(stopTimeout + 5*time.Second)) // + memberlist's leave timeout
 	return errors.Join(errs...)
 }

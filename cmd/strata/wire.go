@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/strata-metrics/strata/auth"
 	"github.com/strata-metrics/strata/clientpool"
 	"github.com/strata-metrics/strata/distributor"
 	"github.com/strata-metrics/strata/gossip"
@@ -17,7 +18,6 @@ import (
 	"github.com/strata-metrics/strata/querier"
 	"github.com/strata-metrics/strata/ring"
 	"github.com/strata-metrics/strata/server"
-	"github.com/strata-metrics/strata/tenant"
 )
 
 // components is what one process runs; a nil field is not part of its
@@ -30,6 +30,8 @@ type components struct {
 	// overrides are every tenant's limits: the flag defaults, replaced
 	// field by field from -runtime-config.file, reloaded while running.
 	overrides *limits.Overrides
+	// authn checks credentials against -auth.tenants-file; nil without one.
+	authn *auth.Authenticator
 
 	ing   *ingester.Ingester
 	ingLC *ring.Lifecycler
@@ -77,7 +79,17 @@ func newComponents(cfg *Config, srv *server.Server, advertise string, log *slog.
 	}
 	c.overrides = overrides
 	srv.Handle("/runtime_config", "runtime_config", overrides.Handler())
-	tenants := tenant.Resolver{MultitenancyEnabled: cfg.Auth.MultitenancyEnabled}
+	// With a tenants file, credentials decide the tenant and every route
+	// but /ready and /metrics requires them; otherwise X-Scope-OrgID (from
+	// a gateway) names it.
+	if cfg.Auth.Enabled() {
+		c.authn, err = auth.New(cfg.Auth, log.With("component", "auth"), reg)
+		if err != nil {
+			return nil, fmt.Errorf("create authenticator: %w", err)
+		}
+	}
+	tenants := cfg.Auth.Resolver(c.authn)
+	srv.RequireAuth(tenants.Middleware)
 	if runs(targetDistributor) || runs(targetQuerier) {
 		c.pool = clientpool.New(cfg.IngesterClient, reg)
 	}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/require"
+)
+
+// TestStackAuth runs the process with -auth.tenants-file: credentials name
+// the tenant on every route but /ready and /metrics, and nobody can claim
+// another tenant with X-Scope-OrgID.
+func TestStackAuth(t *testing.T) {
+	file, err := filepath.Abs("../../auth/testdata/tenants.yaml")
+	require.NoError(t, err)
+	s := startStack(t, t.TempDir(), "-auth.multitenancy-enabled", "-auth.tenants-file="+file)
+
+	body := func() []byte {
+		req := prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+			Labels:  lbls("__name__", "auth_test", "job", "a"),
+			Samples: []prompb.Sample{{Timestamp: time.Now().Add(-time.Minute).UnixMilli(), Value: 1}},
+		}}}
+		b, err := req.Marshal()
+		require.NoError(t, err)
+		return snappy.Encode(nil, b)
+	}
+	do := func(method, path string, b []byte, hdr map[string]string) (int, string) {
+		r, err := http.NewRequest(method, s.base+path, bytes.NewReader(b))
+		require.NoError(t, err)
+		r.Header.Set("Content-Encoding", "snappy")
+		for k, v := range hdr {
+			r.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(r)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(out)
+	}
+	tokenA := map[string]string{"Authorization": "Bearer example-token-of-team-a"}
+	for _, tc := range []struct {
+		name   string
+		method string
+		path   string
+		hdr    map[string]string
+		want   int
+	}{
+		{"push without credentials", http.MethodPost, "/api/v1/push", nil, http.StatusUnauthorized},
+		{"push with a wrong token", http.MethodPost, "/api/v1/push", map[string]string{"Authorization": "Bearer nope"}, http.StatusUnauthorized},
+		{"push as team-a", http.MethodPost, "/api/v1/push", tokenA, http.StatusNoContent},
+		{"push as team-a claiming team-b", http.MethodPost, "/api/v1/push", map[string]string{"Authorization": "Bearer example-token-of-team-a", "X-Scope-OrgID": "team-b"}, http.StatusForbidden},
+		{"push as team-a naming itself", http.MethodPost, "/api/v1/push", map[string]string{"Authorization": "Bearer example-token-of-team-a", "X-Scope-OrgID": "team-a"}, http.StatusNoContent},
+		{"header alone is not enough", http.MethodPost, "/api/v1/push", map[string]string{"X-Scope-OrgID": "team-a"}, http.StatusUnauthorized},
+		{"query without credentials", http.MethodGet, "/api/v1/query?query=auth_test", nil, http.StatusUnauthorized},
+		{"ring page needs credentials", http.MethodGet, "/ring", nil, http.StatusUnauthorized},
+		{"ready stays open", http.MethodGet, "/ready", nil, http.StatusOK},
+		{"metrics stay open", http.MethodGet, "/metrics", nil, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b []byte
+			if tc.method == http.MethodPost {
+				b = body()
+			}
+			code, out := do(tc.method, tc.path, b, tc.hdr)
+			require.Equal(t, tc.want, code, out)
+		})
+	}
+
+	// team-a sees its series; team-b (basic auth) sees none of them.
+	code, out := do(http.MethodGet, "/api/v1/query?query=auth_test", nil, tokenA)
+	require.Equal(t, http.StatusOK, code, out)
+	require.Contains(t, out, `"job":"a"`)
+	r, err := http.NewRequest(http.MethodGet, s.base+"/api/v1/query?query=auth_test", nil)
+	require.NoError(t, err)
+	r.SetBasicAuth("prometheus-b", "example-password-of-b")
+	resp, err := http.DefaultClient.Do(r)
+	require.NoError(t, err)
+	outB, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(outB))
+	require.Contains(t, string(outB), `"result":[]`)
+}
