@@ -44,9 +44,12 @@ test-deps:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-## bench: the load benchmark of README "Performance": Strata against Debian's Prometheus.
+## bench: the load benchmark of README "Performance": Strata against Debian's Prometheus,
+## then a loopback cluster (3 ingesters, 2 distributors, 1 querier) at RF=3 against RF=1.
+## A reduced run: make bench BENCH_FLAGS="-series=10000 -rounds=20"
 bench: build test-deps
-	$(GO) run ./cmd/strata-bench -strata.bin=$(STRATA)
+	$(GO) run ./cmd/strata-bench -strata.bin=$(STRATA) $(BENCH_FLAGS)
+	$(GO) run ./cmd/strata-bench -mode=cluster -strata.bin=$(STRATA) $(BENCH_FLAGS)
 
 ## bench-go: Go micro-benchmarks of the hot paths (compare runs with benchstat).
 bench-go:

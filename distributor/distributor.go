@@ -47,6 +47,10 @@ type Deps struct {
 	// HealthyDistributors counts the healthy distributors of the ring, for
 	// the "global" ingestion rate strategy; nil means 1.
 	HealthyDistributors func() int
+	// HAKV holds the HA-pair election shared by all distributors (the
+	// gossip KV, with RegisterHATrackerKey called before its Run); nil
+	// turns HA-pair dedup off for every tenant, whatever its limits say.
+	HAKV HAKV
 }
 
 // Distributor serves the push API. It is goroutine-safe.
@@ -61,6 +65,7 @@ type Distributor struct {
 	m             *metrics
 	maxCompressed int // snappy.MaxEncodedLen(cfg.MaxRecvMsgSize)
 	rate          *rateLimiter
+	ha            *haTracker // nil: no HA-pair dedup
 
 	states sync.Pool // *pushState: body buffers, decoded request, scratch
 	bufs   sync.Pool // *[]byte: one per-ingester push body each
@@ -108,6 +113,9 @@ func New(cfg Config, deps Deps) (*Distributor, error) {
 		m:             newMetrics(reg),
 		maxCompressed: snappy.MaxEncodedLen(cfg.MaxRecvMsgSize),
 		rate:          newRateLimiter(deps.HealthyDistributors),
+	}
+	if deps.HAKV != nil {
+		d.ha = newHATracker(deps.HAKV, deps.Log, reg)
 	}
 	d.states.New = func() any { return newPushState() }
 	return d, nil

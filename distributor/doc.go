@@ -16,6 +16,6 @@
 // never change once data exists), the quorum rule.
 // Does not: store anything (ingesters do), decide replica placement (the
 // ring does), dial connections (clientpool does), or count series (the
-// ingesters enforce the series limits); HA-pair dedup is still to come
+// ingesters enforce the series limits) and HA-pair dedup (ha.go)
 // (issue 4; push.go marks where it goes).
 package distributor

@@ -56,10 +56,14 @@ func (e *IngesterError) Error() string { return e.Msg }
 // httpStatus maps an error of the push path to its HTTP status.
 func httpStatus(err error) int {
 	switch {
+	case errors.As(err, new(*HADedupedError)):
+		return http.StatusAccepted // a non-elected HA replica: dropped, not retried
 	case errors.As(err, new(*BadInputError)):
 		return http.StatusBadRequest // retrying cannot help
 	case errors.As(err, new(*tenant.InvalidError)):
 		return http.StatusBadRequest
+	case errors.As(err, new(*tenant.ForbiddenError)):
+		return http.StatusForbidden // credentials of another tenant
 	case errors.Is(err, tenant.ErrMissing):
 		return http.StatusUnauthorized
 	case errors.As(err, new(*MethodNotAllowedError)):

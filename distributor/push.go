@@ -121,11 +121,13 @@ func (d *Distributor) pushDecoded(ctx context.Context, st *pushState, tenantID s
 		return &BadInputError{Msg: fmt.Sprintf("%v [%s]", err, idInvalidProtobuf)}
 	}
 
-	// HA-pair dedup (issue 4) goes here, before validation: it reads the
-	// cluster and replica labels of the request and may accept and drop
-	// the whole request (202) when it comes from a non-elected replica.
-
 	st.val.reset(d.limits.For(tenantID), d.cfg.NameValidationScheme == SchemeUTF8, d.now())
+	// HA-pair dedup (ha.go), before validation: a non-elected replica's
+	// request is dropped whole (202); the elected one's loses its replica
+	// label.
+	if err := d.dedupeHA(ctx, st, tenantID); err != nil {
+		return err
+	}
 	st.val.validate(st.req)
 	// The per-tenant ingestion rate limit, on what validation kept: on
 	// refusal st.req is emptied, so nothing is counted received or sent.

@@ -35,7 +35,8 @@ type Ingester struct {
 	limitMetrics *limitMetrics             // push_limits.go
 	ringShare    atomic.Pointer[RingShare] // push_limits.go: SetRingShare
 
-	pushPool sync.Pool // *pushState
+	pushPool sync.Pool   // *pushState
+	rates    ingestRates // stats_rate.go: per-tenant ingestion rate, fed by Push
 
 	mu    sync.RWMutex
 	state state                // guarded by mu

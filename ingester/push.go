@@ -63,6 +63,7 @@ func (i *Ingester) Push(ctx context.Context, r *ingesterpb.PushRequest) (*ingest
 		return nil, err
 	}
 	i.metrics.countPush(n, &st.rej)
+	i.rates.add(u.id, n.floats+n.histograms, start) // stats_rate.go
 	i.limitMetrics.countLimited(u.id, &st.rej)
 	if st.rej.total() > 0 {
 		return nil, st.rej.status(i.cfg, u)

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // Ingestion rate strategies of -distributor.ingestion-rate-limit-strategy.
@@ -32,6 +33,17 @@ type Limits struct {
 	CreationGracePeriod    time.Duration `yaml:"creation_grace_period"`
 	PastGracePeriod        time.Duration `yaml:"past_grace_period"`
 	MaxExemplarsPerSeries  int           `yaml:"max_exemplars_per_series"`
+
+	// HA-pair dedup, by the distributor's HA tracker: of the replicas of
+	// one cluster (same value of HAClusterLabel, different values of
+	// HAReplicaLabel) only the elected one's samples are kept.
+	AcceptHASamples          bool          `yaml:"accept_ha_samples"`
+	HAClusterLabel           string        `yaml:"ha_cluster_label"`
+	HAReplicaLabel           string        `yaml:"ha_replica_label"`
+	HAMaxClusters            int           `yaml:"ha_max_clusters"`
+	HAFailoverTimeout        time.Duration `yaml:"ha_tracker_failover_timeout"`
+	HAUpdateTimeout          time.Duration `yaml:"ha_tracker_update_timeout"`
+	HAUpdateTimeoutJitterMax time.Duration `yaml:"ha_tracker_update_timeout_jitter_max"`
 
 	// Series, checked by the ingesters.
 	MaxGlobalSeriesPerUser   int `yaml:"max_global_series_per_user"`
@@ -72,6 +84,13 @@ const (
 	FlagMaxQueryLookback         = "querier.max-query-lookback"
 	FlagQueryTimeout             = "limits.query-timeout"
 	FlagMaxConcurrentQueries     = "querier.max-concurrent-queries-per-tenant"
+	FlagAcceptHASamples          = "distributor.ha-tracker.enable-for-all-users"
+	FlagHAClusterLabel           = "distributor.ha-tracker.cluster"
+	FlagHAReplicaLabel           = "distributor.ha-tracker.replica"
+	FlagHAMaxClusters            = "distributor.ha-tracker.max-clusters"
+	FlagHAFailoverTimeout        = "distributor.ha-tracker.failover-timeout"
+	FlagHAUpdateTimeout          = "distributor.ha-tracker.update-timeout"
+	FlagHAUpdateTimeoutJitterMax = "distributor.ha-tracker.update-timeout-jitter-max"
 )
 
 // RegisterFlags registers the default limits.
@@ -97,6 +116,7 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&l.CreationGracePeriod, "validation.create-grace-period", 10*time.Minute, "Reject samples whose timestamp is further than this in the future.")
 	fs.DurationVar(&l.PastGracePeriod, "validation.past-grace-period", 0, "Reject samples older than this; 0 accepts any age the ingester's TSDB accepts.")
 	fs.IntVar(&l.MaxExemplarsPerSeries, "validation.max-exemplars-per-series", 10, "Most exemplars kept per series in one push; extra exemplars are dropped and counted.")
+	l.registerHAFlags(fs)
 	fs.IntVar(&l.MaxGlobalSeriesPerUser, FlagMaxGlobalSeriesPerUser, 0, "Most in-memory series a tenant may have across the cluster (each ingester allows its share: limit × replication factor / ingesters); 0 means no limit.")
 	fs.IntVar(&l.MaxGlobalSeriesPerMetric, FlagMaxGlobalSeriesPerMetric, 0, "Most in-memory series one metric name of a tenant may have across the cluster, shared among ingesters as above; 0 means no limit.")
 	fs.IntVar(&l.MaxFetchedSeriesPerQuery, FlagMaxFetchedSeriesPerQuery, 0, "Most series one query of a tenant may fetch (summed over its selectors, replicas counted once); 0 means no limit.")
@@ -132,6 +152,11 @@ func (l *Limits) Validate() error {
 		return fmt.Errorf("-validation.past-grace-period must not be negative, got %s", l.PastGracePeriod)
 	case l.MaxExemplarsPerSeries < 0:
 		return fmt.Errorf("-validation.max-exemplars-per-series must not be negative, got %d", l.MaxExemplarsPerSeries)
+	}
+	if err := l.validateHA(); err != nil {
+		return err
+	}
+	switch {
 	case l.MaxGlobalSeriesPerUser < 0:
 		return fmt.Errorf("-%s must not be negative, got %d", FlagMaxGlobalSeriesPerUser, l.MaxGlobalSeriesPerUser)
 	case l.MaxGlobalSeriesPerMetric < 0:
@@ -154,6 +179,44 @@ func (l *Limits) Validate() error {
 		return fmt.Errorf("-%s must not be negative, got %s", FlagQueryTimeout, l.QueryTimeout)
 	case l.MaxConcurrentQueries < 0:
 		return fmt.Errorf("-%s must not be negative, got %d", FlagMaxConcurrentQueries, l.MaxConcurrentQueries)
+	}
+	return nil
+}
+
+// registerHAFlags registers the HA-pair dedup limits. The names and
+// defaults are Mimir's, so that an HA pair configured for Mimir (external
+// labels cluster and __replica__) works unchanged. Dedup is off by default:
+// it drops data, so a tenant opts in (accept_ha_samples: true in the
+// runtime overrides) or the operator turns it on for every tenant.
+func (l *Limits) registerHAFlags(fs *flag.FlagSet) {
+	fs.BoolVar(&l.AcceptHASamples, FlagAcceptHASamples, false, "Deduplicate HA pairs of every tenant (a tenant's accept_ha_samples override turns it on or off for that tenant): of the Prometheus replicas sending the same cluster label, only the elected replica's samples are kept, the others get 202 and are dropped.")
+	fs.StringVar(&l.HAClusterLabel, FlagHAClusterLabel, "cluster", "Label naming the HA cluster (the pair) a request comes from; it is kept on the series.")
+	fs.StringVar(&l.HAReplicaLabel, FlagHAReplicaLabel, "__replica__", "Label naming the replica within its HA cluster; it is removed from the series of the elected replica, so that both replicas write the same series.")
+	fs.IntVar(&l.HAMaxClusters, FlagHAMaxClusters, 100, "Most HA clusters a tenant may have tracked at once; a request from a new cluster beyond it gets 400. 0 means no limit.")
+	fs.DurationVar(&l.HAFailoverTimeout, FlagHAFailoverTimeout, 30*time.Second, "After this long without a request from the elected replica, the next replica of its cluster that writes is elected. At least update-timeout + update-timeout-jitter-max + 1s.")
+	fs.DurationVar(&l.HAUpdateTimeout, FlagHAUpdateTimeout, 15*time.Second, "How old the elected replica's last-seen time may get before a distributor refreshes it in the gossiped election state; smaller means more gossip traffic.")
+	fs.DurationVar(&l.HAUpdateTimeoutJitterMax, FlagHAUpdateTimeoutJitterMax, 5*time.Second, "Largest random extra delay a distributor adds to update-timeout, so that distributors do not all refresh the same cluster at once.")
+}
+
+// validateHA checks the HA-pair dedup limits.
+func (l *Limits) validateHA() error {
+	switch {
+	case l.HAClusterLabel == "" || !utf8.ValidString(l.HAClusterLabel) || l.HAClusterLabel == "__name__":
+		return fmt.Errorf("-%s must be a label name other than __name__, got %q", FlagHAClusterLabel, l.HAClusterLabel)
+	case l.HAReplicaLabel == "" || !utf8.ValidString(l.HAReplicaLabel) || l.HAReplicaLabel == "__name__":
+		return fmt.Errorf("-%s must be a label name other than __name__, got %q", FlagHAReplicaLabel, l.HAReplicaLabel)
+	case l.HAClusterLabel == l.HAReplicaLabel:
+		return fmt.Errorf("-%s and -%s must differ, both are %q", FlagHAClusterLabel, FlagHAReplicaLabel, l.HAClusterLabel)
+	case l.HAMaxClusters < 0:
+		return fmt.Errorf("-%s must not be negative, got %d", FlagHAMaxClusters, l.HAMaxClusters)
+	case l.HAUpdateTimeout <= 0:
+		return fmt.Errorf("-%s must be positive, got %s", FlagHAUpdateTimeout, l.HAUpdateTimeout)
+	case l.HAUpdateTimeoutJitterMax < 0:
+		return fmt.Errorf("-%s must not be negative, got %s", FlagHAUpdateTimeoutJitterMax, l.HAUpdateTimeoutJitterMax)
+	case l.HAFailoverTimeout < l.HAUpdateTimeout+l.HAUpdateTimeoutJitterMax+time.Second:
+		// Else a live elected replica could look silent between two refreshes.
+		return fmt.Errorf("-%s (%s) must be at least -%s + -%s + 1s (%s)", FlagHAFailoverTimeout, l.HAFailoverTimeout,
+			FlagHAUpdateTimeout, FlagHAUpdateTimeoutJitterMax, l.HAUpdateTimeout+l.HAUpdateTimeoutJitterMax+time.Second)
 	}
 	return nil
 }

@@ -51,6 +51,8 @@ func (q *Querier) routes() []route {
 	add(getPost, "/api/v1/series", "api_v1_series", q.wrap(q.series))
 	add(get, "/api/v1/metadata", "api_v1_metadata", q.wrap(q.metricMetadata))
 	add(get, "/api/v1/status/buildinfo", "api_v1_status_buildinfo", q.wrapNoTenant(q.buildInfo))
+	add(get, "/api/v1/status/tsdb", "api_v1_status_tsdb", q.wrap(q.tsdbStatus)) // api_status.go
+	add(get, "/api/v1/user_stats", "api_v1_user_stats", httputil.CompressionHandler{Handler: q.userStatsHandler()})
 	return rs
 }
 

@@ -310,7 +310,7 @@ func TestAPIHTTPDetails(t *testing.T) {
 		c.q.RegisterRoutes(&r)
 		require.Contains(t, r.routes, "POST /api/v1/query_range api_v1_query_range")
 		require.Contains(t, r.routes, "GET /api/v1/label/{name}/values api_v1_label_values")
-		require.Len(t, r.routes, 15)
+		require.Len(t, r.routes, 17)
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -123,10 +124,18 @@ func TestConfigValidate(t *testing.T) {
 		{"no series", func(c *Config) { c.Series = 0 }, "-series"},
 		{"no senders", func(c *Config) { c.Senders = 0 }, "-senders"},
 		{"unknown target", func(c *Config) { c.Targets = "strata,mimir" }, `unknown server "mimir"`},
+		{"unknown mode", func(c *Config) { c.Mode = "fleet" }, "-mode"},
+		{"cluster", func(c *Config) { c.Mode = "cluster" }, ""},
+		{"cluster ignores targets", func(c *Config) { c.Mode, c.Targets = "cluster", "mimir" }, ""},
+		{"rf above ingesters", func(c *Config) { c.Mode, c.Cluster.ReplicationFactors = "cluster", "5,1" }, "5 copies need at least 5 ingesters"},
+		{"bad rf", func(c *Config) { c.Mode, c.Cluster.ReplicationFactors = "cluster", "3,x" }, `"x" is not a positive integer`},
+		{"no rf", func(c *Config) { c.Mode, c.Cluster.ReplicationFactors = "cluster", " , " }, "none given"},
+		{"no distributors", func(c *Config) { c.Mode, c.Cluster.Distributors = "cluster", 0 }, "-cluster.distributors"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var c Config
 			c.RegisterFlags(flagSet())
+			c = c.withModeDefaults()
 			tc.mod(&c)
 			err := c.Validate()
 			if tc.wantErr == "" {
@@ -151,7 +160,7 @@ func TestBenchTiny(t *testing.T) {
 		"-timeout=1m", "-work-dir=" + dir, "-keep", "-json-out=" + filepath.Join(dir, "results.json"),
 	}
 	targets := []string{"prometheus"}
-	if bin, err := procs.BuildStrata(t.TempDir()); err == nil {
+	if bin, err := buildStrata(); err == nil {
 		targets = []string{"strata", "prometheus"}
 		args = append(args, "-strata.bin="+bin)
 	} else if os.Getenv("CI") != "" {
@@ -211,6 +220,27 @@ func BenchmarkBuildRequest(b *testing.B) {
 }
 
 func flagSet() *flag.FlagSet { return flag.NewFlagSet("test", flag.ContinueOnError) }
+
+// buildStrata builds the strata binary once for every test of the package.
+var buildStrata = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "strata-bench-test-")
+	if err != nil {
+		return "", err
+	}
+	binDir = dir
+	return procs.BuildStrata(dir)
+})
+
+// binDir holds the binary of buildStrata; TestMain removes it.
+var binDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
 
 func TestPrebuiltBodiesMatchLazyOnes(t *testing.T) {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)

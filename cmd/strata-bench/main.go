@@ -20,6 +20,7 @@ import (
 
 // Config is the whole bench: the servers to measure and the load.
 type Config struct {
+	Mode          string        `yaml:"mode"`
 	Targets       string        `yaml:"targets"`
 	StrataBin     string        `yaml:"strata_bin"`
 	StrataArgs    string        `yaml:"strata_args"`
@@ -40,18 +41,20 @@ type Config struct {
 	Keep          bool          `yaml:"keep"`
 	PrebuildMaxMB int           `yaml:"prebuild_max_mb"`
 	JSONOut       string        `yaml:"json_out"`
+	Cluster       ClusterConfig `yaml:"cluster"`
 }
 
 // RegisterFlags registers the bench's flags with issue 2's workload as defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Mode, "mode", "single", "single: one-process servers of -targets side by side; cluster: a multi-process Strata cluster at each of -cluster.replication-factors, side by side.")
 	fs.StringVar(&c.Targets, "targets", "strata,prometheus", "Comma-separated servers to measure, in order: strata, prometheus.")
 	fs.StringVar(&c.StrataBin, "strata.bin", "", "The strata binary; empty builds ./cmd/strata into the work dir ($STRATA_BIN wins).")
 	fs.StringVar(&c.StrataArgs, "strata.args", "", "Extra space-separated flags for strata.")
 	fs.StringVar(&c.PrometheusBin, "prometheus.bin", "", "The prometheus binary; empty finds it on $PATH.")
-	fs.IntVar(&c.Series, "series", 100000, "Active series.")
+	fs.IntVar(&c.Series, "series", 0, fmt.Sprintf("Active series; 0 means %d with -mode=single and %d with -mode=cluster.", singleSeries, clusterSeries))
 	fs.IntVar(&c.PerRequest, "series-per-request", 2000, "Series per remote-write request.")
 	fs.IntVar(&c.Senders, "senders", 8, "Concurrent senders.")
-	fs.IntVar(&c.Rounds, "rounds", 250, "Rounds; each sends one sample of every series.")
+	fs.IntVar(&c.Rounds, "rounds", 0, fmt.Sprintf("Rounds, each sends one sample of every series; 0 means %d with -mode=single and %d with -mode=cluster.", singleRounds, clusterRounds))
 	fs.DurationVar(&c.Interval, "interval", 15*time.Second, "Timestamp step between rounds (the simulated scrape interval).")
 	fs.DurationVar(&c.Timeout, "timeout", 20*time.Minute, "Most time one server's push phase may take.")
 	fs.DurationVar(&c.Settle, "settle", 15*time.Second, "Pause after the push before reading steady RSS.")
@@ -64,6 +67,30 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Keep, "keep", false, "Keep the work dir (data and server logs) after the run.")
 	fs.IntVar(&c.PrebuildMaxMB, "prebuild-max-mb", 4096, "Compress every request body before the push when they fit in this many MiB; otherwise each sender compresses its next body just before sending it.")
 	fs.StringVar(&c.JSONOut, "json-out", "", "Also write the results as JSON to this file.")
+	c.Cluster.RegisterFlags(fs)
+}
+
+// The workload of issue 2 (single) and the default of cluster mode; see
+// clusterSeries for why they differ.
+const (
+	singleSeries = 100000
+	singleRounds = 250
+)
+
+// withModeDefaults returns c with -series and -rounds of 0 replaced by the
+// mode's workload.
+func (c Config) withModeDefaults() Config {
+	series, rounds := singleSeries, singleRounds
+	if c.Mode == "cluster" {
+		series, rounds = clusterSeries, clusterRounds
+	}
+	if c.Series == 0 {
+		c.Series = series
+	}
+	if c.Rounds == 0 {
+		c.Rounds = rounds
+	}
+	return c
 }
 
 // Validate names the first flag with a value the bench cannot use.
@@ -84,10 +111,17 @@ func (c *Config) Validate() error {
 	case c.RSSReadings < 1:
 		return fmt.Errorf("-rss-readings must be at least 1, got %d", c.RSSReadings)
 	}
-	for _, t := range c.targets() {
-		if t != "strata" && t != "prometheus" {
-			return fmt.Errorf("-targets: unknown server %q (strata, prometheus)", t)
+	switch c.Mode {
+	case "single":
+		for _, t := range c.targets() {
+			if t != "strata" && t != "prometheus" {
+				return fmt.Errorf("-targets: unknown server %q (strata, prometheus)", t)
+			}
 		}
+	case "cluster":
+		return c.Cluster.Validate()
+	default:
+		return fmt.Errorf("-mode must be single or cluster, got %q", c.Mode)
 	}
 	return nil
 }
@@ -118,11 +152,16 @@ func main() {
 
 // run measures every target in turn and prints the comparison table to out.
 func run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error {
+	cfg = cfg.withModeDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	dir := cfg.WorkDir
-	if dir == "" {
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("make work dir: %w", err)
+		}
+	} else {
 		d, err := os.MkdirTemp("", "strata-bench-")
 		if err != nil {
 			return fmt.Errorf("make work dir: %w", err)
@@ -133,6 +172,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 		log.Info("work dir kept", "dir", dir)
 	} else {
 		defer os.RemoveAll(dir)
+	}
+	if cfg.Mode == "cluster" {
+		return runCluster(ctx, cfg, dir, log, out)
 	}
 	var results []*result
 	for _, t := range cfg.targets() {
@@ -147,14 +189,20 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 		results = append(results, r)
 	}
 	printReport(out, cfg, results)
-	if cfg.JSONOut != "" {
-		b, err := json.MarshalIndent(results, "", "  ")
-		if err != nil {
-			return fmt.Errorf("encode results: %w", err)
-		}
-		if err := os.WriteFile(cfg.JSONOut, b, 0o644); err != nil {
-			return fmt.Errorf("write results: %w", err)
-		}
+	return writeJSON(cfg.JSONOut, results)
+}
+
+// writeJSON writes v to path, indented; nothing for an empty path.
+func writeJSON(path string, v any) error {
+	if path == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode results: %w", err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("write results: %w", err)
 	}
 	return nil
 }
@@ -195,16 +243,9 @@ func startServer(ctx context.Context, cfg Config, target, dir string) (*server, 
 // benchTarget starts one server, pushes the workload, lets it settle, reads
 // its memory, replays the dashboard and stops it.
 func benchTarget(ctx context.Context, cfg Config, target, dir string, log *slog.Logger) (*result, error) {
-	w, err := newWorkload(cfg.Series, cfg.PerRequest, cfg.Rounds, cfg.Interval, time.Now())
+	w, err := buildWorkload(cfg, log)
 	if err != nil {
 		return nil, err
-	}
-	if est := w.prebuildBytes(); est <= int64(cfg.PrebuildMaxMB)<<20 {
-		t0 := time.Now()
-		w.prebuild(runtime.GOMAXPROCS(0))
-		log.Info("request bodies prebuilt", "requests", w.requests(), "MiB", est>>20, "took", time.Since(t0).Round(time.Millisecond))
-	} else {
-		log.Info("request bodies built while pushing: prebuilt ones would exceed -prebuild-max-mb", "MiB", est>>20)
 	}
 	srv, err := startServer(ctx, cfg, target, dir)
 	if err != nil {
@@ -226,7 +267,7 @@ func benchTarget(ctx context.Context, cfg Config, target, dir string, log *slog.
 		return nil, err
 	}
 	pctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	push, err := newPusher(srv.pushURL, cfg.Senders).run(pctx, w)
+	push, err := newPusher([]string{srv.pushURL}, cfg.Senders).run(pctx, w)
 	cancel()
 	if err != nil && ctx.Err() != nil {
 		return nil, err // interrupted: no report
@@ -271,6 +312,23 @@ func benchTarget(ctx context.Context, cfg Config, target, dir string, log *slog.
 		return nil, ctx.Err()
 	}
 	return newResult(target, cfg, push, before, after, self1.CPUSeconds-self0.CPUSeconds, rss, peak, qs), nil
+}
+
+// buildWorkload makes the workload of cfg with its last round at now, its
+// bodies prebuilt when they fit in -prebuild-max-mb.
+func buildWorkload(cfg Config, log *slog.Logger) (*workload, error) {
+	w, err := newWorkload(cfg.Series, cfg.PerRequest, cfg.Rounds, cfg.Interval, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if est := w.prebuildBytes(); est <= int64(cfg.PrebuildMaxMB)<<20 {
+		t0 := time.Now()
+		w.prebuild(runtime.GOMAXPROCS(0))
+		log.Info("request bodies prebuilt", "requests", w.requests(), "MiB", est>>20, "took", time.Since(t0).Round(time.Millisecond))
+	} else {
+		log.Info("request bodies built while pushing: prebuilt ones would exceed -prebuild-max-mb", "MiB", est>>20)
+	}
+	return w, nil
 }
 
 // wait pauses for d unless ctx ends first.

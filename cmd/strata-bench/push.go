@@ -113,17 +113,19 @@ type pushResult struct {
 	FirstError                   string
 }
 
-// pusher sends a workload to one URL with a fixed number of senders.
+// pusher sends a workload to one or more URLs with a fixed number of
+// senders; request idx goes to urls[idx%len(urls)], so a cluster's
+// distributors take turns.
 type pusher struct {
-	url     string
+	urls    []string
 	senders int
 	client  *http.Client
 	retries int // attempts after the first for 429, 5xx and transport errors
 }
 
-func newPusher(url string, senders int) *pusher {
+func newPusher(urls []string, senders int) *pusher {
 	return &pusher{
-		url:     url,
+		urls:    urls,
 		senders: senders,
 		retries: 10,
 		client: &http.Client{
@@ -178,7 +180,7 @@ func (p *pusher) run(ctx context.Context, w *workload) (pushResult, error) {
 				}
 				bt := w.batches[b]
 				body := w.body(idx, &compressed)
-				lat, retries, err := p.send(ctx, body)
+				lat, retries, err := p.send(ctx, p.urls[idx%len(p.urls)], body)
 				mu.Lock()
 				res.Requests++
 				res.Retries += retries
@@ -224,11 +226,11 @@ var errRetryable = errors.New("retryable")
 
 // send posts one body, retrying 429, 5xx and transport errors with backoff.
 // The latency is from the first attempt to the final answer.
-func (p *pusher) send(ctx context.Context, body []byte) (time.Duration, int, error) {
+func (p *pusher) send(ctx context.Context, url string, body []byte) (time.Duration, int, error) {
 	start := time.Now()
 	backoff := 50 * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		err := p.post(ctx, body)
+		err := p.post(ctx, url, body)
 		if err == nil || !errors.Is(err, errRetryable) || attempt == p.retries {
 			return time.Since(start), attempt, err
 		}
@@ -241,8 +243,8 @@ func (p *pusher) send(ctx context.Context, body []byte) (time.Duration, int, err
 	}
 }
 
-func (p *pusher) post(ctx context.Context, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
+func (p *pusher) post(ctx context.Context, url string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("build push request: %w", err)
 	}

@@ -69,6 +69,13 @@ func newResult(target string, cfg Config, push pushResult, before, after procs.U
 	}
 	r.BytesPerSeries = float64(r.SteadyRSSBytes) / float64(cfg.Series)
 	r.PushP50, r.PushP99 = percentile(push.Latencies, 0.50), percentile(push.Latencies, 0.99)
+	r.Queries = newQueryFigures(cfg, qs)
+	return r
+}
+
+// newQueryFigures summarises the latencies of each dashboard query.
+func newQueryFigures(cfg Config, qs []queryResult) []queryFigures {
+	var out []queryFigures
 	qdefs := dashboardQueries(cfg.QueryReps)
 	for i, q := range qs {
 		f := queryFigures{Name: q.Name, Reps: len(q.Latencies) + q.Errors, Errors: q.Errors, Series: q.Series, Error: q.LastError}
@@ -76,9 +83,9 @@ func newResult(target string, cfg Config, push pushResult, before, after procs.U
 			f.Query = qdefs[i].Query
 		}
 		f.P50, f.P99 = percentile(q.Latencies, 0.50), percentile(q.Latencies, 0.99)
-		r.Queries = append(r.Queries, f)
+		out = append(out, f)
 	}
-	return r
+	return out
 }
 
 // percentile is the nearest-rank percentile of ds (0 for none).

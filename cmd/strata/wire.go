@@ -67,6 +67,10 @@ func newComponents(cfg *Config, srv *server.Server, advertise string, log *slog.
 	if err != nil {
 		return nil, err
 	}
+	// Every process relays the HA election, whatever it runs.
+	if err := distributor.RegisterHATrackerKey(kv); err != nil {
+		return nil, err
+	}
 	c.ingRing = ring.New(cfg.Ring, ingStore, time.Now)
 	c.distRing = ring.New(cfg.Ring, distStore, time.Now)
 	srv.Handle("/memberlist", "memberlist", kv.MembersHandler())
@@ -119,6 +123,7 @@ func newComponents(cfg *Config, srv *server.Server, advertise string, log *slog.
 			// A global rate limit is divided among the healthy distributors;
 			// at least this one, before it has joined its ring.
 			HealthyDistributors: func() int { return max(1, c.distRing.CountHealthy(ring.Write)) },
+			HAKV:                kv,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("create distributor: %w", err)

@@ -2096,6 +2096,340 @@ func (x *ExemplarSeries) GetExemplars() []*Exemplar {
 	return nil
 }
 
+type TSDBStatusRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// Entries of each top list; 0 means the ingester's default (10).
+	Limit         int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TSDBStatusRequest) Reset() {
+	*x = TSDBStatusRequest{}
+	mi := &file_ingester_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TSDBStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TSDBStatusRequest) ProtoMessage() {}
+
+func (x *TSDBStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TSDBStatusRequest.ProtoReflect.Descriptor instead.
+func (*TSDBStatusRequest) Descriptor() ([]byte, []int) {
+	return file_ingester_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *TSDBStatusRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *TSDBStatusRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// TSDBStatusResponse is one ingester's copy of Prometheus' TSDBStatus. A
+// tenant without a TSDB gets zero counts, min_time_ms = MaxInt64 and
+// max_time_ms = MinInt64, as an empty head reports.
+type TSDBStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NumSeries     uint64                 `protobuf:"varint,1,opt,name=num_series,json=numSeries,proto3" json:"num_series,omitempty"`
+	NumLabelPairs int64                  `protobuf:"varint,2,opt,name=num_label_pairs,json=numLabelPairs,proto3" json:"num_label_pairs,omitempty"`
+	ChunkCount    int64                  `protobuf:"varint,3,opt,name=chunk_count,json=chunkCount,proto3" json:"chunk_count,omitempty"`
+	MinTimeMs     int64                  `protobuf:"varint,4,opt,name=min_time_ms,json=minTimeMs,proto3" json:"min_time_ms,omitempty"`
+	MaxTimeMs     int64                  `protobuf:"varint,5,opt,name=max_time_ms,json=maxTimeMs,proto3" json:"max_time_ms,omitempty"`
+	// Sorted by value, largest first (ties in any order).
+	SeriesCountByMetricName     []*TSDBStat `protobuf:"bytes,6,rep,name=series_count_by_metric_name,json=seriesCountByMetricName,proto3" json:"series_count_by_metric_name,omitempty"`
+	LabelValueCountByLabelName  []*TSDBStat `protobuf:"bytes,7,rep,name=label_value_count_by_label_name,json=labelValueCountByLabelName,proto3" json:"label_value_count_by_label_name,omitempty"`
+	MemoryInBytesByLabelName    []*TSDBStat `protobuf:"bytes,8,rep,name=memory_in_bytes_by_label_name,json=memoryInBytesByLabelName,proto3" json:"memory_in_bytes_by_label_name,omitempty"`
+	SeriesCountByLabelValuePair []*TSDBStat `protobuf:"bytes,9,rep,name=series_count_by_label_value_pair,json=seriesCountByLabelValuePair,proto3" json:"series_count_by_label_value_pair,omitempty"`
+	unknownFields               protoimpl.UnknownFields
+	sizeCache                   protoimpl.SizeCache
+}
+
+func (x *TSDBStatusResponse) Reset() {
+	*x = TSDBStatusResponse{}
+	mi := &file_ingester_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TSDBStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TSDBStatusResponse) ProtoMessage() {}
+
+func (x *TSDBStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TSDBStatusResponse.ProtoReflect.Descriptor instead.
+func (*TSDBStatusResponse) Descriptor() ([]byte, []int) {
+	return file_ingester_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *TSDBStatusResponse) GetNumSeries() uint64 {
+	if x != nil {
+		return x.NumSeries
+	}
+	return 0
+}
+
+func (x *TSDBStatusResponse) GetNumLabelPairs() int64 {
+	if x != nil {
+		return x.NumLabelPairs
+	}
+	return 0
+}
+
+func (x *TSDBStatusResponse) GetChunkCount() int64 {
+	if x != nil {
+		return x.ChunkCount
+	}
+	return 0
+}
+
+func (x *TSDBStatusResponse) GetMinTimeMs() int64 {
+	if x != nil {
+		return x.MinTimeMs
+	}
+	return 0
+}
+
+func (x *TSDBStatusResponse) GetMaxTimeMs() int64 {
+	if x != nil {
+		return x.MaxTimeMs
+	}
+	return 0
+}
+
+func (x *TSDBStatusResponse) GetSeriesCountByMetricName() []*TSDBStat {
+	if x != nil {
+		return x.SeriesCountByMetricName
+	}
+	return nil
+}
+
+func (x *TSDBStatusResponse) GetLabelValueCountByLabelName() []*TSDBStat {
+	if x != nil {
+		return x.LabelValueCountByLabelName
+	}
+	return nil
+}
+
+func (x *TSDBStatusResponse) GetMemoryInBytesByLabelName() []*TSDBStat {
+	if x != nil {
+		return x.MemoryInBytesByLabelName
+	}
+	return nil
+}
+
+func (x *TSDBStatusResponse) GetSeriesCountByLabelValuePair() []*TSDBStat {
+	if x != nil {
+		return x.SeriesCountByLabelValuePair
+	}
+	return nil
+}
+
+type TSDBStat struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value         uint64                 `protobuf:"varint,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TSDBStat) Reset() {
+	*x = TSDBStat{}
+	mi := &file_ingester_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TSDBStat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TSDBStat) ProtoMessage() {}
+
+func (x *TSDBStat) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TSDBStat.ProtoReflect.Descriptor instead.
+func (*TSDBStat) Descriptor() ([]byte, []int) {
+	return file_ingester_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *TSDBStat) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TSDBStat) GetValue() uint64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+type UserStatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserStatsRequest) Reset() {
+	*x = UserStatsRequest{}
+	mi := &file_ingester_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserStatsRequest) ProtoMessage() {}
+
+func (x *UserStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserStatsRequest.ProtoReflect.Descriptor instead.
+func (*UserStatsRequest) Descriptor() ([]byte, []int) {
+	return file_ingester_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *UserStatsRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+// UserStatsResponse is one ingester's share of a tenant's usage: rates in
+// samples (float and histogram) per second, an exponentially weighted
+// moving average over 15s ticks; series in its head.
+type UserStatsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	IngestionRate float64                `protobuf:"fixed64,1,opt,name=ingestion_rate,json=ingestionRate,proto3" json:"ingestion_rate,omitempty"`
+	NumSeries     uint64                 `protobuf:"varint,2,opt,name=num_series,json=numSeries,proto3" json:"num_series,omitempty"`
+	// Samples pushed through the API (all of them: Strata has no ruler yet).
+	ApiIngestionRate float64 `protobuf:"fixed64,3,opt,name=api_ingestion_rate,json=apiIngestionRate,proto3" json:"api_ingestion_rate,omitempty"`
+	// Samples written by rule evaluation: always 0 until a ruler exists.
+	RuleIngestionRate float64 `protobuf:"fixed64,4,opt,name=rule_ingestion_rate,json=ruleIngestionRate,proto3" json:"rule_ingestion_rate,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *UserStatsResponse) Reset() {
+	*x = UserStatsResponse{}
+	mi := &file_ingester_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserStatsResponse) ProtoMessage() {}
+
+func (x *UserStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ingester_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserStatsResponse.ProtoReflect.Descriptor instead.
+func (*UserStatsResponse) Descriptor() ([]byte, []int) {
+	return file_ingester_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *UserStatsResponse) GetIngestionRate() float64 {
+	if x != nil {
+		return x.IngestionRate
+	}
+	return 0
+}
+
+func (x *UserStatsResponse) GetNumSeries() uint64 {
+	if x != nil {
+		return x.NumSeries
+	}
+	return 0
+}
+
+func (x *UserStatsResponse) GetApiIngestionRate() float64 {
+	if x != nil {
+		return x.ApiIngestionRate
+	}
+	return 0
+}
+
+func (x *UserStatsResponse) GetRuleIngestionRate() float64 {
+	if x != nil {
+		return x.RuleIngestionRate
+	}
+	return 0
+}
+
 var File_ingester_proto protoreflect.FileDescriptor
 
 const file_ingester_proto_rawDesc = "" +
@@ -2253,13 +2587,39 @@ const file_ingester_proto_rawDesc = "" +
 	"\x06series\x18\x01 \x03(\v2\".strata.ingester.v1.ExemplarSeriesR\x06series\"\x7f\n" +
 	"\x0eExemplarSeries\x121\n" +
 	"\x06labels\x18\x01 \x03(\v2\x19.strata.ingester.v1.LabelR\x06labels\x12:\n" +
-	"\texemplars\x18\x02 \x03(\v2\x1c.strata.ingester.v1.ExemplarR\texemplars*z\n" +
+	"\texemplars\x18\x02 \x03(\v2\x1c.strata.ingester.v1.ExemplarR\texemplars\"A\n" +
+	"\x11TSDBStatusRequest\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\"\xbf\x04\n" +
+	"\x12TSDBStatusResponse\x12\x1d\n" +
+	"\n" +
+	"num_series\x18\x01 \x01(\x04R\tnumSeries\x12&\n" +
+	"\x0fnum_label_pairs\x18\x02 \x01(\x03R\rnumLabelPairs\x12\x1f\n" +
+	"\vchunk_count\x18\x03 \x01(\x03R\n" +
+	"chunkCount\x12\x1e\n" +
+	"\vmin_time_ms\x18\x04 \x01(\x03R\tminTimeMs\x12\x1e\n" +
+	"\vmax_time_ms\x18\x05 \x01(\x03R\tmaxTimeMs\x12Z\n" +
+	"\x1bseries_count_by_metric_name\x18\x06 \x03(\v2\x1c.strata.ingester.v1.TSDBStatR\x17seriesCountByMetricName\x12a\n" +
+	"\x1flabel_value_count_by_label_name\x18\a \x03(\v2\x1c.strata.ingester.v1.TSDBStatR\x1alabelValueCountByLabelName\x12]\n" +
+	"\x1dmemory_in_bytes_by_label_name\x18\b \x03(\v2\x1c.strata.ingester.v1.TSDBStatR\x18memoryInBytesByLabelName\x12c\n" +
+	" series_count_by_label_value_pair\x18\t \x03(\v2\x1c.strata.ingester.v1.TSDBStatR\x1bseriesCountByLabelValuePair\"4\n" +
+	"\bTSDBStat\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value\"*\n" +
+	"\x10UserStatsRequest\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\"\xb7\x01\n" +
+	"\x11UserStatsResponse\x12%\n" +
+	"\x0eingestion_rate\x18\x01 \x01(\x01R\ringestionRate\x12\x1d\n" +
+	"\n" +
+	"num_series\x18\x02 \x01(\x04R\tnumSeries\x12,\n" +
+	"\x12api_ingestion_rate\x18\x03 \x01(\x01R\x10apiIngestionRate\x12.\n" +
+	"\x13rule_ingestion_rate\x18\x04 \x01(\x01R\x11ruleIngestionRate*z\n" +
 	"\n" +
 	"ErrorClass\x12\x1b\n" +
 	"\x17ERROR_CLASS_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15ERROR_CLASS_BAD_INPUT\x10\x01\x12\x17\n" +
 	"\x13ERROR_CLASS_LIMITED\x10\x02\x12\x1b\n" +
-	"\x17ERROR_CLASS_UNAVAILABLE\x10\x032\xf7\x04\n" +
+	"\x17ERROR_CLASS_UNAVAILABLE\x10\x032\xae\x06\n" +
 	"\bIngester\x12I\n" +
 	"\x04Push\x12\x1f.strata.ingester.v1.PushRequest\x1a .strata.ingester.v1.PushResponse\x12Z\n" +
 	"\vQueryStream\x12 .strata.ingester.v1.QueryRequest\x1a'.strata.ingester.v1.QueryStreamResponse0\x01\x12Q\n" +
@@ -2268,7 +2628,10 @@ const file_ingester_proto_rawDesc = "" +
 	"LabelNames\x12%.strata.ingester.v1.LabelNamesRequest\x1a&.strata.ingester.v1.LabelNamesResponse\x12^\n" +
 	"\vLabelValues\x12&.strata.ingester.v1.LabelValuesRequest\x1a'.strata.ingester.v1.LabelValuesResponse\x12U\n" +
 	"\bMetadata\x12#.strata.ingester.v1.MetadataRequest\x1a$.strata.ingester.v1.MetadataResponse\x12]\n" +
-	"\x0eQueryExemplars\x12$.strata.ingester.v1.ExemplarsRequest\x1a%.strata.ingester.v1.ExemplarsResponseB3Z1github.com/strata-metrics/strata/proto/ingesterpbb\x06proto3"
+	"\x0eQueryExemplars\x12$.strata.ingester.v1.ExemplarsRequest\x1a%.strata.ingester.v1.ExemplarsResponse\x12[\n" +
+	"\n" +
+	"TSDBStatus\x12%.strata.ingester.v1.TSDBStatusRequest\x1a&.strata.ingester.v1.TSDBStatusResponse\x12X\n" +
+	"\tUserStats\x12$.strata.ingester.v1.UserStatsRequest\x1a%.strata.ingester.v1.UserStatsResponseB3Z1github.com/strata-metrics/strata/proto/ingesterpbb\x06proto3"
 
 var (
 	file_ingester_proto_rawDescOnce sync.Once
@@ -2283,7 +2646,7 @@ func file_ingester_proto_rawDescGZIP() []byte {
 }
 
 var file_ingester_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_ingester_proto_goTypes = []any{
 	(ErrorClass)(0),                // 0: strata.ingester.v1.ErrorClass
 	(Histogram_ResetHint)(0),       // 1: strata.ingester.v1.Histogram.ResetHint
@@ -2318,6 +2681,11 @@ var file_ingester_proto_goTypes = []any{
 	(*MatcherSet)(nil),             // 30: strata.ingester.v1.MatcherSet
 	(*ExemplarsResponse)(nil),      // 31: strata.ingester.v1.ExemplarsResponse
 	(*ExemplarSeries)(nil),         // 32: strata.ingester.v1.ExemplarSeries
+	(*TSDBStatusRequest)(nil),      // 33: strata.ingester.v1.TSDBStatusRequest
+	(*TSDBStatusResponse)(nil),     // 34: strata.ingester.v1.TSDBStatusResponse
+	(*TSDBStat)(nil),               // 35: strata.ingester.v1.TSDBStat
+	(*UserStatsRequest)(nil),       // 36: strata.ingester.v1.UserStatsRequest
+	(*UserStatsResponse)(nil),      // 37: strata.ingester.v1.UserStatsResponse
 }
 var file_ingester_proto_depIdxs = []int32{
 	0,  // 0: strata.ingester.v1.ErrorDetails.class:type_name -> strata.ingester.v1.ErrorClass
@@ -2348,25 +2716,33 @@ var file_ingester_proto_depIdxs = []int32{
 	32, // 25: strata.ingester.v1.ExemplarsResponse.series:type_name -> strata.ingester.v1.ExemplarSeries
 	9,  // 26: strata.ingester.v1.ExemplarSeries.labels:type_name -> strata.ingester.v1.Label
 	11, // 27: strata.ingester.v1.ExemplarSeries.exemplars:type_name -> strata.ingester.v1.Exemplar
-	4,  // 28: strata.ingester.v1.Ingester.Push:input_type -> strata.ingester.v1.PushRequest
-	16, // 29: strata.ingester.v1.Ingester.QueryStream:input_type -> strata.ingester.v1.QueryRequest
-	20, // 30: strata.ingester.v1.Ingester.Series:input_type -> strata.ingester.v1.SeriesRequest
-	23, // 31: strata.ingester.v1.Ingester.LabelNames:input_type -> strata.ingester.v1.LabelNamesRequest
-	25, // 32: strata.ingester.v1.Ingester.LabelValues:input_type -> strata.ingester.v1.LabelValuesRequest
-	27, // 33: strata.ingester.v1.Ingester.Metadata:input_type -> strata.ingester.v1.MetadataRequest
-	29, // 34: strata.ingester.v1.Ingester.QueryExemplars:input_type -> strata.ingester.v1.ExemplarsRequest
-	5,  // 35: strata.ingester.v1.Ingester.Push:output_type -> strata.ingester.v1.PushResponse
-	17, // 36: strata.ingester.v1.Ingester.QueryStream:output_type -> strata.ingester.v1.QueryStreamResponse
-	21, // 37: strata.ingester.v1.Ingester.Series:output_type -> strata.ingester.v1.SeriesResponse
-	24, // 38: strata.ingester.v1.Ingester.LabelNames:output_type -> strata.ingester.v1.LabelNamesResponse
-	26, // 39: strata.ingester.v1.Ingester.LabelValues:output_type -> strata.ingester.v1.LabelValuesResponse
-	28, // 40: strata.ingester.v1.Ingester.Metadata:output_type -> strata.ingester.v1.MetadataResponse
-	31, // 41: strata.ingester.v1.Ingester.QueryExemplars:output_type -> strata.ingester.v1.ExemplarsResponse
-	35, // [35:42] is the sub-list for method output_type
-	28, // [28:35] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	35, // 28: strata.ingester.v1.TSDBStatusResponse.series_count_by_metric_name:type_name -> strata.ingester.v1.TSDBStat
+	35, // 29: strata.ingester.v1.TSDBStatusResponse.label_value_count_by_label_name:type_name -> strata.ingester.v1.TSDBStat
+	35, // 30: strata.ingester.v1.TSDBStatusResponse.memory_in_bytes_by_label_name:type_name -> strata.ingester.v1.TSDBStat
+	35, // 31: strata.ingester.v1.TSDBStatusResponse.series_count_by_label_value_pair:type_name -> strata.ingester.v1.TSDBStat
+	4,  // 32: strata.ingester.v1.Ingester.Push:input_type -> strata.ingester.v1.PushRequest
+	16, // 33: strata.ingester.v1.Ingester.QueryStream:input_type -> strata.ingester.v1.QueryRequest
+	20, // 34: strata.ingester.v1.Ingester.Series:input_type -> strata.ingester.v1.SeriesRequest
+	23, // 35: strata.ingester.v1.Ingester.LabelNames:input_type -> strata.ingester.v1.LabelNamesRequest
+	25, // 36: strata.ingester.v1.Ingester.LabelValues:input_type -> strata.ingester.v1.LabelValuesRequest
+	27, // 37: strata.ingester.v1.Ingester.Metadata:input_type -> strata.ingester.v1.MetadataRequest
+	29, // 38: strata.ingester.v1.Ingester.QueryExemplars:input_type -> strata.ingester.v1.ExemplarsRequest
+	33, // 39: strata.ingester.v1.Ingester.TSDBStatus:input_type -> strata.ingester.v1.TSDBStatusRequest
+	36, // 40: strata.ingester.v1.Ingester.UserStats:input_type -> strata.ingester.v1.UserStatsRequest
+	5,  // 41: strata.ingester.v1.Ingester.Push:output_type -> strata.ingester.v1.PushResponse
+	17, // 42: strata.ingester.v1.Ingester.QueryStream:output_type -> strata.ingester.v1.QueryStreamResponse
+	21, // 43: strata.ingester.v1.Ingester.Series:output_type -> strata.ingester.v1.SeriesResponse
+	24, // 44: strata.ingester.v1.Ingester.LabelNames:output_type -> strata.ingester.v1.LabelNamesResponse
+	26, // 45: strata.ingester.v1.Ingester.LabelValues:output_type -> strata.ingester.v1.LabelValuesResponse
+	28, // 46: strata.ingester.v1.Ingester.Metadata:output_type -> strata.ingester.v1.MetadataResponse
+	31, // 47: strata.ingester.v1.Ingester.QueryExemplars:output_type -> strata.ingester.v1.ExemplarsResponse
+	34, // 48: strata.ingester.v1.Ingester.TSDBStatus:output_type -> strata.ingester.v1.TSDBStatusResponse
+	37, // 49: strata.ingester.v1.Ingester.UserStats:output_type -> strata.ingester.v1.UserStatsResponse
+	41, // [41:50] is the sub-list for method output_type
+	32, // [32:41] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_ingester_proto_init() }
@@ -2386,7 +2762,7 @@ func file_ingester_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ingester_proto_rawDesc), len(file_ingester_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   29,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,8 @@ const (
 	Ingester_LabelValues_FullMethodName    = "/strata.ingester.v1.Ingester/LabelValues"
 	Ingester_Metadata_FullMethodName       = "/strata.ingester.v1.Ingester/Metadata"
 	Ingester_QueryExemplars_FullMethodName = "/strata.ingester.v1.Ingester/QueryExemplars"
+	Ingester_TSDBStatus_FullMethodName     = "/strata.ingester.v1.Ingester/TSDBStatus"
+	Ingester_UserStats_FullMethodName      = "/strata.ingester.v1.Ingester/UserStats"
 )
 
 // IngesterClient is the client API for Ingester service.
@@ -47,6 +49,12 @@ type IngesterClient interface {
 	LabelValues(ctx context.Context, in *LabelValuesRequest, opts ...grpc.CallOption) (*LabelValuesResponse, error)
 	Metadata(ctx context.Context, in *MetadataRequest, opts ...grpc.CallOption) (*MetadataResponse, error)
 	QueryExemplars(ctx context.Context, in *ExemplarsRequest, opts ...grpc.CallOption) (*ExemplarsResponse, error)
+	// TSDBStatus returns the tenant's head statistics, as Prometheus'
+	// /api/v1/status/tsdb computes them, each top list cut to limit.
+	TSDBStatus(ctx context.Context, in *TSDBStatusRequest, opts ...grpc.CallOption) (*TSDBStatusResponse, error)
+	// UserStats returns the tenant's ingestion rate on this ingester and its
+	// head series count.
+	UserStats(ctx context.Context, in *UserStatsRequest, opts ...grpc.CallOption) (*UserStatsResponse, error)
 }
 
 type ingesterClient struct {
@@ -145,6 +153,26 @@ func (c *ingesterClient) QueryExemplars(ctx context.Context, in *ExemplarsReques
 	return out, nil
 }
 
+func (c *ingesterClient) TSDBStatus(ctx context.Context, in *TSDBStatusRequest, opts ...grpc.CallOption) (*TSDBStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TSDBStatusResponse)
+	err := c.cc.Invoke(ctx, Ingester_TSDBStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ingesterClient) UserStats(ctx context.Context, in *UserStatsRequest, opts ...grpc.CallOption) (*UserStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UserStatsResponse)
+	err := c.cc.Invoke(ctx, Ingester_UserStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IngesterServer is the server API for Ingester service.
 // All implementations must embed UnimplementedIngesterServer
 // for forward compatibility.
@@ -162,6 +190,12 @@ type IngesterServer interface {
 	LabelValues(context.Context, *LabelValuesRequest) (*LabelValuesResponse, error)
 	Metadata(context.Context, *MetadataRequest) (*MetadataResponse, error)
 	QueryExemplars(context.Context, *ExemplarsRequest) (*ExemplarsResponse, error)
+	// TSDBStatus returns the tenant's head statistics, as Prometheus'
+	// /api/v1/status/tsdb computes them, each top list cut to limit.
+	TSDBStatus(context.Context, *TSDBStatusRequest) (*TSDBStatusResponse, error)
+	// UserStats returns the tenant's ingestion rate on this ingester and its
+	// head series count.
+	UserStats(context.Context, *UserStatsRequest) (*UserStatsResponse, error)
 	mustEmbedUnimplementedIngesterServer()
 }
 
@@ -192,6 +226,12 @@ func (UnimplementedIngesterServer) Metadata(context.Context, *MetadataRequest) (
 }
 func (UnimplementedIngesterServer) QueryExemplars(context.Context, *ExemplarsRequest) (*ExemplarsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method QueryExemplars not implemented")
+}
+func (UnimplementedIngesterServer) TSDBStatus(context.Context, *TSDBStatusRequest) (*TSDBStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TSDBStatus not implemented")
+}
+func (UnimplementedIngesterServer) UserStats(context.Context, *UserStatsRequest) (*UserStatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UserStats not implemented")
 }
 func (UnimplementedIngesterServer) mustEmbedUnimplementedIngesterServer() {}
 func (UnimplementedIngesterServer) testEmbeddedByValue()                  {}
@@ -326,6 +366,42 @@ func _Ingester_QueryExemplars_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Ingester_TSDBStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TSDBStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngesterServer).TSDBStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ingester_TSDBStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngesterServer).TSDBStatus(ctx, req.(*TSDBStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Ingester_UserStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UserStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngesterServer).UserStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ingester_UserStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngesterServer).UserStats(ctx, req.(*UserStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Ingester_ServiceDesc is the grpc.ServiceDesc for Ingester service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -352,6 +428,14 @@ var Ingester_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "QueryExemplars",
 			Handler:    _Ingester_QueryExemplars_Handler,
+		},
+		{
+			MethodName: "TSDBStatus",
+			Handler:    _Ingester_TSDBStatus_Handler,
+		},
+		{
+			MethodName: "UserStats",
+			Handler:    _Ingester_UserStats_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
