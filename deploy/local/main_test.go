@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -71,8 +72,17 @@ func TestStartStatusStop(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, st.Nodes, 6)
 
-	out.Reset()
-	require.NoError(t, run([]string{"status", "-dir", dir}, &out))
+	// Ready (200) comes before every member has gossiped that ACTIVE state
+	// to the querier: poll until it has, with a deadline.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out.Reset()
+		require.NoError(t, run([]string{"status", "-dir", dir}, &out))
+		if strings.Count(out.String(), "ACTIVE") == 3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	require.Len(t, regexp.MustCompile(`(?m) true +200 +http`).FindAllString(out.String(), -1), 6, out.String())
 	require.Contains(t, out.String(), "replication factor 3")
 	require.Equal(t, 3, strings.Count(out.String(), "ACTIVE"), out.String())
