@@ -112,7 +112,7 @@ const (
 )
 
 // batch is the uncompressed WriteRequest of one group of series, encoded once
-// with placeholder samples; each round rewrites the samples in place.
+// with initial samples; each round rewrites the samples in place.
 type batch struct {
 	body    []byte
 	offsets []int     // where each series' sample message starts in body
