@@ -74,23 +74,16 @@ func (l *clusterLoad) ingesterRounds(ctx context.Context, grpcAddr string) (map[
 	}
 }
 
-// requireKept reports when the ingester n held samples before its restart
-// (before) that it lacks after replaying its WAL (after). It logs instead
-// of failing, for one known cause that is not fixed yet (README "Known
-// issues"), so that CI is not flaky on it; the cluster-level exactly-once
-// check still fails hard.
-//
-// The known cause: Prometheus' TSDB head (v0.315.1) makes a new
-// series visible to other appenders before the appender that created it has
-// logged the series record; a second push that appends to that series and
-// commits first writes samples the WAL replay drops as "Unknown series
-// references" — acknowledged samples of that replica lost. The other replicas
-// still hold them, so the exactly-once check passes; this check is the one
-// that sees a single ingester break its promise.
+// requireKept fails when the ingester n held samples before its restart
+// (before) that it lacks after replaying its WAL (after): an ingester must
+// keep every sample it has answered with across a kill -9. (Once a known
+// failure: a push appending to a series another push had just created could
+// commit before the series record was logged, and the replay dropped its
+// samples; ingester/push.go orders pushes that create series first.)
 func requireKept(t *testing.T, n *procs.Node, before, after map[int]map[int]bool) {
 	t.Helper()
 	if missing := missingRounds(before, after); len(missing) > 0 {
-		t.Logf("KNOWN ISSUE (README): %s answered with samples before its restart that it lacks after its WAL replay: %s\nits log about the replay:\n%s",
+		t.Fatalf("%s answered with samples before its restart that it lacks after its WAL replay: %s\nits log about the replay:\n%s",
 			n.Name, strings.Join(missing, ", "), grepLog(n.Process().LogPath, "WAL", "wal", "nknown", "series ref"))
 	}
 }

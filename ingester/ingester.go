@@ -89,6 +89,13 @@ type tenantDB struct {
 	reg      *prometheus.Registry // the TSDB's own metrics, summed by tsdbCollector
 	series   *seriesLimiter       // push_limits.go: the TSDB's SeriesLifecycleCallback
 	config   tenantConfig         // tenant_config.go: per-tenant TSDB settings applied
+
+	// appendMu orders pushes that create series before every other push
+	// (push.go: appendRequest). Prometheus' head makes a new series visible
+	// to other appenders before its creator writes the series record to the
+	// WAL; a push that appended to it and committed first would leave
+	// samples of an unknown series in the WAL, dropped on replay.
+	appendMu sync.RWMutex
 }
 
 // New returns an Ingester that keeps its TSDBs under <dataDir>/tsdb. It does

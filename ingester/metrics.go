@@ -20,6 +20,9 @@ type metrics struct {
 	exemplarsDropped   [numExemplarDrops]prometheus.Counter
 	metadataDropped    prometheus.Counter
 	pushDuration       prometheus.Histogram
+	// pushesCreatingSeries counts pushes that took their tenant's append
+	// lock exclusively (push.go: appendRequest).
+	pushesCreatingSeries prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, i *Ingester) *metrics {
@@ -58,6 +61,10 @@ func newMetrics(reg prometheus.Registerer, i *Ingester) *metrics {
 			NativeHistogramBucketFactor:     1.1,
 			NativeHistogramMaxBucketNumber:  100,
 			NativeHistogramMinResetDuration: 1e9 * 3600,
+		}),
+		pushesCreatingSeries: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_ingester_pushes_creating_series_total",
+			Help: "Pushes that created series and so ran alone among their tenant's pushes from first append to commit (a new series' WAL record must precede every sample appended to it).",
 		}),
 	}
 	for r := range numReasons {

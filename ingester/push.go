@@ -3,6 +3,7 @@ package ingester
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/prometheus/prometheus/model/exemplar"
@@ -22,6 +23,11 @@ type pushState struct {
 	exb     labels.ScratchBuilder // exemplar labels
 	scratch labels.Labels         // overwritten per series; never retained
 	rej     rejections
+
+	// refs and lsets are resolve's answer per series of req: the head's ref
+	// and labels, or 0 for a series the head does not have yet.
+	refs  []storage.SeriesRef
+	lsets []labels.Labels
 }
 
 func newPushState() any {
@@ -52,6 +58,7 @@ func (i *Ingester) Push(ctx context.Context, r *ingesterpb.PushRequest) (*ingest
 	defer func() {
 		st.req.Reset()
 		st.rej.reset()
+		clear(st.lsets) // do not pin the head's labels
 		i.pushPool.Put(st)
 	}()
 	if err := remotewrite.Decode(r.GetWriteRequest(), &st.req); err != nil {
@@ -91,17 +98,41 @@ func (i *Ingester) Push(ctx context.Context, r *ingesterpb.PushRequest) (*ingest
 // Per series the labels are built into one scratch Labels (no allocation),
 // hashed, and looked up with GetRef; only a series the head does not know
 // yet gets its labels copied, because the head keeps the Labels it is given.
+//
+// Ordering: the head publishes a new series to every appender at once but
+// writes its series record to the WAL only when its creator commits. Were a
+// second push to append to that series and commit first, the WAL would hold
+// its samples before the series record and a replay after a crash would
+// drop them: acknowledged samples lost. So a push first resolves its series
+// (resolve); one that creates a series holds u.appendMu exclusively from its
+// first append to its commit, and every other push holds it shared. A push
+// that found a series already exists therefore appends to it only after the
+// push that created it has committed. Steady state (no new series) runs in
+// parallel as before; pushes that create series run one at a time per tenant.
 func (i *Ingester) appendRequest(ctx context.Context, u *tenantDB, st *pushState) (pushCounts, error) {
 	var n pushCounts
 	app := u.db.Appender(ctx)
 	getRef, _ := app.(storage.GetRef) // dbAppender implements it; nil-safe below
+	if st.resolve(getRef) {
+		u.appendMu.Lock()
+		defer u.appendMu.Unlock()
+		i.metrics.pushesCreatingSeries.Inc()
+	} else {
+		u.appendMu.RLock()
+		defer u.appendMu.RUnlock()
+	}
 	for k := range st.req.Series {
 		s := &st.req.Series[k]
 		nsamples := len(s.Samples) + len(s.Histograms)
 		if nsamples == 0 && len(s.Exemplars) == 0 {
 			continue
 		}
-		ref, ls := st.lookup(s, getRef)
+		ref, ls := st.refs[k], st.lsets[k]
+		if ref == 0 {
+			// Unknown at resolve time; a push that committed since (we hold
+			// appendMu exclusively now) may have created it.
+			ref, ls = st.lookup(s, getRef)
+		}
 		if ref == 0 {
 			if nsamples == 0 {
 				// Exemplars of a series the head does not have: nowhere to
@@ -157,6 +188,30 @@ func (i *Ingester) appendRequest(ctx context.Context, u *tenantDB, st *pushState
 		i.metrics.metadataDropped.Add(float64(dropped))
 	}
 	return n, nil
+}
+
+// resolve looks up every series of st.req in the head, filling st.refs and
+// st.lsets, and reports whether any series with samples is new to the head.
+// Exemplar-only series the head lacks create nothing: their exemplars are
+// dropped.
+func (st *pushState) resolve(g storage.GetRef) (creates bool) {
+	n := len(st.req.Series)
+	st.refs = slices.Grow(st.refs[:0], n)[:n]
+	st.lsets = slices.Grow(st.lsets[:0], n)[:n]
+	for k := range st.req.Series {
+		s := &st.req.Series[k]
+		st.refs[k], st.lsets[k] = 0, labels.EmptyLabels()
+		if len(s.Samples)+len(s.Histograms) == 0 && len(s.Exemplars) == 0 {
+			continue
+		}
+		ref, ls := st.lookup(s, g)
+		if ref == 0 {
+			creates = creates || len(s.Samples)+len(s.Histograms) > 0
+			continue
+		}
+		st.refs[k], st.lsets[k] = ref, ls
+	}
+	return creates
 }
 
 // lookup builds s's labels (sorted, without empty values) into st.scratch and
