@@ -39,12 +39,19 @@ type PrometheusConfig struct {
 	// Bin is the prometheus binary; empty means LookPath("prometheus").
 	Bin            string
 	ScrapeInterval time.Duration // global scrape_interval and scrape_timeout; zero leaves Prometheus' default
+	// ExternalLabels are global.external_labels: added to every series sent
+	// by remote-write (e.g. cluster and __replica__ of an HA pair).
+	ExternalLabels map[string]string
 	Jobs           []ScrapeJob
 	// ScrapeSelf adds job "prometheus" scraping the server's own /metrics.
 	ScrapeSelf bool
 	// RemoteWriteURL, when set, adds one remote_write entry tuned to deliver
 	// within about a second (batch_send_deadline 1s, short backoffs).
 	RemoteWriteURL string
+	// RemoteWriteMaxShards is the remote_write queue's max_shards: 1 keeps
+	// one request in flight and the samples in order. Zero leaves
+	// Prometheus' default.
+	RemoteWriteMaxShards int
 	// RemoteWriteReceiver turns on /api/v1/write (--web.enable-remote-write-receiver).
 	RemoteWriteReceiver bool
 	ExtraArgs           []string
@@ -133,6 +140,7 @@ func prometheusYAML(cfg PrometheusConfig) ([]byte, error) {
 	type queueConfig struct {
 		Capacity          int    `yaml:"capacity"`
 		MaxSamplesPerSend int    `yaml:"max_samples_per_send"`
+		MaxShards         int    `yaml:"max_shards,omitempty"`
 		BatchSendDeadline string `yaml:"batch_send_deadline"`
 		MinBackoff        string `yaml:"min_backoff"`
 		MaxBackoff        string `yaml:"max_backoff"`
@@ -143,8 +151,9 @@ func prometheusYAML(cfg PrometheusConfig) ([]byte, error) {
 		QueueConfig   queueConfig `yaml:"queue_config"`
 	}
 	type global struct {
-		ScrapeInterval string `yaml:"scrape_interval,omitempty"`
-		ScrapeTimeout  string `yaml:"scrape_timeout,omitempty"`
+		ScrapeInterval string            `yaml:"scrape_interval,omitempty"`
+		ScrapeTimeout  string            `yaml:"scrape_timeout,omitempty"`
+		ExternalLabels map[string]string `yaml:"external_labels,omitempty"`
 	}
 	var doc struct {
 		Global        global         `yaml:"global"`
@@ -155,6 +164,7 @@ func prometheusYAML(cfg PrometheusConfig) ([]byte, error) {
 		doc.Global.ScrapeInterval = model(cfg.ScrapeInterval)
 		doc.Global.ScrapeTimeout = model(cfg.ScrapeInterval)
 	}
+	doc.Global.ExternalLabels = cfg.ExternalLabels
 	for _, j := range cfg.Jobs {
 		doc.ScrapeConfigs = append(doc.ScrapeConfigs, scrapeConfig{
 			JobName:       j.Name,
@@ -172,6 +182,7 @@ func prometheusYAML(cfg PrometheusConfig) ([]byte, error) {
 				BatchSendDeadline: "1s",
 				MinBackoff:        "50ms",
 				MaxBackoff:        "1s",
+				MaxShards:         cfg.RemoteWriteMaxShards,
 			},
 		})
 	}
