@@ -2,9 +2,12 @@ package clientpool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/credentials"
@@ -44,7 +47,31 @@ func (t *tlsCreds) ClientHandshake(ctx context.Context, authority string, conn n
 	if err != nil {
 		return nil, nil, fmt.Errorf("ingester client tls: %w", err)
 	}
-	return c.ClientHandshake(ctx, authority, conn)
+	tc, info, err := c.ClientHandshake(ctx, authority, conn)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &alertConn{Conn: tc}, info, nil
+}
+
+// alertConn recovers the reason a server refused our certificate. Under TLS
+// 1.3 the client's handshake completes before the server checks the client
+// certificate; the server then sends an alert and closes, and gRPC's first
+// write fails with a bare "broken pipe" that says nothing about TLS. The
+// alert is already waiting on the connection: on such a write error, read
+// it (briefly) and report it.
+type alertConn struct{ net.Conn }
+
+func (c *alertConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if err != nil && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		var oe *net.OpError
+		if _, rerr := c.Conn.Read(make([]byte, 1)); errors.As(rerr, &oe) && oe.Op == "remote error" {
+			return n, fmt.Errorf("ingester refused the TLS connection: %w (then %v)", rerr, err)
+		}
+	}
+	return n, err
 }
 
 func (t *tlsCreds) ServerHandshake(net.Conn) (net.Conn, credentials.AuthInfo, error) {

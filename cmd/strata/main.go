@@ -194,7 +194,11 @@ func (p *process) start(ctx context.Context, httpL, grpcL net.Listener, stdout i
 // tests and scripts the addresses (they parse the "HTTP:" and "Gossip:"
 // lines).
 func (p *process) printReady(w io.Writer, httpAddr *net.TCPAddr) {
-	base := fmt.Sprintf("http://%s", hostPort(httpAddr))
+	scheme := "http"
+	if p.cfg.Server.HTTPTLS.Enabled() {
+		scheme = "https"
+	}
+	base := fmt.Sprintf("%s://%s", scheme, hostPort(httpAddr))
 	fmt.Fprintf(w, "Strata is ready (target=%s, instance %s, data in %s).\n", p.cfg.Target, p.cfg.Instance.ID, p.cfg.DataDir)
 	if p.c.runsDistributor() {
 		fmt.Fprintf(w, "  Prometheus:  remote_write: [{url: %s/api/v1/push}]\n", base)
