@@ -45,11 +45,13 @@ test-deps:
 	fi
 
 ## bench: the load benchmark of README "Performance": Strata against Debian's Prometheus,
-## then a loopback cluster (3 ingesters, 2 distributors, 1 querier) at RF=3 against RF=1.
+## then a loopback cluster (3 ingesters, 2 distributors, 1 querier) at RF=3 against RF=1,
+## then the noisy neighbour: tenant B's pushes alone and while tenant A floods over its limit.
 ## A reduced run: make bench BENCH_FLAGS="-series=10000 -rounds=20"
 bench: build test-deps
 	$(GO) run ./cmd/strata-bench -strata.bin=$(STRATA) $(BENCH_FLAGS)
 	$(GO) run ./cmd/strata-bench -mode=cluster -strata.bin=$(STRATA) $(BENCH_FLAGS)
+	$(GO) run ./cmd/strata-bench -mode=noisy -strata.bin=$(STRATA) $(BENCH_FLAGS)
 
 ## bench-go: Go micro-benchmarks of the hot paths (compare runs with benchstat).
 bench-go:

@@ -92,6 +92,7 @@ func TestPercentile(t *testing.T) {
 		{"p50 even", ms(4, 1, 3, 2), 0.5, 2 * time.Millisecond},
 		{"p99 of 100", ms(seq(100)...), 0.99, 99 * time.Millisecond},
 		{"p99 of 10", ms(seq(10)...), 0.99, 10 * time.Millisecond},
+		{"max", ms(4, 9, 2), 1, 9 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) { require.Equal(t, tc.want, percentile(tc.in, tc.p)) })
 	}
@@ -131,6 +132,11 @@ func TestConfigValidate(t *testing.T) {
 		{"bad rf", func(c *Config) { c.Mode, c.Cluster.ReplicationFactors = "cluster", "3,x" }, `"x" is not a positive integer`},
 		{"no rf", func(c *Config) { c.Mode, c.Cluster.ReplicationFactors = "cluster", " , " }, "none given"},
 		{"no distributors", func(c *Config) { c.Mode, c.Cluster.Distributors = "cluster", 0 }, "-cluster.distributors"},
+		{"noisy", func(c *Config) { c.Mode = "noisy" }, ""},
+		{"noisy burst below a push", func(c *Config) { c.Mode, c.Noisy.ABurst = "noisy", 1999 }, "-noisy.a-ingestion-burst-size 1999 is below -series-per-request 2000"},
+		{"noisy no workers", func(c *Config) { c.Mode, c.Noisy.AWorkers = "noisy", 0 }, "-noisy.a-workers"},
+		{"noisy interval", func(c *Config) { c.Mode, c.Noisy.Interval = "noisy", time.Millisecond }, "-noisy.interval"},
+		{"noisy cluster checks cluster flags", func(c *Config) { c.Mode, c.Noisy.Cluster, c.Cluster.Distributors = "noisy", true, 0 }, "-cluster.distributors"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var c Config

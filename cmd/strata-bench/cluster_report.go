@@ -4,23 +4,12 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"strings"
-	"text/tabwriter"
-	"time"
 
 	"github.com/strata-metrics/strata/internal/procs"
 )
 
-// clusterFigure is one row of the cluster report.
-type clusterFigure struct {
-	name string
-	unit string
-	get  func(r *clusterResult) float64
-}
-
-func clusterFigures(results []*clusterResult) []clusterFigure {
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	mib := func(b int64) float64 { return float64(b) / (1 << 20) }
+// clusterFigures are the rows of the cluster table.
+func clusterFigures(results []*clusterResult) []figure[*clusterResult] {
 	perIngester := func(r *clusterResult, f func(n nodeFigures) float64) (mean, most float64) {
 		var k int
 		for _, n := range r.Nodes {
@@ -36,7 +25,7 @@ func clusterFigures(results []*clusterResult) []clusterFigure {
 		}
 		return mean, most
 	}
-	fs := []clusterFigure{
+	fs := []figure[*clusterResult]{
 		{"accepted samples/s (at the distributors)", "", func(r *clusterResult) float64 { return r.SamplesPerSecond }},
 		{"CPU-s per M samples, all processes", "s", func(r *clusterResult) float64 { return r.CPUSecondsPerMSmp }},
 		{"CPU-s per M samples, distributors", "s", func(r *clusterResult) float64 { return r.role(procs.RoleDistributor).CPUSecondsPerMSmp }},
@@ -58,26 +47,13 @@ func clusterFigures(results []*clusterResult) []clusterFigure {
 		{"ingester RSS, summed, per series pushed", "B", func(r *clusterResult) float64 { return r.IngesterBytesPerClusterSeries }},
 		{"steady RSS, distributors summed", "MiB", func(r *clusterResult) float64 { return mib(r.role(procs.RoleDistributor).SteadyRSSBytes) }},
 		{"steady RSS, all processes", "MiB", func(r *clusterResult) float64 { return mib(r.SteadyRSSBytes) }},
-		{"push latency p50", "ms", func(r *clusterResult) float64 { return ms(r.PushP50) }},
-		{"push latency p99", "ms", func(r *clusterResult) float64 { return ms(r.PushP99) }},
+		{"push latency p50", "ms", func(r *clusterResult) float64 { return millis(r.PushP50) }},
+		{"push latency p99", "ms", func(r *clusterResult) float64 { return millis(r.PushP99) }},
 	}
 	if len(results) == 0 {
 		return fs
 	}
-	for i, q := range results[0].Queries {
-		fs = append(fs,
-			clusterFigure{"query " + q.Name + " p50 (querier)", "ms", func(r *clusterResult) float64 { return ms(clusterQueryAt(r, i).P50) }},
-			clusterFigure{"query " + q.Name + " p99 (querier)", "ms", func(r *clusterResult) float64 { return ms(clusterQueryAt(r, i).P99) }},
-		)
-	}
-	return fs
-}
-
-func clusterQueryAt(r *clusterResult, i int) queryFigures {
-	if i < len(r.Queries) {
-		return r.Queries[i]
-	}
-	return queryFigures{}
+	return append(fs, queryRows(results[0].Queries, " (querier)", func(r *clusterResult) []queryFigures { return r.Queries })...)
 }
 
 // printClusterReport writes the workload, each cluster's processes, and the
@@ -111,37 +87,13 @@ func printClusterReport(out io.Writer, cfg Config, results []*clusterResult) {
 			}
 		}
 	}
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	head := []string{"figure"}
+	t := figureTable[*clusterResult]{results: results, figures: clusterFigures(results)}
 	for _, r := range results {
-		head = append(head, r.Target)
+		t.columns = append(t.columns, r.Target)
 	}
-	ratio := len(results) >= 2
-	if ratio {
-		head = append(head, results[0].Target+"/"+results[1].Target)
+	if len(results) >= 2 {
+		t.ratio = []int{0, 1}
 	}
-	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
-	for _, f := range clusterFigures(results) {
-		name := f.name
-		if f.unit != "" {
-			name += " (" + f.unit + ")"
-		}
-		row := []string{name}
-		var vals []float64
-		for _, r := range results {
-			v := f.get(r)
-			vals = append(vals, v)
-			row = append(row, formatFigure(v))
-		}
-		if ratio {
-			if vals[1] != 0 {
-				row = append(row, fmt.Sprintf("%.2f", vals[0]/vals[1]))
-			} else {
-				row = append(row, "-")
-			}
-		}
-		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
-	}
-	tw.Flush()
+	t.print(out)
 	fmt.Fprintln(out, "The memory cost of replication is \"ingester RSS, summed, per series pushed\"; \"per active series per ingester\" also spreads each process's fixed baseline over the series it holds, so it favours the ingester holding more.")
 }

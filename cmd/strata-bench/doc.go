@@ -12,14 +12,24 @@
 // memory of every process, queries through the querier, stops it, and does
 // the same at RF=1: the ratio column is the cost of replication.
 //
+// -mode=noisy checks tenant isolation (issue 4): it starts strata with
+// multi-tenancy on and a runtime overrides file limiting tenant A to 10,000
+// samples/s, has tenant B push at a steady real-time rate alone, then again
+// while tenant A's connections flood far over A's limit, re-sending every
+// push answered 429 at once. It reports B's pushes and latency in both
+// phases, A's answers, and strata's CPU and RSS; it exits non-zero when any
+// push of B failed, and says PASS or MISS for B's p99 within 2x of solo.
+// -noisy.cluster runs it against a loopback cluster instead.
+//
 // Flow: prebuilt request bodies --8 senders, snappy+protobuf--> /api/v1/push
 // (Strata, or its distributors) or /api/v1/write (Prometheus); /proc of each
 // server process --> CPU and RSS; an ingester's /metrics --> its active
 // series; /api/v1/query_range --> query latency.
 // Owns: the workload (series, labels, timestamps), the measurement, the report.
-// Does not: judge the figures (no thresholds) or run two measured servers or
-// clusters at a time.
+// Does not: judge the figures (no thresholds, except -mode=noisy's verdict
+// lines) or run two measured servers or clusters at a time.
 //
 // Run: go build -o bin/strata ./cmd/strata && go run ./cmd/strata-bench -strata.bin=bin/strata
 // and: go run ./cmd/strata-bench -mode=cluster -strata.bin=bin/strata
+// and: go run ./cmd/strata-bench -mode=noisy -strata.bin=bin/strata
 package main

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -42,20 +43,21 @@ type Config struct {
 	PrebuildMaxMB int           `yaml:"prebuild_max_mb"`
 	JSONOut       string        `yaml:"json_out"`
 	Cluster       ClusterConfig `yaml:"cluster"`
+	Noisy         NoisyConfig   `yaml:"noisy"`
 }
 
 // RegisterFlags registers the bench's flags with issue 2's workload as defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Mode, "mode", "single", "single: one-process servers of -targets side by side; cluster: a multi-process Strata cluster at each of -cluster.replication-factors, side by side.")
+	fs.StringVar(&c.Mode, "mode", "single", "single: one-process servers of -targets side by side; cluster: a multi-process Strata cluster at each of -cluster.replication-factors, side by side; noisy: tenant B pushing alone, then while tenant A floods far over its rate limit (-noisy.*).")
 	fs.StringVar(&c.Targets, "targets", "strata,prometheus", "Comma-separated servers to measure, in order: strata, prometheus.")
 	fs.StringVar(&c.StrataBin, "strata.bin", "", "The strata binary; empty builds ./cmd/strata into the work dir ($STRATA_BIN wins).")
 	fs.StringVar(&c.StrataArgs, "strata.args", "", "Extra space-separated flags for strata.")
 	fs.StringVar(&c.PrometheusBin, "prometheus.bin", "", "The prometheus binary; empty finds it on $PATH.")
-	fs.IntVar(&c.Series, "series", 0, fmt.Sprintf("Active series; 0 means %d with -mode=single and %d with -mode=cluster.", singleSeries, clusterSeries))
+	fs.IntVar(&c.Series, "series", 0, fmt.Sprintf("Active series (of tenant B with -mode=noisy); 0 means %d with -mode=single, %d with -mode=cluster and %d with -mode=noisy.", singleSeries, clusterSeries, noisySeries))
 	fs.IntVar(&c.PerRequest, "series-per-request", 2000, "Series per remote-write request.")
-	fs.IntVar(&c.Senders, "senders", 8, "Concurrent senders.")
-	fs.IntVar(&c.Rounds, "rounds", 0, fmt.Sprintf("Rounds, each sends one sample of every series; 0 means %d with -mode=single and %d with -mode=cluster.", singleRounds, clusterRounds))
-	fs.DurationVar(&c.Interval, "interval", 15*time.Second, "Timestamp step between rounds (the simulated scrape interval).")
+	fs.IntVar(&c.Senders, "senders", 8, "Concurrent senders (with -mode=noisy: tenant B's pushes in flight at most).")
+	fs.IntVar(&c.Rounds, "rounds", 0, fmt.Sprintf("Rounds, each sends one sample of every series (with -mode=noisy: per phase); 0 means %d with -mode=single, %d with -mode=cluster and %d with -mode=noisy.", singleRounds, clusterRounds, noisyRounds))
+	fs.DurationVar(&c.Interval, "interval", 15*time.Second, "Timestamp step between rounds (the simulated scrape interval); -mode=noisy paces in real time at -noisy.interval instead.")
 	fs.DurationVar(&c.Timeout, "timeout", 20*time.Minute, "Most time one server's push phase may take.")
 	fs.DurationVar(&c.Settle, "settle", 15*time.Second, "Pause after the push before reading steady RSS.")
 	fs.IntVar(&c.RSSReadings, "rss-readings", 5, "Steady RSS readings; the median is reported.")
@@ -68,6 +70,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.PrebuildMaxMB, "prebuild-max-mb", 4096, "Compress every request body before the push when they fit in this many MiB; otherwise each sender compresses its next body just before sending it.")
 	fs.StringVar(&c.JSONOut, "json-out", "", "Also write the results as JSON to this file.")
 	c.Cluster.RegisterFlags(fs)
+	c.Noisy.RegisterFlags(fs)
 }
 
 // The workload of issue 2 (single) and the default of cluster mode; see
@@ -81,8 +84,11 @@ const (
 // mode's workload.
 func (c Config) withModeDefaults() Config {
 	series, rounds := singleSeries, singleRounds
-	if c.Mode == "cluster" {
+	switch c.Mode {
+	case "cluster":
 		series, rounds = clusterSeries, clusterRounds
+	case "noisy":
+		series, rounds = noisySeries, noisyRounds
 	}
 	if c.Series == 0 {
 		c.Series = series
@@ -120,8 +126,15 @@ func (c *Config) Validate() error {
 		}
 	case "cluster":
 		return c.Cluster.Validate()
+	case "noisy":
+		if err := c.Noisy.Validate(c.PerRequest); err != nil {
+			return err
+		}
+		if c.Noisy.Cluster {
+			return c.Cluster.Validate()
+		}
 	default:
-		return fmt.Errorf("-mode must be single or cluster, got %q", c.Mode)
+		return fmt.Errorf("-mode must be single, cluster or noisy, got %q", c.Mode)
 	}
 	return nil
 }
@@ -156,6 +169,15 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if cfg.StrataBin != "" {
+		// Servers run in the work dir: a relative path (make bench passes
+		// bin/strata) must not be resolved there.
+		abs, err := filepath.Abs(cfg.StrataBin)
+		if err != nil {
+			return fmt.Errorf("-strata.bin: %w", err)
+		}
+		cfg.StrataBin = abs
+	}
 	dir := cfg.WorkDir
 	if dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -173,8 +195,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	if cfg.Mode == "cluster" {
+	switch cfg.Mode {
+	case "cluster":
 		return runCluster(ctx, cfg, dir, log, out)
+	case "noisy":
+		return runNoisy(ctx, cfg, dir, log, out)
 	}
 	var results []*result
 	for _, t := range cfg.targets() {

@@ -32,7 +32,12 @@ type workload struct {
 // newWorkload prebuilds the uncompressed body of every batch. Round r's
 // timestamp is base + r*interval; see timestamps for the choice of base.
 func newWorkload(series, perRequest, rounds int, interval time.Duration, now time.Time) (*workload, error) {
-	w := &workload{rounds: rounds, interval: interval, series: series, baseTS: baseTimestamp(now, rounds, interval)}
+	return newWorkloadAt(series, perRequest, rounds, interval, baseTimestamp(now, rounds, interval))
+}
+
+// newWorkloadAt is newWorkload with round 0 at baseTS (milliseconds).
+func newWorkloadAt(series, perRequest, rounds int, interval time.Duration, baseTS int64) (*workload, error) {
+	w := &workload{rounds: rounds, interval: interval, series: series, baseTS: baseTS}
 	if err := checkTimestamps(w.baseTS, w.lastTS()); err != nil {
 		return nil, err
 	}
@@ -106,6 +111,7 @@ func (w *workload) requests() int { return w.rounds * len(w.batches) }
 // pushResult is what the senders measured.
 type pushResult struct {
 	Requests, Accepted, Rejected int   // Rejected: answered 4xx (never retried) or gave up
+	Limited                      int   // of Rejected: the last answer was 429
 	SamplesAccepted              int64 // samples in accepted requests
 	Retries                      int
 	Wall                         time.Duration
@@ -120,7 +126,11 @@ type pusher struct {
 	urls    []string
 	senders int
 	client  *http.Client
-	retries int // attempts after the first for 429, 5xx and transport errors
+	retries int    // attempts after the first for 429, 5xx and transport errors
+	tenant  string // X-Scope-OrgID; empty sends none
+	// spacing, when set, holds request idx back until idx*spacing after the
+	// start: an open-loop, steady request rate, as a Prometheus sends.
+	spacing time.Duration
 }
 
 func newPusher(urls []string, senders int) *pusher {
@@ -141,7 +151,8 @@ func newPusher(urls []string, senders int) *pusher {
 // run pushes every round of w. Requests are numbered idx = round*batches +
 // batch and handed out in that order; before sending (r, b) a sender waits
 // until (r-1, b) has been answered, so every series receives its samples in
-// time order. It returns when all requests are done or ctx ends.
+// time order, and, with spacing, until its time has come. It returns when
+// all requests are done or ctx ends.
 func (p *pusher) run(ctx context.Context, w *workload) (pushResult, error) {
 	nb := len(w.batches)
 	total := w.requests()
@@ -170,6 +181,11 @@ func (p *pusher) run(ctx context.Context, w *workload) (pushResult, error) {
 					return
 				}
 				r, b := idx/nb, idx%nb
+				if p.spacing > 0 {
+					if err := wait(ctx, time.Until(start.Add(time.Duration(idx)*p.spacing))); err != nil {
+						return
+					}
+				}
 				mu.Lock()
 				for done[b] < r && ctx.Err() == nil {
 					cond.Wait()
@@ -190,6 +206,9 @@ func (p *pusher) run(ctx context.Context, w *workload) (pushResult, error) {
 					res.Latencies = append(res.Latencies, lat)
 				} else {
 					res.Rejected++
+					if statusOf(err) == http.StatusTooManyRequests {
+						res.Limited++
+					}
 					if res.FirstError == "" {
 						res.FirstError = err.Error()
 					}
@@ -252,17 +271,37 @@ func (p *pusher) post(ctx context.Context, url string, body []byte) error {
 	req.Header.Set("Content-Encoding", "snappy")
 	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
 	req.Header.Set("User-Agent", "strata-bench")
+	if p.tenant != "" {
+		req.Header.Set("X-Scope-OrgID", p.tenant)
+	}
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("push: %w: %w", errRetryable, err)
 	}
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 	resp.Body.Close()
-	switch {
-	case resp.StatusCode/100 == 2:
+	if resp.StatusCode/100 == 2 {
 		return nil
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode/100 == 5:
-		return fmt.Errorf("push: %w: status %d: %s", errRetryable, resp.StatusCode, bytes.TrimSpace(msg))
 	}
-	return fmt.Errorf("push: status %d: %s", resp.StatusCode, bytes.TrimSpace(msg))
+	serr := &statusError{code: resp.StatusCode, msg: string(bytes.TrimSpace(msg))}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode/100 == 5 {
+		return fmt.Errorf("push: %w: %w", errRetryable, serr)
+	}
+	return fmt.Errorf("push: %w", serr)
+}
+
+// statusError is a push answered with a status other than 2xx.
+type statusError struct {
+	code int
+	msg  string // the start of the body
+}
+
+func (e *statusError) Error() string { return fmt.Sprintf("status %d: %s", e.code, e.msg) }
+
+// statusOf is the HTTP status of a push error; 0 when there was no answer.
+func statusOf(err error) int {
+	if se, ok := errors.AsType[*statusError](err); ok {
+		return se.code
+	}
+	return 0
 }

@@ -108,41 +108,21 @@ func median(xs []int64) int64 {
 	return s[len(s)/2]
 }
 
-// figure is one row of the report: how to read it from a result.
-type figure struct {
-	name string
-	unit string
-	get  func(r *result) float64
-}
-
-func figures(results []*result) []figure {
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	fs := []figure{
+// figures are the rows of the single-process table.
+func figures(results []*result) []figure[*result] {
+	fs := []figure[*result]{
 		{"accepted samples/s", "", func(r *result) float64 { return r.SamplesPerSecond }},
 		{"server CPU-s per M samples", "s", func(r *result) float64 { return r.CPUSecondsPerMSmp }},
-		{"peak RSS", "MiB", func(r *result) float64 { return float64(r.PeakRSSBytes) / (1 << 20) }},
-		{"steady RSS", "MiB", func(r *result) float64 { return float64(r.SteadyRSSBytes) / (1 << 20) }},
+		{"peak RSS", "MiB", func(r *result) float64 { return mib(r.PeakRSSBytes) }},
+		{"steady RSS", "MiB", func(r *result) float64 { return mib(r.SteadyRSSBytes) }},
 		{"steady RSS per active series", "B", func(r *result) float64 { return r.BytesPerSeries }},
-		{"push latency p50", "ms", func(r *result) float64 { return ms(r.PushP50) }},
-		{"push latency p99", "ms", func(r *result) float64 { return ms(r.PushP99) }},
+		{"push latency p50", "ms", func(r *result) float64 { return millis(r.PushP50) }},
+		{"push latency p99", "ms", func(r *result) float64 { return millis(r.PushP99) }},
 	}
 	if len(results) == 0 {
 		return fs
 	}
-	for i, q := range results[0].Queries {
-		fs = append(fs,
-			figure{"query " + q.Name + " p50", "ms", func(r *result) float64 { return ms(queryAt(r, i).P50) }},
-			figure{"query " + q.Name + " p99", "ms", func(r *result) float64 { return ms(queryAt(r, i).P99) }},
-		)
-	}
-	return fs
-}
-
-func queryAt(r *result, i int) queryFigures {
-	if i < len(r.Queries) {
-		return r.Queries[i]
-	}
-	return queryFigures{}
+	return append(fs, queryRows(results[0].Queries, "", func(r *result) []queryFigures { return r.Queries })...)
 }
 
 // printReport writes the workload, per-server notes, and the figures table
@@ -163,45 +143,106 @@ func printReport(out io.Writer, cfg Config, results []*result) {
 			}
 		}
 	}
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	head := []string{"figure"}
+	t := figureTable[*result]{results: results, figures: figures(results)}
 	for _, r := range results {
-		head = append(head, r.Target)
+		t.columns = append(t.columns, r.Target)
 	}
-	ratio := len(results) == 2
+	if len(results) == 2 {
+		t.ratio = []int{0, 1}
+	}
+	t.print(out)
+}
+
+// figure is one row of a report table: its name, its unit, and how to read
+// it from the result of one column. NaN means "does not apply" and prints
+// as "-".
+type figure[R any] struct {
+	name string
+	unit string
+	get  func(r R) float64
+}
+
+// figureTable is a report table: one row per figure, one column per result,
+// and optionally a ratio column of two results. Every mode prints its
+// figures through it.
+type figureTable[R any] struct {
+	columns []string // heading of each result's column
+	results []R
+	figures []figure[R]
+	// ratio, when it holds indices {i, j}, adds a column
+	// results[i]/results[j], headed columns[i]/columns[j].
+	ratio []int
+}
+
+// print writes the table, right-aligned, two spaces between columns.
+func (t figureTable[R]) print(out io.Writer) {
+	ratio := len(t.ratio) == 2 && max(t.ratio[0], t.ratio[1]) < len(t.results)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	head := append([]string{"figure"}, t.columns...)
 	if ratio {
-		head = append(head, results[0].Target+"/"+results[1].Target)
+		head = append(head, t.columns[t.ratio[0]]+"/"+t.columns[t.ratio[1]])
 	}
 	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
-	for _, f := range figures(results) {
+	for _, f := range t.figures {
 		name := f.name
 		if f.unit != "" {
 			name += " (" + f.unit + ")"
 		}
 		row := []string{name}
 		var vals []float64
-		for _, r := range results {
+		for _, r := range t.results {
 			v := f.get(r)
 			vals = append(vals, v)
 			row = append(row, formatFigure(v))
 		}
 		if ratio {
-			if vals[1] != 0 {
-				row = append(row, fmt.Sprintf("%.2f", vals[0]/vals[1]))
-			} else {
-				row = append(row, "-")
-			}
+			row = append(row, formatRatio(vals[t.ratio[0]], vals[t.ratio[1]]))
 		}
 		fmt.Fprintln(tw, strings.Join(row, "\t")+"\t")
 	}
 	tw.Flush()
 }
 
+// queryRows are the p50 and p99 rows of each dashboard query in first (the
+// first result's queries), suffix added to their names; queries gives a
+// result's.
+func queryRows[R any](first []queryFigures, suffix string, queries func(R) []queryFigures) []figure[R] {
+	var fs []figure[R]
+	for i, q := range first {
+		fs = append(fs,
+			figure[R]{"query " + q.Name + " p50" + suffix, "ms", func(r R) float64 { return millis(queryAt(queries(r), i).P50) }},
+			figure[R]{"query " + q.Name + " p99" + suffix, "ms", func(r R) float64 { return millis(queryAt(queries(r), i).P99) }},
+		)
+	}
+	return fs
+}
+
+// queryAt is qs[i], or no figures when a result has fewer queries.
+func queryAt(qs []queryFigures, i int) queryFigures {
+	if i < len(qs) {
+		return qs[i]
+	}
+	return queryFigures{}
+}
+
+func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// formatRatio is a/b to two decimals; "-" when b is 0 or either does not
+// apply.
+func formatRatio(a, b float64) string {
+	if b == 0 || math.IsNaN(a) || math.IsNaN(b) {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", a/b)
+}
+
 func formatFigure(v float64) string {
 	switch {
-	case v == 0:
-		return "0"
-	case math.Abs(v) >= 1000:
+	case math.IsNaN(v):
+		return "-"
+	case v == math.Trunc(v) || math.Abs(v) >= 1000: // counts, and large figures
 		return fmt.Sprintf("%.0f", v)
 	case math.Abs(v) >= 10:
 		return fmt.Sprintf("%.1f", v)
