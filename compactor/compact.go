@@ -1,0 +1,290 @@
+package compactor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/strata-metrics/strata/block"
+	"github.com/strata-metrics/strata/bucketindex"
+)
+
+// compact runs the stages over live, oldest range first; each stage sees
+// the blocks the previous one wrote, so a run goes as far as the ranges
+// are ready (2h copies → 2h → 12h → 24h). A failed group is counted and
+// its error returned (joined); the other groups go on.
+func (tr *tenantRun) compact(ctx context.Context, live []bucketindex.Block) error {
+	var errs []error
+	for stage := range tr.c.planner.ranges {
+		for _, g := range tr.c.planner.plan(live, stage, tr.now) {
+			if ctx.Err() != nil {
+				return errors.Join(append(errs, ctx.Err())...)
+			}
+			res, err := tr.compactGroup(ctx, g)
+			live = slices.DeleteFunc(live, func(b bucketindex.Block) bool { return slices.Contains(res.removed, b.ID) })
+			if res.out != nil {
+				live = append(live, *res.out)
+			}
+			if err != nil && ctx.Err() == nil {
+				tr.c.m.compactionFailures.Inc()
+				errs = append(errs, fmt.Errorf("compacting the %s range at %s: %w", rangeLabel(g.rangeMs), time.UnixMilli(g.minT).UTC().Format(time.RFC3339), err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// groupResult is what a group's compaction changed: the block it wrote,
+// and the blocks no longer live (merged, vanished or marked no-compact).
+type groupResult struct {
+	out     *bucketindex.Block
+	removed []ulid.ULID
+}
+
+// input is one downloaded block of a group.
+type input struct {
+	b     bucketindex.Block
+	dir   string
+	block *tsdb.Block
+}
+
+// compactGroup downloads g's blocks, merges them into one, uploads it and
+// marks the inputs for deletion. A block that cannot be downloaded, opened
+// or read is marked no-compact and left out; the rest are merged if two or
+// more remain. The work directory is removed on return.
+func (tr *tenantRun) compactGroup(ctx context.Context, g group) (groupResult, error) {
+	start := time.Now()
+	var res groupResult
+	dir := filepath.Join(tr.c.cfg.DataDir, tr.tenant, fmt.Sprintf("%d-%d", g.minT, g.maxT))
+	if err := os.RemoveAll(dir); err != nil {
+		return res, fmt.Errorf("cleaning work directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+
+	var ins []*input
+	defer func() {
+		for _, in := range ins {
+			in.block.Close()
+		}
+	}()
+	for _, b := range g.blocks {
+		in, err := tr.fetch(ctx, b, dir, &res)
+		if err != nil {
+			return res, err
+		}
+		if in != nil {
+			ins = append(ins, in)
+		}
+	}
+
+	for len(ins) >= 2 {
+		ids, err := tr.c.merge(ctx, filepath.Join(dir, "out"), ins)
+		if err == nil {
+			return tr.finish(ctx, g, ins, ids, filepath.Join(dir, "out"), start, res)
+		}
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		// Find the blocks that cannot be read; without them, try again.
+		// When every block reads fine the failure is the machine's.
+		n := len(ins)
+		ins = slices.DeleteFunc(ins, func(in *input) bool {
+			verr := verifyBlock(ctx, in.block)
+			if verr == nil || ctx.Err() != nil {
+				return false
+			}
+			tr.noCompact(ctx, in.b.ID, noCompactRead, verr, &res)
+			in.block.Close()
+			return true
+		})
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		if len(ins) == n {
+			return res, fmt.Errorf("merging %d blocks: %w", n, err)
+		}
+	}
+	return res, nil
+}
+
+// fetch downloads and opens block b into dir/<id>. It returns nil (and
+// records the block in res) when the block vanished or is unreadable, and
+// an error only for a failure that may pass (bucket, disk, shutdown).
+func (tr *tenantRun) fetch(ctx context.Context, b bucketindex.Block, dir string, res *groupResult) (*input, error) {
+	m, err := block.ReadMeta(ctx, tr.tbkt, b.ID)
+	if block.IsNotFound(err) {
+		res.removed = append(res.removed, b.ID) // deleted since the listing
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	bdir := filepath.Join(dir, b.ID.String())
+	if err := block.Download(ctx, tr.tbkt, m, bdir); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		bad, cerr := tr.damaged(ctx, m)
+		if cerr != nil || !bad {
+			return nil, err
+		}
+		tr.noCompact(ctx, b.ID, noCompactDownload, err, res)
+		return nil, os.RemoveAll(bdir)
+	}
+	pb, err := openBlock(tr.c.tsdbLog, bdir)
+	if err != nil {
+		tr.noCompact(ctx, b.ID, noCompactOpen, err, res)
+		return nil, os.RemoveAll(bdir)
+	}
+	return &input{b: b, dir: bdir, block: pb}, nil
+}
+
+// openBlock opens the block in dir; a panic of Prometheus' decoders on a
+// damaged file is an error.
+func openBlock(log *slog.Logger, dir string) (b *tsdb.Block, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("opening block panicked: %v", r)
+		}
+	}()
+	return tsdb.OpenBlock(log, dir, nil, nil)
+}
+
+// damaged reports whether a failed download is the block's fault: one of
+// its objects is missing or not of the size meta.json says.
+func (tr *tenantRun) damaged(ctx context.Context, m *block.Meta) (bool, error) {
+	for _, f := range m.Strata.Files {
+		attrs, err := tr.tbkt.Attributes(ctx, path.Join(m.ULID.String(), f.Path))
+		if tr.tbkt.IsObjNotFoundErr(err) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if attrs.Size != f.Size {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// merge compacts the inputs, in order, into a new block under dest. The
+// merge keeps every sample once: identical chunks of replicas are kept
+// once as they are, overlapping ones are decoded and merged sample by
+// sample (the first input's value wins a timestamp tie), so the result
+// depends only on the inputs and their order.
+func (c *Compactor) merge(ctx context.Context, dest string, ins []*input) (ids []ulid.ULID, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("compaction panicked: %v", r)
+		}
+	}()
+	comp, err := tsdb.NewLeveledCompactorWithOptions(ctx, nil, c.tsdbLog, c.planner.ranges, nil, tsdb.LeveledCompactorOptions{
+		MergeFunc:                   storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge),
+		EnableOverlappingCompaction: true,
+		Metrics:                     c.tsdbMetrics,
+	})
+	if err != nil {
+		return nil, err
+	}
+	dirs := make([]string, len(ins))
+	open := make([]*tsdb.Block, len(ins))
+	for i, in := range ins {
+		dirs[i], open[i] = in.dir, in.block
+	}
+	return comp.Compact(dest, dirs, open)
+}
+
+// finish uploads the merged block (none when the inputs held no samples)
+// and marks the inputs for deletion.
+func (tr *tenantRun) finish(ctx context.Context, g group, ins []*input, ids []ulid.ULID, outDir string, start time.Time, res groupResult) (groupResult, error) {
+	var inBytes int64
+	inIDs := make([]ulid.ULID, len(ins))
+	for i, in := range ins {
+		inBytes += in.b.SizeBytes
+		inIDs[i] = in.b.ID
+	}
+	reason := "compacted into no block: no samples"
+	var out *block.Meta
+	if len(ids) > 0 {
+		var err error
+		out, err = block.Upload(ctx, tr.tbkt, filepath.Join(outDir, ids[0].String()), block.Ext{Tenant: tr.tenant, Source: block.SourceCompactor})
+		if err != nil {
+			// Best effort: a partial block would otherwise wait a day.
+			if derr := block.Delete(context.WithoutCancel(ctx), tr.tbkt, ids[0]); derr != nil {
+				tr.log.Warn("removing partial upload", "block", ids[0], "err", derr)
+			}
+			return res, fmt.Errorf("uploading compacted block: %w", err)
+		}
+		reason = "compacted into " + out.ULID.String()
+	}
+	tr.changed = true
+	var outBytes int64
+	if out != nil {
+		for _, f := range out.Strata.Files {
+			outBytes += f.Size
+		}
+		res.out = &bucketindex.Block{
+			ID: out.ULID, MinTime: out.MinTime, MaxTime: out.MaxTime, Source: block.SourceCompactor,
+			CompactionLevel: out.Compaction.Level, UploadedAt: tr.now.Unix(), SizeBytes: outBytes,
+		}
+	}
+	for _, id := range inIDs {
+		if err := block.MarkForDeletion(ctx, tr.tbkt, id, reason, tr.now); err != nil {
+			// The new block and the unmarked inputs overlap: correct,
+			// and merged again by the next run.
+			return res, fmt.Errorf("marking compacted block %s for deletion: %w", id, err)
+		}
+		res.removed = append(res.removed, id)
+		tr.c.m.markedDeletion.WithLabelValues(reasonCompaction).Inc()
+	}
+	m := tr.c.m
+	m.compactions.WithLabelValues(rangeLabel(g.rangeMs)).Inc()
+	m.blocksCompacted.Add(float64(len(ins)))
+	m.inputBytes.Add(float64(inBytes))
+	m.outputBytes.Add(float64(outBytes))
+	attrs := []any{"range", rangeLabel(g.rangeMs), "min_time", time.UnixMilli(g.minT).UTC(), "inputs", inIDs,
+		"input_bytes", inBytes, "output_bytes", outBytes, "duration", time.Since(start).Truncate(time.Millisecond)}
+	if out != nil {
+		attrs = append(attrs, "block", out.ULID, "series", out.Stats.NumSeries, "samples", out.Stats.NumSamples)
+	}
+	tr.log.Info("compacted blocks", attrs...)
+	return res, nil
+}
+
+// noCompact marks block id no-compact for reason, counts and logs it, and
+// records it in res (no longer live). A failure to write the mark is
+// logged: the block is skipped in this run anyway and found bad again in
+// the next.
+func (tr *tenantRun) noCompact(ctx context.Context, id ulid.ULID, reason string, cause error, res *groupResult) {
+	res.removed = append(res.removed, id)
+	tr.c.m.noCompact.WithLabelValues(reason).Inc()
+	tr.log.Error("block unreadable: marked no-compact and skipped", "block", id, "reason", reason, "err", cause)
+	if err := block.MarkNoCompact(ctx, tr.tbkt, id, reason+": "+cause.Error(), tr.now); err != nil {
+		tr.log.Error("writing no-compact mark", "block", id, "err", err)
+		return
+	}
+	tr.changed = true
+}
+
+// rangeLabel formats a block range in ms as "2h", "12h", "30m".
+func rangeLabel(ms int64) string {
+	d := time.Duration(ms) * time.Millisecond
+	switch {
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	return d.String()
+}
