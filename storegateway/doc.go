@@ -1,0 +1,18 @@
+// Package storegateway serves long-term blocks from object storage to
+// queriers: -target=store-gateway.
+//
+// Flow: ingesters and the compactor upload blocks to the bucket; the
+// querier names the blocks it wants and asks their owning store-gateways
+// (a ring of its own, each block on -store-gateway.replication-factor of
+// them) over gRPC (proto/storepb); a store-gateway reads the block's index
+// and chunks and streams the chunks as stored.
+// Owns: lazy loading of a block's index on its first query (downloaded
+// under -store-gateway.data-dir, memory-mapped, closed when idle), chunk
+// range reads batched and cached in memory, a postings cache, the periodic
+// sync of the blocks this instance owns (which decides the local files it
+// keeps), and tenant isolation: a request reads only under its tenant's
+// prefix.
+// Does not: decide which blocks a query needs (the querier, from the bucket
+// index), write to the bucket (ingesters and the compactor), or evaluate
+// PromQL.
+package storegateway

@@ -1,0 +1,173 @@
+package storegateway
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/index"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/strata-metrics/strata/proto/ingesterpb"
+	"github.com/strata-metrics/strata/tenant"
+)
+
+// request is the part every RPC shares, checked.
+type request struct {
+	tenant string
+	ids    []ulid.ULID // unique, in request order
+	ms     []*labels.Matcher
+}
+
+func parseRequest(tenantID string, blockIDs []string, pms []*ingesterpb.LabelMatcher) (request, error) {
+	if err := tenant.Validate(tenantID); err != nil {
+		return request{}, err
+	}
+	r := request{tenant: tenantID, ids: make([]ulid.ULID, 0, len(blockIDs))}
+	for _, s := range blockIDs {
+		id, err := ulid.ParseStrict(s)
+		if err != nil {
+			return request{}, &badInputError{fmt.Sprintf("invalid block id %q: %v", s, err)}
+		}
+		if !slices.Contains(r.ids, id) {
+			r.ids = append(r.ids, id)
+		}
+	}
+	for _, pm := range pms {
+		var t labels.MatchType
+		switch pm.GetType() {
+		case ingesterpb.LabelMatcher_EQ:
+			t = labels.MatchEqual
+		case ingesterpb.LabelMatcher_NEQ:
+			t = labels.MatchNotEqual
+		case ingesterpb.LabelMatcher_RE:
+			t = labels.MatchRegexp
+		case ingesterpb.LabelMatcher_NRE:
+			t = labels.MatchNotRegexp
+		default:
+			return request{}, &badInputError{fmt.Sprintf("unknown matcher type %d for label %q", pm.GetType(), pm.GetName())}
+		}
+		m, err := labels.NewMatcher(t, pm.GetName(), pm.GetValue())
+		if err != nil {
+			return request{}, &badInputError{fmt.Sprintf("invalid matcher %s%s%q: %v", pm.GetName(), t, pm.GetValue(), err)}
+		}
+		r.ms = append(r.ms, m)
+	}
+	return r, nil
+}
+
+func (r request) blockIDStrings() []string {
+	out := make([]string, len(r.ids))
+	for i, id := range r.ids {
+		out[i] = id.String()
+	}
+	return out
+}
+
+// enter takes a slot of -store-gateway.concurrency; leave gives it back.
+func (g *StoreGateway) enter(ctx context.Context) error {
+	select {
+	case g.gate <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *StoreGateway) leave() { <-g.gate }
+
+// eachBlock calls f for every block of r in parallel, each with the block
+// loaded and a concurrency slot held; the first error cancels the rest.
+func (g *StoreGateway) eachBlock(ctx context.Context, r request, f func(ctx context.Context, i int, lb *loadedBlock) error) error {
+	eg, ctx := errgroup.WithContext(ctx)
+	for i, id := range r.ids {
+		eg.Go(func() error {
+			if err := g.enter(ctx); err != nil {
+				return err
+			}
+			defer g.leave()
+			lb, err := g.acquire(ctx, r.tenant, id)
+			if err != nil {
+				return err
+			}
+			defer g.release(lb)
+			return f(ctx, i, lb)
+		})
+	}
+	return eg.Wait()
+}
+
+// postingsKey names the series list of one matcher set in one block.
+type postingsKey struct {
+	block    blockKey
+	matchers string
+}
+
+// postingsFor returns the block's series matching ms, sorted by reference
+// (which is label order), through the postings cache. No matchers match
+// every series.
+func (g *StoreGateway) postingsFor(ctx context.Context, lb *loadedBlock, ms []*labels.Matcher) ([]storage.SeriesRef, error) {
+	key := postingsKey{lb.key, matchersKey(ms)}
+	if refs, ok := g.postings.get(key); ok {
+		return refs, nil
+	}
+	var (
+		p   index.Postings
+		err error
+	)
+	if len(ms) == 0 {
+		n, v := index.AllPostingsKey()
+		p, err = lb.ir.Postings(ctx, n, v)
+	} else {
+		p, err = tsdb.PostingsForMatchers(ctx, lb.ir, ms...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postings of block %s: %w", lb.key.id, err)
+	}
+	refs, err := index.ExpandPostings(p)
+	if err != nil {
+		return nil, fmt.Errorf("postings of block %s: %w", lb.key.id, err)
+	}
+	g.postings.add(key, refs, int64(8*cap(refs)+len(key.matchers)+len(key.block.tenant)))
+	return refs, nil
+}
+
+// matchersKey is a canonical form of a matcher set: the same matchers in
+// any order give the same key.
+func matchersKey(ms []*labels.Matcher) string {
+	ss := make([]string, len(ms))
+	for i, m := range ms {
+		ss[i] = m.String()
+	}
+	slices.Sort(ss)
+	return strings.Join(ss, "\x00")
+}
+
+// mergeSorted returns the sorted union of sorted lists, at most limit
+// (0: all).
+func mergeSorted(lists [][]string, limit int) []string {
+	var out []string
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out
+}
+
+// cloneAll copies strings that alias a block's memory-mapped index, so
+// that they outlive it.
+func cloneAll(ss []string) []string {
+	for i, s := range ss {
+		ss[i] = strings.Clone(s)
+	}
+	return ss
+}

@@ -1,0 +1,14 @@
+// Package storeclient is the querier's side of long-term storage: it asks
+// the store-gateways for the series, label names and label values of the
+// blocks that cover a time range, and the rule both sides share for which
+// store-gateways own a block.
+//
+// Flow: querier --Blocks--> bucket index; querier --Series(blocks)--> the
+// store-gateways owning them (ring, replicated) --> merged series.
+// Owns: the block → store-gateway sharding (Sharder), the retry of blocks a
+// store-gateway failed or did not serve on another replica, and the merge
+// of the answers into one sorted list, chunks as stored.
+// Does not: read the bucket index itself (a BlockLister does: IndexLister
+// over bucketindex.Loader in production), evaluate PromQL or merge with the
+// ingesters' answers (the querier does).
+package storeclient
