@@ -33,7 +33,8 @@ test: test-deps lint
 	$(GO) test -count=1 -timeout 14m $(PKGS)
 
 # Debian's Prometheus and node_exporter are the real peers of the end-to-end
-# tests; installed only when missing.
+# tests, versitygw the S3 server of the object-storage tests; installed only
+# when missing.
 test-deps:
 	@missing=""; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
@@ -43,6 +44,8 @@ test-deps:
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+	@# The S3-compatible server of the object-storage tests, a real one on loopback.
+	@command -v versitygw >/dev/null || [ -x "$(GOBIN)/versitygw" ] || { echo "installing versitygw"; GOFLAGS= $(GO) install github.com/versity/versitygw/cmd/versitygw@v1.8.0; }
 
 ## bench: the load benchmark of README "Performance": Strata against Debian's Prometheus,
 ## then a loopback cluster (3 ingesters, 2 distributors, 1 querier) at RF=3 against RF=1,

@@ -104,6 +104,23 @@ func (p *Pool) Get(addr string) (ingesterpb.IngesterClient, error) {
 	return ingesterpb.NewIngesterClient(c), nil
 }
 
+// Conn returns the connection to addr, creating it on first use, for the
+// clients of other services reached the same way (store-gateways). It is
+// shared: the caller must not close it.
+func (p *Pool) Conn(addr string) (grpc.ClientConnInterface, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.conns[addr]; ok {
+		return c, nil
+	}
+	c, err := grpc.NewClient(addr, p.opts...)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	p.conns[addr] = c
+	return c, nil
+}
+
 // Prune closes the connections whose address keep rejects.
 func (p *Pool) Prune(keep func(addr string) bool) {
 	p.mu.Lock()

@@ -51,6 +51,10 @@ type Deps struct {
 	// gossip KV, with RegisterHATrackerKey called before its Run); nil
 	// turns HA-pair dedup off for every tenant, whatever its limits say.
 	HAKV HAKV
+	// TenantLabels caps the tenant label of the distributor's metrics
+	// (-metrics.max-tenant-labels), shared by every component of the
+	// process; nil labels every tenant with its id.
+	TenantLabels *tenant.LabelCap
 }
 
 // Distributor serves the push API. It is goroutine-safe.
@@ -63,7 +67,8 @@ type Distributor struct {
 	log           *slog.Logger
 	now           func() time.Time
 	m             *metrics
-	maxCompressed int // snappy.MaxEncodedLen(cfg.MaxRecvMsgSize)
+	tenantLabels  *tenant.LabelCap // nil: every tenant labelled with its id
+	maxCompressed int              // snappy.MaxEncodedLen(cfg.MaxRecvMsgSize)
 	rate          *rateLimiter
 	ha            *haTracker // nil: no HA-pair dedup
 
@@ -110,12 +115,13 @@ func New(cfg Config, deps Deps) (*Distributor, error) {
 		tenants:       deps.Tenants,
 		log:           deps.Log,
 		now:           now,
-		m:             newMetrics(reg),
+		m:             newMetrics(reg, deps.TenantLabels),
+		tenantLabels:  deps.TenantLabels,
 		maxCompressed: snappy.MaxEncodedLen(cfg.MaxRecvMsgSize),
 		rate:          newRateLimiter(deps.HealthyDistributors),
 	}
 	if deps.HAKV != nil {
-		d.ha = newHATracker(deps.HAKV, deps.Log, reg)
+		d.ha = newHATracker(deps.HAKV, deps.Log, reg, deps.TenantLabels)
 	}
 	d.states.New = func() any { return newPushState() }
 	return d, nil

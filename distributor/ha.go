@@ -15,6 +15,7 @@ import (
 	"github.com/strata-metrics/strata/gossip"
 	"github.com/strata-metrics/strata/limits"
 	"github.com/strata-metrics/strata/remotewrite"
+	"github.com/strata-metrics/strata/tenant"
 )
 
 // HA-pair dedup, as Cortex and Mimir do it. Two Prometheus replicas of one
@@ -74,13 +75,27 @@ type haTracker struct {
 	kv     HAKV
 	log    *slog.Logger
 	m      *haMetrics
-	jitter float64 // in [0, 1): this distributor's share of the update timeout jitter
+	labels *tenant.LabelCap // the tenant label of m
+	jitter float64          // in [0, 1): this distributor's share of the update timeout jitter
 }
 
-func newHATracker(kv HAKV, log *slog.Logger, reg prometheus.Registerer) *haTracker {
-	t := &haTracker{kv: kv, log: log, jitter: rand.Float64()}
+func newHATracker(kv HAKV, log *slog.Logger, reg prometheus.Registerer, tl *tenant.LabelCap) *haTracker {
+	t := &haTracker{kv: kv, log: log, jitter: rand.Float64(), labels: tl}
 	t.m = newHAMetrics(reg, func() float64 { return float64(t.state().entries()) })
+	tl.Track(t.m.kept, t.m.deduped, t.m.changes)
 	return t
+}
+
+// haClusterLabel is the cluster label value of the HA metrics of a tenant
+// labelled tenantLabel: the clusters of the tenants summed under
+// tenant.OtherLabel are summed too, or there would be as many of them as
+// without the cap. cluster may be a view into the request: the result is
+// a copy.
+func haClusterLabel(tenantLabel, cluster string) string {
+	if tenantLabel == tenant.OtherLabel {
+		return tenant.OtherLabel
+	}
+	return strings.Clone(cluster)
 }
 
 type haMetrics struct {
@@ -91,8 +106,8 @@ type haMetrics struct {
 }
 
 // newHAMetrics registers the HA tracker's metrics. The cluster label is
-// bounded by ha_max_clusters per tenant: it is set only for clusters the
-// election state tracks.
+// bounded by ha_max_clusters per tenant with a tenant label of its own: it
+// is set only for clusters the election state tracks (haClusterLabel).
 func newHAMetrics(reg prometheus.Registerer, tracked func() float64) *haMetrics {
 	f := promauto.With(reg)
 	f.NewGaugeFunc(prometheus.GaugeOpts{
@@ -160,7 +175,7 @@ func (t *haTracker) check(ctx context.Context, tenant, cluster, replica string, 
 		case !ok:
 			if lim.HAMaxClusters > 0 && s.clusters(tenant) >= lim.HAMaxClusters {
 				return nil, false, &BadInputError{Msg: fmt.Sprintf(
-					"HA cluster %q of tenant %q rejected: the tenant already has %d HA clusters, limit %d (-%s, override %s); clusters silent for -memberlist.left-tombstone-ttl are forgotten [%s]",
+					"HA cluster %q of tenant %q rejected: the tenant already has %d HA clusters, limit %d (-%s, override %q); clusters silent for -memberlist.left-tombstone-ttl are forgotten [%s]",
 					cluster, tenant, s.clusters(tenant), lim.HAMaxClusters, limits.FlagHAMaxClusters, "ha_max_clusters", idHAMaxClusters)}
 			}
 			return singleHA(tenant, strings.Clone(cluster), HAReplica{Replica: strings.Clone(replica), ReceivedAt: nowMs, ElectedAt: nowMs}), true, nil
@@ -199,9 +214,9 @@ func (t *haTracker) check(ctx context.Context, tenant, cluster, replica string, 
 		return haDecision{elected: e.Replica}, nil
 	}
 	if failedOver != "" {
-		c := strings.Clone(cluster)
-		t.m.changes.WithLabelValues(tenant, c).Inc()
-		t.log.Info("HA replica elected after failover", "tenant", tenant, "cluster", c, "replica", replica, "previous", failedOver)
+		tl := t.labels.Value(tenant)
+		t.m.changes.WithLabelValues(tl, haClusterLabel(tl, cluster)).Inc()
+		t.log.Info("HA replica elected after failover", "tenant", tenant, "cluster", strings.Clone(cluster), "replica", replica, "previous", failedOver)
 	}
 	return haDecision{accept: true}, nil
 }
@@ -251,7 +266,7 @@ func (d *Distributor) dedupeHA(ctx context.Context, st *pushState, tenantID stri
 	if !dec.accept {
 		samples, histograms, _ := st.req.SampleCount()
 		if n := samples + histograms; n > 0 {
-			d.ha.m.deduped.WithLabelValues(tenantID, strings.Clone(cluster)).Add(float64(n))
+			d.ha.m.deduped.WithLabelValues(st.tenantLabel, haClusterLabel(st.tenantLabel, cluster)).Add(float64(n))
 		}
 		return &HADedupedError{Msg: fmt.Sprintf("HA pair dedup: replica %q of cluster %q is not the elected replica (%q); its samples were accepted and dropped [%s]",
 			replica, cluster, dec.elected, idHANotElected)}
@@ -259,7 +274,7 @@ func (d *Distributor) dedupeHA(ctx context.Context, st *pushState, tenantID stri
 	d.stripReplica(st, tenantID, lim, replica)
 	samples, histograms, _ := st.req.SampleCount()
 	if n := samples + histograms; n > 0 {
-		d.ha.m.kept.WithLabelValues(tenantID, strings.Clone(cluster)).Add(float64(n))
+		d.ha.m.kept.WithLabelValues(st.tenantLabel, haClusterLabel(st.tenantLabel, cluster)).Add(float64(n))
 	}
 	return nil
 }
@@ -293,6 +308,6 @@ func (d *Distributor) stripReplica(st *pushState, tenantID string, lim *limits.L
 	st.req.Series = ss[:n]
 	v.curBad = false
 	if dropped > 0 {
-		d.m.discardedSamples.WithLabelValues(tenantID, idHAReplicaMixed).Add(float64(dropped))
+		d.m.discardedSamples.WithLabelValues(st.tenantLabel, idHAReplicaMixed).Add(float64(dropped))
 	}
 }

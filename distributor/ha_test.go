@@ -67,7 +67,7 @@ func runGossip(t testing.TB, kv *gossip.KV) {
 	require.Eventually(t, func() bool { return kv.Addr() != "" }, 10*time.Second, 5*time.Millisecond)
 }
 
-func newHAHarness(t testing.TB, kv *gossip.KV, now *atomic.Int64) *haHarness {
+func newHAHarness(t testing.TB, kv *gossip.KV, now *atomic.Int64, tl *tenant.LabelCap) *haHarness {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "overrides.yaml")
 	require.NoError(t, os.WriteFile(file, []byte(haOverrides), 0o600))
@@ -82,7 +82,7 @@ func newHAHarness(t testing.TB, kv *gossip.KV, now *atomic.Int64) *haHarness {
 		Tenants: tenant.Resolver{MultitenancyEnabled: true},
 		Log:     slog.New(slog.DiscardHandler), Reg: h.reg,
 		Now:  func() time.Time { return time.Unix(0, now.Load()) },
-		HAKV: kv,
+		HAKV: kv, TenantLabels: tl,
 	})
 	require.NoError(t, err)
 	d.ha.jitter = 0
@@ -165,7 +165,7 @@ func TestHADedup(t *testing.T) {
 		{"max clusters", []step{
 			{0, "", "c1", "a", accepted, "", false},
 			{0, "", "c2", "a", accepted, "", false},
-			{0, "", "c3", "a", http.StatusBadRequest, `HA cluster "c3" of tenant "ha" rejected: the tenant already has 2 HA clusters, limit 2 (-distributor.ha-tracker.max-clusters, override ha_max_clusters)`, false},
+			{0, "", "c3", "a", http.StatusBadRequest, `HA cluster "c3" of tenant "ha" rejected: the tenant already has 2 HA clusters, limit 2 (-distributor.ha-tracker.max-clusters, override "ha_max_clusters")`, false},
 			{0, "", "c1", "a", accepted, "", false},
 		}, 0},
 		{"tenant with HA off unaffected", []step{
@@ -182,7 +182,7 @@ func TestHADedup(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var now atomic.Int64
-			h := newHAHarness(t, newGossipKV(t, "solo"), &now)
+			h := newHAHarness(t, newGossipKV(t, "solo"), &now, nil)
 			for i, s := range tc.steps {
 				now.Store(testNow.Add(s.at).UnixNano())
 				tid := s.tenant
@@ -215,7 +215,7 @@ func TestHADedup(t *testing.T) {
 func TestHADedupStripsReplica(t *testing.T) {
 	var now atomic.Int64
 	now.Store(testNow.UnixNano())
-	h := newHAHarness(t, newGossipKV(t, "solo"), &now)
+	h := newHAHarness(t, newGossipKV(t, "solo"), &now, nil)
 	push := func(at time.Duration, replica string) int {
 		now.Store(testNow.Add(at).UnixNano())
 		ts := testNow.Add(at)
@@ -244,7 +244,7 @@ func TestHADedupStripsReplica(t *testing.T) {
 func TestHADedupInconsistentReplica(t *testing.T) {
 	var now atomic.Int64
 	now.Store(testNow.UnixNano())
-	h := newHAHarness(t, newGossipKV(t, "solo"), &now)
+	h := newHAHarness(t, newGossipKV(t, "solo"), &now, nil)
 	code, body := h.pushAs(t, "ha",
 		haSeries(testNow, "up", "c1", "a"),
 		haSeries(testNow, "other", "c1", "b"),
@@ -269,7 +269,7 @@ func TestHADedupAcrossDistributors(t *testing.T) {
 	runGossip(t, kv1)
 	kv2 := newGossipKV(t, "d2", kv1.Addr())
 	runGossip(t, kv2)
-	d1, d2 := newHAHarness(t, kv1, &now), newHAHarness(t, kv2, &now)
+	d1, d2 := newHAHarness(t, kv1, &now, nil), newHAHarness(t, kv2, &now, nil)
 
 	elected := func(kv *gossip.KV, replica string) func() bool {
 		return func() bool {

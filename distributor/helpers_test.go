@@ -188,14 +188,20 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	}
 	ings, clients, fr := newFakes(o.ingesters)
 	h := &harness{ings: ings, ring: fr, reg: prometheus.NewRegistry()}
+	// The flag defaults, as in production: 1,000 tenants labelled.
+	var mcfg tenant.MetricsConfig
+	mcfg.RegisterFlags(flag.NewFlagSet("", flag.PanicOnError))
+	tl, err := tenant.NewLabelCap(mcfg, h.reg, nil)
+	require.NoError(t, err)
 	deps := Deps{
-		Ring:    fr,
-		Clients: clients,
-		Limits:  limits.NewOverrides(lim),
-		Tenants: tenant.Resolver{MultitenancyEnabled: o.multitenancy},
-		Log:     slog.New(slog.DiscardHandler),
-		Reg:     h.reg,
-		Now:     func() time.Time { return testNow },
+		TenantLabels: tl,
+		Ring:         fr,
+		Clients:      clients,
+		Limits:       limits.NewOverrides(lim),
+		Tenants:      tenant.Resolver{MultitenancyEnabled: o.multitenancy},
+		Log:          slog.New(slog.DiscardHandler),
+		Reg:          h.reg,
+		Now:          func() time.Time { return testNow },
 	}
 	if o.ring != nil {
 		deps.Ring = o.ring

@@ -3,12 +3,15 @@ package distributor
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/strata-metrics/strata/tenant"
 )
 
 // metrics are the distributor's self-metrics. Label cardinality: tenant
-// (one series per tenant and reason: the multi-tenancy issue caps how many
-// tenants get their own), reason (the stable ids of errors.go, fixed),
-// ingester (instance ids of the ring) and class (five values).
+// (at most -metrics.max-tenant-labels values plus tenant.OtherLabel: a
+// tenant.LabelCap decides, and deletes an idle tenant's series), reason
+// (the stable ids of errors.go, fixed), ingester (instance ids of the ring)
+// and class (five values).
 type metrics struct {
 	receivedSamples   *prometheus.CounterVec
 	receivedExemplars *prometheus.CounterVec
@@ -26,10 +29,12 @@ type metrics struct {
 	inflightPushes       prometheus.Gauge
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// newMetrics registers the distributor's metrics; tl learns the vectors
+// labelled by tenant.
+func newMetrics(reg prometheus.Registerer, tl *tenant.LabelCap) *metrics {
 	f := promauto.With(reg)
 	sizes := prometheus.ExponentialBuckets(1<<10, 4, 10) // 1 KiB .. 256 MiB
-	return &metrics{
+	m := &metrics{
 		receivedSamples: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_distributor_received_samples_total",
 			Help: "Float and histogram samples accepted after validation and sent to ingesters.",
@@ -85,4 +90,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "gRPC pushes to ingesters in flight, including those still running after their request was answered at quorum.",
 		}),
 	}
+	tl.Track(m.receivedSamples, m.receivedExemplars, m.receivedMetadata, m.discardedSamples, m.discardedExemplar, m.discardedMetadata)
+	return m
 }

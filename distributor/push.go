@@ -27,6 +27,10 @@ type pushState struct {
 	req  *remotewrite.Request // decoded from raw
 	val  validator
 
+	// tenantLabel is the tenant label value of this push's metrics
+	// (Distributor.tenantLabels), looked up once per push.
+	tenantLabel string
+
 	key      []byte          // token hash input
 	scratch  []byte          // one series, encoded once for its replicas
 	replicas []ring.Instance // ring.Get's buffer
@@ -46,6 +50,7 @@ func (d *Distributor) putState(st *pushState) {
 	}
 	st.req.Reset()
 	st.val = validator{}
+	st.tenantLabel = ""
 	d.states.Put(st)
 }
 
@@ -121,6 +126,7 @@ func (d *Distributor) pushDecoded(ctx context.Context, st *pushState, tenantID s
 		return &BadInputError{Msg: fmt.Sprintf("%v [%s]", err, idInvalidProtobuf)}
 	}
 
+	st.tenantLabel = d.tenantLabels.Value(tenantID)
 	st.val.reset(d.limits.For(tenantID), d.cfg.NameValidationScheme == SchemeUTF8, d.now())
 	// HA-pair dedup (ha.go), before validation: a non-elected replica's
 	// request is dropped whole (202); the elected one's loses its replica
@@ -132,7 +138,7 @@ func (d *Distributor) pushDecoded(ctx context.Context, st *pushState, tenantID s
 	// The per-tenant ingestion rate limit, on what validation kept: on
 	// refusal st.req is emptied, so nothing is counted received or sent.
 	rateErr := d.checkIngestionRate(tenantID, st)
-	d.countValidation(tenantID, st)
+	d.countValidation(st)
 	if rateErr != nil {
 		return rateErr
 	}
@@ -158,8 +164,8 @@ func (d *Distributor) pushDecoded(ctx context.Context, st *pushState, tenantID s
 }
 
 // countValidation feeds the received and discarded counters.
-func (d *Distributor) countValidation(tenantID string, st *pushState) {
-	v := &st.val
+func (d *Distributor) countValidation(st *pushState) {
+	v, tenantID := &st.val, st.tenantLabel
 	for why := range numReasons {
 		if n := v.samples[why]; n > 0 {
 			d.m.discardedSamples.WithLabelValues(tenantID, why.String()).Add(float64(n))

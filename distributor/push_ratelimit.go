@@ -2,7 +2,9 @@ package distributor
 
 import (
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/strata-metrics/strata/limits"
@@ -21,12 +23,26 @@ const (
 // tenant, filled at the tenant's rate (divided by the healthy distributors
 // under the global strategy) up to its burst size, emptied by the samples
 // of every accepted push. A push takes all its tokens or none, so a refused
-// push stores nothing. Goroutine-safe; tenants are never forgotten (a
-// bucket is a few words, and tenants are few).
+// push stores nothing. Goroutine-safe.
+//
+// Buckets of idle tenants are forgotten, so that a churning tenant
+// population does not grow the map forever: every bucketIdleTimeout / 2 one
+// push sweeps out the buckets idle for bucketIdleTimeout that have refilled
+// to their burst. A full bucket is exactly what a tenant's first push
+// creates, so forgetting one changes no decision; a bucket still refilling
+// (a tiny rate under a big burst) is kept until it is full.
 type rateLimiter struct {
-	healthy func() int // healthy distributors; never nil
-	buckets sync.Map   // tenant id -> *bucket
+	healthy   func() int   // healthy distributors; never nil
+	buckets   sync.Map     // tenant id -> *bucket
+	nextSweep atomic.Int64 // unix ns of the next sweep
 }
+
+// bucketIdleTimeout is how long a tenant's bucket is kept without a push.
+// A full bucket is as good as a new one, so the only cost of forgetting it
+// is one allocation on the tenant's next push: ten minutes is far longer
+// than any sender's push interval (seconds; a minute for the laziest
+// agent), so steady tenants keep theirs.
+const bucketIdleTimeout = 10 * time.Minute
 
 type bucket struct {
 	mu     sync.Mutex
@@ -34,6 +50,7 @@ type bucket struct {
 	burst  float64
 	tokens float64
 	last   time.Time
+	gone   bool // swept out of the map: take a new bucket
 }
 
 // newRateLimiter returns a limiter; healthy gives the number of healthy
@@ -63,14 +80,22 @@ func (r *rateLimiter) allow(tenantID string, lim *limits.Limits, now time.Time, 
 	if n == 0 || lim.IngestionRate <= 0 {
 		return nil
 	}
+	r.maybeSweep(now)
 	rate, shares := r.localRate(lim)
 	burst := float64(lim.IngestionBurstSize)
-	v, ok := r.buckets.Load(tenantID)
-	if !ok {
-		v, _ = r.buckets.LoadOrStore(tenantID, &bucket{rate: rate, burst: burst, tokens: burst, last: now})
+	var b *bucket
+	for {
+		v, ok := r.buckets.Load(tenantID)
+		if !ok {
+			v, _ = r.buckets.LoadOrStore(strings.Clone(tenantID), &bucket{rate: rate, burst: burst, tokens: burst, last: now})
+		}
+		b = v.(*bucket)
+		b.mu.Lock()
+		if !b.gone {
+			break
+		}
+		b.mu.Unlock() // swept meanwhile: its successor decides
 	}
-	b := v.(*bucket)
-	b.mu.Lock()
 	if b.rate != rate || b.burst != burst {
 		b.rate, b.burst = rate, burst
 		b.tokens = min(b.tokens, burst)
@@ -97,6 +122,27 @@ func (r *rateLimiter) allow(tenantID string, lim *limits.Limits, now time.Time, 
 		lim.IngestionRate, lim.IngestionBurstSize, global, tenantID, n, limits.FlagIngestionRate, "ingestion_rate", idTenantRateLimit)}
 }
 
+// maybeSweep forgets idle, refilled buckets when the sweep is due; one
+// caller does it.
+func (r *rateLimiter) maybeSweep(now time.Time) {
+	ns := now.UnixNano()
+	next := r.nextSweep.Load()
+	if ns < next || !r.nextSweep.CompareAndSwap(next, ns+int64(bucketIdleTimeout/2)) {
+		return
+	}
+	r.buckets.Range(func(k, v any) bool {
+		b := v.(*bucket)
+		b.mu.Lock()
+		idle := now.Sub(b.last)
+		if idle >= bucketIdleTimeout && (b.rate <= 0 || b.tokens+idle.Seconds()*b.rate >= b.burst) {
+			b.gone = true
+			r.buckets.Delete(k)
+		}
+		b.mu.Unlock()
+		return true
+	})
+}
+
 // checkIngestionRate applies the tenant's rate limit to what validation
 // kept of st.req. When it refuses, st.req is emptied (nothing of it is
 // sent, nor counted as received) and its samples are counted as discarded.
@@ -107,7 +153,7 @@ func (d *Distributor) checkIngestionRate(tenantID string, st *pushState) error {
 	if err == nil {
 		return nil
 	}
-	d.m.discardedSamples.WithLabelValues(tenantID, reasonRateLimited).Add(float64(n))
+	d.m.discardedSamples.WithLabelValues(st.tenantLabel, reasonRateLimited).Add(float64(n))
 	st.req.Series = st.req.Series[:0]
 	st.req.Metadata = st.req.Metadata[:0]
 	return err

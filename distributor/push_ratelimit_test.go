@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -66,6 +67,102 @@ func TestRateLimiterAllow(t *testing.T) {
 			}
 		})
 	}
+}
+
+// buckets returns the tenants with a bucket, sorted.
+func (r *rateLimiter) bucketTenants() []string {
+	var ids []string
+	r.buckets.Range(func(k, _ any) bool { ids = append(ids, k.(string)); return true })
+	slices.Sort(ids)
+	return ids
+}
+
+func TestRateLimiterForgetsIdleBuckets(t *testing.T) {
+	lim := defaultLimits()
+	lim.IngestionRate, lim.IngestionBurstSize, lim.IngestionRateStrategy = 100, 200, limits.StrategyLocal
+	slow := lim // refills its burst in 2000s, over half an hour
+	slow.IngestionRate = 0.1
+
+	type step struct {
+		at      time.Duration // since the start
+		tenant  string
+		lim     *limits.Limits
+		n       int
+		wantErr string // "" | "429"
+	}
+	for _, tc := range []struct {
+		name        string
+		steps       []step
+		wantBuckets []string // after the last step
+	}{
+		{"active tenants keep their buckets", []step{
+			{0, "a", &lim, 1, ""}, {0, "b", &lim, 1, ""},
+			{9 * time.Minute, "a", &lim, 1, ""}, {9 * time.Minute, "b", &lim, 1, ""},
+			{18 * time.Minute, "a", &lim, 1, ""},
+		}, []string{"a", "b"}},
+		{"a tenant idle 10m is forgotten by the next sweep", []step{
+			{0, "a", &lim, 1, ""}, {0, "b", &lim, 1, ""},
+			{11 * time.Minute, "b", &lim, 1, ""},
+		}, []string{"b"}},
+		{"a bucket still refilling is kept until full", []step{
+			{0, "a", &slow, 200, ""}, {0, "b", &lim, 1, ""},
+			{11 * time.Minute, "b", &lim, 1, ""}, // a has 66 of 200 tokens
+			{22 * time.Minute, "b", &lim, 1, ""}, // 132 of 200
+		}, []string{"a", "b"}},
+		{"a refilled slow bucket is forgotten", []step{
+			{0, "a", &slow, 200, ""}, {0, "b", &lim, 1, ""},
+			{34 * time.Minute, "b", &lim, 1, ""}, // 204 of 200: full
+		}, []string{"b"}},
+		{"a forgotten tenant starts with a full burst, as before", []step{
+			{0, "a", &lim, 200, ""}, {0, "a", &lim, 1, "429"},
+			{11 * time.Minute, "b", &lim, 1, ""},
+			{11 * time.Minute, "a", &lim, 200, ""}, {11 * time.Minute, "a", &lim, 1, "429"},
+		}, []string{"a", "b"}},
+		{"tenants without a rate have no bucket", []step{
+			{0, "a", &limits.Limits{}, 1 << 20, ""},
+		}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRateLimiter(nil)
+			for i, s := range tc.steps {
+				err := r.allow(s.tenant, s.lim, testNow.Add(s.at), s.n)
+				if s.wantErr == "" {
+					require.NoError(t, err, "step %d", i)
+				} else {
+					require.Equal(t, http.StatusTooManyRequests, httpStatus(err), "step %d: %v", i, err)
+				}
+			}
+			require.Equal(t, tc.wantBuckets, r.bucketTenants())
+		})
+	}
+}
+
+func TestRateLimiterSweptBucketIsNotUsed(t *testing.T) {
+	// A push that loaded a bucket just before a sweep removed it must not
+	// spend tokens in it: they would be lost, and the tenant could exceed
+	// its burst. It takes the new bucket instead.
+	lim := defaultLimits()
+	lim.IngestionRate, lim.IngestionBurstSize, lim.IngestionRateStrategy = 100, 200, limits.StrategyLocal
+	r := newRateLimiter(nil)
+	require.NoError(t, r.allow("a", &lim, testNow, 1))
+	v, _ := r.buckets.Load("a")
+	old := v.(*bucket)
+
+	later := testNow.Add(time.Minute) // no sweep due yet
+	old.mu.Lock()
+	done := make(chan error, 1)
+	// The push may load old, then wait for it while the sweep (simulated
+	// here) removes it.
+	go func() { done <- r.allow("a", &lim, later, 200) }()
+	old.gone = true
+	r.buckets.Delete("a")
+	old.mu.Unlock()
+	require.NoError(t, <-done)
+
+	v, _ = r.buckets.Load("a")
+	require.NotSame(t, old, v, "the swept bucket was used")
+	require.Equal(t, float64(0), v.(*bucket).tokens)
+	require.Equal(t, float64(199), old.tokens, "the swept bucket changed")
 }
 
 // rateHarness is a Distributor with a rate limit, a clock the test moves

@@ -146,7 +146,7 @@ func TestPushHandlerAbuse(t *testing.T) {
 		{name: "future timestamp", req: post(one(withSamples(good, prompb.Sample{Value: 1, Timestamp: math.MaxInt64}))), wantCode: 400,
 			wantPrefix: `series {__name__="up", instance="h:9100", job="node"} has a sample at 292278994-08-17T07:12:55.807Z, `},
 		{name: "too old", req: post(one(withSamples(good, prompb.Sample{Value: 1, Timestamp: 1}))), wantCode: 400,
-			wantMsg: `series {__name__="up", instance="h:9100", job="node"} has a sample at 1970-01-01T00:00:00.001Z, 498779h59m59.999s in the past, limit 24h0m0s (-validation.past-grace-period) [strata-sample-too-old]`},
+			wantMsg: `series {__name__="up", instance="h:9100", job="node"} has a sample at 1970-01-01T00:00:00.001Z, 498779h59m59.999s in the past, limit 24h0m0s (-validation.past-grace-period, override "past_grace_period") [strata-sample-too-old]`},
 		{name: "too long label value", req: post(one(series("__name__", "up", "job", strings.Repeat("x", 2049)))), wantCode: 400,
 			wantPrefix: `series {__name__="up", job="xxxx`},
 		{name: "too long label name", req: post(one(series("__name__", "up", strings.Repeat("x", 1025), "v"))), wantCode: 400,

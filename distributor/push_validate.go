@@ -460,7 +460,7 @@ func (v *validator) metadataEntry(m *remotewrite.Metadata) bool {
 		case reasonMetadataMissingName:
 			v.msg = fmt.Sprintf("metadata of type %s has no metric family name [%s]", metricTypeName(m.Type), why)
 		case reasonMetadataTooLong:
-			v.msg = fmt.Sprintf("metadata for %s has a %s of %d bytes, limit %d (-validation.max-metadata-length) [%s]",
+			v.msg = fmt.Sprintf("metadata for %s has a %s of %d bytes, limit %d (-validation.max-metadata-length, override \"max_metadata_length\") [%s]",
 				quoteTrunc(m.FamilyName), field, size, v.lim.MaxMetadataLength, why)
 		default:
 			v.msg = fmt.Sprintf("metadata for %s has a %s that is not valid UTF-8 [%s]", quoteTrunc(m.FamilyName), field, why)
@@ -499,13 +499,13 @@ func labelsMessage(ls []remotewrite.Label, why reason, at int, lim *limits.Limit
 	}
 	switch why {
 	case reasonMaxLabelNames:
-		return fmt.Sprintf("series %s has %d labels, limit %d (-validation.max-label-names-per-series) [%s]", series, len(ls), lim.MaxLabelNamesPerSeries, why)
+		return fmt.Sprintf("series %s has %d labels, limit %d (-validation.max-label-names-per-series, override \"max_label_names_per_series\") [%s]", series, len(ls), lim.MaxLabelNamesPerSeries, why)
 	case reasonMissingMetricName:
 		return fmt.Sprintf("series %s has no metric name (label %s) [%s]", series, metricNameLabel, why)
 	case reasonDuplicateLabelNames:
 		return fmt.Sprintf("series %s has duplicate label name %s [%s]", series, quoteTrunc(l.Name), why)
 	case reasonLabelNameTooLong:
-		return fmt.Sprintf("series %s has a label name of %d bytes, limit %d (-validation.max-length-label-name) [%s]", series, len(l.Name), lim.MaxLabelNameLength, why)
+		return fmt.Sprintf("series %s has a label name of %d bytes, limit %d (-validation.max-length-label-name, override \"max_label_name_length\") [%s]", series, len(l.Name), lim.MaxLabelNameLength, why)
 	case reasonInvalidMetricName:
 		if !utf8Names {
 			charset = "the legacy charset [a-zA-Z_:][a-zA-Z0-9_:]*; -distributor.name-validation-scheme=utf8 accepts any UTF-8"
@@ -514,7 +514,7 @@ func labelsMessage(ls []remotewrite.Label, why reason, at int, lim *limits.Limit
 	case reasonInvalidLabelName:
 		return fmt.Sprintf("series %s has invalid label name %s (%s) [%s]", series, quoteTrunc(l.Name), charset, why)
 	case reasonLabelValueTooLong:
-		return fmt.Sprintf("series %s has a value of %d bytes for label %s, limit %d (-validation.max-length-label-value) [%s]", series, len(l.Value), quoteTrunc(l.Name), lim.MaxLabelValueLength, why)
+		return fmt.Sprintf("series %s has a value of %d bytes for label %s, limit %d (-validation.max-length-label-value, override \"max_label_value_length\") [%s]", series, len(l.Value), quoteTrunc(l.Name), lim.MaxLabelValueLength, why)
 	case reasonInvalidLabelValue:
 		return fmt.Sprintf("series %s has a value that is not valid UTF-8 for label %s [%s]", series, quoteTrunc(l.Name), why)
 	}
@@ -523,10 +523,10 @@ func labelsMessage(ls []remotewrite.Label, why reason, at int, lim *limits.Limit
 
 func timeMessage(ls []remotewrite.Label, what string, ts, nowMs int64, why reason, lim *limits.Limits) string {
 	if why == reasonTooFarInFuture {
-		return fmt.Sprintf("series %s has %s at %s, %s in the future, limit %s (-validation.create-grace-period) [%s]",
+		return fmt.Sprintf("series %s has %s at %s, %s in the future, limit %s (-validation.create-grace-period, override \"creation_grace_period\") [%s]",
 			formatLabels(ls), what, formatTs(ts), msDuration(ts-nowMs), lim.CreationGracePeriod, why)
 	}
-	return fmt.Sprintf("series %s has %s at %s, %s in the past, limit %s (-validation.past-grace-period) [%s]",
+	return fmt.Sprintf("series %s has %s at %s, %s in the past, limit %s (-validation.past-grace-period, override \"past_grace_period\") [%s]",
 		formatLabels(ls), what, formatTs(ts), msDuration(nowMs-ts), lim.PastGracePeriod, why)
 }
 

@@ -132,7 +132,7 @@ func TestValidate(t *testing.T) {
 			name: "too many labels", wantCode: 400,
 			limits:  tightLimits(func(l *limits.Limits) { l.MaxLabelNamesPerSeries = 3 }),
 			in:      []prompb.TimeSeries{series("__name__", "up", "a", "1", "b", "2", "c", "3"), good},
-			wantMsg: `series {__name__="up", a="1", b="2", c="3"} has 4 labels, limit 3 (-validation.max-label-names-per-series) [strata-max-label-names-per-series]`,
+			wantMsg: `series {__name__="up", a="1", b="2", c="3"} has 4 labels, limit 3 (-validation.max-label-names-per-series, override "max_label_names_per_series") [strata-max-label-names-per-series]`,
 			want:    []prompb.TimeSeries{good},
 		},
 		{
@@ -145,19 +145,19 @@ func TestValidate(t *testing.T) {
 			name: "label name too long", wantCode: 400,
 			limits:  tightLimits(func(l *limits.Limits) { l.MaxLabelNameLength = 8 }),
 			in:      []prompb.TimeSeries{series("__name__", "up", "very_long_name", "v")},
-			wantMsg: `series {__name__="up", very_long_name="v"} has a label name of 14 bytes, limit 8 (-validation.max-length-label-name) [strata-label-name-too-long]`,
+			wantMsg: `series {__name__="up", very_long_name="v"} has a label name of 14 bytes, limit 8 (-validation.max-length-label-name, override "max_label_name_length") [strata-label-name-too-long]`,
 		},
 		{
 			name: "label value too long", wantCode: 400,
 			limits:  tightLimits(func(l *limits.Limits) { l.MaxLabelValueLength = 8 }),
 			in:      []prompb.TimeSeries{series("__name__", "up", "job", "a-long-value")},
-			wantMsg: `series {__name__="up", job="a-long-value"} has a value of 12 bytes for label "job", limit 8 (-validation.max-length-label-value) [strata-label-value-too-long]`,
+			wantMsg: `series {__name__="up", job="a-long-value"} has a value of 12 bytes for label "job", limit 8 (-validation.max-length-label-value, override "max_label_value_length") [strata-label-value-too-long]`,
 		},
 		{
 			name: "metric name too long is a value too long", wantCode: 400,
 			limits:  tightLimits(func(l *limits.Limits) { l.MaxLabelValueLength = 8 }),
 			in:      []prompb.TimeSeries{series("__name__", "a_long_metric", "job", "a")},
-			wantMsg: `series {__name__="a_long_metric", job="a"} has a value of 13 bytes for label "__name__", limit 8 (-validation.max-length-label-value) [strata-label-value-too-long]`,
+			wantMsg: `series {__name__="a_long_metric", job="a"} has a value of 13 bytes for label "__name__", limit 8 (-validation.max-length-label-value, override "max_label_value_length") [strata-label-value-too-long]`,
 		},
 		{
 			name: "NaN and infinities are values", wantCode: 204,
@@ -177,7 +177,7 @@ func TestValidate(t *testing.T) {
 			in: []prompb.TimeSeries{withSamples(good,
 				prompb.Sample{Value: 1, Timestamp: testNowMs},
 				prompb.Sample{Value: 2, Timestamp: testNowMs + hour})},
-			wantMsg: `series {__name__="up", job="a"} has a sample at 2026-11-25T13:00:00Z, 1h0m0s in the future, limit 10m0s (-validation.create-grace-period) [strata-sample-too-far-in-future]`,
+			wantMsg: `series {__name__="up", job="a"} has a sample at 2026-11-25T13:00:00Z, 1h0m0s in the future, limit 10m0s (-validation.create-grace-period, override "creation_grace_period") [strata-sample-too-far-in-future]`,
 			want:    []prompb.TimeSeries{withSamples(good, prompb.Sample{Value: 1, Timestamp: testNowMs})},
 		},
 		{
@@ -188,7 +188,7 @@ func TestValidate(t *testing.T) {
 		{
 			name: "only future samples: nothing to send", wantCode: 400,
 			in:      []prompb.TimeSeries{withSamples(good, prompb.Sample{Value: 2, Timestamp: testNowMs + hour})},
-			wantMsg: `series {__name__="up", job="a"} has a sample at 2026-11-25T13:00:00Z, 1h0m0s in the future, limit 10m0s (-validation.create-grace-period) [strata-sample-too-far-in-future]`,
+			wantMsg: `series {__name__="up", job="a"} has a sample at 2026-11-25T13:00:00Z, 1h0m0s in the future, limit 10m0s (-validation.create-grace-period, override "creation_grace_period") [strata-sample-too-far-in-future]`,
 		},
 		{
 			name: "old samples pass without a past limit", wantCode: 204,
@@ -201,7 +201,7 @@ func TestValidate(t *testing.T) {
 			in: []prompb.TimeSeries{withSamples(good,
 				prompb.Sample{Value: 1, Timestamp: testNowMs - 48*hour},
 				prompb.Sample{Value: 2, Timestamp: testNowMs})},
-			wantMsg: `series {__name__="up", job="a"} has a sample at 2026-11-23T12:00:00Z, 48h0m0s in the past, limit 24h0m0s (-validation.past-grace-period) [strata-sample-too-old]`,
+			wantMsg: `series {__name__="up", job="a"} has a sample at 2026-11-23T12:00:00Z, 48h0m0s in the past, limit 24h0m0s (-validation.past-grace-period, override "past_grace_period") [strata-sample-too-old]`,
 			want:    []prompb.TimeSeries{withSamples(good, prompb.Sample{Value: 2, Timestamp: testNowMs})},
 		},
 		{
@@ -259,7 +259,7 @@ func TestValidate(t *testing.T) {
 			name: "metadata too long", wantCode: 400,
 			limits:  tightLimits(func(l *limits.Limits) { l.MaxMetadataLength = 5 }),
 			meta:    []prompb.MetricMetadata{meta},
-			wantMsg: `metadata for "http_requests_total" has a metric family name of 19 bytes, limit 5 (-validation.max-metadata-length) [strata-metadata-too-long]`,
+			wantMsg: `metadata for "http_requests_total" has a metric family name of 19 bytes, limit 5 (-validation.max-metadata-length, override "max_metadata_length") [strata-metadata-too-long]`,
 		},
 		{
 			name: "metadata without a name", wantCode: 400,

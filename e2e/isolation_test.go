@@ -139,6 +139,9 @@ func TestIsolationCluster(t *testing.T) {
 		env.rules.dataDirs = append(env.rules.dataDirs, rel)
 		env.rules.files[filepath.Join("cluster", n.Name+".log")] = true
 	}
+	// The cluster's shared bucket (procs.PlanCluster): tenants' blocks go
+	// under <bucket>/<tenant>; nothing may appear there during the test.
+	env.rules.dataDirs = append(env.rules.dataDirs, filepath.Join("cluster", "bucket"))
 	runIsolation(t, env)
 }
 

@@ -19,6 +19,9 @@ type Config struct {
 	MaxExemplars           int           `yaml:"max_exemplars"`
 	OutOfOrderTimeWindow   time.Duration `yaml:"out_of_order_time_window"`
 	MaxMetadataPerTenant   int           `yaml:"max_metadata_per_tenant"`
+	ShipInterval           time.Duration `yaml:"ship_interval"`
+	RetainShippedFor       time.Duration `yaml:"retain_shipped_for"`
+	FlushOnShutdown        bool          `yaml:"flush_on_shutdown"`
 }
 
 // RegisterFlags registers the ingester's flags on fs.
@@ -33,6 +36,19 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxExemplars, "blocks-storage.tsdb.max-exemplars", 100000, "Exemplars kept in memory per tenant (a circular buffer); 0 disables exemplar storage.")
 	fs.DurationVar(&c.OutOfOrderTimeWindow, "ingester.out-of-order-time-window", 0, "How far behind a series' newest sample a sample may be and still be accepted; 0 rejects out-of-order samples.")
 	fs.IntVar(&c.MaxMetadataPerTenant, "ingester.max-metadata-per-tenant", 10000, "Metric families per tenant whose metadata (type, help, unit) the ingester keeps; 0 keeps none.")
+	// 1m: a round with nothing new costs a directory listing per tenant and
+	// no bucket request, and a block reaches the bucket within a minute of
+	// being cut, well inside the hour between -querier.query-ingesters-within
+	// and -ingester.retain-shipped-for.
+	fs.DurationVar(&c.ShipInterval, "ingester.ship-interval", time.Minute, "How often the ingester uploads the blocks it cut to object storage; a failed upload is retried at the next round.")
+	// 13h: an hour more than the queriers ask ingesters for (12h), so a
+	// block is indexed and loaded by store-gateways before ingesters stop
+	// serving it.
+	fs.DurationVar(&c.RetainShippedFor, "ingester.retain-shipped-for", 13*time.Hour, "How long an uploaded block stays on the ingester's disk, counted from its upload and from its newest sample (both must be this old); keep it above -querier.query-ingesters-within. A block not yet uploaded is never deleted.")
+	// false: with the WAL on a persistent disk a restart replays it and
+	// loses nothing; cutting partial blocks on every rolling restart would
+	// only slow shutdowns and multiply small blocks.
+	fs.BoolVar(&c.FlushOnShutdown, "ingester.flush-on-shutdown", false, "On graceful shutdown, cut every tenant's in-memory data into blocks and upload them before exiting: for scale-down, or a disk that does not outlive the process.")
 }
 
 // Validate checks the configuration for values that cannot work.
@@ -50,6 +66,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("-ingester.out-of-order-time-window must not be negative, got %s", c.OutOfOrderTimeWindow)
 	case c.MaxMetadataPerTenant < 0:
 		return fmt.Errorf("-ingester.max-metadata-per-tenant must not be negative, got %d", c.MaxMetadataPerTenant)
+	case c.ShipInterval < time.Second:
+		return fmt.Errorf("-ingester.ship-interval must be at least 1s, got %s", c.ShipInterval)
+	case c.RetainShippedFor < 0:
+		return fmt.Errorf("-ingester.retain-shipped-for must not be negative, got %s", c.RetainShippedFor)
 	}
 	switch compression.Type(c.WALCompression) {
 	case compression.None, compression.Snappy, compression.Zstd:
@@ -85,7 +105,7 @@ func (c *Config) tsdbOptions() *tsdb.Options {
 	// can observe (each replica commits at its own moment anyway), so, as
 	// Cortex and Mimir ingesters do, Strata turns it off.
 	o.IsolationDisabled = true
-	// Shipping (issue 5) plugs in here: BlocksToDelete will keep every block
-	// that is not uploaded yet, whatever its age.
+	// With shipping, openShipper (ship.go) replaces BlocksToDelete: a block
+	// goes once uploaded and -ingester.retain-shipped-for old, never before.
 	return o
 }

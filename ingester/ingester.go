@@ -48,6 +48,8 @@ type Ingester struct {
 	// stopping is closed when shutdown starts; long streams watch it.
 	stopping chan struct{}
 	started  atomic.Bool
+
+	ship *shipping // ship.go: nil until EnableShipping
 }
 
 var _ ingesterpb.IngesterServer = (*Ingester)(nil)
@@ -89,6 +91,7 @@ type tenantDB struct {
 	reg      *prometheus.Registry // the TSDB's own metrics, summed by tsdbCollector
 	series   *seriesLimiter       // push_limits.go: the TSDB's SeriesLifecycleCallback
 	config   tenantConfig         // tenant_config.go: per-tenant TSDB settings applied
+	ship     tenantShipping       // ship.go: the tenant's shipper and the cut barrier
 
 	// appendMu orders pushes that create series before every other push
 	// (push.go: appendRequest). Prometheus' head makes a new series visible
@@ -144,14 +147,16 @@ func (i *Ingester) Run(ctx context.Context) error {
 	if ctx.Err() == nil {
 		i.setState(stateRunning)
 		i.log.Info("ingester ready", "tenants", i.numTenants(), "replay_duration", time.Since(start))
+		stopShipping := i.startShipLoop() // ship.go
 		<-ctx.Done()
+		stopShipping()
 	}
 
 	i.log.Info("ingester stopping: draining in-flight requests")
 	i.setState(stateStopping)
 	close(i.stopping)
 	i.inflight.Wait()
-	err := i.closeAll()
+	err := errors.Join(i.flushOnShutdown(), i.closeAll()) // ship.go: with -ingester.flush-on-shutdown
 	i.setState(stateStopped)
 	i.log.Info("ingester stopped")
 	return err
@@ -248,6 +253,10 @@ func (i *Ingester) openDB(u *tenantDB) {
 	opts := i.tenantTSDBOptions(u) // tenant_config.go; inits u.metadata
 	u.series = i.newSeriesLimiter(u.id)
 	opts.SeriesLifecycleCallback = u.series
+	if err := i.openShipper(u, dir, opts); err != nil { // ship.go
+		u.err = err
+		return
+	}
 	db, err := tsdb.Open(dir, i.log.With("tenant", u.id), u.reg, opts, nil)
 	if err != nil {
 		u.err = err
@@ -335,6 +344,7 @@ func (i *Ingester) closeAll() error {
 		if u.db == nil {
 			continue
 		}
+		u.closeShipper() // ship.go
 		if err := u.db.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close tsdb of tenant %q: %w", id, err))
 		}

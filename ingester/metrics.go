@@ -4,14 +4,21 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/prometheus/tsdb/wlog"
+
+	"github.com/strata-metrics/strata/tenant"
 )
 
 type metrics struct {
+	// tenantLabels caps the tenant label of the ingester's metrics; nil
+	// (unset) labels every tenant with its id. SetTenantLabels sets it.
+	tenantLabels atomic.Pointer[tenant.LabelCap]
+
 	floatsAppended     prometheus.Counter
 	histogramsAppended prometheus.Counter
 	exemplarsAppended  prometheus.Counter
@@ -19,7 +26,9 @@ type metrics struct {
 	exemplarsRejected  prometheus.Counter
 	exemplarsDropped   [numExemplarDrops]prometheus.Counter
 	metadataDropped    prometheus.Counter
-	pushDuration       prometheus.Histogram
+	// discardedMetadata is metadataDropped by tenant (capped) and reason.
+	discardedMetadata *prometheus.CounterVec
+	pushDuration      prometheus.Histogram
 	// pushesCreatingSeries counts pushes that took their tenant's append
 	// lock exclusively (push.go: appendRequest).
 	pushesCreatingSeries prometheus.Counter
@@ -54,6 +63,10 @@ func newMetrics(reg prometheus.Registerer, i *Ingester) *metrics {
 			Name: "strata_ingester_metadata_dropped_total",
 			Help: "Metric family metadata not kept because the tenant has -ingester.max-metadata-per-tenant families.",
 		}),
+		discardedMetadata: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_ingester_discarded_metadata_total",
+			Help: "Metric family metadata not kept, by tenant and reason (per_user_metadata_limit: the tenant has max_metadata_per_user families, -ingester.max-metadata-per-tenant).",
+		}, []string{"tenant", "reason"}),
 		pushDuration: f.NewHistogram(prometheus.HistogramOpts{
 			Name:                            "strata_ingester_push_duration_seconds",
 			Help:                            "Time to append one push, decode to commit.",
@@ -74,9 +87,55 @@ func newMetrics(reg prometheus.Registerer, i *Ingester) *metrics {
 		m.exemplarsDropped[d] = exDropped.WithLabelValues(exemplarDropNames[d])
 	}
 	if reg != nil {
-		reg.MustRegister(&tenantCollector{i: i}, &tsdbCollector{i: i})
+		reg.MustRegister(&tenantCollector{i: i, m: m}, &tsdbCollector{i: i})
 	}
 	return m
+}
+
+// SetTenantLabels caps the tenant label of the ingester's metrics
+// (-metrics.max-tenant-labels): tenants beyond the cap are summed under
+// tenant.OtherLabel, and a tenant that neither pushes nor has in-memory
+// series for the idle timeout loses its series. tl is shared by every
+// component of the process. Call it before Run; without it every tenant is
+// labelled with its id.
+func (i *Ingester) SetTenantLabels(tl *tenant.LabelCap) {
+	i.metrics.tenantLabels.Store(tl)
+	tl.Track(i.limitMetrics.discarded, i.metrics.discardedMetadata)
+}
+
+// tenantLabel returns the tenant label value of tenantID's metrics and
+// records the tenant as active; once per push.
+func (m *metrics) tenantLabel(tenantID string) string {
+	return m.tenantLabels.Load().Value(tenantID)
+}
+
+// reasonMetadataLimit is the reason of strata_ingester_discarded_metadata_total.
+const reasonMetadataLimit = "per_user_metadata_limit"
+
+// countMetadataDropped counts n metadata entries of tenantID that were not
+// kept because the tenant has max_metadata_per_user families.
+func (i *Ingester) countMetadataDropped(tenantID string, n int) {
+	if n <= 0 {
+		return
+	}
+	i.metrics.metadataDropped.Add(float64(n))
+	i.metrics.discardedMetadata.WithLabelValues(i.metrics.tenantLabel(tenantID), reasonMetadataLimit).Add(float64(n))
+}
+
+// countDiscarded counts the samples of one push of tenantID that its TSDB
+// or its limits refused, by tenant (capped: SetTenantLabels) and reason, in
+// strata_ingester_discarded_samples_total, and records the tenant as
+// active. It replaces limitMetrics.countLimited, which counts the series
+// limits alone: the out-of-order window (out_of_order_time_window) and the
+// TSDB's other refusals are per tenant too. Once per push; it allocates
+// nothing once the tenant's series exist.
+func (i *Ingester) countDiscarded(tenantID string, r *rejections) {
+	label := i.metrics.tenantLabel(tenantID)
+	for k, n := range r.samples {
+		if n > 0 {
+			i.limitMetrics.discarded.WithLabelValues(label, reason(k).String()).Add(float64(n))
+		}
+	}
 }
 
 func (m *metrics) countPush(n pushCounts, r *rejections) {
@@ -104,8 +163,14 @@ func (m *metrics) countPush(n pushCounts, r *rejections) {
 	}
 }
 
-// tenantCollector reports per-tenant figures read at scrape time.
-type tenantCollector struct{ i *Ingester }
+// tenantCollector reports per-tenant figures read at scrape time. A tenant
+// with in-memory series counts as active for the tenant label cap (it
+// keeps its slot, or takes a free one); the figures of tenants without a
+// slot are summed under tenant.OtherLabel.
+type tenantCollector struct {
+	i *Ingester
+	m *metrics
+}
 
 var (
 	descTenants = prometheus.NewDesc("strata_ingester_tenants",
@@ -124,13 +189,31 @@ func (c *tenantCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *tenantCollector) Collect(ch chan<- prometheus.Metric) {
 	dbs := c.i.snapshot(nil)
+	tl := c.m.tenantLabels.Load()
 	ch <- prometheus.MustNewConstMetric(descTenants, prometheus.GaugeValue, float64(len(dbs)))
+	var otherSeries, otherWAL float64
+	others := 0
 	for _, u := range dbs {
-		ch <- prometheus.MustNewConstMetric(descActiveSeries, prometheus.GaugeValue, float64(u.db.Head().NumSeries()), u.id)
+		series := u.db.Head().NumSeries()
+		label := tl.Peek(u.id) // an empty head does not keep a slot
+		if series > 0 {
+			label = tl.Value(u.id)
+		}
 		dir := u.db.Dir()
 		// A few segment files (128 MiB each) per directory: cheap to stat.
 		wal := dirSize(filepath.Join(dir, wlog.WblDirName)) + dirSize(filepath.Join(dir, "wal"))
-		ch <- prometheus.MustNewConstMetric(descWALBytes, prometheus.GaugeValue, float64(wal), u.id)
+		if label == tenant.OtherLabel {
+			otherSeries += float64(series)
+			otherWAL += float64(wal)
+			others++
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(descActiveSeries, prometheus.GaugeValue, float64(series), label)
+		ch <- prometheus.MustNewConstMetric(descWALBytes, prometheus.GaugeValue, float64(wal), label)
+	}
+	if others > 0 {
+		ch <- prometheus.MustNewConstMetric(descActiveSeries, prometheus.GaugeValue, otherSeries, tenant.OtherLabel)
+		ch <- prometheus.MustNewConstMetric(descWALBytes, prometheus.GaugeValue, otherWAL, tenant.OtherLabel)
 	}
 }
 

@@ -65,13 +65,15 @@ func (i *Ingester) Push(ctx context.Context, r *ingesterpb.PushRequest) (*ingest
 		return nil, statusError(ingesterpb.ErrorClass_ERROR_CLASS_BAD_INPUT, 0, err.Error()) // says "decode write request: ..."
 	}
 
+	u.ship.pushing.RLock() // ship.go: a flush cuts the head between appends
 	n, err := i.appendRequest(ctx, u, st)
+	u.ship.pushing.RUnlock()
 	if err != nil {
 		return nil, err
 	}
 	i.metrics.countPush(n, &st.rej)
 	i.rates.add(u.id, n.floats+n.histograms, start) // stats_rate.go
-	i.limitMetrics.countLimited(u.id, &st.rej)
+	i.countDiscarded(u.id, &st.rej)
 	if st.rej.total() > 0 {
 		return nil, st.rej.status(i.cfg, u)
 	}
@@ -185,7 +187,7 @@ func (i *Ingester) appendRequest(ctx context.Context, u *tenantDB, st *pushState
 	var dropped int
 	n.metadata, dropped = u.metadata.update(st.req.Metadata)
 	if dropped > 0 {
-		i.metrics.metadataDropped.Add(float64(dropped))
+		i.countMetadataDropped(u.id, dropped)
 	}
 	return n, nil
 }

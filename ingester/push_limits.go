@@ -183,16 +183,6 @@ type limitMetrics struct {
 func newLimitMetrics(reg prometheus.Registerer) *limitMetrics {
 	return &limitMetrics{discarded: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 		Name: "strata_ingester_discarded_samples_total",
-		Help: "Samples (float and histogram) refused by a per-tenant limit, by tenant and reason (per_user_series_limit, per_metric_series_limit).",
+		Help: "Samples (float and histogram) refused by a tenant's TSDB or limits, by tenant and reason (the reasons of strata_ingester_samples_rejected_total).",
 	}, []string{"tenant", "reason"})}
-}
-
-// countLimited counts the samples of one push that the series limits refused.
-func (m *limitMetrics) countLimited(tenantID string, r *rejections) {
-	if n := r.samples[reasonMaxSeriesPerUser]; n > 0 {
-		m.discarded.WithLabelValues(tenantID, reasonMaxSeriesPerUser.String()).Add(float64(n))
-	}
-	if n := r.samples[reasonMaxSeriesPerMetric]; n > 0 {
-		m.discarded.WithLabelValues(tenantID, reasonMaxSeriesPerMetric.String()).Add(float64(n))
-	}
 }

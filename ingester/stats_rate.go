@@ -2,7 +2,9 @@ package ingester
 
 import (
 	"math"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,12 +16,21 @@ const (
 	rateAlpha = 0.2
 )
 
+// rateIdleTimeout is how long a tenant's rate is kept without a sample:
+// after 30 minutes (120 ticks) the EWMA has decayed to 0.8^120 ≈ 2e-12 of
+// its value, so forgetting it changes nothing a client could see, and a
+// churning tenant population does not grow the map forever.
+const rateIdleTimeout = 30 * time.Minute
+
 // ingestRates keeps one ingestion rate per tenant. Its zero value is ready;
 // it is safe for concurrent use. Ticks are applied lazily, on the next add
-// or read, with exactly the result a ticker would give: no goroutine.
+// or read, with exactly the result a ticker would give: no goroutine. The
+// rates of tenants idle for rateIdleTimeout are forgotten by an add, at
+// most every rateIdleTimeout / 2.
 type ingestRates struct {
-	mu       sync.RWMutex
-	byTenant map[string]*ewmaRate // guarded by mu
+	mu        sync.RWMutex
+	byTenant  map[string]*ewmaRate // guarded by mu
+	nextSweep atomic.Int64         // unix ns of the next sweep
 }
 
 // add counts n samples appended for tenant at now.
@@ -27,21 +38,47 @@ func (r *ingestRates) add(tenantID string, n int, now time.Time) {
 	if n <= 0 {
 		return
 	}
-	r.mu.RLock()
-	e := r.byTenant[tenantID]
-	r.mu.RUnlock()
-	if e == nil {
-		r.mu.Lock()
-		if r.byTenant == nil {
-			r.byTenant = map[string]*ewmaRate{}
+	r.forgetIdle(now)
+	for {
+		r.mu.RLock()
+		e := r.byTenant[tenantID]
+		r.mu.RUnlock()
+		if e == nil {
+			r.mu.Lock()
+			if r.byTenant == nil {
+				r.byTenant = map[string]*ewmaRate{}
+			}
+			if e = r.byTenant[tenantID]; e == nil {
+				e = &ewmaRate{}
+				r.byTenant[strings.Clone(tenantID)] = e
+			}
+			r.mu.Unlock()
 		}
-		if e = r.byTenant[tenantID]; e == nil {
-			e = &ewmaRate{}
-			r.byTenant[tenantID] = e
+		if e.add(int64(n), now) {
+			return
 		}
-		r.mu.Unlock()
+		// Forgotten meanwhile: count into its successor.
 	}
-	e.add(int64(n), now)
+}
+
+// forgetIdle drops the rates of tenants idle for rateIdleTimeout when a
+// sweep is due; one caller does it.
+func (r *ingestRates) forgetIdle(now time.Time) {
+	ns := now.UnixNano()
+	next := r.nextSweep.Load()
+	if ns < next || !r.nextSweep.CompareAndSwap(next, ns+int64(rateIdleTimeout/2)) {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, e := range r.byTenant {
+		e.mu.Lock()
+		if now.Sub(e.lastAdd) >= rateIdleTimeout {
+			e.gone = true
+			delete(r.byTenant, id)
+		}
+		e.mu.Unlock()
+	}
 }
 
 // rate returns tenant's rate in samples per second as of the last tick
@@ -64,16 +101,24 @@ type ewmaRate struct {
 	pending   int64     // counted in the current tick
 	value     float64   // as of the last completed tick
 	ticked    bool      // value holds at least one tick
+	lastAdd   time.Time // of the last add, for forgetIdle
+	gone      bool      // forgotten by forgetIdle: count elsewhere
 }
 
-func (e *ewmaRate) add(n int64, now time.Time) {
+// add counts n at now; false when e was forgotten (nothing counted).
+func (e *ewmaRate) add(n int64, now time.Time) bool {
 	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.gone {
+		return false
+	}
 	e.advance(now)
 	if e.tickStart.IsZero() {
 		e.tickStart = now
 	}
 	e.pending += n
-	e.mu.Unlock()
+	e.lastAdd = now
+	return true
 }
 
 func (e *ewmaRate) rate(now time.Time) float64 {

@@ -68,6 +68,9 @@ type Limits struct {
 	MaxQueryLookback          time.Duration `yaml:"max_query_lookback"`
 	QueryTimeout              time.Duration `yaml:"query_timeout"`
 	MaxConcurrentQueries      int           `yaml:"max_concurrent_queries"`
+
+	// Long-term storage.
+	CompactorBlocksRetentionPeriod time.Duration `yaml:"compactor_blocks_retention_period"`
 }
 
 // Flag names of the limits, for messages: a rejection names the flag (the
@@ -119,12 +122,13 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	l.registerHAFlags(fs)
 	fs.IntVar(&l.MaxGlobalSeriesPerUser, FlagMaxGlobalSeriesPerUser, 0, "Most in-memory series a tenant may have across the cluster (each ingester allows its share: limit × replication factor / ingesters); 0 means no limit.")
 	fs.IntVar(&l.MaxGlobalSeriesPerMetric, FlagMaxGlobalSeriesPerMetric, 0, "Most in-memory series one metric name of a tenant may have across the cluster, shared among ingesters as above; 0 means no limit.")
-	fs.IntVar(&l.MaxFetchedSeriesPerQuery, FlagMaxFetchedSeriesPerQuery, 0, "Most series one query of a tenant may fetch (summed over its selectors, replicas counted once); 0 means no limit.")
+	fs.IntVar(&l.MaxFetchedSeriesPerQuery, FlagMaxFetchedSeriesPerQuery, 0, "Most series one query of a tenant may fetch (summed over its selectors, replicas counted once), and most series one /api/v1/series or /api/v1/query_exemplars request may return; more get 422. 0 means no limit.")
 	fs.IntVar(&l.MaxFetchedSamplesPerQuery, FlagMaxFetchedSamples, 0, "Most samples one query of a tenant may read from storage (each sample once, however many steps use it); unlike -querier.max-samples, which bounds the samples held at once. 0 means no limit.")
-	fs.DurationVar(&l.MaxQueryLength, FlagMaxQueryLength, 0, "Longest time range (end - start) of a tenant's query; 0 leaves only -querier.max-query-length.")
-	fs.DurationVar(&l.MaxQueryLookback, FlagMaxQueryLookback, 0, "How far back a tenant's queries may read; older parts of the range are cut off. 0 means no limit.")
-	fs.DurationVar(&l.QueryTimeout, FlagQueryTimeout, 0, "Longest a tenant's query may run; the shorter of it and -querier.timeout applies. 0 leaves only -querier.timeout.")
-	fs.IntVar(&l.MaxConcurrentQueries, FlagMaxConcurrentQueries, 0, "Most queries of one tenant a querier evaluates at once; more get 429. 0 leaves only -querier.max-concurrent.")
+	fs.DurationVar(&l.MaxQueryLength, FlagMaxQueryLength, 0, "Longest time range (end - start) of a tenant's query or /series, /labels, /label/<name>/values, /query_exemplars request; longer get 400, a metadata request without a start is cut to the limit. 0 leaves only -querier.max-query-length.")
+	fs.DurationVar(&l.MaxQueryLookback, FlagMaxQueryLookback, 0, "How far back a tenant's queries and metadata requests may read; older parts of the range are cut off. 0 means no limit.")
+	fs.DurationVar(&l.QueryTimeout, FlagQueryTimeout, 0, "Longest a tenant's query or metadata request may run, then it gets 503; for queries the shorter of it and -querier.timeout applies. 0 leaves only -querier.timeout.")
+	fs.DurationVar(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period", 0, "Delete a tenant's blocks from object storage once all their samples are older than this (marked, removed after -compactor.deletion-delay); 0 keeps them forever. Override: compactor_blocks_retention_period.")
+	fs.IntVar(&l.MaxConcurrentQueries, FlagMaxConcurrentQueries, 0, "Most queries and metadata requests (/series, /labels, /label/<name>/values, /query_exemplars) of one tenant a querier serves at once; more get 429. 0 leaves only -querier.max-concurrent.")
 }
 
 // Validate checks the limits for values that cannot work.
@@ -179,6 +183,8 @@ func (l *Limits) Validate() error {
 		return fmt.Errorf("-%s must not be negative, got %s", FlagQueryTimeout, l.QueryTimeout)
 	case l.MaxConcurrentQueries < 0:
 		return fmt.Errorf("-%s must not be negative, got %d", FlagMaxConcurrentQueries, l.MaxConcurrentQueries)
+	case l.CompactorBlocksRetentionPeriod < 0:
+		return fmt.Errorf("-compactor.blocks-retention-period must not be negative, got %s", l.CompactorBlocksRetentionPeriod)
 	}
 	return nil
 }
@@ -193,7 +199,7 @@ func (l *Limits) registerHAFlags(fs *flag.FlagSet) {
 	fs.StringVar(&l.HAClusterLabel, FlagHAClusterLabel, "cluster", "Label naming the HA cluster (the pair) a request comes from; it is kept on the series.")
 	fs.StringVar(&l.HAReplicaLabel, FlagHAReplicaLabel, "__replica__", "Label naming the replica within its HA cluster; it is removed from the series of the elected replica, so that both replicas write the same series.")
 	fs.IntVar(&l.HAMaxClusters, FlagHAMaxClusters, 100, "Most HA clusters a tenant may have tracked at once; a request from a new cluster beyond it gets 400. 0 means no limit.")
-	fs.DurationVar(&l.HAFailoverTimeout, FlagHAFailoverTimeout, 30*time.Second, "After this long without a request from the elected replica, the next replica of its cluster that writes is elected. At least update-timeout + update-timeout-jitter-max + 1s.")
+	fs.DurationVar(&l.HAFailoverTimeout, FlagHAFailoverTimeout, 30*time.Second, "When the elected replica's last request recorded in the shared election is this old, the next replica of its cluster that writes is elected. Distributors record it at most every update timeout (+ jitter), so failover needs at least this minus -distributor.ha-tracker.update-timeout and its jitter of silence. At least update-timeout + update-timeout-jitter-max + 1s.")
 	fs.DurationVar(&l.HAUpdateTimeout, FlagHAUpdateTimeout, 15*time.Second, "How old the elected replica's last-seen time may get before a distributor refreshes it in the gossiped election state; smaller means more gossip traffic.")
 	fs.DurationVar(&l.HAUpdateTimeoutJitterMax, FlagHAUpdateTimeoutJitterMax, 5*time.Second, "Largest random extra delay a distributor adds to update-timeout, so that distributors do not all refresh the same cluster at once.")
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"runtime"
 
+	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/timestamp"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/util/annotations"
@@ -57,14 +58,20 @@ func (q *Querier) routes() []route {
 }
 
 // wrap resolves the tenant, runs f and writes its result as Prometheus
-// does, compressed when the client accepts it.
+// does, compressed when the client accepts it. A refusal by a per-tenant
+// limit is counted (limits.go).
 func (q *Querier) wrap(f apiFunc) http.Handler {
 	return q.wrapNoTenant(func(r *http.Request, _ string) apiResult {
 		tenantID, err := q.tenants.FromHTTP(r)
 		if err != nil {
 			return apiResult{err: &apiError{typ: errorBadData, err: err, code: tenant.HTTPStatus(err)}}
 		}
-		return f(r, tenantID)
+		label := q.tenantLabels.Value(tenantID) // the tenant is active
+		res := f(r, tenantID)
+		if res.err != nil {
+			q.countRejected(label, res.err.err)
+		}
+		return res
 	})
 }
 
@@ -299,12 +306,23 @@ func (q *Querier) queryExemplars(r *http.Request, tenantID string) apiResult {
 	if len(selectors) < 1 {
 		return apiResult{}
 	}
-	eq, err := q.ExemplarQueryable(tenantID).ExemplarQuerier(r.Context())
+	ml, aerr := q.limitMeta(r.Context(), tenantID, start, end) // limits.go
+	if aerr != nil {
+		return apiResult{err: aerr}
+	}
+	defer ml.done()
+	if ml.empty {
+		return apiResult{data: []exemplar.QueryResult{}} // the whole range is past the lookback
+	}
+	eq, err := q.ExemplarQueryable(tenantID).ExemplarQuerier(ml.ctx)
 	if err != nil {
 		return apiResult{err: returnAPIError(err)}
 	}
-	res, err := eq.Select(timestamp.FromTime(start), timestamp.FromTime(end), selectors...)
+	res, err := eq.Select(timestamp.FromTime(ml.start), timestamp.FromTime(ml.end), selectors...)
 	if err != nil {
+		return apiResult{err: returnAPIError(limitErr(ml.ctx, err))}
+	}
+	if err := ml.countSeries(tenantID, len(res)); err != nil {
 		return apiResult{err: returnAPIError(err)}
 	}
 	return apiResult{data: res}

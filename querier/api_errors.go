@@ -85,6 +85,8 @@ func classify(err error, fallback errorType) *apiError {
 		es  promql.ErrStorage
 	)
 	switch {
+	case errors.As(err, new(*QueryTimeoutError)): // before the engine's timeout it caused
+		return &apiError{typ: errorTimeout, err: err}
 	case errors.As(err, &eqc):
 		return &apiError{typ: errorCanceled, err: err}
 	case errors.As(err, &eqt):

@@ -25,10 +25,18 @@ type labelParams struct {
 	querier     storage.Querier
 	hints       *storage.LabelHints
 	matcherSets [][]*labels.Matcher
+	ml          metaLimits // limits.go: ml.ctx is the request's context
 }
 
-// openLabelQuery parses limit, start, end and match[] and opens a querier
-// over that range; the caller closes it.
+// close closes the querier and ends the request's limits.
+func (p *labelParams) close() {
+	_ = p.querier.Close()
+	p.ml.done()
+}
+
+// openLabelQuery parses limit, start, end and match[], applies the
+// tenant's query limits (limitMeta) and opens a querier over the range;
+// the caller closes p.
 func (q *Querier) openLabelQuery(r *http.Request, tenantID string) (labelParams, *apiResult) {
 	limit, err := parseLimitParam(r.FormValue("limit"))
 	if err != nil {
@@ -49,11 +57,18 @@ func (q *Querier) openLabelQuery(r *http.Request, tenantID string) (labelParams,
 	if err != nil {
 		return labelParams{}, &apiResult{err: &apiError{typ: errorBadData, err: err}}
 	}
-	qr, err := q.Queryable(tenantID).Querier(timestamp.FromTime(start), timestamp.FromTime(end))
-	if err != nil {
-		return labelParams{}, &apiResult{err: classify(err, errorExec)}
+	ml, aerr := q.limitMeta(r.Context(), tenantID, start, end)
+	if aerr != nil {
+		return labelParams{}, &apiResult{err: aerr}
 	}
-	return labelParams{limit: limit, querier: qr, hints: &storage.LabelHints{Limit: toHintLimit(limit)}, matcherSets: matcherSets}, nil
+	qr := storage.NoopQuerier() // the whole range is past the lookback
+	if !ml.empty {
+		if qr, err = q.Queryable(tenantID).Querier(timestamp.FromTime(ml.start), timestamp.FromTime(ml.end)); err != nil {
+			ml.done()
+			return labelParams{}, &apiResult{err: classify(err, errorExec)}
+		}
+	}
+	return labelParams{limit: limit, querier: qr, hints: &storage.LabelHints{Limit: toHintLimit(limit)}, matcherSets: matcherSets, ml: ml}, nil
 }
 
 // labelUnion calls get once per match[] set (once with no matchers when
@@ -106,12 +121,12 @@ func (q *Querier) labelNames(r *http.Request, tenantID string) apiResult {
 	if bad != nil {
 		return *bad
 	}
-	defer p.querier.Close()
+	defer p.close()
 	names, warnings, err := labelUnion(p, func(ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
-		return p.querier.LabelNames(r.Context(), p.hints, ms...)
+		return p.querier.LabelNames(p.ml.ctx, p.hints, ms...)
 	})
 	if err != nil {
-		return apiResult{err: classify(err, errorExec), warnings: warnings}
+		return apiResult{err: classify(limitErr(p.ml.ctx, err), errorExec), warnings: warnings}
 	}
 	return apiResult{data: names, warnings: warnings}
 }
@@ -128,18 +143,17 @@ func (q *Querier) labelValues(r *http.Request, tenantID string) apiResult {
 	if bad != nil {
 		return *bad
 	}
-	defer p.querier.Close()
+	defer p.close()
 	vals, warnings, err := labelUnion(p, func(ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
-		return p.querier.LabelValues(r.Context(), name, p.hints, ms...)
+		return p.querier.LabelValues(p.ml.ctx, name, p.hints, ms...)
 	})
 	if err != nil {
-		return apiResult{err: classify(err, errorExec), warnings: warnings}
+		return apiResult{err: classify(limitErr(p.ml.ctx, err), errorExec), warnings: warnings}
 	}
 	return apiResult{data: vals, warnings: warnings}
 }
 
 func (q *Querier) series(r *http.Request, tenantID string) (result apiResult) {
-	ctx := r.Context()
 	if err := r.ParseForm(); err != nil {
 		return apiResult{err: &apiError{typ: errorBadData, err: fmt.Errorf("error parsing form values: %w", err)}}
 	}
@@ -162,7 +176,16 @@ func (q *Querier) series(r *http.Request, tenantID string) (result apiResult) {
 	if err != nil {
 		return invalidParamError(err, "match[]")
 	}
-	qr, err := q.Queryable(tenantID).Querier(timestamp.FromTime(start), timestamp.FromTime(end))
+	ml, aerr := q.limitMeta(r.Context(), tenantID, start, end) // limits.go
+	if aerr != nil {
+		return apiResult{err: aerr}
+	}
+	defer ml.done()
+	if ml.empty {
+		return apiResult{data: []labels.Labels{}} // the whole range is past the lookback
+	}
+	ctx := ml.ctx
+	qr, err := q.Queryable(tenantID).Querier(timestamp.FromTime(ml.start), timestamp.FromTime(ml.end))
 	if err != nil {
 		return apiResult{err: returnAPIError(err)}
 	}
@@ -174,8 +197,8 @@ func (q *Querier) series(r *http.Request, tenantID string) (result apiResult) {
 	closer := func() { qr.Close() }
 
 	hints := &storage.SelectHints{
-		Start: timestamp.FromTime(start),
-		End:   timestamp.FromTime(end),
+		Start: timestamp.FromTime(ml.start),
+		End:   timestamp.FromTime(ml.end),
 		Func:  "series", // no such function: the token for lookups that need no samples
 		Limit: toHintLimit(limit),
 	}
@@ -196,7 +219,7 @@ func (q *Querier) series(r *http.Request, tenantID string) (result apiResult) {
 	for set.Next() {
 		if i%checkContextEveryNIterations == 0 {
 			if err := ctx.Err(); err != nil {
-				return apiResult{err: returnAPIError(err), warnings: warnings, finalizer: closer}
+				return apiResult{err: returnAPIError(limitErr(ctx, err)), warnings: warnings, finalizer: closer}
 			}
 		}
 		i++
@@ -206,9 +229,12 @@ func (q *Querier) series(r *http.Request, tenantID string) (result apiResult) {
 			warnings.Add(errors.New("results truncated due to limit"))
 			return apiResult{data: metrics, warnings: warnings, finalizer: closer}
 		}
+		if err := ml.countSeries(tenantID, len(metrics)); err != nil {
+			return apiResult{err: returnAPIError(err), warnings: warnings, finalizer: closer}
+		}
 	}
 	if err := set.Err(); err != nil {
-		return apiResult{err: returnAPIError(err), warnings: warnings, finalizer: closer}
+		return apiResult{err: returnAPIError(limitErr(ctx, err)), warnings: warnings, finalizer: closer}
 	}
 	return apiResult{data: metrics, warnings: warnings, finalizer: closer}
 }

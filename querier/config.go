@@ -15,6 +15,8 @@ type Config struct {
 	DefaultEvaluationInterval   time.Duration `yaml:"default_evaluation_interval"`
 	MaxQueryLength              time.Duration `yaml:"max_query_length"`
 	EnableExperimentalFunctions bool          `yaml:"promql_experimental_functions_enabled"`
+	QueryIngestersWithin        time.Duration `yaml:"query_ingesters_within"`
+	QueryStoreAfter             time.Duration `yaml:"query_store_after"`
 }
 
 // RegisterFlags registers the querier's flags.
@@ -26,6 +28,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.DefaultEvaluationInterval, "querier.default-evaluation-interval", time.Minute, "Step of a subquery that gives none, as in rate(x[1h:]) (Prometheus' global evaluation_interval).")
 	fs.DurationVar(&c.MaxQueryLength, "querier.max-query-length", 0, "Longest time range (end - start) of a range query; 0 allows any.")
 	fs.BoolVar(&c.EnableExperimentalFunctions, "querier.promql-experimental-functions-enabled", false, "Allow PromQL's experimental functions (Prometheus' --enable-feature=promql-experimental-functions).")
+	fs.DurationVar(&c.QueryIngestersWithin, "querier.query-ingesters-within", 13*time.Hour, "Ask the ingesters only for the part of a query's range newer than this; keep it at most -ingester.retain-shipped-for (what they still hold) and above -querier.query-store-after (the two overlap so that no block is missed while it is on its way to the bucket index). 0 asks them for every range.")
+	fs.DurationVar(&c.QueryStoreAfter, "querier.query-store-after", 12*time.Hour, "Ask the store-gateways (long-term blocks) only for the part of a query's range older than this; newer data is on the ingesters. 0 asks them for every range.")
 }
 
 // Validate checks the configuration.
@@ -41,6 +45,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("-querier.max-concurrent must be positive, got %d", c.MaxConcurrent)
 	case c.DefaultEvaluationInterval < time.Millisecond:
 		return fmt.Errorf("-querier.default-evaluation-interval must be at least 1ms, got %s", c.DefaultEvaluationInterval)
+	case c.QueryIngestersWithin < 0 || c.QueryStoreAfter < 0:
+		return fmt.Errorf("-querier.query-ingesters-within and -querier.query-store-after must not be negative, got %s and %s", c.QueryIngestersWithin, c.QueryStoreAfter)
+	case c.QueryIngestersWithin > 0 && c.QueryIngestersWithin <= c.QueryStoreAfter:
+		return fmt.Errorf("-querier.query-ingesters-within (%s) must be above -querier.query-store-after (%s): the range between them would be asked of nobody", c.QueryIngestersWithin, c.QueryStoreAfter)
 	case c.MaxQueryLength < 0:
 		return fmt.Errorf("-querier.max-query-length must not be negative, got %s", c.MaxQueryLength)
 	}

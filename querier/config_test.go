@@ -89,7 +89,7 @@ func TestErrorClassification(t *testing.T) {
 // TestQueryGate: at most max queries run; the others wait, counted as
 // queued, until a slot frees or their context ends.
 func TestQueryGate(t *testing.T) {
-	m := newMetrics(prometheus.NewRegistry())
+	m := newMetrics(prometheus.NewRegistry(), nil)
 	g := newQueryGate(1, m)
 	require.Equal(t, 1, g.GetMaxConcurrent())
 	idx, err := g.Insert(context.Background(), "q1")

@@ -41,6 +41,7 @@ type fakeIngester struct {
 	srv  *grpc.Server
 	done chan struct{}
 	fail atomic.Pointer[error] // when set, every RPC fails with it
+	hang atomic.Bool           // when set, every RPC waits for its context to end
 	// scripted, when set, is what QueryStream sends, in one message.
 	scripted atomic.Pointer[[]*ingesterpb.StreamSeries]
 
@@ -70,7 +71,23 @@ func startFakeIngester(t testing.TB, id string, startTimestamps bool) *fakeInges
 	require.NoError(t, err)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	f := &fakeIngester{id: id, addr: lis.Addr().String(), db: db, srv: grpc.NewServer(), done: make(chan struct{})}
+	f := &fakeIngester{id: id, addr: lis.Addr().String(), db: db, done: make(chan struct{})}
+	f.srv = grpc.NewServer(
+		grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			if f.hang.Load() {
+				<-ctx.Done()
+				return nil, status.FromContextError(ctx.Err()).Err()
+			}
+			return h(ctx, req)
+		}),
+		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			if f.hang.Load() {
+				<-ss.Context().Done()
+				return status.FromContextError(ss.Context().Err()).Err()
+			}
+			return h(srv, ss)
+		}),
+	)
 	ingesterpb.RegisterIngesterServer(f.srv, f)
 	go func() {
 		defer close(f.done)

@@ -155,6 +155,7 @@ func fanOut[T any](ctx context.Context, f *fanout, rpc string, call func(ctx con
 	}
 	wg.Wait()
 
+	awaitDeadline(ctx)
 	if err := ctx.Err(); err != nil {
 		return nil, nil, fmt.Errorf("%s to ingesters: %w", rpc, context.Cause(ctx))
 	}
@@ -167,6 +168,17 @@ func fanOut[T any](ctx context.Context, f *fanout, rpc string, call func(ctx con
 		warns.Add(fmt.Errorf("ingester %s (%s) failed %s, its replicas answered for it: %w", fl.ID, fl.Addr, rpc, fl.Err))
 	}
 	return results, warns, nil
+}
+
+// awaitDeadline waits for ctx to end when its deadline has passed. The
+// timer that ends it may run a little after the ingesters' calls came back
+// with DeadlineExceeded (their own timers fire at the same instant): the
+// request failed because of the deadline, and ctx's cause says which one
+// (the client's, -querier.timeout or the tenant's query_timeout).
+func awaitDeadline(ctx context.Context) {
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		<-ctx.Done()
+	}
 }
 
 // isUnavailable reports whether err means the ingesters could not answer.

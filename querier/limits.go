@@ -3,7 +3,6 @@ package querier
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"net/http"
 	"sync"
@@ -23,21 +22,36 @@ import (
 // and lookback, timeout, concurrent queries, and series fetched per query.
 // The querier's own flags (-querier.timeout, -querier.max-concurrent,
 // -querier.max-samples, -querier.max-query-length) bound every query of
-// every tenant; the tenant's limits can only tighten them.
+// every tenant; the tenant's limits can only tighten them. They apply to
+// PromQL queries (limitQuery) and to the metadata endpoints /series,
+// /labels, /label/<name>/values and /query_exemplars (limitMeta).
 //
-// Over max_concurrent_queries a query gets 429 at once rather than waiting:
-// without a query-frontend there is no fair per-tenant queue, and waiting
-// in the process-wide gate would let one tenant's backlog hold slots that
-// another tenant's queries need. 429 tells Grafana and other clients that
-// a retry will pass.
+// Every refusal names the limit, the tenant's value of it, its flag and
+// its override (the YAML name in the runtime overrides file), ends with a
+// stable id, and is counted in strata_querier_queries_rejected_total by
+// tenant and that id. The status codes are Prometheus' and Mimir's: 400
+// bad_data for a range over max_query_length (Mimir's query-frontend), 422
+// execution for series and samples over their limits, 429 over
+// max_concurrent_queries, 503 timeout for query_timeout (Prometheus'
+// answer to a query timeout).
 
-// Stable ids of query limit errors.
+// Stable ids of query limit errors; they are also the reason label of
+// strata_querier_queries_rejected_total.
 const (
 	idMaxFetchedSeries     = "strata-max-fetched-series-per-query"
 	idMaxFetchedSamples    = "strata-max-fetched-samples-per-query"
 	idMaxQueryLength       = "strata-max-query-length"
 	idMaxConcurrentQueries = "strata-max-concurrent-queries"
+	idQueryTimeout         = "strata-query-timeout"
 )
+
+// limitError is an error of a per-tenant query limit: it names the limit,
+// the tenant's value of it and the override that changes it, and counts in
+// strata_querier_queries_rejected_total under reason.
+type limitError interface {
+	error
+	reason() string
+}
 
 // tenantQueries counts each tenant's queries being evaluated.
 type tenantQueries struct {
@@ -80,30 +94,21 @@ func (t *tenantQueries) release(tenantID string, max int) {
 // the tenant's lookback, counting fetched series), and done, which the
 // caller must call once the query is evaluated. Without Deps.Limits it
 // returns ctx, the tenant's Queryable and a no-op.
+//
+// The length is checked on the range as asked, not cut at the lookback as
+// for the metadata endpoints (limitMeta): PromQL evaluates every step of
+// the range whatever data it finds.
 func (q *Querier) limitQuery(ctx context.Context, tenantID string, start, end time.Time) (context.Context, storage.Queryable, func(), *apiError) {
 	if q.limits == nil {
 		return ctx, q.Queryable(tenantID), func() {}, nil
 	}
 	lim := q.limits.For(tenantID)
 	if max := lim.MaxQueryLength; max > 0 && end.Sub(start) > max {
-		err := fmt.Errorf("the query time range exceeds tenant %q's limit (query length: %s, limit: %s); shorten it or raise the limit (-%s, override %q) [%s]",
-			tenantID, end.Sub(start), max, limits.FlagMaxQueryLength, "max_query_length", idMaxQueryLength)
-		return ctx, nil, nil, &apiError{typ: errorBadData, err: err}
+		return ctx, nil, nil, &apiError{typ: errorBadData, err: &QueryLengthError{Tenant: tenantID, Length: end.Sub(start), Limit: max}}
 	}
-	maxConc := lim.MaxConcurrentQueries
-	if !q.running.acquire(tenantID, maxConc) {
-		err := fmt.Errorf("tenant %q already runs %d queries at once, its limit: retry later, or raise the limit (-%s, override %q) [%s]",
-			tenantID, maxConc, limits.FlagMaxConcurrentQueries, "max_concurrent_queries", idMaxConcurrentQueries)
-		return ctx, nil, nil, &apiError{typ: errorUnavailable, err: err, code: http.StatusTooManyRequests}
-	}
-	cancel := context.CancelFunc(func() {})
-	if lim.QueryTimeout > 0 {
-		// The engine's -querier.timeout still applies: the shorter wins.
-		ctx, cancel = context.WithTimeout(ctx, lim.QueryTimeout)
-	}
-	done := func() {
-		cancel()
-		q.running.release(tenantID, maxConc)
+	ctx, done, aerr := q.admit(ctx, tenantID, lim)
+	if aerr != nil {
+		return ctx, nil, nil, aerr
 	}
 	var minT int64 = noLookback
 	if lim.MaxQueryLookback > 0 {
@@ -130,12 +135,128 @@ func (q *Querier) limitQuery(ctx context.Context, tenantID string, start, end ti
 	return ctx, lq, done, nil
 }
 
-// limitErr is the error of a query evaluated in a context of limitQuery:
-// a fetched samples limit that was hit, or else err.
+// admit takes one of tenantID's concurrent query slots (a 429 when it has
+// none left) and applies its timeout; the caller must call done when the
+// request is answered.
+//
+// Over max_concurrent_queries a request gets 429 at once rather than
+// waiting: without a query-frontend there is no fair per-tenant queue, and
+// waiting in the process-wide gate would let one tenant's backlog hold
+// slots that another tenant's queries need. 429 tells Grafana and other
+// clients that a retry will pass.
+func (q *Querier) admit(ctx context.Context, tenantID string, lim *limits.Limits) (context.Context, func(), *apiError) {
+	maxConc := lim.MaxConcurrentQueries
+	if !q.running.acquire(tenantID, maxConc) {
+		return ctx, nil, &apiError{typ: errorUnavailable, err: &ConcurrencyLimitError{Tenant: tenantID, Limit: maxConc}, code: http.StatusTooManyRequests}
+	}
+	cancel := context.CancelFunc(func() {})
+	if lim.QueryTimeout > 0 {
+		// The engine's -querier.timeout still applies: the shorter wins.
+		// The cause tells limitErr which of the two (or the client's
+		// timeout parameter) fired.
+		ctx, cancel = context.WithTimeoutCause(ctx, lim.QueryTimeout, &QueryTimeoutError{Tenant: tenantID, Limit: lim.QueryTimeout})
+	}
+	return ctx, func() {
+		cancel()
+		q.running.release(tenantID, maxConc)
+	}, nil
+}
+
+// metaLimits are the limits applied to one request of a metadata
+// endpoint: the context to answer in, the range to read, and the most
+// series it may return (0: no limit).
+type metaLimits struct {
+	ctx        context.Context
+	start, end time.Time
+	maxSeries  int
+	// empty: the whole range is past the lookback, the answer is empty.
+	empty bool
+	done  func()
+}
+
+// limitMeta applies tenantID's query limits to a request of /series,
+// /labels, /label/<name>/values or /query_exemplars over [start, end] (an
+// omitted bound is Prometheus' minTime or maxTime):
+//   - max_query_lookback cuts the start, as for queries;
+//   - max_query_length: an omitted start becomes end - the limit (now -
+//     the limit without an end), as Mimir cuts a series query to its
+//     max_labels_query_length, so that a request without a range still
+//     works; a range given longer than the limit (an omitted end counting
+//     as now) gets 400, as a query's;
+//   - max_concurrent_queries and query_timeout as for queries (admit);
+//   - max_fetched_series_per_query is returned for the caller to count.
+//
+// The caller must call done when the request is answered.
+func (q *Querier) limitMeta(ctx context.Context, tenantID string, start, end time.Time) (metaLimits, *apiError) {
+	ml := metaLimits{ctx: ctx, start: start, end: end, done: func() {}}
+	if q.limits == nil {
+		return ml, nil
+	}
+	lim := q.limits.For(tenantID)
+	now := q.now()
+	if lb := lim.MaxQueryLookback; lb > 0 {
+		oldest := now.Add(-lb)
+		if end.Before(oldest) {
+			ml.empty = true
+		}
+		if ml.start.Before(oldest) {
+			ml.start = oldest
+		}
+	}
+	if max := lim.MaxQueryLength; max > 0 && !ml.empty {
+		until := end
+		if end.Equal(maxTime) {
+			until = now
+		}
+		switch {
+		case start.Equal(minTime):
+			if from := until.Add(-max); ml.start.Before(from) {
+				ml.start = from
+			}
+		case until.Sub(ml.start) > max:
+			return ml, &apiError{typ: errorBadData, err: &QueryLengthError{Tenant: tenantID, Length: until.Sub(ml.start), Limit: max}}
+		}
+	}
+	ctx, done, aerr := q.admit(ctx, tenantID, lim)
+	if aerr != nil {
+		return ml, aerr
+	}
+	ml.ctx, ml.done, ml.maxSeries = ctx, done, lim.MaxFetchedSeriesPerQuery
+	return ml, nil
+}
+
+// countSeries returns a *SeriesLimitError when n series exceed the
+// request's limit.
+func (ml *metaLimits) countSeries(tenantID string, n int) error {
+	if ml.maxSeries > 0 && n > ml.maxSeries {
+		return &SeriesLimitError{Tenant: tenantID, Limit: ml.maxSeries}
+	}
+	return nil
+}
+
+// countRejected counts a request refused by a per-tenant query limit.
+func (q *Querier) countRejected(tenantLabel string, err error) {
+	var le limitError
+	if errors.As(err, &le) {
+		q.m.rejected.WithLabelValues(tenantLabel, le.reason()).Inc()
+	}
+}
+
+// limitErr is the error of a query evaluated in a context of limitQuery
+// or limitMeta: a fetched samples limit that was hit, the tenant's timeout
+// when it fired, or else err.
 func limitErr(ctx context.Context, err error) error {
+	if err != nil {
+		awaitDeadline(ctx) // fanout.go
+	}
+	cause := context.Cause(ctx)
 	var sle *SampleLimitError
-	if cause := context.Cause(ctx); errors.As(cause, &sle) {
+	if errors.As(cause, &sle) {
 		return sle
+	}
+	var qte *QueryTimeoutError
+	if err != nil && errors.As(cause, &qte) {
+		return qte
 	}
 	return err
 }
@@ -274,33 +395,9 @@ func (it *countingIterator) Err() error {
 	return it.Iterator.Err()
 }
 
-// SampleLimitError fails a query that read more samples than its tenant's
-// max_fetched_samples_per_query: 422, as an execution error.
-type SampleLimitError struct {
-	Tenant string
-	Limit  int64
-}
-
-func (e *SampleLimitError) Error() string {
-	return fmt.Sprintf("the query read more than %d samples, tenant %q's limit: query a shorter range, fewer series or a coarser step over less data, or raise the limit (-%s, override %q) [%s]",
-		e.Limit, e.Tenant, limits.FlagMaxFetchedSamples, "max_fetched_samples_per_query", idMaxFetchedSamples)
-}
-
 func (s *countingSeriesSet) Err() error {
 	if s.err != nil {
 		return s.err
 	}
 	return s.SeriesSet.Err()
-}
-
-// SeriesLimitError fails a query that fetched more series than its
-// tenant's max_fetched_series_per_query: 422, as an execution error.
-type SeriesLimitError struct {
-	Tenant string
-	Limit  int
-}
-
-func (e *SeriesLimitError) Error() string {
-	return fmt.Sprintf("the query fetched more than %d series, tenant %q's limit: select fewer series (more specific label matchers) or raise the limit (-%s, override %q) [%s]",
-		e.Limit, e.Tenant, limits.FlagMaxFetchedSeriesPerQuery, "max_fetched_series_per_query", idMaxFetchedSeries)
 }

@@ -3,10 +3,16 @@ package querier
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/strata-metrics/strata/tenant"
 )
 
 // metrics are the querier's own; the PromQL engine adds prometheus_engine_*.
+// Label cardinality: tenant (at most -metrics.max-tenant-labels values plus
+// tenant.OtherLabel, decided by a tenant.LabelCap), reason (the stable ids
+// of limits.go), rpc and outcome (fixed).
 type metrics struct {
+	rejected        *prometheus.CounterVec   // tenant, reason
 	requests        *prometheus.CounterVec   // rpc, outcome
 	requestDuration *prometheus.HistogramVec // rpc
 	seriesFetched   prometheus.Histogram
@@ -23,9 +29,15 @@ const (
 	outcomeCanceled = "canceled" // the query ended or had already failed
 )
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// newMetrics registers the querier's metrics; tl learns the vectors
+// labelled by tenant.
+func newMetrics(reg prometheus.Registerer, tl *tenant.LabelCap) *metrics {
 	f := promauto.With(reg)
-	return &metrics{
+	m := &metrics{
+		rejected: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_querier_queries_rejected_total",
+			Help: "Queries and metadata requests refused or ended by a per-tenant query limit, by tenant and reason (the stable id ending the error message).",
+		}, []string{"tenant", "reason"}),
 		requests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_querier_ingester_requests_total",
 			Help: "Requests from the querier to ingesters, by RPC and outcome (success, error, canceled).",
@@ -63,4 +75,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "PromQL queries waiting for a free slot (-querier.max-concurrent).",
 		}),
 	}
+	tl.Track(m.rejected)
+	return m
 }

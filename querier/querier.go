@@ -30,6 +30,13 @@ type Deps struct {
 	Build BuildInfo
 	// Now is the clock of queries without a time; nil means time.Now.
 	Now func() time.Time
+	// TenantLabels caps the tenant label of the querier's metrics
+	// (-metrics.max-tenant-labels), shared by every component of the
+	// process; nil labels every tenant with its id.
+	TenantLabels *tenant.LabelCap
+	// StoreGateways reads long-term blocks (*storeclient.Client); nil
+	// queries the ingesters only.
+	StoreGateways StoreGateways
 }
 
 // BuildInfo describes the running binary.
@@ -51,6 +58,10 @@ type Querier struct {
 	engine  *promql.Engine
 	limits  *limits.Overrides // nil: no per-tenant query limits (limits.go)
 	running tenantQueries     // queries evaluating, per tenant (limits.go)
+	m       *metrics
+	// tenantLabels is the tenant label of m; every request with a tenant
+	// counts as its activity.
+	tenantLabels *tenant.LabelCap
 }
 
 // New returns a Querier. It does no I/O: ingesters are dialed on first use.
@@ -69,7 +80,7 @@ func New(cfg Config, deps Deps) (*Querier, error) {
 	if now == nil {
 		now = time.Now
 	}
-	m := newMetrics(deps.Reg)
+	m := newMetrics(deps.Reg, deps.TenantLabels)
 	f := &fanout{ring: deps.Ring, clients: deps.Clients, m: m, log: log}
 	p := parser.NewParser(parser.Options{EnableExperimentalFunctions: cfg.EnableExperimentalFunctions})
 	evalInterval := cfg.DefaultEvaluationInterval.Milliseconds()
@@ -88,10 +99,21 @@ func New(cfg Config, deps Deps) (*Querier, error) {
 		EnableNegativeOffset:     true,
 		Parser:                   p,
 	})
+	var sources []source
+	if deps.StoreGateways == nil {
+		sources = []source{ingesterSource{f}}
+	} else {
+		// Recent data from the ingesters, older from the store-gateways;
+		// the windows overlap and the merge deduplicates.
+		sources = []source{
+			window{s: ingesterSource{f}, now: now, newerThan: cfg.QueryIngestersWithin},
+			window{s: storeSource{deps.StoreGateways}, now: now, olderThan: cfg.QueryStoreAfter},
+		}
+	}
 	return &Querier{
 		cfg: cfg, log: log, tenants: deps.Tenants, build: deps.Build, now: now,
-		fanout: f, sources: []source{ingesterSource{f}}, parser: p, engine: engine,
-		limits: deps.Limits,
+		fanout: f, sources: sources, parser: p, engine: engine,
+		limits: deps.Limits, m: m, tenantLabels: deps.TenantLabels,
 	}, nil
 }
 

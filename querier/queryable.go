@@ -3,6 +3,7 @@ package querier
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -211,4 +212,28 @@ func (s *warnedSeriesSet) Warnings() annotations.Annotations {
 	ws.Merge(s.warns)
 	ws.Merge(s.SeriesSet.Warnings())
 	return ws
+}
+
+// window restricts a source to part of the time line: with newerThan, only
+// the part of a query's range after now-newerThan; with olderThan, only the
+// part before now-olderThan. 0 is no restriction. A query wholly outside
+// the window does not reach the source at all.
+type window struct {
+	s                    source
+	now                  func() time.Time
+	newerThan, olderThan time.Duration
+}
+
+func (w window) querier(tenantID string, mint, maxt int64) (storage.Querier, error) {
+	now := w.now()
+	if w.newerThan > 0 {
+		mint = max(mint, now.Add(-w.newerThan).UnixMilli())
+	}
+	if w.olderThan > 0 {
+		maxt = min(maxt, now.Add(-w.olderThan).UnixMilli())
+	}
+	if mint > maxt {
+		return storage.NoopQuerier(), nil
+	}
+	return w.s.querier(tenantID, mint, maxt)
 }

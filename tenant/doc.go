@@ -5,8 +5,10 @@
 // or, with an Authenticator (auth.Authenticator, -auth.tenants-file), the
 // request's credentials into the id they may act as.
 // Owns: the tenant id syntax, the header name, the single-tenant default,
-// the errors of resolution and their HTTP statuses (400, 401, 403), and the
-// Authenticator interface the auth layer implements.
+// the errors of resolution and their HTTP statuses (400, 401, 403), the
+// Authenticator interface the auth layer implements, and the LabelCap that
+// bounds the tenant label of every component's self-metrics
+// (-metrics.max-tenant-labels; the rest are summed under tenant="<other>").
 // Does not: check credentials (auth does, or a gateway in front) or hold
 // limits.
 package tenant

@@ -77,7 +77,8 @@ func activeIngesters(t *testing.T, base string) []string {
 // pushed through the distributor reads back through the querier exactly
 // once; an ingester that shuts down leaves the ring and reads go on.
 func TestClusterInProcess(t *testing.T) {
-	common := []string{"-ring.replication-factor=3", "-ring.zone-awareness-enabled=true", "-memberlist.gossip-interval=50ms"}
+	common := []string{"-ring.replication-factor=3", "-ring.zone-awareness-enabled=true", "-memberlist.gossip-interval=50ms",
+		"-blocks-storage.filesystem.dir=" + t.TempDir()} // one bucket, as object storage would be
 	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
 	ingester := func(i int, extra ...string) *stack {
 		return startStack(t, dirs[i-1], append(append([]string{"-target=ingester", fmt.Sprintf("-instance.id=ingester-%d", i),

@@ -13,7 +13,10 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/strata-metrics/strata/auth"
+	"github.com/strata-metrics/strata/bucket"
+	"github.com/strata-metrics/strata/bucketindex"
 	"github.com/strata-metrics/strata/clientpool"
+	"github.com/strata-metrics/strata/compactor"
 	"github.com/strata-metrics/strata/distributor"
 	"github.com/strata-metrics/strata/gossip"
 	"github.com/strata-metrics/strata/ingester"
@@ -21,34 +24,43 @@ import (
 	"github.com/strata-metrics/strata/querier"
 	"github.com/strata-metrics/strata/ring"
 	"github.com/strata-metrics/strata/server"
+	"github.com/strata-metrics/strata/storegateway"
+	"github.com/strata-metrics/strata/tenant"
 )
 
 // Config is the whole process: every component's configuration.
 type Config struct {
-	Target         string                `yaml:"target"`
-	DataDir        string                `yaml:"data_dir"`
-	Instance       InstanceConfig        `yaml:"instance"`
-	Auth           auth.Config           `yaml:"auth"`
-	Server         server.Config         `yaml:"server"`
-	Memberlist     gossip.Config         `yaml:"memberlist"`
-	Ring           ring.Config           `yaml:"ring"`
-	Lifecycler     ring.LifecyclerConfig `yaml:"lifecycler"`
-	IngesterClient clientpool.Config     `yaml:"ingester_client"`
-	Distributor    distributor.Config    `yaml:"distributor"`
-	Ingester       ingester.Config       `yaml:"ingester"`
-	Querier        querier.Config        `yaml:"querier"`
-	Limits         limits.Limits         `yaml:"limits"`
-	RuntimeConfig  limits.RuntimeConfig  `yaml:"runtime_config"`
+	Target         string                   `yaml:"target"`
+	DataDir        string                   `yaml:"data_dir"`
+	Instance       InstanceConfig           `yaml:"instance"`
+	Auth           auth.Config              `yaml:"auth"`
+	Server         server.Config            `yaml:"server"`
+	Memberlist     gossip.Config            `yaml:"memberlist"`
+	Ring           ring.Config              `yaml:"ring"`
+	Lifecycler     ring.LifecyclerConfig    `yaml:"lifecycler"`
+	IngesterClient clientpool.Config        `yaml:"ingester_client"`
+	Distributor    distributor.Config       `yaml:"distributor"`
+	Ingester       ingester.Config          `yaml:"ingester"`
+	Querier        querier.Config           `yaml:"querier"`
+	Limits         limits.Limits            `yaml:"limits"`
+	RuntimeConfig  limits.RuntimeConfig     `yaml:"runtime_config"`
+	Blocks         bucket.Config            `yaml:"blocks_storage"`
+	BucketIndex    bucketindex.LoaderConfig `yaml:"bucket_index"`
+	Compactor      compactor.Config         `yaml:"compactor"`
+	StoreGateway   storegateway.Config      `yaml:"store_gateway"`
+	Metrics        tenant.MetricsConfig     `yaml:"metrics"`
 
 	configFile string
 }
 
 // The targets: what one process runs.
 const (
-	targetAll         = "all"
-	targetDistributor = "distributor"
-	targetIngester    = "ingester"
-	targetQuerier     = "querier"
+	targetAll          = "all"
+	targetDistributor  = "distributor"
+	targetIngester     = "ingester"
+	targetQuerier      = "querier"
+	targetCompactor    = "compactor"
+	targetStoreGateway = "store-gateway"
 )
 
 // InstanceConfig names this process in the ring.
@@ -61,7 +73,7 @@ type InstanceConfig struct {
 // RegisterFlags registers every flag of the process on fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	host, _ := os.Hostname()
-	fs.StringVar(&c.Target, "target", targetAll, "Components this process runs: all (every component in one process, gossip on loopback, replication factor 1), distributor, ingester or querier (one component; a cluster of them joins with -memberlist.join).")
+	fs.StringVar(&c.Target, "target", targetAll, "Components this process runs: all (every component in one process, gossip on loopback, replication factor 1, blocks in a filesystem bucket under -data.dir), distributor, ingester, querier, store-gateway or compactor (one component; a cluster of them joins with -memberlist.join).")
 	fs.StringVar(&c.configFile, "config.file", "", "YAML file with the configuration; flags given on the command line win over it.")
 	fs.StringVar(&c.DataDir, "data.dir", "./data", "Directory for the ingesters' TSDBs and WAL.")
 	fs.StringVar(&c.Instance.ID, "instance.id", host, "This instance's id in the ring; unique in the cluster.")
@@ -78,14 +90,19 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Querier.RegisterFlags(fs)
 	c.Limits.RegisterFlags(fs)
 	c.RuntimeConfig.RegisterFlags(fs)
+	c.Blocks.RegisterFlags(fs)
+	c.BucketIndex.RegisterFlags(fs)
+	c.Compactor.RegisterFlags(fs)
+	c.StoreGateway.RegisterFlags(fs)
+	c.Metrics.RegisterFlags(fs)
 }
 
 // Validate checks every component's configuration.
 func (c *Config) Validate() error {
 	switch c.Target {
-	case targetAll, targetDistributor, targetIngester, targetQuerier:
+	case targetAll, targetDistributor, targetIngester, targetQuerier, targetStoreGateway, targetCompactor:
 	default:
-		return fmt.Errorf("-target=%q is unknown; want all, distributor, ingester or querier", c.Target)
+		return fmt.Errorf("-target=%q is unknown; want all, distributor, ingester, querier, store-gateway or compactor", c.Target)
 	}
 	if c.DataDir == "" {
 		return errors.New("-data.dir must not be empty")
@@ -100,10 +117,17 @@ func (c *Config) Validate() error {
 	}
 	for _, v := range []interface{ Validate() error }{
 		&c.Server, &c.Memberlist, &c.Ring, &c.Lifecycler, &c.IngesterClient, &c.Distributor, &c.Ingester, &c.Querier, &c.Limits, &c.RuntimeConfig, &c.Auth,
+		&c.Blocks, &c.BucketIndex, &c.Compactor, &c.StoreGateway, &c.Metrics,
 	} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
+	}
+	if c.Compactor.DeletionDelay <= c.BucketIndex.IgnoreDeletionMarksDelay+c.BucketIndex.MaxStalePeriod {
+		return fmt.Errorf("-compactor.deletion-delay (%s) must be above -blocks-storage.bucket-index.ignore-deletion-marks-delay plus -blocks-storage.bucket-index.max-stale-period (%s): a querier may still read a block that long after it was marked", c.Compactor.DeletionDelay, c.BucketIndex.IgnoreDeletionMarksDelay+c.BucketIndex.MaxStalePeriod)
+	}
+	if c.Compactor.CleanupInterval >= c.BucketIndex.MaxStalePeriod {
+		return fmt.Errorf("-compactor.cleanup-interval (%s) must be below -blocks-storage.bucket-index.max-stale-period (%s), or queriers fail on an index they think stale", c.Compactor.CleanupInterval, c.BucketIndex.MaxStalePeriod)
 	}
 	return nil
 }
@@ -121,8 +145,11 @@ func parseConfig(args []string) (*Config, *flag.FlagSet, error) {
 	if fs.NArg() > 0 {
 		return nil, fs, fmt.Errorf("unexpected arguments %q: every option is a flag", fs.Args())
 	}
-	rfGiven := false
-	fs.Visit(func(f *flag.Flag) { rfGiven = rfGiven || f.Name == "ring.replication-factor" })
+	rfGiven, sgRFGiven := false, false
+	fs.Visit(func(f *flag.Flag) {
+		rfGiven = rfGiven || f.Name == "ring.replication-factor"
+		sgRFGiven = sgRFGiven || f.Name == "store-gateway.replication-factor"
+	})
 	if cfg.configFile != "" {
 		b, err := os.ReadFile(cfg.configFile)
 		if err != nil {
@@ -137,9 +164,13 @@ func parseConfig(args []string) (*Config, *flag.FlagSet, error) {
 			Ring struct {
 				ReplicationFactor *int `yaml:"replication_factor"`
 			} `yaml:"ring"`
+			StoreGateway struct {
+				ReplicationFactor *int `yaml:"replication_factor"`
+			} `yaml:"store_gateway"`
 		}
-		if err := yaml.Unmarshal(b, &probe); err == nil && probe.Ring.ReplicationFactor != nil {
-			rfGiven = true
+		if err := yaml.Unmarshal(b, &probe); err == nil {
+			rfGiven = rfGiven || probe.Ring.ReplicationFactor != nil
+			sgRFGiven = sgRFGiven || probe.StoreGateway.ReplicationFactor != nil
 		}
 		// Flags given on the command line win over the file.
 		if err := fs.Parse(args); err != nil {
@@ -149,5 +180,14 @@ func parseConfig(args []string) (*Config, *flag.FlagSet, error) {
 	if cfg.Target == targetAll && !rfGiven {
 		cfg.Ring.ReplicationFactor = 1
 	}
-	return cfg, fs, cfg.Validate()
+	if cfg.Target == targetAll && !sgRFGiven {
+		cfg.StoreGateway.ReplicationFactor = 1
+	}
+	cfg.StoreGateway.Resolve(cfg.DataDir)
+	bucketDirGiven := cfg.Blocks.Filesystem.Dir != ""
+	cfg.Blocks.Resolve(cfg.DataDir)
+	if err := cfg.Validate(); err != nil {
+		return cfg, fs, err
+	}
+	return cfg, fs, checkBucketShared(cfg, bucketDirGiven)
 }

@@ -14,7 +14,8 @@ func TestParseConfig(t *testing.T) {
 	rfFile := filepath.Join(dir, "rf.yaml")
 	require.NoError(t, os.WriteFile(rfFile, []byte("ring:\n  replication_factor: 2\n"), 0o644))
 	targetFile := filepath.Join(dir, "target.yaml")
-	require.NoError(t, os.WriteFile(targetFile, []byte("target: ingester\n"), 0o644))
+	require.NoError(t, os.WriteFile(targetFile, []byte("target: ingester\nblocks_storage:\n  filesystem:\n    dir: /shared/bucket\n"), 0o644))
+	shared := "-blocks-storage.filesystem.dir=" + filepath.Join(dir, "bucket")
 	for _, tc := range []struct {
 		name    string
 		args    []string
@@ -24,12 +25,18 @@ func TestParseConfig(t *testing.T) {
 		{"all defaults to rf 1", nil, 1, ""},
 		{"all with rf given", []string{"-ring.replication-factor=3"}, 3, ""},
 		{"all with rf in the file", []string{"-config.file=" + rfFile}, 2, ""},
-		{"ingester defaults to rf 3", []string{"-target=ingester"}, 3, ""},
+		{"ingester defaults to rf 3", []string{"-target=ingester", shared}, 3, ""},
 		{"distributor defaults to rf 3", []string{"-target=distributor"}, 3, ""},
-		{"querier defaults to rf 3", []string{"-target=querier"}, 3, ""},
+		{"querier defaults to rf 3", []string{"-target=querier", shared}, 3, ""},
+		{"ingester needs a shared bucket", []string{"-target=ingester"}, 0, "-target=ingester needs a bucket every ingester, querier, store-gateway and compactor shares"},
+		{"querier needs a shared bucket", []string{"-target=querier"}, 0, "-target=querier needs a bucket"},
+		{"store-gateway needs a shared bucket", []string{"-target=store-gateway"}, 0, "-target=store-gateway needs a bucket"},
+		{"compactor needs a shared bucket", []string{"-target=compactor"}, 0, "-target=compactor needs a bucket"},
+		{"s3 is shared", []string{"-target=ingester", "-blocks-storage.backend=s3", "-blocks-storage.s3.endpoint=127.0.0.1:9000", "-blocks-storage.s3.bucket-name=b"}, 3, ""},
 		{"target from the file", []string{"-config.file=" + targetFile}, 3, ""},
 		{"flag wins over file", []string{"-config.file=" + rfFile, "-ring.replication-factor=5"}, 5, ""},
-		{"unknown target", []string{"-target=compactor"}, 0, `-target="compactor" is unknown; want all, distributor, ingester or querier`},
+		{"unknown target", []string{"-target=ruler"}, 0, `-target="ruler" is unknown; want all, distributor, ingester, querier, store-gateway or compactor`},
+		{"deletion delay below the readers' grace", []string{"-compactor.deletion-delay=1h"}, 0, "-compactor.deletion-delay (1h0m0s) must be above"},
 		{"rf 0", []string{"-target=ingester", "-ring.replication-factor=0"}, 0, "-ring.replication-factor must be at least 1"},
 		{"bad bind address", []string{"-memberlist.bind-address=nohost"}, 0, `-memberlist.bind-address="nohost"`},
 		{"bad join seed", []string{"-memberlist.join=[::1"}, 0, "-memberlist.join: seed"},
@@ -61,7 +68,7 @@ func TestMemberlistConfig(t *testing.T) {
 		{"an explicit IP is kept", targetAll, "192.0.2.1:7946", "", "192.0.2.1:7946"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, _, err := parseConfig([]string{"-target=" + tc.target, "-memberlist.bind-address=" + tc.bind, "-memberlist.join=" + tc.join})
+			cfg, _, err := parseConfig([]string{"-target=" + tc.target, "-memberlist.bind-address=" + tc.bind, "-memberlist.join=" + tc.join, "-blocks-storage.filesystem.dir=" + t.TempDir()})
 			require.NoError(t, err)
 			require.Equal(t, tc.wantBind, memberlistConfig(cfg).BindAddress)
 		})

@@ -96,6 +96,7 @@ type process struct {
 
 	gossip, runtime, authn, server, ingester, distributor, querier *task
 	ingLC, distLC, activate, announce                              *task
+	compactor, compLC, storeGateway, sgLC, sgActivate, bucketIndex *task
 	ingActive, distActive                                          atomic.Bool
 	ingRegistered                                                  bool
 }
@@ -180,6 +181,9 @@ func (p *process) start(ctx context.Context, httpL, grpcL net.Listener, stdout i
 	if c.runsQuerier() {
 		p.querier = goTask("querier", p.died, c.q.Run)
 	}
+	if err := p.startBlocks(ctx); err != nil {
+		return err
+	}
 	p.announce = goTask("announce", p.died, func(ctx context.Context) error {
 		if waitReady(ctx, p.srv.Ready) == nil {
 			p.printReady(stdout, httpL.Addr().(*net.TCPAddr))
@@ -187,6 +191,55 @@ func (p *process) start(ctx context.Context, httpL, grpcL net.Listener, stdout i
 		<-ctx.Done()
 		return nil
 	})
+	return nil
+}
+
+// startBlocks starts the long-term storage side: the bucket index loader,
+// the store-gateway (JOINING until its first sync of owned blocks, then
+// ACTIVE) and the compactor (ACTIVE at once: it owns tenants, not data).
+func (p *process) startBlocks(ctx context.Context) error {
+	b := p.c.blocks
+	if b.indexes != nil {
+		p.bucketIndex = goTask("bucket index loader", p.died, b.indexes.Run)
+	}
+	if b.sg != nil {
+		p.srv.AddReadyCheck("store-gateway", b.sg.CheckReady)
+		p.storeGateway = goTask("store-gateway", p.died, b.sg.Run)
+		rctx, cancel := context.WithTimeout(ctx, startTimeout)
+		err := b.sgLC.Register(rctx)
+		cancel()
+		if err != nil {
+			return err
+		}
+		p.sgLC = goTask("store-gateway lifecycler", p.died, b.sgLC.Run)
+		p.sgActivate = goTask("store-gateway activation", p.died, func(ctx context.Context) error {
+			if err := waitReady(ctx, b.sg.CheckReady); err != nil {
+				<-ctx.Done()
+				return nil
+			}
+			if err := b.sgLC.SetState(ctx, ring.Active); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			<-ctx.Done()
+			return nil
+		})
+	}
+	if b.comp != nil {
+		rctx, cancel := context.WithTimeout(ctx, startTimeout)
+		err := b.compLC.Register(rctx)
+		if err == nil {
+			err = b.compLC.SetState(rctx, ring.Active)
+		}
+		cancel()
+		if err != nil {
+			return err
+		}
+		p.compLC = goTask("compactor lifecycler", p.died, b.compLC.Run)
+		p.compactor = goTask("compactor", p.died, b.comp.Run)
+	}
 	return nil
 }
 

@@ -65,6 +65,12 @@ func (t *task) stop(timeout time.Duration) error {
 const (
 	leaveStateTimeout = 5 * time.Second  // one ring write
 	stopTimeout       = 10 * time.Second // a component's Run after its work drained
+	// compactorStopTimeout: a compaction in progress is abandoned (its
+	// partial output is never visible: meta.json goes last).
+	compactorStopTimeout = 30 * time.Second
+	// flushTimeout is what -ingester.flush-on-shutdown adds to the
+	// ingester's stop: cutting and uploading every tenant's head.
+	flushTimeout = 10 * time.Minute
 )
 
 // shutdown stops the process in order, each step with a deadline:
@@ -90,6 +96,7 @@ func (p *process) shutdown() error {
 	}
 	add(p.announce.stop(stopTimeout))
 	add(p.activate.stop(stopTimeout))
+	add(p.sgActivate.stop(stopTimeout))
 	// Not ready any more: a load balancer stops sending new requests.
 	p.ingActive.Store(false)
 	p.distActive.Store(false)
@@ -102,9 +109,19 @@ func (p *process) shutdown() error {
 	add(p.server.stop(p.cfg.Server.ShutdownTimeout + stopTimeout))
 	add(p.distributor.stop(stopTimeout))
 	add(p.querier.stop(stopTimeout))
-	add(p.ingester.stop(p.cfg.Server.ShutdownTimeout + stopTimeout))
+	add(p.storeGateway.stop(stopTimeout))
+	add(p.compactor.stop(compactorStopTimeout))
+	ingTimeout := p.cfg.Server.ShutdownTimeout + stopTimeout
+	if p.cfg.Ingester.FlushOnShutdown {
+		ingTimeout += flushTimeout // cut every head into a block and upload it
+	}
+	add(p.ingester.stop(ingTimeout))
 	add(p.ingLC.stop(leaveStateTimeout + stopTimeout))
 	add(p.distLC.stop(leaveStateTimeout + stopTimeout))
+	add(p.sgLC.stop(leaveStateTimeout + stopTimeout))
+	add(p.compLC.stop(leaveStateTimeout + stopTimeout))
+	add(p.bucketIndex.stop(stopTimeout))
+	add(p.c.blocks.close())
 	if p.c.pool != nil {
 		add(p.c.pool.Close())
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/strata-metrics/strata/querier"
 	"github.com/strata-metrics/strata/ring"
 	"github.com/strata-metrics/strata/server"
+	"github.com/strata-metrics/strata/tenant"
 )
 
 // components is what one process runs; a nil field is not part of its
@@ -40,6 +41,9 @@ type components struct {
 	// is the number of healthy distributors a global limit is divided by.
 	distLC *ring.Lifecycler
 	q      *querier.Querier
+
+	// blocks is long-term storage: bucket, store-gateway, compactor.
+	blocks *blocksComponents
 }
 
 func (c *components) runsIngester() bool    { return c.ing != nil }
@@ -82,6 +86,11 @@ func newComponents(cfg *Config, srv *server.Server, advertise string, log *slog.
 		return nil, fmt.Errorf("create runtime config: %w", err)
 	}
 	c.overrides = overrides
+	// One cap on tenant-labelled series for every component of the process.
+	tenantLabels, err := tenant.NewLabelCap(cfg.Metrics, reg, time.Now)
+	if err != nil {
+		return nil, fmt.Errorf("create tenant label cap: %w", err)
+	}
 	srv.Handle("/runtime_config", "runtime_config", overrides.Handler())
 	// With a tenants file, credentials decide the tenant and every route
 	// but /ready and /metrics requires them; otherwise X-Scope-OrgID (from
@@ -98,12 +107,29 @@ func newComponents(cfg *Config, srv *server.Server, advertise string, log *slog.
 		c.pool = clientpool.New(cfg.IngesterClient, reg)
 	}
 
+	retention := func(t string) time.Duration { return overrides.For(t).CompactorBlocksRetentionPeriod }
+	c.blocks, err = newBlocksComponents(cfg, srv, kv, c.pool, advertise, runs, retention, log, reg)
+	if err != nil {
+		return nil, err
+	}
+
 	if runs(targetIngester) {
 		c.ing, err = ingester.New(cfg.Ingester, cfg.DataDir, overrides, log.With("component", "ingester"), reg)
 		if err != nil {
 			return nil, fmt.Errorf("create ingester: %w", err)
 		}
 		ingesterpb.RegisterIngesterServer(srv.GRPC(), c.ing)
+		c.ing.SetTenantLabels(tenantLabels)
+		// Blocks go to the bucket as they are cut; POST /ingester/flush
+		// cuts and ships the heads now (before a scale-down).
+		ingBkt, err := c.blocks.openBucket(cfg, "ingester", log, reg)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.ing.EnableShipping(ingester.ShipDeps{Bucket: ingBkt, InstanceID: cfg.Instance.ID, Reg: reg, TenantLabels: tenantLabels}); err != nil {
+			return nil, err
+		}
+		srv.Handle("/ingester/flush", "ingester_flush", c.ing.FlushHandler())
 		// A global series limit becomes this ingester's share of it.
 		c.ing.SetRingShare(func() (int, int) {
 			return c.ingRing.ReplicationFactor(), max(1, c.ingRing.CountHealthy(ring.Write))
@@ -124,6 +150,7 @@ func newComponents(cfg *Config, srv *server.Server, advertise string, log *slog.
 			// at least this one, before it has joined its ring.
 			HealthyDistributors: func() int { return max(1, c.distRing.CountHealthy(ring.Write)) },
 			HAKV:                kv,
+			TenantLabels:        tenantLabels,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("create distributor: %w", err)
@@ -144,7 +171,9 @@ func newComponents(cfg *Config, srv *server.Server, advertise string, log *slog.
 		c.q, err = querier.New(cfg.Querier, querier.Deps{
 			Ring: c.ingRing, Clients: c.pool, Limits: overrides, Tenants: tenants,
 			Log: log.With("component", "querier"), Reg: reg,
-			Build: querier.BuildInfo{Version: version, Revision: revision, Branch: branch, BuildDate: buildDate},
+			StoreGateways: c.blocks.sgClient,
+			TenantLabels:  tenantLabels,
+			Build:         querier.BuildInfo{Version: version, Revision: revision, Branch: branch, BuildDate: buildDate},
 		})
 		if err != nil {
 			return nil, fmt.Errorf("create querier: %w", err)

@@ -16,6 +16,9 @@ const (
 	RoleDistributor Role = "distributor"
 	RoleIngester    Role = "ingester"
 	RoleQuerier     Role = "querier"
+	// Long-term storage.
+	RoleStoreGateway Role = "store-gateway"
+	RoleCompactor    Role = "compactor"
 )
 
 // ClusterConfig is the shape of a multi-process strata cluster on loopback.
@@ -28,12 +31,19 @@ type ClusterConfig struct {
 
 	Ingesters, Zones, Distributors, Queriers int
 	ReplicationFactor                        int
+	// StoreGateways and Compactors default to none: the bucket (a shared
+	// directory, <Dir>/bucket, unless Args name another) is still written
+	// by the ingesters and read by the queriers through the bucket index.
+	StoreGateways, Compactors int
 	// ClusterLabel is -memberlist.cluster-label; empty means "strata-local".
 	ClusterLabel string
 
 	// Args are added to every process after the generated ones (a flag given
 	// twice takes the last); IngesterArgs to ingesters only.
 	Args, IngesterArgs []string
+	// StoreGatewayArgs go to store-gateways only, CompactorArgs to
+	// compactors only.
+	StoreGatewayArgs, CompactorArgs []string
 }
 
 func (c *ClusterConfig) withDefaults() {
@@ -107,6 +117,12 @@ func PlanCluster(cfg ClusterConfig, nextAddr func() (string, error)) ([]NodeSpec
 	for i := range cfg.Queriers {
 		add(RoleQuerier, "querier-"+strconv.Itoa(i+1), "")
 	}
+	for i := range cfg.StoreGateways {
+		add(RoleStoreGateway, fmt.Sprintf("store-gateway-%s-%d", ZoneName(i%cfg.Zones), i/cfg.Zones+1), ZoneName(i%cfg.Zones))
+	}
+	for i := range cfg.Compactors {
+		add(RoleCompactor, "compactor-"+strconv.Itoa(i+1), "")
+	}
 	for i := range nodes {
 		n := &nodes[i]
 		for _, a := range []*string{&n.HTTPAddr, &n.GRPCAddr, &n.GossipAddr} {
@@ -137,13 +153,21 @@ func PlanCluster(cfg ClusterConfig, nextAddr func() (string, error)) ([]NodeSpec
 			"-memberlist.cluster-label=" + cfg.ClusterLabel,
 			"-ring.replication-factor=" + strconv.Itoa(cfg.ReplicationFactor),
 			"-ring.zone-awareness-enabled=" + strconv.FormatBool(cfg.Zones > 1),
+			// One bucket for the whole cluster, as object storage would be.
+			"-blocks-storage.filesystem.dir=" + filepath.Join(cfg.Dir, "bucket"),
+			"-store-gateway.replication-factor=" + strconv.Itoa(min(cfg.ReplicationFactor, max(cfg.StoreGateways, 1))),
 		}
 		if n.Zone != "" {
 			n.Args = append(n.Args, "-instance.zone="+n.Zone)
 		}
 		n.Args = append(n.Args, cfg.Args...)
-		if n.Role == RoleIngester {
+		switch n.Role {
+		case RoleIngester:
 			n.Args = append(n.Args, cfg.IngesterArgs...)
+		case RoleStoreGateway:
+			n.Args = append(n.Args, cfg.StoreGatewayArgs...)
+		case RoleCompactor:
+			n.Args = append(n.Args, cfg.CompactorArgs...)
 		}
 	}
 	return nodes, nil
