@@ -3,8 +3,11 @@
 //
 // Flow: local/ (`make cluster`) starts processes on loopback;
 // docker-compose.yml and kubernetes/ describe the same topology (3 ingesters
-// in 3 zones, RF=3, distributors, queriers, gossip join) for containers.
+// and 3 store-gateways in 3 zones, RF=3, distributors, queriers, a
+// compactor, gossip join, one S3 bucket) for containers. LocalCluster is the
+// topology of local/.
 // Owns: the manifests; manifests_test.go parses every YAML file here and
-// checks that it names only flags and targets the strata binary has.
+// checks that it names only flags and targets the strata binary has, and
+// that every process that needs the bucket shares one.
 // Does not: run a container engine (none runs where the tests run).
 package deploy

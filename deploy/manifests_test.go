@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -51,12 +52,26 @@ func strataFlags(t *testing.T) map[string]bool {
 	return flags
 }
 
-var validTargets = map[string]bool{"all": true, "distributor": true, "ingester": true, "querier": true}
+var validTargets = map[string]bool{
+	"all": true, "distributor": true, "ingester": true, "querier": true,
+	"store-gateway": true, "compactor": true,
+}
+
+// bucketUsers are the targets that read or write the blocks bucket: all of
+// them in one cluster must share it.
+var bucketUsers = map[string]bool{"ingester": true, "querier": true, "store-gateway": true, "compactor": true}
 
 // invocation is one strata process a manifest starts.
 type invocation struct {
 	where string   // file and path inside it
 	args  []string // command line after the binary
+	// env is the process environment a manifest sets: name → where the
+	// value comes from ("" for a literal, "secret/<name>" or
+	// "configMap/<name>" for a Kubernetes reference).
+	env map[string]string
+	// envFrom names the ConfigMaps and Secrets loaded whole
+	// ("configMap/<name>", "secret/<name>").
+	envFrom []string
 }
 
 func (in invocation) flag(name string) (string, bool) {
@@ -137,23 +152,32 @@ func readYAML(t *testing.T) []yamlDoc {
 	return docs
 }
 
+// isStrata reports whether image is the strata image.
+func isStrata(image string) bool { return strings.Contains(image, "strata") }
+
 // invocations finds every container that runs the strata image: any
-// mapping with an "image" naming strata, its "command" or "args" list.
+// mapping with an "image" naming strata, its "entrypoint" (without the
+// binary), "command" or "args" list, and its environment.
 func invocations(docs []yamlDoc) []invocation {
 	var out []invocation
 	var walk func(file, path string, v any)
 	walk = func(file, path string, v any) {
 		switch v := v.(type) {
 		case map[string]any:
-			if img, ok := v["image"].(string); ok && strings.Contains(img, "strata") {
+			if img, ok := v["image"].(string); ok && isStrata(img) {
 				var args []string
-				for _, key := range []string{"command", "args"} {
+				for _, key := range []string{"entrypoint", "command", "args"} {
 					list, _ := v[key].([]any)
-					for _, a := range list {
+					for i, a := range list {
+						if key == "entrypoint" && i == 0 && strings.HasSuffix(fmt.Sprint(a), "strata") {
+							continue // the binary
+						}
 						args = append(args, fmt.Sprint(a))
 					}
 				}
-				out = append(out, invocation{where: file + ":" + path, args: args})
+				in := invocation{where: file + ":" + path, args: args, env: map[string]string{}}
+				readEnv(&in, v)
+				out = append(out, in)
 			}
 			for _, k := range slices.Sorted(maps.Keys(v)) {
 				if path == "" && strings.HasPrefix(k, "x-") {
@@ -173,12 +197,129 @@ func invocations(docs []yamlDoc) []invocation {
 	return out
 }
 
+// readEnv fills in.env and in.envFrom from a compose service
+// ("environment", a mapping or a list of NAME=value) or a Kubernetes
+// container ("env", "envFrom").
+func readEnv(in *invocation, v map[string]any) {
+	switch e := v["environment"].(type) {
+	case map[string]any:
+		for k := range e {
+			in.env[k] = ""
+		}
+	case []any:
+		for _, kv := range e {
+			k, _, _ := strings.Cut(fmt.Sprint(kv), "=")
+			in.env[k] = ""
+		}
+	}
+	for _, e := range asList(v["env"]) {
+		src := ""
+		if n := str(e, "valueFrom", "secretKeyRef", "name"); n != "" {
+			src = "secret/" + n
+		} else if n := str(e, "valueFrom", "configMapKeyRef", "name"); n != "" {
+			src = "configMap/" + n
+		}
+		in.env[str(e, "name")] = src
+	}
+	for _, e := range asList(v["envFrom"]) {
+		if n := str(e, "configMapRef", "name"); n != "" {
+			in.envFrom = append(in.envFrom, "configMap/"+n)
+		}
+		if n := str(e, "secretRef", "name"); n != "" {
+			in.envFrom = append(in.envFrom, "secret/"+n)
+		}
+	}
+}
+
+func asList(v any) []any { l, _ := v.([]any); return l }
+
+// bucketOf names the bucket an invocation uses, "" when its flags do not
+// name one it could share with other processes.
+func bucketOf(in invocation) (string, error) {
+	backend, ok := in.flag("blocks-storage.backend")
+	if !ok {
+		backend = "filesystem"
+	}
+	need := map[string][]string{
+		"filesystem": {"blocks-storage.filesystem.dir"},
+		"s3":         {"blocks-storage.s3.endpoint", "blocks-storage.s3.bucket-name"},
+		"gcs":        {"blocks-storage.gcs.bucket-name"},
+		"azure":      {"blocks-storage.azure.account-name", "blocks-storage.azure.container-name"},
+		"swift":      {"blocks-storage.swift.auth-url", "blocks-storage.swift.container-name"},
+	}[backend]
+	if need == nil {
+		return "", fmt.Errorf("-blocks-storage.backend=%s is unknown", backend)
+	}
+	id := backend
+	for _, f := range need {
+		v, ok := in.flag(f)
+		if !ok || v == "" {
+			return "", fmt.Errorf("-blocks-storage.backend=%s without -%s: the bucket is not shared", backend, f)
+		}
+		id += " " + f + "=" + v
+	}
+	return id, nil
+}
+
+// checkCluster checks what the processes of one cluster must agree on: one
+// bucket for every bucket user (no object storage keys on a command line),
+// one -store-gateway.replication-factor for queriers and store-gateways,
+// and enough store-gateway zones for it.
+func checkCluster(group string, invs []invocation) []string {
+	var errs []string
+	buckets := map[string][]string{}
+	sgRF := map[string][]string{}
+	sgZones := map[string]bool{}
+	for _, in := range invs {
+		target, _ := in.flag("target")
+		for _, secret := range []string{"blocks-storage.s3.access-key-id", "blocks-storage.s3.secret-access-key",
+			"blocks-storage.azure.account-key", "blocks-storage.swift.password"} {
+			if _, ok := in.flag(secret); ok {
+				errs = append(errs, fmt.Sprintf("%s: -%s on the command line: give the key in the environment", in.where, secret))
+			}
+		}
+		if !bucketUsers[target] {
+			continue
+		}
+		id, err := bucketOf(in)
+		if err != nil {
+			errs = append(errs, in.where+": "+err.Error())
+			continue
+		}
+		buckets[id] = append(buckets[id], in.where)
+		if target == "querier" || target == "store-gateway" {
+			rf, ok := in.flag("store-gateway.replication-factor")
+			if !ok {
+				rf = "default"
+			}
+			sgRF[rf] = append(sgRF[rf], in.where)
+		}
+		if target == "store-gateway" {
+			zone, _ := in.flag("instance.zone")
+			sgZones[zone] = true
+		}
+	}
+	if len(buckets) != 1 {
+		errs = append(errs, fmt.Sprintf("%s: want one bucket shared by every ingester, querier, store-gateway and compactor, got %d: %v", group, len(buckets), buckets))
+	}
+	if len(sgRF) > 1 {
+		errs = append(errs, fmt.Sprintf("%s: queriers and store-gateways disagree on -store-gateway.replication-factor: %v", group, sgRF))
+	}
+	for rf := range sgRF {
+		if n, err := strconv.Atoi(rf); err == nil && len(sgZones) < n {
+			errs = append(errs, fmt.Sprintf("%s: -store-gateway.replication-factor=%d with store-gateways in %d zones", group, n, len(sgZones)))
+		}
+	}
+	return errs
+}
+
 func TestManifestsUseRealFlags(t *testing.T) {
 	flags := strataFlags(t)
 	docs := readYAML(t)
 	invs := invocations(docs)
 	var errs []string
 	targets := map[string]map[string]int{} // file group → target → count
+	groups := map[string][]invocation{}
 	for _, in := range invs {
 		errs = append(errs, checkArgs(in, flags)...)
 		group := "kubernetes"
@@ -188,12 +329,16 @@ func TestManifestsUseRealFlags(t *testing.T) {
 		if targets[group] == nil {
 			targets[group] = map[string]int{}
 		}
+		groups[group] = append(groups[group], in)
 		target, _ := in.flag("target")
 		targets[group][target]++
-		if target == "ingester" {
+		if target == "ingester" || target == "store-gateway" {
 			if _, ok := in.flag("instance.zone"); !ok {
-				errs = append(errs, in.where+": ingester without -instance.zone")
+				errs = append(errs, in.where+": "+target+" without -instance.zone")
 			}
+		}
+		if _, ok := in.env["AWS_ACCESS_KEY_ID"]; bucketUsers[target] && flagOr(in, "blocks-storage.backend") == "s3" && !ok && len(in.envFrom) == 0 {
+			errs = append(errs, in.where+": an S3 bucket user without AWS_ACCESS_KEY_ID in its environment")
 		}
 		if rf, _ := in.flag("ring.replication-factor"); target != "all" && rf != "3" {
 			errs = append(errs, fmt.Sprintf("%s: -ring.replication-factor=%q, want 3", in.where, rf))
@@ -202,38 +347,89 @@ func TestManifestsUseRealFlags(t *testing.T) {
 			errs = append(errs, in.where+": no -memberlist.join")
 		}
 	}
+	for _, group := range slices.Sorted(maps.Keys(groups)) {
+		errs = append(errs, checkCluster(group, groups[group])...)
+		for _, in := range groups[group] {
+			if b, _ := in.flag("blocks-storage.backend"); bucketUsers[flagOr(in, "target")] && b != "s3" && b != "gcs" && b != "azure" && b != "swift" {
+				errs = append(errs, in.where+": containers share no directory: use object storage (-blocks-storage.backend)")
+			}
+		}
+	}
 	if len(errs) > 0 {
 		t.Fatalf("%d problems:\n%s", len(errs), strings.Join(errs, "\n"))
 	}
-	// The topology of `make cluster` in both: 3 ingesters, distributors, a querier.
+	// The topology of `make cluster` in both: 3 ingesters and 3
+	// store-gateways, distributors, a querier, a compactor.
 	for _, group := range []string{"docker-compose.yml", "kubernetes"} {
 		require.Equal(t, 3, targets[group]["ingester"], "%s: ingesters", group)
+		require.Equal(t, 3, targets[group]["store-gateway"], "%s: store-gateways", group)
 		require.Positive(t, targets[group]["distributor"], "%s: distributors", group)
 		require.Positive(t, targets[group]["querier"], "%s: queriers", group)
+		require.Positive(t, targets[group]["compactor"], "%s: compactors", group)
+	}
+}
+
+func flagOr(in invocation, name string) string { v, _ := in.flag(name); return v }
+
+// TestComposeBucket: the S3 endpoint of docker-compose.yml is one of its
+// services, and every strata service waits for the bucket to exist.
+func TestComposeBucket(t *testing.T) {
+	var compose map[string]any
+	for _, d := range readYAML(t) {
+		if d.file == "docker-compose.yml" {
+			compose = d.root
+		}
+	}
+	require.NotNil(t, compose)
+	services, _ := compose["services"].(map[string]any)
+	for _, in := range invocations([]yamlDoc{{file: "docker-compose.yml", root: compose}}) {
+		if !bucketUsers[flagOr(in, "target")] {
+			continue
+		}
+		host, _, _ := strings.Cut(flagOr(in, "blocks-storage.s3.endpoint"), ":")
+		require.Contains(t, services, host, "%s: -blocks-storage.s3.endpoint is not a service of the file", in.where)
+		name := strings.Split(strings.TrimPrefix(in.where, "docker-compose.yml:.services."), ".")[0]
+		deps, _ := get(services, name, "depends_on").(map[string]any)
+		var waits bool
+		for dep := range deps {
+			if str(deps, dep, "condition") == "service_completed_successfully" {
+				waits = true
+			}
+		}
+		require.True(t, waits, "%s: does not wait for the bucket-creating service", name)
 	}
 }
 
 func TestLocalClusterUsesRealFlags(t *testing.T) {
 	flags := strataFlags(t)
 	n := 0
-	nodes, err := procs.PlanCluster(procs.ClusterConfig{Bin: "strata", Dir: t.TempDir()}, func() (string, error) {
+	nodes, err := procs.PlanCluster(LocalCluster("strata", t.TempDir()), func() (string, error) {
 		n++
 		return fmt.Sprintf("127.0.0.1:%d", 20000+n), nil
 	})
 	require.NoError(t, err)
 	roles := map[procs.Role]int{}
 	zones := map[string]bool{}
+	var invs []invocation
 	for _, node := range nodes {
 		roles[node.Role]++
 		if node.Zone != "" {
 			zones[node.Zone] = true
 		}
-		errs := checkArgs(invocation{where: "deploy/local " + node.Name, args: node.Args}, flags)
+		in := invocation{where: "deploy/local " + node.Name, args: node.Args}
+		invs = append(invs, in)
+		errs := checkArgs(in, flags)
 		if len(errs) > 0 {
 			t.Fatalf("%d problems:\n%s", len(errs), strings.Join(errs, "\n"))
 		}
 	}
-	require.Equal(t, map[procs.Role]int{procs.RoleIngester: 3, procs.RoleDistributor: 2, procs.RoleQuerier: 1}, roles)
+	if errs := checkCluster("deploy/local", invs); len(errs) > 0 {
+		t.Fatalf("%d problems:\n%s", len(errs), strings.Join(errs, "\n"))
+	}
+	require.Equal(t, map[procs.Role]int{
+		procs.RoleIngester: 3, procs.RoleDistributor: 2, procs.RoleQuerier: 1,
+		procs.RoleStoreGateway: 3, procs.RoleCompactor: 1,
+	}, roles)
 	require.Len(t, zones, 3)
 }
 
@@ -322,7 +518,22 @@ func TestKubernetesManifests(t *testing.T) {
 			headless[str(d.root, "metadata", "name")] = true
 		}
 	}
-	zones := map[string]bool{}
+	zones, sgZones := map[string]bool{}, map[string]bool{}
+	var sgLabels []map[string]string
+	// objects holds the keys of every ConfigMap and Secret: "secret/<name>"
+	// → key → true.
+	objects := map[string]map[string]bool{}
+	for kind, prefix := range map[string]string{"ConfigMap": "configMap/", "Secret": "secret/"} {
+		for _, d := range byKind[kind] {
+			keys := map[string]bool{}
+			for _, field := range []string{"data", "stringData"} {
+				for k := range stringMap(get(d.root, field)) {
+					keys[k] = true
+				}
+			}
+			objects[prefix+str(d.root, "metadata", "name")] = keys
+		}
+	}
 	for _, kind := range []string{"Deployment", "StatefulSet"} {
 		for _, d := range byKind[kind] {
 			name := kind + " " + str(d.root, "metadata", "name")
@@ -336,6 +547,10 @@ func TestKubernetesManifests(t *testing.T) {
 			containers, _ := get(d.root, "spec", "template", "spec", "containers").([]any)
 			require.NotEmpty(t, containers, name)
 			for i := range containers {
+				checkEnvRefs(t, name, containers[i], objects)
+				if !isStrata(str(containers[i], "image")) {
+					continue // the bucket's MinIO
+				}
 				require.Equal(t, "/ready", str(containers[i], "readinessProbe", "httpGet", "path"), "%s: readiness probe", name)
 				var join, target, zone string
 				for _, a := range get(containers[i], "args").([]any) {
@@ -353,6 +568,15 @@ func TestKubernetesManifests(t *testing.T) {
 				svc, rest, _ := strings.Cut(host, ".")
 				require.True(t, headless[svc] && rest == ns+".svc.cluster.local",
 					"%s: -memberlist.join=%s is not a headless Service of namespace %s", name, join, ns)
+				if target == "store-gateway" || target == "compactor" {
+					require.Equal(t, "StatefulSet", kind, "%s: %ss need stable volumes", name, target)
+					require.NotEmpty(t, get(d.root, "spec", "volumeClaimTemplates"), "%s: volumeClaimTemplates", name)
+				}
+				if target == "store-gateway" {
+					require.False(t, sgZones[zone], "%s: store-gateway zone %q used twice", name, zone)
+					sgZones[zone] = true
+					sgLabels = append(sgLabels, labels)
+				}
 				if target == "ingester" {
 					require.Equal(t, "StatefulSet", kind, "%s: ingesters need stable volumes", name)
 					require.NotEmpty(t, get(d.root, "spec", "volumeClaimTemplates"), "%s: volumeClaimTemplates", name)
@@ -366,6 +590,7 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 	}
 	require.Len(t, zones, 3, "one ingester StatefulSet per zone")
+	require.Len(t, sgZones, 3, "one store-gateway StatefulSet per zone")
 
 	for _, d := range byKind["Service"] {
 		name := str(d.root, "metadata", "name")
@@ -378,11 +603,67 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 		require.NotEmpty(t, matched, "Service %s selects no workload", name)
 	}
-	require.NotEmpty(t, byKind["PodDisruptionBudget"], "ingesters need a PodDisruptionBudget")
-	for _, d := range byKind["PodDisruptionBudget"] {
-		sel := stringMap(get(d.root, "spec", "selector", "matchLabels"))
-		for _, l := range ingesterLabels {
-			require.True(t, selects(sel, l), "PodDisruptionBudget %s misses ingesters %v", str(d.root, "metadata", "name"), l)
+	// One PodDisruptionBudget over all ingesters, one over all store-gateways.
+	for _, group := range []struct {
+		name   string
+		labels []map[string]string
+	}{{"ingesters", ingesterLabels}, {"store-gateways", sgLabels}} {
+		var covered bool
+		for _, d := range byKind["PodDisruptionBudget"] {
+			sel := stringMap(get(d.root, "spec", "selector", "matchLabels"))
+			all := true
+			for _, l := range group.labels {
+				all = all && selects(sel, l)
+			}
+			covered = covered || all
+		}
+		require.True(t, covered, "no PodDisruptionBudget covers all %s", group.name)
+	}
+
+	// Every Job's containers reference only existing ConfigMap and Secret keys.
+	for _, d := range byKind["Job"] {
+		for _, c := range asList(get(d.root, "spec", "template", "spec", "containers")) {
+			checkEnvRefs(t, "Job "+str(d.root, "metadata", "name"), c, objects)
+		}
+	}
+}
+
+// checkEnvRefs checks a Kubernetes container: every ConfigMap and Secret it
+// loads exists and has the keys it names, every $(VAR) in its args is in
+// its environment (else Kubernetes passes "$(VAR)" on unexpanded), and a
+// strata container that uses an S3 bucket gets its keys from a Secret.
+func checkEnvRefs(t *testing.T, name string, c any, objects map[string]map[string]bool) {
+	t.Helper()
+	in := invocation{env: map[string]string{}}
+	readEnv(&in, c.(map[string]any))
+	env := map[string]string{}
+	for _, ref := range in.envFrom {
+		keys, ok := objects[ref]
+		require.True(t, ok, "%s: envFrom %s does not exist", name, ref)
+		for k := range keys {
+			env[k] = ref
+		}
+	}
+	for _, e := range asList(get(c, "env")) {
+		for _, kind := range []string{"secretKeyRef", "configMapKeyRef"} {
+			if ref := str(e, "valueFrom", kind, "name"); ref != "" {
+				obj := map[string]string{"secretKeyRef": "secret/", "configMapKeyRef": "configMap/"}[kind] + ref
+				require.True(t, objects[obj][str(e, "valueFrom", kind, "key")], "%s: env %s: %s has no key %q", name, str(e, "name"), obj, str(e, "valueFrom", kind, "key"))
+			}
+		}
+	}
+	maps.Copy(env, in.env)
+	var args []string
+	for _, a := range asList(get(c, "args")) {
+		args = append(args, fmt.Sprint(a))
+	}
+	for _, m := range regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`).FindAllStringSubmatch(strings.Join(args, " "), -1) {
+		_, ok := env[m[1]]
+		require.True(t, ok, "%s: args use $(%s), which is not in its environment", name, m[1])
+	}
+	if isStrata(str(c, "image")) && slices.Contains(args, "-blocks-storage.backend=s3") {
+		for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
+			require.True(t, strings.HasPrefix(env[k], "secret/"), "%s: %s does not come from a Secret", name, k)
 		}
 	}
 }

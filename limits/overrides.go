@@ -30,18 +30,27 @@ import (
 type RuntimeConfig struct {
 	File         string        `yaml:"file"`
 	ReloadPeriod time.Duration `yaml:"reload_period"`
+	// AdminTenant sees every tenant's entry at GET /runtime_config; the
+	// others see only their own (see Overrides.Handler).
+	AdminTenant string `yaml:"admin_tenant"`
 }
 
 // RegisterFlags registers the runtime config flags.
 func (c *RuntimeConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.File, "runtime-config.file", "", "YAML file of per-tenant limit overrides (overrides: {tenant: {ingestion_rate: 50000}}), reloaded without a restart; empty: every tenant gets the flag defaults.")
 	fs.DurationVar(&c.ReloadPeriod, "runtime-config.reload-period", 10*time.Second, "How often the runtime config file is read; it is applied when its content changed.")
+	fs.StringVar(&c.AdminTenant, "runtime-config.admin-tenant", "", "Tenant id that sees every tenant's limits at GET /runtime_config; any other tenant sees the defaults and its own. Give it only to operators (a tenants-file entry, or a header only the gateway sets). Empty: no tenant sees the others' when multi-tenancy is on.")
 }
 
 // Validate checks the configuration.
 func (c *RuntimeConfig) Validate() error {
 	if c.File != "" && c.ReloadPeriod <= 0 {
 		return fmt.Errorf("-runtime-config.reload-period must be positive, got %s", c.ReloadPeriod)
+	}
+	if c.AdminTenant != "" {
+		if err := tenant.Validate(c.AdminTenant); err != nil {
+			return fmt.Errorf("-runtime-config.admin-tenant: %w", err)
+		}
 	}
 	return nil
 }

@@ -3,10 +3,7 @@ package limits
 import (
 	"context"
 	"flag"
-	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,33 +145,6 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-}
-
-func TestHandler(t *testing.T) {
-	o, _, _ := newFileOverrides(t, "overrides:\n  a:\n    ingestion_rate: 5\n    max_query_length: 1h\n    out_of_order_time_window: 30m\n")
-	require.NoError(t, o.Load())
-	get := func(url string) (int, string) {
-		rec := httptest.NewRecorder()
-		o.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, url, nil))
-		b, err := io.ReadAll(rec.Result().Body)
-		require.NoError(t, err)
-		return rec.Code, string(b)
-	}
-	code, body := get("/runtime_config?mode=diff")
-	require.Equal(t, http.StatusOK, code)
-	require.Equal(t, "overrides:\n    a:\n        ingestion_rate: 5\n        out_of_order_time_window: 30m0s\n        max_query_length: 1h0m0s\n", body)
-
-	code, body = get("/runtime_config")
-	require.Equal(t, http.StatusOK, code)
-	require.Contains(t, body, "defaults:\n    ingestion_rate: 0\n")
-	require.Contains(t, body, "        ingestion_burst_size: 200000\n")
-	// What the handler serves parses back to the same limits.
-	got, err := ParseOverrides([]byte(body[strings.Index(body, "overrides:"):]), *o.Defaults())
-	require.NoError(t, err)
-	require.Equal(t, *o.For("a"), *got["a"])
-
-	code, _ = get("/runtime_config?mode=x")
-	require.Equal(t, http.StatusBadRequest, code)
 }
 
 func TestLocalSeriesLimit(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/util/annotations"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/proto/ingesterpb"
@@ -107,6 +108,32 @@ func errorClass(err error) ingesterpb.ErrorClass {
 // MaxUnavailableZones zones), the calls still running are canceled and
 // fanOut returns an *UnavailableError naming the failures (or ctx's error
 // when ctx ended first). replica is the instance's index in the set, for provenance.
+//
+// For the reads whose answers are merged as a union (see returnsWhenCovered),
+// fanOut also stops waiting as soon as the instances that succeeded cover
+// every series: once the instances that have not answered (failed or still
+// running) are a set the read set tolerates, the stragglers are canceled
+// and counted as canceled, without a warning. A hung ingester (SIGSTOP, a
+// dead host whose connection has not reset) then costs nothing while its
+// replicas answer, instead of holding every query until -querier.timeout.
+//
+// Why that answer is whole: a write is acknowledged once RF/2+1 of each
+// series' RF replicas accepted it (distinct zones with zone awareness).
+// The read set leaves out the unhealthy instances and tolerates failures
+// so that, counted together, at most RF/2 instances (or, with zones,
+// instances in at most RF/2 zones) are missing from the answer (see
+// ring.GetAllHealthy); rs.Tolerates is that test. At most RF/2 missing
+// cannot include all RF/2+1 instances (zones) that acknowledged a sample,
+// so one of them answered. Whether an instance is missing because it
+// failed or because it is slow does not matter to that count, so a
+// straggler may be given up under exactly the rule that already tolerates
+// a failure: nothing the existing failure tolerance did not already
+// assume. Without zones this returns after Quorum() successes; with zones,
+// once every zone but MaxUnavailableZones has answered completely (as
+// Cortex's and Mimir's ReplicationSet.Do do). A hang on more instances than
+// that still waits, as before, for ctx (-querier.timeout) to end the read.
+// What a stopped straggler alone held (samples no quorum acknowledged)
+// may be missing, as it may when that straggler fails.
 func fanOut[T any](ctx context.Context, f *fanout, rpc string, call func(ctx context.Context, c ingesterpb.IngesterClient, replica int) (T, error)) ([]T, annotations.Annotations, error) {
 	rs, err := f.ring.GetAllHealthy(ring.Read)
 	if err != nil {
@@ -122,6 +149,12 @@ func fanOut[T any](ctx context.Context, f *fanout, rpc string, call func(ctx con
 		failures []InstanceFailure
 		zones    []string // of failures
 		gaveUp   bool
+		// answered[i] is set when instance i succeeded; covered once the
+		// others may be given up (see above).
+		answered  = make([]bool, len(rs.Instances))
+		succeeded int
+		covered   bool
+		early     = returnsWhenCovered(rpc)
 	)
 	for i := range rs.Instances {
 		in := &rs.Instances[i]
@@ -140,7 +173,18 @@ func fanOut[T any](ctx context.Context, f *fanout, rpc string, call func(ctx con
 			case err == nil:
 				results = append(results, v)
 				f.m.requests.WithLabelValues(rpc, outcomeSuccess).Inc()
-			case gaveUp || ctx.Err() != nil:
+				answered[i] = true
+				succeeded++
+				if early && !covered && !gaveUp && coveredBy(rs, answered, succeeded) {
+					covered = true
+					cancel() // the stragglers: their replicas answered
+				}
+			case gaveUp || ctx.Err() != nil || (covered && isCanceled(err)):
+				// A straggler given up once the answer was complete is
+				// canceled, not failed. One that failed on its own (its
+				// error beat the cancel) still gets its warning below; it
+				// is one of the instances coverage allowed to be missing,
+				// so it cannot make the read fail.
 				f.m.requests.WithLabelValues(rpc, outcomeCanceled).Inc()
 			default:
 				f.m.requests.WithLabelValues(rpc, outcomeError).Inc()
@@ -153,6 +197,9 @@ func fanOut[T any](ctx context.Context, f *fanout, rpc string, call func(ctx con
 			}
 		})
 	}
+	// Once covered or given up, the calls still running were canceled:
+	// gRPC ends a call locally on cancel, without an answer from the
+	// (maybe hung) ingester, so this waits only for the calls that matter.
 	wg.Wait()
 
 	awaitDeadline(ctx)
@@ -168,6 +215,47 @@ func fanOut[T any](ctx context.Context, f *fanout, rpc string, call func(ctx con
 		warns.Add(fmt.Errorf("ingester %s (%s) failed %s, its replicas answered for it: %w", fl.ID, fl.Addr, rpc, fl.Err))
 	}
 	return results, warns, nil
+}
+
+// returnsWhenCovered reports whether fanOut may stop waiting for rpc's
+// stragglers once the answers cover every series: the reads whose answers
+// are merged as a union (series, label sets, names, values, exemplars,
+// metadata), where a second replica's answer adds nothing. TSDBStatus and
+// UserStats sum every answer and divide by the copies of each series, so
+// they wait for every instance; so does an RPC not listed here.
+func returnsWhenCovered(rpc string) bool {
+	switch rpc {
+	case "QueryStream", "Series", "LabelNames", "LabelValues", "QueryExemplars", "Metadata":
+		return true
+	}
+	return false
+}
+
+// coveredBy reports whether the instances not answered (answered[i]
+// false: failed or still running; succeeded is how many are true) are a
+// set rs tolerates, so that every series has a replica among those that
+// answered.
+func coveredBy(rs ring.ReplicationSet, answered []bool, succeeded int) bool {
+	missing := len(answered) - succeeded
+	if missing <= rs.MaxErrors {
+		return true // no allocation in the common case
+	}
+	if rs.MaxUnavailableZones <= 0 {
+		return false
+	}
+	zones := make([]string, 0, missing)
+	for i, ok := range answered {
+		if !ok {
+			zones = append(zones, rs.Instances[i].Zone)
+		}
+	}
+	return rs.Tolerates(zones)
+}
+
+// isCanceled reports whether err is a call's end by cancellation, as the
+// gRPC client reports it (codes.Canceled) or as a context error.
+func isCanceled(err error) bool {
+	return errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled
 }
 
 // awaitDeadline waits for ctx to end when its deadline has passed. The

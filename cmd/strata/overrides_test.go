@@ -65,7 +65,10 @@ func TestStackRuntimeOverrides(t *testing.T) {
 	require.Contains(t, body, `tenant "small"`)
 	require.Contains(t, body, "[strata-tenant-rate-limit]")
 
-	resp, err := http.Get(s.base + "/runtime_config")
+	cfgReq, err := http.NewRequest(http.MethodGet, s.base+"/runtime_config", nil)
+	require.NoError(t, err)
+	cfgReq.Header.Set("X-Scope-OrgID", "small")
+	resp, err := http.DefaultClient.Do(cfgReq)
 	require.NoError(t, err)
 	cfgBody, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()

@@ -91,7 +91,6 @@ func newComponents(cfg *Config, srv *server.Server, advertise string, log *slog.
 	if err != nil {
 		return nil, fmt.Errorf("create tenant label cap: %w", err)
 	}
-	srv.Handle("/runtime_config", "runtime_config", overrides.Handler())
 	// With a tenants file, credentials decide the tenant and every route
 	// but /ready and /metrics requires them; otherwise X-Scope-OrgID (from
 	// a gateway) names it.
@@ -103,6 +102,9 @@ func newComponents(cfg *Config, srv *server.Server, advertise string, log *slog.
 	}
 	tenants := cfg.Auth.Resolver(c.authn)
 	srv.RequireAuth(tenants.Middleware)
+	// With multi-tenancy a tenant sees only its own overrides there;
+	// -runtime-config.admin-tenant sees everyone's.
+	srv.Handle("/runtime_config", "runtime_config", overrides.Handler(tenants))
 	if runs(targetDistributor) || runs(targetQuerier) {
 		c.pool = clientpool.New(cfg.IngesterClient, reg)
 	}

@@ -1,13 +1,16 @@
 // Command local starts, inspects and stops a real multi-process Strata
-// cluster on loopback: 3 ingesters in 3 zones (zone-aware, RF=3), 2
-// distributors and 1 querier, each its own strata process.
+// cluster on loopback: 3 ingesters and 3 store-gateways in 3 zones
+// (zone-aware, RF=3 for both), 2 distributors, 1 querier and 1 compactor,
+// each its own strata process, all sharing one filesystem bucket
+// (<dir>/bucket) as their long-term object storage. The topology is
+// deploy.LocalCluster.
 //
 // Flow: `make cluster` --build--> bin/strata; `go run ./deploy/local start`
-// --starts--> 6 detached processes, gossip-joined, PIDs in <dir>/state.json;
+// --starts--> 10 detached processes, gossip-joined, PIDs in <dir>/state.json;
 // `go run ./deploy/local stop` (`make cluster-stop`) --SIGTERM, then SIGKILL
 // after -grace--> exactly the PIDs of that file.
 // Owns: <dir> (default deploy/local/.data): one data dir and one log file
-// per process, and the state file.
+// per process, the shared bucket and the state file.
 // Does not: signal any process it did not start: before signalling a PID it
 // checks that /proc/<pid>/cmdline is still the strata binary with that
 // node's -instance.id, so a reused PID is left alone.

@@ -18,6 +18,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/strata-metrics/strata/deploy"
 	"github.com/strata-metrics/strata/internal/procs"
 )
 
@@ -136,7 +137,7 @@ func start(cfg config, out io.Writer) error {
 		k++
 		return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), nil
 	}
-	specs, err := procs.PlanCluster(procs.ClusterConfig{Bin: bin, Dir: cfg.dir}, nextAddr)
+	specs, err := procs.PlanCluster(deploy.LocalCluster(bin, cfg.dir), nextAddr)
 	if err != nil {
 		return err
 	}
@@ -236,12 +237,21 @@ func waitReady(ctx context.Context, bin string, n nodeState) error {
 
 func printURLs(out io.Writer, st *state, dir string) {
 	var push, query []string
+	var ingester, compactor string
 	for _, n := range st.Nodes {
 		switch n.Role {
 		case procs.RoleDistributor:
 			push = append(push, n.URL()+"/api/v1/push")
 		case procs.RoleQuerier:
 			query = append(query, n.URL())
+		case procs.RoleIngester:
+			if ingester == "" {
+				ingester = n.URL()
+			}
+		case procs.RoleCompactor:
+			if compactor == "" {
+				compactor = n.URL()
+			}
 		}
 	}
 	first := st.Nodes[0].URL()
@@ -250,8 +260,20 @@ func printURLs(out io.Writer, st *state, dir string) {
 	fmt.Fprintf(out, "  query (Grafana URL):  %s\n", strings.Join(query, "  "))
 	if len(query) > 0 {
 		fmt.Fprintf(out, "  ring:                 %s/ring\n", query[0])
+		fmt.Fprintf(out, "  store-gateway ring:   %s/store-gateway/ring\n", query[0])
+		fmt.Fprintf(out, "  compactor ring:       %s/compactor/ring\n", query[0])
 	}
-	fmt.Fprintf(out, "  memberlist:           %s/memberlist\n\n", first)
+	fmt.Fprintf(out, "  memberlist:           %s/memberlist\n", first)
+	if b := bucketDir(st); b != "" {
+		fmt.Fprintf(out, "  bucket (long-term):   %s\n", b)
+	}
+	if ingester != "" {
+		fmt.Fprintf(out, "  ship blocks now:      curl -X POST %s/ingester/flush  (each ingester)\n", ingester)
+	}
+	if compactor != "" {
+		fmt.Fprintf(out, "  compact now:          curl -X POST %s/compactor/run\n", compactor)
+	}
+	fmt.Fprintln(out)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  NAME\tPID\tZONE\tHTTP\tGRPC\tGOSSIP\tLOG")
 	for _, n := range st.Nodes {
@@ -263,6 +285,24 @@ func printURLs(out io.Writer, st *state, dir string) {
 	}
 	tw.Flush()
 	fmt.Fprintln(out, "\nStop it with `make cluster-stop`.")
+}
+
+// bucketDir is the filesystem bucket every node of st shares (the last
+// -blocks-storage.filesystem.dir of the first node that names one), or "".
+func bucketDir(st *state) string {
+	const prefix = "-blocks-storage.filesystem.dir="
+	for _, n := range st.Nodes {
+		dir := ""
+		for _, a := range n.Args {
+			if v, ok := strings.CutPrefix(a, prefix); ok {
+				dir = v
+			}
+		}
+		if dir != "" {
+			return dir
+		}
+	}
+	return ""
 }
 
 // ours reports whether n.PID still runs the strata binary as node n (and is
@@ -373,23 +413,38 @@ func status(cfg config, out io.Writer) error {
 		if n.Role != procs.RoleQuerier || !ours(st.Bin, n) {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		r, err := procs.FetchRing(ctx, n.URL())
-		cancel()
-		if err != nil {
-			fmt.Fprintf(out, "\nring: %v\n", err)
-			break
+		// The querier sees both rings it routes by: the ingesters' at
+		// /ring, the store-gateways' at /store-gateway/ring.
+		for _, r := range []struct{ title, base string }{
+			{"ring", n.URL()},
+			{"store-gateway ring", n.URL() + "/store-gateway"},
+		} {
+			printRing(out, r.title, n.Name, r.base)
 		}
-		fmt.Fprintf(out, "\nring as %s sees it (replication factor %d):\n", n.Name, r.ReplicationFactor)
-		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  ID\tZONE\tSTATE\tHEALTHY\tOWNERSHIP\tHEARTBEAT AGE")
-		for _, in := range r.Instances {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%v\t%.1f%%\t%s\n", in.ID, in.Zone, in.State, in.Healthy, 100*in.Ownership, in.HeartbeatAge)
-		}
-		tw.Flush()
 		break
 	}
+	if b := bucketDir(st); b != "" {
+		fmt.Fprintf(out, "\nbucket (long-term storage): %s\n", b)
+	}
 	return nil
+}
+
+// printRing prints the ring at base+"/ring" as node sees it.
+func printRing(out io.Writer, title, node, base string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	r, err := procs.FetchRing(ctx, base)
+	cancel()
+	if err != nil {
+		fmt.Fprintf(out, "\n%s: %v\n", title, err)
+		return
+	}
+	fmt.Fprintf(out, "\n%s as %s sees it (replication factor %d):\n", title, node, r.ReplicationFactor)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  ID\tZONE\tSTATE\tHEALTHY\tOWNERSHIP\tHEARTBEAT AGE")
+	for _, in := range r.Instances {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%v\t%.1f%%\t%s\n", in.ID, in.Zone, in.State, in.Healthy, 100*in.Ownership, in.HeartbeatAge)
+	}
+	tw.Flush()
 }
 
 func tail(path string, n int) string {

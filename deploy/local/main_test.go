@@ -70,22 +70,25 @@ func TestStartStatusStop(t *testing.T) {
 	require.Contains(t, out.String(), "/api/v1/push")
 	st, err := readState(dir)
 	require.NoError(t, err)
-	require.Len(t, st.Nodes, 6)
+	require.Len(t, st.Nodes, 10)
+	require.Contains(t, out.String(), "bucket (long-term):   "+filepath.Join(dir, "bucket"))
 
 	// Ready (200) comes before every member has gossiped that ACTIVE state
-	// to the querier: poll until it has, with a deadline.
+	// to the querier: poll until it has, with a deadline. Both rings the
+	// querier routes by are printed: 3 ingesters and 3 store-gateways.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		out.Reset()
 		require.NoError(t, run([]string{"status", "-dir", dir}, &out))
-		if strings.Count(out.String(), "ACTIVE") == 3 || time.Now().After(deadline) {
+		if strings.Count(out.String(), "ACTIVE") == 6 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	require.Len(t, regexp.MustCompile(`(?m) true +200 +http`).FindAllString(out.String(), -1), 6, out.String())
-	require.Contains(t, out.String(), "replication factor 3")
-	require.Equal(t, 3, strings.Count(out.String(), "ACTIVE"), out.String())
+	require.Len(t, regexp.MustCompile(`(?m) true +200 +http`).FindAllString(out.String(), -1), 10, out.String())
+	require.Contains(t, out.String(), "ring as querier-1 sees it (replication factor 3)")
+	require.Contains(t, out.String(), "store-gateway ring as querier-1 sees it (replication factor 3)")
+	require.Equal(t, 6, strings.Count(out.String(), "ACTIVE"), out.String())
 
 	// A state file whose PID now belongs to another process: stop must
 	// leave that process alone.
@@ -101,7 +104,7 @@ func TestStartStatusStop(t *testing.T) {
 	require.NoError(t, run([]string{"stop", "-dir", dir, "-grace", "20s"}, &out))
 	require.Contains(t, out.String(), "foreign (pid")
 	require.NotContains(t, out.String(), "SIGKILL", out.String())
-	for _, n := range st.Nodes[:6] {
+	for _, n := range st.Nodes[:10] {
 		require.False(t, ours(st.Bin, n), "%s still running", n.Name)
 	}
 	// Had stop signalled it, it would have died of SIGTERM.
