@@ -49,6 +49,8 @@ func (tr *tenantRun) compact(ctx context.Context, live []bucketindex.Block) erro
 type groupResult struct {
 	out     *bucketindex.Block
 	removed []ulid.ULID
+	// unreadable are the blocks marked no-compact (also in removed).
+	unreadable []ulid.ULID
 }
 
 // input is one downloaded block of a group.
@@ -90,7 +92,11 @@ func (tr *tenantRun) compactGroup(ctx context.Context, g group) (groupResult, er
 	for len(ins) >= 2 {
 		ids, err := tr.c.merge(ctx, filepath.Join(dir, "out"), ins)
 		if err == nil {
-			return tr.finish(ctx, g, ins, ids, filepath.Join(dir, "out"), start, res)
+			res, err = tr.finish(ctx, g, ins, ids, filepath.Join(dir, "out"), start, res)
+			if err == nil {
+				tr.dropCoveredCopies(ctx, g, ins, &res)
+			}
+			return res, err
 		}
 		if ctx.Err() != nil {
 			return res, ctx.Err()
@@ -114,7 +120,110 @@ func (tr *tenantRun) compactGroup(ctx context.Context, g group) (groupResult, er
 			return res, fmt.Errorf("merging %d blocks: %w", n, err)
 		}
 	}
+	// One copy left of a first-level range that had unreadable ones: if
+	// it reads whole, it may stand for them (dropCoveredCopies decides).
+	if len(ins) == 1 && len(res.unreadable) > 0 && tr.mayDropCopies(g) {
+		verr := verifyBlock(ctx, ins[0].block)
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		if verr != nil {
+			tr.noCompact(ctx, ins[0].b.ID, noCompactRead, verr, &res)
+			return res, nil
+		}
+		tr.dropCoveredCopies(ctx, g, ins, &res)
+	}
 	return res, nil
+}
+
+// mayDropCopies reports whether g is a group whose unreadable blocks may
+// be marked for deletion: the first-level copies of one range (every
+// block an ingester's, naming it), with the replication factor known.
+func (tr *tenantRun) mayDropCopies(g group) bool {
+	if tr.c.rf < 2 || g.rangeMs != tr.c.planner.ranges[0] {
+		return false
+	}
+	for _, b := range g.blocks {
+		if b.Source != block.SourceIngester || b.Ingester == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// dropCoveredCopies marks g's unreadable blocks (already no-compact) for
+// deletion when the copies that read fine (good: merged, or one copy
+// verified whole) hold every acknowledged sample of them (coveredCopies),
+// so that queries of the range stop failing on them; otherwise they stay,
+// no-compact, and queries of their range fail naming them unless the
+// querier finds them covered by other copies. Each decision is logged.
+func (tr *tenantRun) dropCoveredCopies(ctx context.Context, g group, good []*input, res *groupResult) {
+	if len(res.unreadable) == 0 || !tr.mayDropCopies(g) {
+		return
+	}
+	byID := make(map[ulid.ULID]bucketindex.Block, len(g.blocks))
+	for _, b := range g.blocks {
+		byID[b.ID] = b
+	}
+	var lost, served []string
+	for _, id := range res.unreadable {
+		lost = append(lost, byID[id].Ingester)
+	}
+	for _, in := range good {
+		served = append(served, in.b.Ingester)
+	}
+	ok, why := coveredCopies(lost, served, tr.c.rf)
+	for _, id := range res.unreadable {
+		if !ok {
+			tr.log.Warn("keeping unreadable block marked no-compact: the other copies of its range do not cover it", "block", id, "ingester", byID[id].Ingester, "copies", why)
+			continue
+		}
+		reason := fmt.Sprintf("unreadable copy of a range whose other copies read fine (%s)", why)
+		if err := block.MarkForDeletion(ctx, tr.tbkt, id, reason, tr.now); err != nil {
+			// It stays no-compact; queries of its range still have the
+			// querier's rule.
+			tr.log.Error("marking unreadable block for deletion", "block", id, "err", err)
+			continue
+		}
+		tr.changed = true
+		tr.c.m.markedDeletion.WithLabelValues(reasonDamaged).Inc()
+		tr.log.Warn("unreadable block marked for deletion: the other copies of its range hold its samples", "block", id, "ingester", byID[id].Ingester, "copies", why)
+	}
+}
+
+// coveredCopies reports whether the copies of a first-level range by the
+// ingesters lost (unreadable) are covered by those of the ingesters served
+// (read fine), rf being the ingesters' replication factor; the second
+// result describes the copies, for the log.
+//
+// The rule (the querier's storeclient applies the same one): a write is
+// acknowledged once Q = rf/2+1 of its rf ingesters hold it, so each
+// acknowledged sample is in the copies of at least Q ingesters. Losing the
+// copies of L ingesters loses no sample while L <= Q-1, provided the
+// holders' copies are all there: we require the copies of at least rf
+// distinct ingesters, every one read fine but the L lost. So rf 2: one
+// good copy covers the other; rf 3: two good copies cover a third, one
+// good copy covers nothing (a sample may be on exactly the two others);
+// rf 1: never. An ingester with one unreadable block counts as lost even
+// if another of its blocks read fine. With more ingesters than rf each
+// copy holds only its ingesters' series and the count cannot prove a
+// given series' holders are among them; the rule then assumes every
+// holder shipped its copy before the group was planned (the first-level
+// wait period exists for that).
+func coveredCopies(lost, served []string, rf int) (bool, string) {
+	l := map[string]bool{}
+	for _, ing := range lost {
+		l[ing] = true
+	}
+	s := map[string]bool{}
+	for _, ing := range served {
+		if !l[ing] {
+			s[ing] = true
+		}
+	}
+	why := fmt.Sprintf("%d ingester(s) read fine, %d lost, replication factor %d", len(s), len(l), rf)
+	quorum := rf/2 + 1
+	return rf >= 2 && len(l) <= quorum-1 && len(s)+len(l) >= rf, why
 }
 
 // fetch downloads and opens block b into dir/<id>. It returns nil (and
@@ -268,6 +377,7 @@ func (tr *tenantRun) finish(ctx context.Context, g group, ins []*input, ids []ul
 // the next.
 func (tr *tenantRun) noCompact(ctx context.Context, id ulid.ULID, reason string, cause error, res *groupResult) {
 	res.removed = append(res.removed, id)
+	res.unreadable = append(res.unreadable, id)
 	tr.c.m.noCompact.WithLabelValues(reason).Inc()
 	tr.log.Error("block unreadable: marked no-compact and skipped", "block", id, "reason", reason, "err", cause)
 	if err := block.MarkNoCompact(ctx, tr.tbkt, id, reason+": "+cause.Error(), tr.now); err != nil {

@@ -48,9 +48,14 @@ type Deps struct {
 	// Retention returns a tenant's retention period; nil or 0 keeps its
 	// blocks forever.
 	Retention func(tenant string) time.Duration
-	Log       *slog.Logger
-	Reg       prometheus.Registerer
-	Now       func() time.Time // nil: time.Now
+	// IngesterReplicationFactor is the ingesters' -ring.replication-factor:
+	// with it a damaged ingester copy of a 2h range whose other copies read
+	// fine is marked for deletion (see coveredCopies); 0 (unknown) and 1
+	// keep it, marked no-compact only.
+	IngesterReplicationFactor int
+	Log                       *slog.Logger
+	Reg                       prometheus.Registerer
+	Now                       func() time.Time // nil: time.Now
 }
 
 // Compactor compacts, retains and deletes the blocks of the tenants it owns
@@ -62,6 +67,7 @@ type Compactor struct {
 	id      string
 	hbTO    time.Duration
 	retain  func(string) time.Duration
+	rf      int // the ingesters' replication factor; 0 unknown
 	log     *slog.Logger
 	tsdbLog *slog.Logger
 	now     func() time.Time
@@ -101,7 +107,7 @@ func New(cfg Config, deps Deps) (*Compactor, error) {
 	}
 	return &Compactor{
 		cfg: cfg, bkt: deps.Bucket, ring: deps.Ring, id: deps.InstanceID, hbTO: deps.HeartbeatTimeout,
-		retain: retain, log: log, now: now,
+		retain: retain, rf: deps.IngesterReplicationFactor, log: log, now: now,
 		// Prometheus logs every compaction at info; ours says more.
 		tsdbLog:     slog.New(minLevel{log.Handler(), slog.LevelWarn}),
 		planner:     planner{ranges: cfg.BlockRanges.ranges(), firstLevelWait: cfg.FirstLevelCompactionWaitPeriod},

@@ -417,3 +417,68 @@ func TestRunHandler(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/compactor/run", nil))
 	require.Equal(t, http.StatusMethodNotAllowed, rec.Code)
 }
+
+// An unreadable ingester copy of a 2h range is marked for deletion too
+// when the range's other copies read fine and, by the write quorum, hold
+// every acknowledged sample; otherwise it stays, no-compact only.
+func TestDamagedCopyDropped(t *testing.T) {
+	damage := func(t *testing.T, bkt objstore.Bucket, p string) {
+		replaceObject(t, bkt, p+"/chunks/000001", func(b []byte) []byte { return append(b[:8:8], garbage(b[8:])...) })
+	}
+	for _, tc := range []struct {
+		name     string
+		rf       int
+		copies   int
+		bad      []int // which copies are damaged
+		wantDrop bool
+		wantLive int // live blocks after the run
+	}{
+		{"rf 2: the other copy covers", 2, 2, []int{0}, true, 1},
+		{"rf 3: two good copies cover one", 3, 3, []int{1}, true, 1},
+		{"rf 3: one good copy does not", 3, 2, []int{0}, false, 2},
+		{"rf 3: two damaged copies are not covered", 3, 3, []int{0, 2}, false, 3},
+		{"rf 2: both damaged", 2, 2, []int{0, 1}, false, 2},
+		{"rf unknown: kept", 0, 2, []int{0}, false, 2},
+		{"rf 1: kept", 1, 2, []int{0}, false, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d0 := day0()
+			bkt := fsBucket(t)
+			e := newEnv(t, bkt, func(c *Config) { c.BlockRanges = DurationList{2 * time.Hour} })
+			e.c.rf = tc.rf
+			g1 := genData(10, d0, d0+2*hourMs)
+			var bad []ulid.ULID
+			for i := range tc.copies {
+				m := upload(t, bkt, "t1", makeBlock(t, t.TempDir(), g1), fmt.Sprint("ing-", i))
+				if slices.Contains(tc.bad, i) {
+					bad = append(bad, m.ULID)
+					damage(t, bkt, path.Join("t1", m.ULID.String()))
+				}
+			}
+
+			e.run(true)
+
+			tb := objstore.NewPrefixedBucket(bkt, "t1")
+			for _, id := range bad {
+				nc, err := block.ReadNoCompactMark(e.ctx, tb, id)
+				require.NoError(t, err)
+				require.NotNil(t, nc, "damaged block marked no-compact")
+				dm, err := block.ReadDeletionMark(e.ctx, tb, id)
+				require.NoError(t, err)
+				require.Equal(t, tc.wantDrop, dm != nil, "damaged block marked for deletion")
+			}
+			want := 0.0
+			if tc.wantDrop {
+				want = float64(len(bad))
+			}
+			require.Equal(t, want, testutil.ToFloat64(e.c.m.markedDeletion.WithLabelValues(reasonDamaged)))
+			require.Equal(t, float64(len(bad)), testutil.ToFloat64(e.c.m.noCompact.WithLabelValues(noCompactRead)))
+			require.Equal(t, 0.0, testutil.ToFloat64(e.c.m.compactionFailures))
+			live := e.live("t1")
+			require.Len(t, live, tc.wantLive)
+			if tc.wantDrop {
+				require.Equal(t, g1, e.read("t1", live[0].ID), "every sample kept")
+			}
+		})
+	}
+}

@@ -22,6 +22,7 @@ const (
 const (
 	reasonCompaction = "compaction"
 	reasonRetention  = "retention"
+	reasonDamaged    = "damaged-copy"
 	reasonMarked     = "deletion-mark"
 	reasonPartial    = "partial"
 )
@@ -100,7 +101,7 @@ func newMetrics(reg prometheus.Registerer, ranges DurationList) *metrics {
 			Name: "strata_compactor_blocks_marked_no_compact_total", Help: "Blocks the compactor could not read and marked no-compact, by reason: download (object missing or of the wrong size), open (unreadable index or chunk header), read (corrupt series or chunks).",
 		}, []string{"reason"}),
 		markedDeletion: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "strata_compactor_blocks_marked_for_deletion_total", Help: "Blocks marked for deletion, by reason: compaction (merged into another) or retention.",
+			Name: "strata_compactor_blocks_marked_for_deletion_total", Help: "Blocks marked for deletion, by reason: compaction (merged into another), retention, or damaged-copy (an unreadable ingester copy of a range whose other copies read fine and, by the write quorum, hold every acknowledged sample).",
 		}, []string{"reason"}),
 		deleted: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_compactor_blocks_deleted_total", Help: "Blocks deleted from the bucket, by reason: deletion-mark (older than -compactor.deletion-delay) or partial (no meta.json, older than -compactor.partial-block-deletion-delay).",
@@ -127,7 +128,7 @@ func newMetrics(reg prometheus.Registerer, ranges DurationList) *metrics {
 	for _, r := range []string{noCompactDownload, noCompactOpen, noCompactRead} {
 		m.noCompact.WithLabelValues(r)
 	}
-	for _, r := range []string{reasonCompaction, reasonRetention} {
+	for _, r := range []string{reasonCompaction, reasonRetention, reasonDamaged} {
 		m.markedDeletion.WithLabelValues(r)
 	}
 	for _, r := range []string{reasonMarked, reasonPartial} {

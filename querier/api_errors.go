@@ -66,10 +66,12 @@ func (e *apiError) status() int {
 }
 
 // returnAPIError classifies a query or storage error as Prometheus'
-// returnAPIError does, plus the fan-out's classes: ingesters unavailable
-// → unavailable (503), every ingester rejecting the request → bad_data, and
-// a deadline → timeout (Prometheus says execution, 422, for a storage that
-// timed out; 503 tells a client that a retry may pass).
+// returnAPIError does, plus the fan-out's classes: ingesters or
+// store-gateways unavailable → unavailable (503), every ingester rejecting
+// the request → bad_data, damaged long-term blocks whose data is nowhere
+// else → internal (500: a retry cannot help, the error names the blocks),
+// and a deadline → timeout (Prometheus says execution, 422, for a storage
+// that timed out; 503 tells a client that a retry may pass).
 func returnAPIError(err error) *apiError {
 	return classify(err, errorExec)
 }
@@ -101,6 +103,8 @@ func classify(err error, fallback errorType) *apiError {
 		return &apiError{typ: errorBadData, err: err}
 	case isUnavailable(err):
 		return &apiError{typ: errorUnavailable, err: err}
+	case isDataLoss(err):
+		return &apiError{typ: errorInternal, err: err}
 	}
 	return &apiError{typ: fallback, err: err}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/strata-metrics/strata/proto/ingesterpb"
 	"github.com/strata-metrics/strata/ring"
+	"github.com/strata-metrics/strata/storegateway/storeclient"
 )
 
 // ReplicaSets is what the querier needs from the ring (*ring.Ring).
@@ -269,13 +270,26 @@ func awaitDeadline(ctx context.Context) {
 	}
 }
 
-// isUnavailable reports whether err means the ingesters could not answer.
+// isUnavailable reports whether err means the ingesters or the
+// store-gateways could not answer and a retry may pass. Damaged blocks
+// (isDataLoss) are not: no retry brings them back.
 func isUnavailable(err error) bool {
 	var ue *UnavailableError
 	if errors.As(err, &ue) {
 		return !ue.badInput()
 	}
+	var se *storeclient.UnavailableError
+	if errors.As(err, &se) {
+		return !se.DataLoss()
+	}
 	return errors.Is(err, ring.ErrTooFewHealthy) || errors.Is(err, ring.ErrEmpty)
+}
+
+// isDataLoss reports whether the store-gateways found every block they
+// could not serve damaged, with no other copy of its data in the query.
+func isDataLoss(err error) bool {
+	var se *storeclient.UnavailableError
+	return errors.As(err, &se) && se.DataLoss()
 }
 
 // isBadInput reports whether the ingesters rejected the request itself.

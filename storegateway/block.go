@@ -183,16 +183,33 @@ func (g *StoreGateway) loadIndex(ctx context.Context, e *blockEntry) error {
 			want = f.Size
 		}
 	}
+	fresh := false
 	if st, err := os.Stat(file); err != nil || (want >= 0 && st.Size() != want) {
 		if err := g.download(ctx, tb, e.key.id, dir, want); err != nil {
 			return err
 		}
+		fresh = true
 	}
 	ir, err := index.NewFileReader(file, index.DecodePostingsRaw)
+	if err != nil && !fresh {
+		// The local copy may be what is damaged: download it again.
+		_ = os.Remove(file)
+		if derr := g.download(ctx, tb, e.key.id, dir, want); derr != nil {
+			return derr
+		}
+		fresh = true
+		ir, err = index.NewFileReader(file, index.DecodePostingsRaw)
+	}
 	if err != nil {
 		// A corrupt file would fail every load; the next one downloads it.
 		_ = os.Remove(file)
-		return fmt.Errorf("opening index: %w", err)
+		err = fmt.Errorf("opening index: %w", err)
+		if want >= 0 {
+			// Just downloaded whole, of the size meta.json says: the
+			// object in the bucket is damaged.
+			err = &dataLossError{err}
+		}
+		return err
 	}
 	e.ir = ir
 	return nil

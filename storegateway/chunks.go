@@ -40,6 +40,9 @@ const (
 	tailEstimate    = 4 << 10
 	rangeFetchers   = 4
 	maxLenFieldSize = binary.MaxVarintLen32
+	// maxChunkLen bounds a chunk's data when its segment's size is unknown
+	// (no file list in meta.json).
+	maxChunkLen = 1 << 30
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -99,6 +102,9 @@ func (g *StoreGateway) fetchRange(ctx context.Context, lb *loadedBlock, seg int,
 	_, last := chunks.BlockChunkRef(cs[len(cs)-1].ref).Unpack()
 	end := int64(last) + tailEstimate
 	if size >= 0 {
+		if int64(first) >= size {
+			return &dataLossError{fmt.Errorf("chunk %d of block %s at %d: past the end of %s (%d bytes)", cs[0].ref, lb.key.id, first, name, size)}
+		}
 		end = min(end, size)
 	}
 	buf, err := g.readRange(ctx, lb, name, int64(first), end-int64(first))
@@ -107,15 +113,20 @@ func (g *StoreGateway) fetchRange(ctx context.Context, lb *loadedBlock, seg int,
 	}
 	for _, c := range cs {
 		_, off := chunks.BlockChunkRef(c.ref).Unpack()
-		raw, need, err := parseChunk(buf[min(off-first, len(buf)):])
+		avail := int64(-1) // bytes from off to the segment's end
+		if size >= 0 {
+			avail = size - int64(off)
+		}
+		raw, need, err := parseChunk(buf[min(off-first, len(buf)):], avail)
 		if err == nil && raw == nil {
-			// Longer than the range read: read it again whole.
+			// Longer than the range read: read it again whole (need is
+			// within the segment: parseChunk checked it).
 			g.m.chunkRefetch.Inc()
 			var b []byte
 			if b, err = g.readRange(ctx, lb, name, int64(off), int64(need)); err == nil {
-				raw, _, err = parseChunk(b)
+				raw, _, err = parseChunk(b, avail)
 				if err == nil && raw == nil {
-					err = fmt.Errorf("%d bytes, the file ends first", need)
+					err = &dataLossError{fmt.Errorf("%d bytes, the file ends first", need)}
 				}
 			}
 		}
@@ -148,24 +159,40 @@ func (g *StoreGateway) readRange(ctx context.Context, lb *loadedBlock, name stri
 
 // parseChunk decodes the chunk at the start of b (uvarint data length,
 // encoding byte, data, CRC32-Castagnoli of encoding and data) into a new
-// slice holding the encoding byte and the data. When b ends before the
-// chunk does it returns nil and the chunk's length in bytes (or a bound
-// on it when even the length field is cut).
-func parseChunk(b []byte) (raw []byte, need int, err error) {
+// slice holding the encoding byte and the data. avail is how many bytes
+// the segment file holds from the chunk's start (-1: unknown, then at
+// most maxChunkLen of data); a chunk that would end past them, like a bad
+// checksum, is a dataLossError. When b ends before the chunk does it
+// returns nil and the chunk's length in bytes (or a bound on it when even
+// the length field is cut), never more than avail.
+func parseChunk(b []byte, avail int64) (raw []byte, need int, err error) {
+	if avail == 0 || avail < -1 {
+		return nil, 0, &dataLossError{fmt.Errorf("chunk starts at or past the end of its segment file")}
+	}
 	l, n := binary.Uvarint(b)
 	if n == 0 || (n < 0 && len(b) < maxLenFieldSize) {
-		return nil, maxLenFieldSize + 1 + tailEstimate, nil
+		need := maxLenFieldSize + 1 + tailEstimate
+		if avail > 0 && int64(need) > avail {
+			if int64(len(b)) >= avail {
+				return nil, 0, &dataLossError{fmt.Errorf("chunk length field cut by the end of its segment file")}
+			}
+			need = int(avail)
+		}
+		return nil, need, nil
 	}
-	if n < 0 || l > 1<<30 {
-		return nil, 0, fmt.Errorf("bad chunk length field")
+	if n < 0 || l > maxChunkLen {
+		return nil, 0, &dataLossError{fmt.Errorf("bad chunk length field")}
 	}
 	total := n + 1 + int(l) + crc32.Size
+	if avail > 0 && int64(total) > avail {
+		return nil, 0, &dataLossError{fmt.Errorf("chunk of %d bytes ends past its segment file, which holds %d bytes from its start", total, avail)}
+	}
 	if len(b) < total {
 		return nil, total, nil
 	}
 	body := b[n : n+1+int(l)]
 	if got, want := crc32.Checksum(body, castagnoli), binary.BigEndian.Uint32(b[n+1+int(l):total]); got != want {
-		return nil, 0, fmt.Errorf("checksum mismatch: stored %08x, computed %08x", want, got)
+		return nil, 0, &dataLossError{fmt.Errorf("checksum mismatch: stored %08x, computed %08x", want, got)}
 	}
 	return append([]byte(nil), body...), total, nil
 }

@@ -269,9 +269,12 @@ func TestClientBlockUnavailable(t *testing.T) {
 	var ue *storeclient.UnavailableError
 	require.ErrorAs(t, err, &ue)
 	require.Equal(t, bad.ULID, ue.Blocks[0].ID)
-	require.ErrorContains(t, err, "block "+bad.ULID.String()+":")
+	require.ErrorContains(t, err, "block "+bad.ULID.String()+" is damaged:")
 	require.ErrorContains(t, err, "loading block "+bad.ULID.String()+" of tenant t1: opening index")
-	require.Len(t, ue.Blocks[0].Attempts, 3, "both replicas, then none left")
+	require.Len(t, ue.Blocks[0].Attempts, 1, "damaged: the other replica, reading the same object, is not asked")
+	require.Equal(t, codes.DataLoss, status.Code(ue.Blocks[0].Attempts[0].Err))
+	require.True(t, ue.DataLoss())
+	require.Zero(t, metricValue(t, c.reg, "strata_querier_store_gateway_block_retries_total"))
 
 	reps := c.sharder.Snapshot().Replicas("t1", f.metas[0].ULID, nil)
 	for _, in := range reps {
@@ -284,6 +287,7 @@ func TestClientBlockUnavailable(t *testing.T) {
 		require.ErrorContains(t, err, in.ID+" ("+in.Addr+")")
 	}
 	require.False(t, errors.Is(err, context.Canceled))
+	require.False(t, ue.DataLoss(), "store-gateways down are not damage")
 }
 
 // failAfterFirst sends a store-gateway's series but not the end of its

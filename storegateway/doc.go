@@ -10,8 +10,10 @@
 // under -store-gateway.data-dir, memory-mapped, closed when idle), chunk
 // range reads batched and cached in memory, a postings cache, the periodic
 // sync of the blocks this instance owns (which decides the local files it
-// keeps), and tenant isolation: a request reads only under its tenant's
-// prefix.
+// keeps), tenant isolation: a request reads only under its tenant's
+// prefix, and per-block failure reporting: a block that fails is reported
+// on its own (block_errors; DataLoss for damaged bytes) while the
+// request's other blocks are served.
 // Does not: decide which blocks a query needs (the querier, from the bucket
 // index), write to the bucket (ingesters and the compactor), or evaluate
 // PromQL.

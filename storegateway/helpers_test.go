@@ -211,25 +211,37 @@ type gotSeries struct {
 	Chunks []gotChunk
 }
 
-// callSeries calls Series and collects the answer.
+// callSeries calls Series and collects the answer; a block error is an
+// error.
 func callSeries(ctx context.Context, c storepb.StoreGatewayClient, req *storepb.SeriesRequest) ([]gotSeries, []string, error) {
+	out, queried, failed, err := callSeriesFull(ctx, c, req)
+	if err == nil && len(failed) > 0 {
+		err = fmt.Errorf("block errors: %v", failed)
+	}
+	return out, queried, err
+}
+
+// callSeriesFull calls Series and collects the answer, block errors apart.
+func callSeriesFull(ctx context.Context, c storepb.StoreGatewayClient, req *storepb.SeriesRequest) ([]gotSeries, []string, []*storepb.BlockError, error) {
 	stream, err := c.Series(ctx, req)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var (
 		out     []gotSeries
 		queried []string
+		failed  []*storepb.BlockError
 		b       labels.ScratchBuilder
 	)
 	for {
 		resp, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
-			return out, queried, nil
+			return out, queried, failed, nil
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
+		failed = append(failed, resp.GetBlockErrors()...)
 		for _, ss := range resp.GetSeries() {
 			b.Reset()
 			for _, l := range ss.GetLabels() {

@@ -24,7 +24,7 @@ func (g *StoreGateway) LabelNames(ctx context.Context, req *storepb.LabelNamesRe
 		return nil, g.fail("LabelNames", err)
 	}
 	lists := make([][]string, len(r.ids))
-	err = g.eachBlock(ctx, r, func(ctx context.Context, i int, lb *loadedBlock) error {
+	errs, err := g.eachBlock(ctx, r, func(ctx context.Context, i int, lb *loadedBlock) error {
 		var names []string
 		var err error
 		if len(r.ms) == 0 {
@@ -44,7 +44,11 @@ func (g *StoreGateway) LabelNames(ctx context.Context, req *storepb.LabelNamesRe
 	if err != nil {
 		return nil, g.fail("LabelNames", err)
 	}
-	return &storepb.LabelNamesResponse{Names: mergeSorted(lists, int(req.GetLimit())), QueriedBlocks: r.blockIDStrings()}, nil
+	queried, failed, err := g.outcomes("LabelNames", r, errs)
+	if err != nil {
+		return nil, g.fail("LabelNames", err)
+	}
+	return &storepb.LabelNamesResponse{Names: mergeSorted(lists, int(req.GetLimit())), QueriedBlocks: queried, BlockErrors: failed}, nil
 }
 
 // LabelValues returns the sorted values of one label in the named blocks'
@@ -58,7 +62,7 @@ func (g *StoreGateway) LabelValues(ctx context.Context, req *storepb.LabelValues
 	}
 	name := req.GetName()
 	lists := make([][]string, len(r.ids))
-	err = g.eachBlock(ctx, r, func(ctx context.Context, i int, lb *loadedBlock) error {
+	errs, err := g.eachBlock(ctx, r, func(ctx context.Context, i int, lb *loadedBlock) error {
 		vals, err := g.labelValues(ctx, lb, name, r.ms)
 		if err != nil {
 			return fmt.Errorf("values of label %q in block %s: %w", name, lb.key.id, err)
@@ -69,7 +73,11 @@ func (g *StoreGateway) LabelValues(ctx context.Context, req *storepb.LabelValues
 	if err != nil {
 		return nil, g.fail("LabelValues", err)
 	}
-	return &storepb.LabelValuesResponse{Values: mergeSorted(lists, int(req.GetLimit())), QueriedBlocks: r.blockIDStrings()}, nil
+	queried, failed, err := g.outcomes("LabelValues", r, errs)
+	if err != nil {
+		return nil, g.fail("LabelValues", err)
+	}
+	return &storepb.LabelValuesResponse{Values: mergeSorted(lists, int(req.GetLimit())), QueriedBlocks: queried, BlockErrors: failed}, nil
 }
 
 // labelValues is Prometheus' labelValuesWithMatchers (tsdb/querier.go)

@@ -23,6 +23,7 @@ type metrics struct {
 	chunksSent    prometheus.Counter
 	requestTime   *prometheus.HistogramVec // by rpc
 	requestErrors *prometheus.CounterVec   // by rpc
+	blockErrors   *prometheus.CounterVec   // by rpc, code
 
 	chunksCache, postingsCache cacheMetrics
 }
@@ -60,6 +61,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9), NativeHistogramBucketFactor: 1.1,
 		}, []string{"rpc"}),
 		requestErrors: f.NewCounterVec(prometheus.CounterOpts{Name: "strata_storegateway_request_errors_total", Help: "Requests that failed, by RPC."}, []string{"rpc"}),
+		blockErrors:   f.NewCounterVec(prometheus.CounterOpts{Name: "strata_storegateway_block_errors_total", Help: "Blocks of a request that failed while the request's other blocks were served, by RPC and gRPC code (DataLoss: damaged block bytes)."}, []string{"rpc", "code"}),
 		chunksCache:   cache("chunks"),
 		postingsCache: cache("postings"),
 	}

@@ -5,15 +5,16 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/index"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/strata-metrics/strata/proto/ingesterpb"
+	"github.com/strata-metrics/strata/proto/storepb"
 	"github.com/strata-metrics/strata/tenant"
 )
 
@@ -61,14 +62,6 @@ func parseRequest(tenantID string, blockIDs []string, pms []*ingesterpb.LabelMat
 	return r, nil
 }
 
-func (r request) blockIDStrings() []string {
-	out := make([]string, len(r.ids))
-	for i, id := range r.ids {
-		out[i] = id.String()
-	}
-	return out
-}
-
 // enter takes a slot of -store-gateway.concurrency; leave gives it back.
 func (g *StoreGateway) enter(ctx context.Context) error {
 	select {
@@ -82,24 +75,51 @@ func (g *StoreGateway) enter(ctx context.Context) error {
 func (g *StoreGateway) leave() { <-g.gate }
 
 // eachBlock calls f for every block of r in parallel, each with the block
-// loaded and a concurrency slot held; the first error cancels the rest.
-func (g *StoreGateway) eachBlock(ctx context.Context, r request, f func(ctx context.Context, i int, lb *loadedBlock) error) error {
-	eg, ctx := errgroup.WithContext(ctx)
+// loaded and a concurrency slot held. It returns each block's error (a
+// failed block does not stop the others) and the request's own (ctx).
+func (g *StoreGateway) eachBlock(ctx context.Context, r request, f func(ctx context.Context, i int, lb *loadedBlock) error) ([]error, error) {
+	errs := make([]error, len(r.ids))
+	var wg sync.WaitGroup
 	for i, id := range r.ids {
-		eg.Go(func() error {
+		wg.Go(func() {
 			if err := g.enter(ctx); err != nil {
-				return err
+				errs[i] = err
+				return
 			}
 			defer g.leave()
 			lb, err := g.acquire(ctx, r.tenant, id)
 			if err != nil {
-				return err
+				errs[i] = err
+				return
 			}
 			defer g.release(lb)
-			return f(ctx, i, lb)
+			errs[i] = f(ctx, i, lb)
 		})
 	}
-	return eg.Wait()
+	wg.Wait()
+	return errs, ctx.Err()
+}
+
+// outcomes splits r's blocks into those served and those that failed
+// (errs[i] is block i's error), each failure counted and logged. A block
+// that failed by the request's fault (bad input: a block of another
+// tenant) fails the whole request instead: every replica would refuse it.
+func (g *StoreGateway) outcomes(rpc string, r request, errs []error) ([]string, []*storepb.BlockError, error) {
+	for _, err := range errs {
+		if err != nil && isBadInput(err) {
+			return nil, nil, err
+		}
+	}
+	queried := make([]string, 0, len(r.ids))
+	var failed []*storepb.BlockError
+	for i, id := range r.ids {
+		if errs[i] == nil {
+			queried = append(queried, id.String())
+			continue
+		}
+		failed = append(failed, g.blockFailed(rpc, r.tenant, id, errs[i]))
+	}
+	return queried, failed, nil
 }
 
 // postingsKey names the series list of one matcher set in one block.

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 
 	"github.com/strata-metrics/strata/proto/ingesterpb"
 	"github.com/strata-metrics/strata/proto/storepb"
@@ -33,7 +34,8 @@ const (
 
 // Series streams the series of the named blocks that match the request
 // and have a chunk in [start_ms, end_ms], sorted by labels, each once with
-// the chunks of every block; the last message names the queried blocks.
+// the chunks of every block; the last message names the queried blocks and
+// the failed ones with their errors (a damaged block is DataLoss).
 func (g *StoreGateway) Series(req *storepb.SeriesRequest, stream grpc.ServerStreamingServer[storepb.SeriesResponse]) error {
 	start := time.Now()
 	defer func() { g.m.requestTime.WithLabelValues("Series").Observe(time.Since(start).Seconds()) }()
@@ -65,24 +67,21 @@ func (g *StoreGateway) series(ctx context.Context, req *storepb.SeriesRequest, s
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	cursors := make(cursorHeap, 0, len(r.ids))
+	cursors := make([]*cursor, 0, len(r.ids))
 	for _, id := range r.ids {
 		ch := make(chan batch, 1)
 		wg.Go(func() { g.readBlock(ctx, r, id, mint, maxt, skip, ch) })
-		cursors = append(cursors, &cursor{ch: ch})
+		cursors = append(cursors, &cursor{id: id, ch: ch})
 	}
-	// Prime every cursor, then merge by labels.
-	live := cursors[:0]
+	// Prime every cursor, then merge by labels. A block that fails drops
+	// out of the merge and is reported on its own in the last message;
+	// the other blocks are still served.
+	h := make(cursorHeap, 0, len(cursors))
 	for _, c := range cursors {
-		ok, err := c.advance()
-		if err != nil {
-			return err
-		}
-		if ok {
-			live = append(live, c)
+		if c.advance() {
+			h = append(h, c)
 		}
 	}
-	h := live
 	heap.Init(&h)
 	var (
 		out   responseBuilder
@@ -107,16 +106,12 @@ func (g *StoreGateway) series(ctx context.Context, req *storepb.SeriesRequest, s
 		out.add(s.lset, cs)
 		count++
 		if out.full() {
-			if err := out.send(send, nil); err != nil {
+			if err := out.send(send, nil, nil); err != nil {
 				return err
 			}
 		}
 		for _, c := range same {
-			ok, err := c.advance()
-			if err != nil {
-				return err
-			}
-			if ok {
+			if c.advance() {
 				heap.Push(&h, c)
 			}
 		}
@@ -126,7 +121,25 @@ func (g *StoreGateway) series(ctx context.Context, req *storepb.SeriesRequest, s
 	}
 	g.m.seriesSent.Add(float64(out.series))
 	g.m.chunksSent.Add(float64(out.chunks))
-	return out.send(send, r.blockIDStrings())
+	errs := make([]error, len(cursors))
+	for i, c := range cursors {
+		errs[i] = c.err
+	}
+	queried, failed, err := g.outcomes("Series", r, errs)
+	if err != nil {
+		return err
+	}
+	return out.send(send, queried, failed)
+}
+
+// blockFailed counts and logs block id's failure and returns it for the
+// response.
+func (g *StoreGateway) blockFailed(rpc, tenantID string, id ulid.ULID, err error) *storepb.BlockError {
+	be := blockError(id, err)
+	code := codes.Code(be.GetCode())
+	g.m.blockErrors.WithLabelValues(rpc, code.String()).Inc()
+	g.log.Warn("block failed; the request's other blocks are served", "rpc", rpc, "tenant", tenantID, "block", id, "code", code, "err", err)
+	return be
 }
 
 // readBlock sends block id's matching series to out in batches, then
@@ -255,28 +268,32 @@ func dedupeChunks(cs []blockChunk) []blockChunk {
 
 // cursor walks one block's batches.
 type cursor struct {
+	id  ulid.ULID
 	ch  <-chan batch
 	cur []blockSeries
 	i   int
+	err error // what ended the block's reading early
 }
 
 func (c *cursor) at() *blockSeries { return &c.cur[c.i] }
 
-// advance moves to the next series; false when the block has no more.
-func (c *cursor) advance() (bool, error) {
+// advance moves to the next series; false when the block has no more or
+// failed (then c.err says why).
+func (c *cursor) advance() bool {
 	if c.i+1 < len(c.cur) {
 		c.i++
-		return true, nil
+		return true
 	}
 	b, ok := <-c.ch
 	if !ok {
-		return false, nil
+		return false
 	}
 	if b.err != nil {
-		return false, b.err
+		c.err, c.cur = b.err, nil
+		return false
 	}
 	c.cur, c.i = b.series, 0
-	return true, nil
+	return true
 }
 
 type cursorHeap []*cursor
@@ -350,9 +367,10 @@ func (b *responseBuilder) full() bool {
 	return len(b.resp.Series) >= maxSeriesPerMessage || b.bytes >= maxBytesPerMessage
 }
 
-// send sends the message built so far with queried (nil but in the last).
-func (b *responseBuilder) send(send func(*storepb.SeriesResponse) error, queried []string) error {
-	b.resp.QueriedBlocks = queried
+// send sends the message built so far with queried and failed (nil but
+// in the last).
+func (b *responseBuilder) send(send func(*storepb.SeriesResponse) error, queried []string, failed []*storepb.BlockError) error {
+	b.resp.QueriedBlocks, b.resp.BlockErrors = queried, failed
 	err := send(&b.resp)
 	for _, ss := range b.resp.Series {
 		for _, c := range ss.Chunks {

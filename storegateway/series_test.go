@@ -165,28 +165,73 @@ func TestSeriesErrors(t *testing.T) {
 
 	h := newHarness(t, f.bkt, testConfig(t))
 	all := protoMatchers(t, []*labels.Matcher{matcher(labels.MatchRegexp, "__name__", ".+")})
+	good := f.metas[0].ULID.String()
+	wantGood, _, err := callSeries(ctx, h.client, &storepb.SeriesRequest{Tenant: "t1", StartMs: 0, EndMs: 12 * hour, Matchers: all, BlockIds: []string{good}})
+	require.NoError(t, err)
+	require.NotEmpty(t, wantGood)
 	for _, tc := range []struct {
-		name    string
-		tenant  string
-		blocks  []string
-		code    codes.Code
-		wantErr string
+		name   string
+		tenant string
+		blocks []string
+		code   codes.Code
+		// perBlock: the block fails on its own (block_errors); the
+		// request's other blocks are served. Otherwise the request fails.
+		perBlock bool
+		wantErr  string
 	}{
-		{"another tenant's block", "t2x", []string{f.metas[0].ULID.String()}, codes.NotFound, "block " + f.metas[0].ULID.String() + " not found for tenant t2x"},
-		{"a block copied under another tenant", "t2", []string{copied.ULID.String()}, codes.InvalidArgument, `belongs to tenant "t1"`},
-		{"invalid tenant", "../t1", f.ids()[:1], codes.InvalidArgument, "tenant"},
-		{"invalid block id", "t1", []string{"../../etc"}, codes.InvalidArgument, `invalid block id "../../etc"`},
-		{"corrupt index", "t1", []string{badIndex.ULID.String()}, codes.Internal, "loading block " + badIndex.ULID.String() + " of tenant t1: opening index"},
-		{"corrupt chunks", "t1", []string{badChunks.ULID.String()}, codes.Internal, "of block " + badChunks.ULID.String()},
+		{"another tenant's block", "t2x", []string{f.metas[0].ULID.String()}, codes.NotFound, true, "block " + f.metas[0].ULID.String() + " not found for tenant t2x"},
+		{"a block copied under another tenant", "t2", []string{copied.ULID.String()}, codes.InvalidArgument, false, `belongs to tenant "t1"`},
+		{"invalid tenant", "../t1", f.ids()[:1], codes.InvalidArgument, false, "tenant"},
+		{"invalid block id", "t1", []string{"../../etc"}, codes.InvalidArgument, false, `invalid block id "../../etc"`},
+		{"corrupt index", "t1", []string{badIndex.ULID.String()}, codes.DataLoss, true, "loading block " + badIndex.ULID.String() + " of tenant t1: opening index"},
+		{"corrupt chunks", "t1", []string{badChunks.ULID.String()}, codes.DataLoss, true, "of block " + badChunks.ULID.String()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := callSeries(ctx, h.client, &storepb.SeriesRequest{Tenant: tc.tenant, StartMs: 0, EndMs: 12 * hour, Matchers: all, BlockIds: tc.blocks})
-			require.Error(t, err)
-			require.Equal(t, tc.code, status.Code(err), "%v", err)
-			require.ErrorContains(t, err, tc.wantErr)
+			req := &storepb.SeriesRequest{Tenant: tc.tenant, StartMs: 0, EndMs: 12 * hour, Matchers: all, BlockIds: tc.blocks}
+			if !tc.perBlock {
+				_, _, err := callSeries(ctx, h.client, req)
+				require.Error(t, err)
+				require.Equal(t, tc.code, status.Code(err), "%v", err)
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			got, queried, failed, err := callSeriesFull(ctx, h.client, req)
+			require.NoError(t, err)
+			require.Empty(t, queried)
+			require.Empty(t, got)
+			require.Len(t, failed, 1)
+			require.Equal(t, tc.blocks[0], failed[0].GetBlockId())
+			require.Equal(t, tc.code, codes.Code(failed[0].GetCode()), "%v", failed[0])
+			require.Contains(t, failed[0].GetMessage(), tc.wantErr)
+			if tc.tenant != "t1" {
+				return
+			}
+			// With a good block: it is served in full, the bad one reported.
+			req.BlockIds = []string{good, tc.blocks[0]}
+			req.StartMs, req.EndMs = 0, 12*hour
+			got, queried, failed, err = callSeriesFull(ctx, h.client, req)
+			require.NoError(t, err)
+			require.Equal(t, []string{good}, queried)
+			require.Len(t, failed, 1)
+			require.Equal(t, tc.blocks[0], failed[0].GetBlockId())
+			require.Equal(t, tc.code, codes.Code(failed[0].GetCode()))
+			// The bad block's series may be sent in part; the good
+			// block's are all there.
+			for _, w := range wantGood {
+				require.Contains(t, seriesLabels(got), w.Labels)
+			}
 		})
 	}
-	require.Equal(t, 3.0, h.counter(t, "strata_storegateway_block_load_failures_total"), "not found, refused and corrupt")
+	require.Equal(t, 4.0, h.counter(t, "strata_storegateway_block_load_failures_total"), "not found, refused and corrupt (twice)")
+	require.Positive(t, h.counter(t, "strata_storegateway_block_errors_total"))
+}
+
+func seriesLabels(ss []gotSeries) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = s.Labels
+	}
+	return out
 }
 
 // copyObjects copies every object under prefix from to prefix to.
@@ -220,4 +265,33 @@ func overwrite(t testing.TB, bkt objstore.Bucket, name string, size int64) {
 		b[i] = byte(i*7 + 3)
 	}
 	require.NoError(t, bkt.Upload(context.Background(), name, bytes.NewReader(b)))
+}
+
+// LabelNames and LabelValues report a bad block on its own too, answering
+// from the others.
+func TestLabelsBlockErrors(t *testing.T) {
+	f := newFixture(t, "t1")
+	ctx := context.Background()
+	bad := uploadBlock(t, f.bkt, "t1", createBlock(t, testSeries(3, 0, 8*hour, hour, 0)))
+	overwrite(t, f.bkt, "t1/"+bad.ULID.String()+"/index", sizeOf(bad, block.IndexFilename))
+	h := newHarness(t, f.bkt, testConfig(t))
+	good := f.metas[0].ULID.String()
+	ids := []string{good, bad.ULID.String()}
+
+	names, err := h.client.LabelNames(ctx, &storepb.LabelNamesRequest{Tenant: "t1", BlockIds: ids})
+	require.NoError(t, err)
+	want, err := h.client.LabelNames(ctx, &storepb.LabelNamesRequest{Tenant: "t1", BlockIds: ids[:1]})
+	require.NoError(t, err)
+	require.Equal(t, want.GetNames(), names.GetNames())
+	require.Equal(t, []string{good}, names.GetQueriedBlocks())
+	require.Len(t, names.GetBlockErrors(), 1)
+	require.Equal(t, bad.ULID.String(), names.GetBlockErrors()[0].GetBlockId())
+	require.Equal(t, codes.DataLoss, codes.Code(names.GetBlockErrors()[0].GetCode()))
+
+	vals, err := h.client.LabelValues(ctx, &storepb.LabelValuesRequest{Tenant: "t1", Name: "__name__", BlockIds: ids})
+	require.NoError(t, err)
+	require.NotEmpty(t, vals.GetValues())
+	require.Equal(t, []string{good}, vals.GetQueriedBlocks())
+	require.Len(t, vals.GetBlockErrors(), 1)
+	require.Equal(t, codes.DataLoss, codes.Code(vals.GetBlockErrors()[0].GetCode()))
 }

@@ -100,8 +100,8 @@ func newBlocksComponents(cfg *Config, srv *server.Server, kv *gossip.KV, pool *c
 		}
 		b.comp, err = compactor.New(ccfg, compactor.Deps{
 			Bucket: bkt, Ring: b.compRing, InstanceID: cfg.Instance.ID, HeartbeatTimeout: cfg.Ring.HeartbeatTimeout,
-			Retention: retention,
-			Log:       log.With("component", "compactor"), Reg: reg, Now: time.Now,
+			Retention: retention, IngesterReplicationFactor: cfg.Ring.ReplicationFactor,
+			Log: log.With("component", "compactor"), Reg: reg, Now: time.Now,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("create compactor: %w", err)
@@ -147,8 +147,8 @@ func newBlocksComponents(cfg *Config, srv *server.Server, kv *gossip.KV, pool *c
 		if runs(targetQuerier) {
 			b.sgClient = storeclient.New(storeclient.Deps{
 				Blocks: storeclient.IndexLister(b.indexes), Sharder: b.sharder,
-				Clients: storeclient.ConnFunc(pool.Conn),
-				Log:     log.With("component", "querier"), Reg: reg,
+				Clients: storeclient.ConnFunc(pool.Conn), IngesterReplicationFactor: cfg.Ring.ReplicationFactor,
+				Log: log.With("component", "querier"), Reg: reg,
 			})
 		}
 	}

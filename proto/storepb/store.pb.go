@@ -129,6 +129,11 @@ type SeriesResponse struct {
 	// read. A requested block missing here was not served; the querier asks
 	// another replica for it.
 	QueriedBlocks []string `protobuf:"bytes,2,rep,name=queried_blocks,json=queriedBlocks,proto3" json:"queried_blocks,omitempty"`
+	// Set in the last message only: the requested blocks that failed, each
+	// with its error. A block that fails is left out of queried_blocks and
+	// the others are still served; series of the failed block may already
+	// have been sent (only chunks that passed their checksum).
+	BlockErrors   []*BlockError `protobuf:"bytes,3,rep,name=block_errors,json=blockErrors,proto3" json:"block_errors,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -177,6 +182,79 @@ func (x *SeriesResponse) GetQueriedBlocks() []string {
 	return nil
 }
 
+func (x *SeriesResponse) GetBlockErrors() []*BlockError {
+	if x != nil {
+		return x.BlockErrors
+	}
+	return nil
+}
+
+// BlockError is one block's failure to be read.
+type BlockError struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	BlockId string                 `protobuf:"bytes,1,opt,name=block_id,json=blockId,proto3" json:"block_id,omitempty"`
+	// The gRPC status code of the failure. DATA_LOSS (15) means the block's
+	// stored bytes are damaged (a checksum mismatch, an impossible length):
+	// every replica reads the same objects, so asking another store-gateway
+	// cannot help. Others (INTERNAL, UNAVAILABLE, NOT_FOUND...) may pass on
+	// another replica.
+	Code          uint32 `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlockError) Reset() {
+	*x = BlockError{}
+	mi := &file_store_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlockError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlockError) ProtoMessage() {}
+
+func (x *BlockError) ProtoReflect() protoreflect.Message {
+	mi := &file_store_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlockError.ProtoReflect.Descriptor instead.
+func (*BlockError) Descriptor() ([]byte, []int) {
+	return file_store_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *BlockError) GetBlockId() string {
+	if x != nil {
+		return x.BlockId
+	}
+	return ""
+}
+
+func (x *BlockError) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *BlockError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 type LabelNamesRequest struct {
 	state    protoimpl.MessageState     `protogen:"open.v1"`
 	Tenant   string                     `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
@@ -192,7 +270,7 @@ type LabelNamesRequest struct {
 
 func (x *LabelNamesRequest) Reset() {
 	*x = LabelNamesRequest{}
-	mi := &file_store_proto_msgTypes[2]
+	mi := &file_store_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -204,7 +282,7 @@ func (x *LabelNamesRequest) String() string {
 func (*LabelNamesRequest) ProtoMessage() {}
 
 func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[2]
+	mi := &file_store_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -217,7 +295,7 @@ func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesRequest.ProtoReflect.Descriptor instead.
 func (*LabelNamesRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{2}
+	return file_store_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *LabelNamesRequest) GetTenant() string {
@@ -266,13 +344,15 @@ type LabelNamesResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Names         []string               `protobuf:"bytes,1,rep,name=names,proto3" json:"names,omitempty"`
 	QueriedBlocks []string               `protobuf:"bytes,2,rep,name=queried_blocks,json=queriedBlocks,proto3" json:"queried_blocks,omitempty"`
+	// As in SeriesResponse: failed blocks, left out of queried_blocks.
+	BlockErrors   []*BlockError `protobuf:"bytes,3,rep,name=block_errors,json=blockErrors,proto3" json:"block_errors,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LabelNamesResponse) Reset() {
 	*x = LabelNamesResponse{}
-	mi := &file_store_proto_msgTypes[3]
+	mi := &file_store_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -284,7 +364,7 @@ func (x *LabelNamesResponse) String() string {
 func (*LabelNamesResponse) ProtoMessage() {}
 
 func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[3]
+	mi := &file_store_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -297,7 +377,7 @@ func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesResponse.ProtoReflect.Descriptor instead.
 func (*LabelNamesResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{3}
+	return file_store_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *LabelNamesResponse) GetNames() []string {
@@ -310,6 +390,13 @@ func (x *LabelNamesResponse) GetNames() []string {
 func (x *LabelNamesResponse) GetQueriedBlocks() []string {
 	if x != nil {
 		return x.QueriedBlocks
+	}
+	return nil
+}
+
+func (x *LabelNamesResponse) GetBlockErrors() []*BlockError {
+	if x != nil {
+		return x.BlockErrors
 	}
 	return nil
 }
@@ -329,7 +416,7 @@ type LabelValuesRequest struct {
 
 func (x *LabelValuesRequest) Reset() {
 	*x = LabelValuesRequest{}
-	mi := &file_store_proto_msgTypes[4]
+	mi := &file_store_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -341,7 +428,7 @@ func (x *LabelValuesRequest) String() string {
 func (*LabelValuesRequest) ProtoMessage() {}
 
 func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[4]
+	mi := &file_store_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -354,7 +441,7 @@ func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesRequest.ProtoReflect.Descriptor instead.
 func (*LabelValuesRequest) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{4}
+	return file_store_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LabelValuesRequest) GetTenant() string {
@@ -410,13 +497,15 @@ type LabelValuesResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Values        []string               `protobuf:"bytes,1,rep,name=values,proto3" json:"values,omitempty"`
 	QueriedBlocks []string               `protobuf:"bytes,2,rep,name=queried_blocks,json=queriedBlocks,proto3" json:"queried_blocks,omitempty"`
+	// As in SeriesResponse: failed blocks, left out of queried_blocks.
+	BlockErrors   []*BlockError `protobuf:"bytes,3,rep,name=block_errors,json=blockErrors,proto3" json:"block_errors,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LabelValuesResponse) Reset() {
 	*x = LabelValuesResponse{}
-	mi := &file_store_proto_msgTypes[5]
+	mi := &file_store_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -428,7 +517,7 @@ func (x *LabelValuesResponse) String() string {
 func (*LabelValuesResponse) ProtoMessage() {}
 
 func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_store_proto_msgTypes[5]
+	mi := &file_store_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -441,7 +530,7 @@ func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesResponse.ProtoReflect.Descriptor instead.
 func (*LabelValuesResponse) Descriptor() ([]byte, []int) {
-	return file_store_proto_rawDescGZIP(), []int{5}
+	return file_store_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LabelValuesResponse) GetValues() []string {
@@ -454,6 +543,13 @@ func (x *LabelValuesResponse) GetValues() []string {
 func (x *LabelValuesResponse) GetQueriedBlocks() []string {
 	if x != nil {
 		return x.QueriedBlocks
+	}
+	return nil
+}
+
+func (x *LabelValuesResponse) GetBlockErrors() []*BlockError {
+	if x != nil {
+		return x.BlockErrors
 	}
 	return nil
 }
@@ -471,20 +567,27 @@ const file_store_proto_rawDesc = "" +
 	"\tblock_ids\x18\x05 \x03(\tR\bblockIds\x12\x1f\n" +
 	"\vskip_chunks\x18\x06 \x01(\bR\n" +
 	"skipChunks\x12\x14\n" +
-	"\x05limit\x18\a \x01(\x03R\x05limit\"q\n" +
+	"\x05limit\x18\a \x01(\x03R\x05limit\"\xb8\x01\n" +
 	"\x0eSeriesResponse\x128\n" +
 	"\x06series\x18\x01 \x03(\v2 .strata.ingester.v1.StreamSeriesR\x06series\x12%\n" +
-	"\x0equeried_blocks\x18\x02 \x03(\tR\rqueriedBlocks\"\xce\x01\n" +
+	"\x0equeried_blocks\x18\x02 \x03(\tR\rqueriedBlocks\x12E\n" +
+	"\fblock_errors\x18\x03 \x03(\v2\".strata.storegateway.v1.BlockErrorR\vblockErrors\"U\n" +
+	"\n" +
+	"BlockError\x12\x19\n" +
+	"\bblock_id\x18\x01 \x01(\tR\ablockId\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\rR\x04code\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xce\x01\n" +
 	"\x11LabelNamesRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x19\n" +
 	"\bstart_ms\x18\x02 \x01(\x03R\astartMs\x12\x15\n" +
 	"\x06end_ms\x18\x03 \x01(\x03R\x05endMs\x12<\n" +
 	"\bmatchers\x18\x04 \x03(\v2 .strata.ingester.v1.LabelMatcherR\bmatchers\x12\x1b\n" +
 	"\tblock_ids\x18\x05 \x03(\tR\bblockIds\x12\x14\n" +
-	"\x05limit\x18\x06 \x01(\x03R\x05limit\"Q\n" +
+	"\x05limit\x18\x06 \x01(\x03R\x05limit\"\x98\x01\n" +
 	"\x12LabelNamesResponse\x12\x14\n" +
 	"\x05names\x18\x01 \x03(\tR\x05names\x12%\n" +
-	"\x0equeried_blocks\x18\x02 \x03(\tR\rqueriedBlocks\"\xe3\x01\n" +
+	"\x0equeried_blocks\x18\x02 \x03(\tR\rqueriedBlocks\x12E\n" +
+	"\fblock_errors\x18\x03 \x03(\v2\".strata.storegateway.v1.BlockErrorR\vblockErrors\"\xe3\x01\n" +
 	"\x12LabelValuesRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x19\n" +
@@ -492,10 +595,11 @@ const file_store_proto_rawDesc = "" +
 	"\x06end_ms\x18\x04 \x01(\x03R\x05endMs\x12<\n" +
 	"\bmatchers\x18\x05 \x03(\v2 .strata.ingester.v1.LabelMatcherR\bmatchers\x12\x1b\n" +
 	"\tblock_ids\x18\x06 \x03(\tR\bblockIds\x12\x14\n" +
-	"\x05limit\x18\a \x01(\x03R\x05limit\"T\n" +
+	"\x05limit\x18\a \x01(\x03R\x05limit\"\x9b\x01\n" +
 	"\x13LabelValuesResponse\x12\x16\n" +
 	"\x06values\x18\x01 \x03(\tR\x06values\x12%\n" +
-	"\x0equeried_blocks\x18\x02 \x03(\tR\rqueriedBlocks2\xb6\x02\n" +
+	"\x0equeried_blocks\x18\x02 \x03(\tR\rqueriedBlocks\x12E\n" +
+	"\fblock_errors\x18\x03 \x03(\v2\".strata.storegateway.v1.BlockErrorR\vblockErrors2\xb6\x02\n" +
 	"\fStoreGateway\x12Y\n" +
 	"\x06Series\x12%.strata.storegateway.v1.SeriesRequest\x1a&.strata.storegateway.v1.SeriesResponse0\x01\x12c\n" +
 	"\n" +
@@ -514,33 +618,37 @@ func file_store_proto_rawDescGZIP() []byte {
 	return file_store_proto_rawDescData
 }
 
-var file_store_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_store_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_store_proto_goTypes = []any{
 	(*SeriesRequest)(nil),           // 0: strata.storegateway.v1.SeriesRequest
 	(*SeriesResponse)(nil),          // 1: strata.storegateway.v1.SeriesResponse
-	(*LabelNamesRequest)(nil),       // 2: strata.storegateway.v1.LabelNamesRequest
-	(*LabelNamesResponse)(nil),      // 3: strata.storegateway.v1.LabelNamesResponse
-	(*LabelValuesRequest)(nil),      // 4: strata.storegateway.v1.LabelValuesRequest
-	(*LabelValuesResponse)(nil),     // 5: strata.storegateway.v1.LabelValuesResponse
-	(*ingesterpb.LabelMatcher)(nil), // 6: strata.ingester.v1.LabelMatcher
-	(*ingesterpb.StreamSeries)(nil), // 7: strata.ingester.v1.StreamSeries
+	(*BlockError)(nil),              // 2: strata.storegateway.v1.BlockError
+	(*LabelNamesRequest)(nil),       // 3: strata.storegateway.v1.LabelNamesRequest
+	(*LabelNamesResponse)(nil),      // 4: strata.storegateway.v1.LabelNamesResponse
+	(*LabelValuesRequest)(nil),      // 5: strata.storegateway.v1.LabelValuesRequest
+	(*LabelValuesResponse)(nil),     // 6: strata.storegateway.v1.LabelValuesResponse
+	(*ingesterpb.LabelMatcher)(nil), // 7: strata.ingester.v1.LabelMatcher
+	(*ingesterpb.StreamSeries)(nil), // 8: strata.ingester.v1.StreamSeries
 }
 var file_store_proto_depIdxs = []int32{
-	6, // 0: strata.storegateway.v1.SeriesRequest.matchers:type_name -> strata.ingester.v1.LabelMatcher
-	7, // 1: strata.storegateway.v1.SeriesResponse.series:type_name -> strata.ingester.v1.StreamSeries
-	6, // 2: strata.storegateway.v1.LabelNamesRequest.matchers:type_name -> strata.ingester.v1.LabelMatcher
-	6, // 3: strata.storegateway.v1.LabelValuesRequest.matchers:type_name -> strata.ingester.v1.LabelMatcher
-	0, // 4: strata.storegateway.v1.StoreGateway.Series:input_type -> strata.storegateway.v1.SeriesRequest
-	2, // 5: strata.storegateway.v1.StoreGateway.LabelNames:input_type -> strata.storegateway.v1.LabelNamesRequest
-	4, // 6: strata.storegateway.v1.StoreGateway.LabelValues:input_type -> strata.storegateway.v1.LabelValuesRequest
-	1, // 7: strata.storegateway.v1.StoreGateway.Series:output_type -> strata.storegateway.v1.SeriesResponse
-	3, // 8: strata.storegateway.v1.StoreGateway.LabelNames:output_type -> strata.storegateway.v1.LabelNamesResponse
-	5, // 9: strata.storegateway.v1.StoreGateway.LabelValues:output_type -> strata.storegateway.v1.LabelValuesResponse
-	7, // [7:10] is the sub-list for method output_type
-	4, // [4:7] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	7,  // 0: strata.storegateway.v1.SeriesRequest.matchers:type_name -> strata.ingester.v1.LabelMatcher
+	8,  // 1: strata.storegateway.v1.SeriesResponse.series:type_name -> strata.ingester.v1.StreamSeries
+	2,  // 2: strata.storegateway.v1.SeriesResponse.block_errors:type_name -> strata.storegateway.v1.BlockError
+	7,  // 3: strata.storegateway.v1.LabelNamesRequest.matchers:type_name -> strata.ingester.v1.LabelMatcher
+	2,  // 4: strata.storegateway.v1.LabelNamesResponse.block_errors:type_name -> strata.storegateway.v1.BlockError
+	7,  // 5: strata.storegateway.v1.LabelValuesRequest.matchers:type_name -> strata.ingester.v1.LabelMatcher
+	2,  // 6: strata.storegateway.v1.LabelValuesResponse.block_errors:type_name -> strata.storegateway.v1.BlockError
+	0,  // 7: strata.storegateway.v1.StoreGateway.Series:input_type -> strata.storegateway.v1.SeriesRequest
+	3,  // 8: strata.storegateway.v1.StoreGateway.LabelNames:input_type -> strata.storegateway.v1.LabelNamesRequest
+	5,  // 9: strata.storegateway.v1.StoreGateway.LabelValues:input_type -> strata.storegateway.v1.LabelValuesRequest
+	1,  // 10: strata.storegateway.v1.StoreGateway.Series:output_type -> strata.storegateway.v1.SeriesResponse
+	4,  // 11: strata.storegateway.v1.StoreGateway.LabelNames:output_type -> strata.storegateway.v1.LabelNamesResponse
+	6,  // 12: strata.storegateway.v1.StoreGateway.LabelValues:output_type -> strata.storegateway.v1.LabelValuesResponse
+	10, // [10:13] is the sub-list for method output_type
+	7,  // [7:10] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_store_proto_init() }
@@ -554,7 +662,7 @@ func file_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_store_proto_rawDesc), len(file_store_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

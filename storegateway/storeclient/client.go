@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-metrics/strata/block"
 	"github.com/strata-metrics/strata/proto/ingesterpb"
 	"github.com/strata-metrics/strata/proto/storepb"
 	"github.com/strata-metrics/strata/ring"
@@ -46,8 +47,12 @@ type Deps struct {
 	Blocks  BlockLister
 	Sharder *Sharder
 	Clients Clients
-	Log     *slog.Logger
-	Reg     prometheus.Registerer
+	// IngesterReplicationFactor is the ingesters' -ring.replication-factor:
+	// with it a damaged ingester copy of a range whose other copies were
+	// served is skipped (see coveredByCopies). 0 (unknown) and 1 never skip.
+	IngesterReplicationFactor int
+	Log                       *slog.Logger
+	Reg                       prometheus.Registerer
 }
 
 // Client reads long-term blocks through the store-gateways. It is
@@ -56,6 +61,7 @@ type Client struct {
 	blocks  BlockLister
 	sharder *Sharder
 	clients Clients
+	rf      int
 	log     *slog.Logger
 	m       *metrics
 }
@@ -66,11 +72,13 @@ func New(deps Deps) *Client {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Client{blocks: deps.Blocks, sharder: deps.Sharder, clients: deps.Clients, log: log, m: newMetrics(deps.Reg)}
+	return &Client{blocks: deps.Blocks, sharder: deps.Sharder, clients: deps.Clients, rf: deps.IngesterReplicationFactor, log: log, m: newMetrics(deps.Reg)}
 }
 
 // UnavailableError means that no store-gateway served some blocks: every
-// healthy replica of each failed, or answered without it.
+// healthy replica of each failed, or answered without it, or the block is
+// damaged (BlockFailure.DataLoss) and its data is nowhere else in the
+// query's blocks.
 type UnavailableError struct {
 	RPC    string
 	Tenant string
@@ -81,6 +89,20 @@ type UnavailableError struct {
 type BlockFailure struct {
 	ID       ulid.ULID
 	Attempts []Attempt
+	// DataLoss: a store-gateway found the block's bytes damaged (gRPC
+	// DataLoss); other replicas were not asked, they read the same objects.
+	DataLoss bool
+}
+
+// DataLoss reports whether every block failed because it is damaged:
+// retrying the query cannot help.
+func (e *UnavailableError) DataLoss() bool {
+	for _, f := range e.Blocks {
+		if !f.DataLoss {
+			return false
+		}
+	}
+	return len(e.Blocks) > 0
 }
 
 // Attempt is one store-gateway's failure to serve a block.
@@ -93,7 +115,11 @@ func (e *UnavailableError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s from store-gateways: %d block(s) of tenant %s not served", e.RPC, len(e.Blocks), e.Tenant)
 	for _, f := range e.Blocks {
-		fmt.Fprintf(&b, "; block %s:", f.ID)
+		if f.DataLoss {
+			fmt.Fprintf(&b, "; block %s is damaged:", f.ID)
+		} else {
+			fmt.Fprintf(&b, "; block %s:", f.ID)
+		}
 		for i, a := range f.Attempts {
 			if i > 0 {
 				b.WriteString(",")
@@ -118,26 +144,29 @@ var errNoReplica = errors.New("no healthy store-gateway left to try")
 // order (primary first, so each block's chunks are cached on one
 // store-gateway while it is up), the next one to try, and what failed.
 type pendingBlock struct {
-	id       ulid.ULID
+	ref      BlockRef
 	replicas []ring.Instance
 	next     int
 	attempts []Attempt
 }
 
 // call sends one request for ids to one store-gateway and returns its
-// answer and the blocks it queried.
-type call[A any] func(ctx context.Context, c storepb.StoreGatewayClient, ids []string) (A, []string, error)
+// answer, the blocks it queried and those that failed, each with its error.
+type call[A any] func(ctx context.Context, c storepb.StoreGatewayClient, ids []string) (A, []string, []*storepb.BlockError, error)
 
 // fetch asks, for each block, one replica at a time, in rounds: every
 // store-gateway of a round gets one request with all its blocks of the
 // round, in parallel; blocks it failed or did not serve go to their next
-// replica in the next round. It returns the successful answers, or an
-// UnavailableError once a block ran out of replicas.
+// replica in the next round, except a block it found damaged (DataLoss),
+// which every replica would read alike. Once every block is served or out
+// of replicas, the failed blocks that other ingesters' copies cover are
+// skipped (coveredByCopies); if any other is left it returns an
+// UnavailableError naming them, else the successful answers.
 func fetch[A any](ctx context.Context, c *Client, rpc, tenantID string, blocks []BlockRef, f call[A]) ([]A, error) {
 	snap := c.sharder.Snapshot()
 	pending := make([]*pendingBlock, 0, len(blocks))
 	for _, b := range blocks {
-		p := &pendingBlock{id: b.ID}
+		p := &pendingBlock{ref: b}
 		for _, in := range snap.Replicas(tenantID, b.ID, nil) {
 			if snap.Healthy(&in) {
 				p.replicas = append(p.replicas, in)
@@ -150,16 +179,20 @@ func fetch[A any](ctx context.Context, c *Client, rpc, tenantID string, blocks [
 		blocks []*pendingBlock
 		answer A
 		served []string
+		failed []*storepb.BlockError
 		err    error
 	}
-	var answers []A
+	var (
+		answers []A
+		failed  []BlockFailure
+	)
 	for round := 0; len(pending) > 0; round++ {
 		var groups []*group
 		byID := map[string]*group{}
-		var failed []BlockFailure
+		asked := 0
 		for _, p := range pending {
 			if p.next >= len(p.replicas) {
-				failed = append(failed, BlockFailure{ID: p.id, Attempts: append(p.attempts, Attempt{Err: errNoReplica})})
+				failed = append(failed, BlockFailure{ID: p.ref.ID, Attempts: append(p.attempts, Attempt{Err: errNoReplica})})
 				continue
 			}
 			in := p.replicas[p.next]
@@ -171,27 +204,21 @@ func fetch[A any](ctx context.Context, c *Client, rpc, tenantID string, blocks [
 				groups = append(groups, g)
 			}
 			g.blocks = append(g.blocks, p)
-		}
-		if len(failed) > 0 {
-			return nil, &UnavailableError{RPC: rpc, Tenant: tenantID, Blocks: failed}
+			asked++
 		}
 		if round > 0 {
-			n := 0
-			for _, g := range groups {
-				n += len(g.blocks)
-			}
-			c.m.blockRetries.Add(float64(n))
+			c.m.blockRetries.Add(float64(asked))
 		}
 		var wg sync.WaitGroup
 		for _, g := range groups {
 			wg.Go(func() {
 				ids := make([]string, len(g.blocks))
 				for i, p := range g.blocks {
-					ids[i] = p.id.String()
+					ids[i] = p.ref.ID.String()
 				}
 				cl, err := c.clients.Get(g.in.Addr)
 				if err == nil {
-					g.answer, g.served, err = f(ctx, cl, ids)
+					g.answer, g.served, g.failed, err = f(ctx, cl, ids)
 				}
 				g.err = err
 				c.m.requests.WithLabelValues(rpc, outcome(err)).Inc()
@@ -217,14 +244,119 @@ func fetch[A any](ctx context.Context, c *Client, rpc, tenantID string, blocks [
 			}
 			answers = append(answers, g.answer)
 			for _, p := range g.blocks {
-				if !containsID(g.served, p.id) {
-					p.attempts = append(p.attempts, Attempt{Instance: g.in.ID, Addr: g.in.Addr, Err: errNotQueried})
-					pending = append(pending, p)
+				if containsID(g.served, p.ref.ID) {
+					continue
 				}
+				a := Attempt{Instance: g.in.ID, Addr: g.in.Addr, Err: errNotQueried}
+				if be := blockErrorFor(g.failed, p.ref.ID); be != nil {
+					a.Err = status.Error(codes.Code(be.GetCode()), be.GetMessage())
+				}
+				p.attempts = append(p.attempts, a)
+				if status.Code(a.Err) == codes.DataLoss {
+					c.log.Warn("store-gateway found a block damaged; not asking another replica", "rpc", rpc, "tenant", tenantID, "block", p.ref.ID, "instance", g.in.ID, "err", a.Err)
+					failed = append(failed, BlockFailure{ID: p.ref.ID, Attempts: p.attempts, DataLoss: true})
+					continue
+				}
+				if a.Err != errNotQueried {
+					c.log.Warn("store-gateway failed a block, trying another replica", "rpc", rpc, "tenant", tenantID, "block", p.ref.ID, "instance", g.in.ID, "err", a.Err)
+				}
+				pending = append(pending, p)
 			}
 		}
 	}
+	if len(failed) == 0 {
+		return answers, nil
+	}
+	if failed = c.skipCovered(rpc, tenantID, blocks, failed); len(failed) > 0 {
+		return nil, &UnavailableError{RPC: rpc, Tenant: tenantID, Blocks: failed}
+	}
 	return answers, nil
+}
+
+// skipCovered returns the failures left once those of damaged ingester
+// copies covered by other copies (coveredByCopies) are dropped, each of
+// these logged and counted.
+func (c *Client) skipCovered(rpc, tenantID string, blocks []BlockRef, failed []BlockFailure) []BlockFailure {
+	bad := make(map[ulid.ULID]bool, len(failed))
+	for _, f := range failed {
+		bad[f.ID] = true
+	}
+	byID := make(map[ulid.ULID]BlockRef, len(blocks))
+	for _, b := range blocks {
+		byID[b.ID] = b
+	}
+	var left []BlockFailure
+	for _, f := range failed {
+		if f.DataLoss {
+			if ok, why := coveredByCopies(byID[f.ID], blocks, bad, c.rf); ok {
+				c.m.blocksSkipped.Inc()
+				c.log.Warn("skipping a damaged block: other ingesters' copies of its range were served", "rpc", rpc, "tenant", tenantID,
+					"block", f.ID, "ingester", byID[f.ID].Ingester, "copies", why, "err", f.Attempts[len(f.Attempts)-1].Err)
+				continue
+			}
+		}
+		left = append(left, f)
+	}
+	return left
+}
+
+// coveredByCopies reports whether every acknowledged sample of the damaged
+// block bad is also in a served block of the query, so that bad may be
+// left out: failed holds the blocks of the query that were not served, rf
+// the ingesters' replication factor. The second result describes the
+// copies, for the log.
+//
+// The rule: a write is acknowledged once Q = rf/2+1 of its rf ingesters
+// hold it, so each acknowledged sample is in at least Q ingesters' blocks
+// of its range (first-level blocks, Source ingester, one per ingester and
+// range). Losing the copies of L ingesters loses no sample while L <= Q-1
+// (each sample keeps at least Q-L >= 1 holder), provided the holders'
+// copies are in the query: we require the copies of at least rf distinct
+// ingesters overlapping bad's range to exist, every one of them served
+// but those of the L lost ingesters. So: rf 2 (Q 2) — one intact copy
+// covers the other; rf 3 (Q 2) — one damaged copy is covered by the two
+// others, both served, but two damaged copies are not (a sample may be on
+// exactly those two); rf 1 — never.
+//
+// Limits: a block the compactor wrote (Source compactor) is never skipped,
+// nor counted as a copy (how many copies it merged is unknown here). With
+// more ingesters than rf each copy holds only its ingesters' series, so
+// "rf copies served" cannot prove that a given series' holders were among
+// them; the rule assumes every holder's copy of the range reached the
+// bucket index (ingesters ship every block before deleting it).
+func coveredByCopies(bad BlockRef, blocks []BlockRef, failed map[ulid.ULID]bool, rf int) (bool, string) {
+	if rf < 2 || bad.Source != block.SourceIngester || bad.Ingester == "" || bad.MaxTime <= bad.MinTime {
+		return false, ""
+	}
+	lost := map[string]bool{}
+	served := map[string]bool{}
+	for _, b := range blocks {
+		if b.Source != block.SourceIngester || b.Ingester == "" || !b.Overlaps(bad.MinTime, bad.MaxTime-1) {
+			continue
+		}
+		if failed[b.ID] {
+			lost[b.Ingester] = true
+		} else {
+			served[b.Ingester] = true
+		}
+	}
+	for ing := range lost {
+		delete(served, ing) // an ingester with one lost copy of the range counts as lost
+	}
+	why := fmt.Sprintf("%d ingester(s) served, %d lost, replication factor %d", len(served), len(lost), rf)
+	quorum := rf/2 + 1
+	return len(lost) <= quorum-1 && len(served)+len(lost) >= rf, why
+}
+
+// blockErrorFor returns id's error among errs, or nil.
+func blockErrorFor(errs []*storepb.BlockError, id ulid.ULID) *storepb.BlockError {
+	s := id.String()
+	for _, e := range errs {
+		if e.GetBlockId() == s {
+			return e
+		}
+	}
+	return nil
 }
 
 func containsID(ids []string, id ulid.ULID) bool {
@@ -265,9 +397,9 @@ func (c *Client) LabelNames(ctx context.Context, tenantID string, mint, maxt int
 		return nil, err
 	}
 	pms := toProtoMatchers(ms)
-	answers, err := fetch(ctx, c, "LabelNames", tenantID, blocks, func(ctx context.Context, cl storepb.StoreGatewayClient, ids []string) ([]string, []string, error) {
+	answers, err := fetch(ctx, c, "LabelNames", tenantID, blocks, func(ctx context.Context, cl storepb.StoreGatewayClient, ids []string) ([]string, []string, []*storepb.BlockError, error) {
 		resp, err := cl.LabelNames(ctx, &storepb.LabelNamesRequest{Tenant: tenantID, StartMs: mint, EndMs: maxt, Matchers: pms, BlockIds: ids, Limit: int64(limit)})
-		return resp.GetNames(), resp.GetQueriedBlocks(), err
+		return resp.GetNames(), resp.GetQueriedBlocks(), resp.GetBlockErrors(), err
 	})
 	if err != nil {
 		return nil, err
@@ -282,9 +414,9 @@ func (c *Client) LabelValues(ctx context.Context, tenantID, name string, mint, m
 		return nil, err
 	}
 	pms := toProtoMatchers(ms)
-	answers, err := fetch(ctx, c, "LabelValues", tenantID, blocks, func(ctx context.Context, cl storepb.StoreGatewayClient, ids []string) ([]string, []string, error) {
+	answers, err := fetch(ctx, c, "LabelValues", tenantID, blocks, func(ctx context.Context, cl storepb.StoreGatewayClient, ids []string) ([]string, []string, []*storepb.BlockError, error) {
 		resp, err := cl.LabelValues(ctx, &storepb.LabelValuesRequest{Tenant: tenantID, Name: name, StartMs: mint, EndMs: maxt, Matchers: pms, BlockIds: ids, Limit: int64(limit)})
-		return resp.GetValues(), resp.GetQueriedBlocks(), err
+		return resp.GetValues(), resp.GetQueriedBlocks(), resp.GetBlockErrors(), err
 	})
 	if err != nil {
 		return nil, err

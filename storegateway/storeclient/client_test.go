@@ -17,24 +17,36 @@ import (
 	"github.com/strata-metrics/strata/ring"
 )
 
-// fakeGateway answers LabelNames with its own name per block, or fails.
+// fakeGateway answers LabelNames with its own name per block, or fails,
+// as a whole or for the blocks in blockErrs (gRPC code by block id).
 type fakeGateway struct {
 	storepb.StoreGatewayClient
-	name string
-	err  error
+	name      string
+	err       error
+	blockErrs map[string]codes.Code
 
-	mu    sync.Mutex
-	calls int
+	mu     sync.Mutex
+	calls  int
+	blocks []string // every block asked
 }
 
 func (f *fakeGateway) LabelNames(_ context.Context, req *storepb.LabelNamesRequest, _ ...grpc.CallOption) (*storepb.LabelNamesResponse, error) {
 	f.mu.Lock()
 	f.calls++
+	f.blocks = append(f.blocks, req.BlockIds...)
 	f.mu.Unlock()
 	if f.err != nil {
 		return nil, f.err
 	}
-	return &storepb.LabelNamesResponse{Names: []string{f.name}, QueriedBlocks: req.BlockIds}, nil
+	resp := &storepb.LabelNamesResponse{Names: []string{f.name}}
+	for _, id := range req.BlockIds {
+		if code, ok := f.blockErrs[id]; ok {
+			resp.BlockErrors = append(resp.BlockErrors, &storepb.BlockError{BlockId: id, Code: uint32(code), Message: "reading block " + id + ": " + code.String()})
+			continue
+		}
+		resp.QueriedBlocks = append(resp.QueriedBlocks, id)
+	}
+	return resp, nil
 }
 
 type fakeClients map[string]*fakeGateway

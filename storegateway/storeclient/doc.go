@@ -6,8 +6,10 @@
 // Flow: querier --Blocks--> bucket index; querier --Series(blocks)--> the
 // store-gateways owning them (ring, replicated) --> merged series.
 // Owns: the block → store-gateway sharding (Sharder), the retry of blocks a
-// store-gateway failed or did not serve on another replica, and the merge
-// of the answers into one sorted list, chunks as stored.
+// store-gateway failed or did not serve on another replica (not of blocks
+// found damaged: DataLoss), the skipping of a damaged ingester copy whose
+// range other served copies cover by the write quorum (coveredByCopies),
+// and the merge of the answers into one sorted list, chunks as stored.
 // Does not: read the bucket index itself (a BlockLister does: IndexLister
 // over bucketindex.Loader in production), evaluate PromQL or merge with the
 // ingesters' answers (the querier does).

@@ -26,7 +26,7 @@ func IndexLister(l *bucketindex.Loader) BlockLister {
 		}
 		out := make([]BlockRef, len(bs))
 		for i, b := range bs {
-			out[i] = BlockRef{ID: b.ID, MinTime: b.MinTime, MaxTime: b.MaxTime}
+			out[i] = BlockRef{ID: b.ID, MinTime: b.MinTime, MaxTime: b.MaxTime, Source: b.Source, Ingester: b.Ingester, CompactionLevel: b.CompactionLevel}
 		}
 		return out, nil
 	})

@@ -21,6 +21,12 @@ type BlockRef struct {
 	// MinTime and MaxTime are the block's range in Unix ms, half-open
 	// [MinTime, MaxTime) as in meta.json.
 	MinTime, MaxTime int64
+	// Source is who wrote the block; Ingester, for an ingester's block,
+	// which ingester; CompactionLevel is meta.json's. A damaged ingester
+	// copy may be skipped when other copies of its range are served.
+	Source          block.Source
+	Ingester        string
+	CompactionLevel int
 }
 
 // Overlaps reports whether the block holds samples that may fall in
@@ -120,7 +126,7 @@ func (l *BucketLister) Blocks(ctx context.Context, tenantID string, mint, maxt i
 			if err != nil {
 				return nil, fmt.Errorf("reading meta of block %s of tenant %s: %w", id, tenantID, err)
 			}
-			ref = BlockRef{ID: id, MinTime: m.MinTime, MaxTime: m.MaxTime}
+			ref = BlockRef{ID: id, MinTime: m.MinTime, MaxTime: m.MaxTime, Source: m.Strata.Source, Ingester: m.Strata.Ingester, CompactionLevel: m.Compaction.Level}
 		}
 		dm, err := block.ReadDeletionMark(ctx, tb, id)
 		if err != nil {

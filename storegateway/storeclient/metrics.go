@@ -9,6 +9,7 @@ type metrics struct {
 	requests      *prometheus.CounterVec
 	blocksQueried prometheus.Counter
 	blockRetries  prometheus.Counter
+	blocksSkipped prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -25,6 +26,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		blockRetries: f.NewCounter(prometheus.CounterOpts{
 			Name: "strata_querier_store_gateway_block_retries_total",
 			Help: "Blocks asked of another replica because a store-gateway failed or did not serve them.",
+		}),
+		blocksSkipped: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_querier_store_gateway_damaged_blocks_skipped_total",
+			Help: "Damaged ingester blocks left out of a query because other ingesters' copies of their range were served and, by the write quorum, hold every acknowledged sample.",
 		}),
 	}
 }

@@ -51,7 +51,7 @@ func (c *Client) Series(ctx context.Context, tenantID string, mint, maxt int64, 
 		return nil, err
 	}
 	pms := toProtoMatchers(ms)
-	answers, err := fetch(ctx, c, "Series", tenantID, blocks, func(ctx context.Context, cl storepb.StoreGatewayClient, ids []string) ([]Series, []string, error) {
+	answers, err := fetch(ctx, c, "Series", tenantID, blocks, func(ctx context.Context, cl storepb.StoreGatewayClient, ids []string) ([]Series, []string, []*storepb.BlockError, error) {
 		req := &storepb.SeriesRequest{Tenant: tenantID, StartMs: mint, EndMs: maxt, Matchers: pms, BlockIds: ids, SkipChunks: opts.SkipChunks, Limit: int64(opts.Limit)}
 		return readSeries(ctx, cl, req)
 	})
@@ -65,19 +65,21 @@ func (c *Client) Series(ctx context.Context, tenantID string, mint, maxt int64, 
 	return out, nil
 }
 
-// readSeries reads one store-gateway's Series stream to the end. Chunk
+// readSeries reads one store-gateway's Series stream to the end: the
+// series, the blocks queried and those that failed. Chunk
 // bytes are kept as received (one allocation each, by the protobuf
 // decoder), chunk headers in one slab per answer.
-func readSeries(ctx context.Context, cl storepb.StoreGatewayClient, req *storepb.SeriesRequest) ([]Series, []string, error) {
+func readSeries(ctx context.Context, cl storepb.StoreGatewayClient, req *storepb.SeriesRequest) ([]Series, []string, []*storepb.BlockError, error) {
 	stream, err := cl.Series(ctx, req)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var (
 		out     []Series
 		slab    []Chunk
 		starts  []int
 		queried []string
+		failed  []*storepb.BlockError
 		b       labels.ScratchBuilder
 	)
 	for {
@@ -86,14 +88,14 @@ func readSeries(ctx context.Context, cl storepb.StoreGatewayClient, req *storepb
 			break
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		for _, ss := range resp.GetSeries() {
 			first := len(slab)
 			for _, pc := range ss.GetChunks() {
 				enc := chunkenc.Encoding(pc.GetEncoding())
 				if pc.GetEncoding() > 255 || !chunkenc.IsValidEncoding(enc) {
-					return nil, nil, fmt.Errorf("store-gateway sent a chunk with unknown encoding %d for series %s", pc.GetEncoding(), protoLabels(&b, ss.GetLabels()))
+					return nil, nil, nil, fmt.Errorf("store-gateway sent a chunk with unknown encoding %d for series %s", pc.GetEncoding(), protoLabels(&b, ss.GetLabels()))
 				}
 				slab = append(slab, Chunk{MinTime: pc.GetMinTimeMs(), MaxTime: pc.GetMaxTimeMs(), Encoding: enc, Data: pc.GetData()})
 			}
@@ -101,6 +103,7 @@ func readSeries(ctx context.Context, cl storepb.StoreGatewayClient, req *storepb
 			starts = append(starts, first)
 		}
 		queried = append(queried, resp.GetQueriedBlocks()...)
+		failed = append(failed, resp.GetBlockErrors()...)
 	}
 	if !req.GetSkipChunks() {
 		for i := range out {
@@ -111,7 +114,7 @@ func readSeries(ctx context.Context, cl storepb.StoreGatewayClient, req *storepb
 			out[i].Chunks = slab[starts[i]:end:end]
 		}
 	}
-	return out, queried, nil
+	return out, queried, failed, nil
 }
 
 func protoLabels(b *labels.ScratchBuilder, pls []*ingesterpb.Label) labels.Labels {

@@ -1,0 +1,49 @@
+package querier
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/strata-metrics/strata/storegateway/storeclient"
+)
+
+// Store-gateways that cannot answer are 503 like ingesters; blocks found
+// damaged with no other copy are 500 (a retry cannot help), the error
+// naming them.
+func TestStoreGatewayErrorClassification(t *testing.T) {
+	id := ulid.MustNew(1, nil)
+	down := &storeclient.UnavailableError{RPC: "Series", Tenant: "t1", Blocks: []storeclient.BlockFailure{
+		{ID: id, Attempts: []storeclient.Attempt{{Instance: "sg-1", Err: status.Error(codes.Unavailable, "connection refused")}}},
+	}}
+	damaged := &storeclient.UnavailableError{RPC: "Series", Tenant: "t1", Blocks: []storeclient.BlockFailure{
+		{ID: id, DataLoss: true, Attempts: []storeclient.Attempt{{Instance: "sg-1", Err: status.Error(codes.DataLoss, "checksum mismatch")}}},
+	}}
+	mixed := &storeclient.UnavailableError{RPC: "Series", Tenant: "t1", Blocks: append(append([]storeclient.BlockFailure(nil), down.Blocks...), damaged.Blocks...)}
+	for _, tc := range []struct {
+		name     string
+		err      error
+		wantType errorType
+		wantCode int
+	}{
+		{"store-gateways unavailable", fmt.Errorf("expanding series: %w", down), errorUnavailable, http.StatusServiceUnavailable},
+		{"damaged block", fmt.Errorf("expanding series: %w", damaged), errorInternal, http.StatusInternalServerError},
+		{"damaged and unavailable blocks: a retry may pass", mixed, errorUnavailable, http.StatusServiceUnavailable},
+		{"other", errors.New("x"), errorExec, http.StatusUnprocessableEntity},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := returnAPIError(tc.err)
+			require.Equal(t, tc.wantType, e.typ)
+			require.Equal(t, tc.wantCode, e.status())
+			if tc.wantType != errorExec {
+				require.Contains(t, e.Error(), id.String(), "the error names the block")
+			}
+		})
+	}
+}
