@@ -391,31 +391,12 @@ func selectable(ms []*labels.Matcher) []*labels.Matcher {
 	return ms
 }
 
-// toMatchers converts matchers.
+// toMatchers converts a request's matchers; a bad one is the sender's
+// fault.
 func toMatchers(pms []*ingesterpb.LabelMatcher) ([]*labels.Matcher, error) {
-	if len(pms) == 0 {
-		return nil, nil
-	}
-	ms := make([]*labels.Matcher, 0, len(pms))
-	for _, pm := range pms {
-		var t labels.MatchType
-		switch pm.GetType() {
-		case ingesterpb.LabelMatcher_EQ:
-			t = labels.MatchEqual
-		case ingesterpb.LabelMatcher_NEQ:
-			t = labels.MatchNotEqual
-		case ingesterpb.LabelMatcher_RE:
-			t = labels.MatchRegexp
-		case ingesterpb.LabelMatcher_NRE:
-			t = labels.MatchNotRegexp
-		default:
-			return nil, statusError(ingesterpb.ErrorClass_ERROR_CLASS_BAD_INPUT, 0, fmt.Sprintf("unknown matcher type %d for label %q", pm.GetType(), pm.GetName()))
-		}
-		m, err := labels.NewMatcher(t, pm.GetName(), pm.GetValue())
-		if err != nil {
-			return nil, statusError(ingesterpb.ErrorClass_ERROR_CLASS_BAD_INPUT, 0, fmt.Sprintf("invalid matcher %s%s%q: %v", pm.GetName(), t, pm.GetValue(), err))
-		}
-		ms = append(ms, m)
+	ms, err := ingesterpb.ToMatchers(pms)
+	if err != nil {
+		return nil, statusError(ingesterpb.ErrorClass_ERROR_CLASS_BAD_INPUT, 0, err.Error())
 	}
 	return ms, nil
 }

@@ -142,27 +142,6 @@ func protoLabels(b *labels.ScratchBuilder, pls []*ingesterpb.Label) labels.Label
 	return b.Labels()
 }
 
-func toProtoMatchers(ms []*labels.Matcher) []*ingesterpb.LabelMatcher {
-	out := make([]*ingesterpb.LabelMatcher, len(ms))
-	for i, m := range ms {
-		var t ingesterpb.LabelMatcher_Type
-		switch m.Type {
-		case labels.MatchEqual:
-			t = ingesterpb.LabelMatcher_EQ
-		case labels.MatchNotEqual:
-			t = ingesterpb.LabelMatcher_NEQ
-		case labels.MatchRegexp:
-			t = ingesterpb.LabelMatcher_RE
-		case labels.MatchNotRegexp:
-			t = ingesterpb.LabelMatcher_NRE
-		default:
-			panic(fmt.Sprintf("BUG: unknown matcher type %d", m.Type))
-		}
-		out[i] = &ingesterpb.LabelMatcher{Type: t, Name: m.Name, Value: m.Value}
-	}
-	return out
-}
-
 // mergeStrings returns the sorted union of lists, at most limit of them
 // (0: all).
 func mergeStrings(lists [][]string, limit int) []string {

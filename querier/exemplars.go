@@ -36,7 +36,7 @@ type exemplarQuerier struct {
 func (e exemplarQuerier) Select(start, end int64, matchers ...[]*labels.Matcher) ([]exemplar.QueryResult, error) {
 	req := &ingesterpb.ExemplarsRequest{Tenant: e.tenant, StartMs: start, EndMs: end}
 	for _, ms := range matchers {
-		req.MatcherSets = append(req.MatcherSets, &ingesterpb.MatcherSet{Matchers: toProtoMatchers(ms)})
+		req.MatcherSets = append(req.MatcherSets, &ingesterpb.MatcherSet{Matchers: ingesterpb.FromMatchers(ms)})
 	}
 	answers, _, err := fanOut(e.ctx, e.f, "QueryExemplars", func(ctx context.Context, c ingesterpb.IngesterClient, _ int) ([]*ingesterpb.ExemplarSeries, error) {
 		resp, err := c.QueryExemplars(ctx, req)

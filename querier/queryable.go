@@ -79,7 +79,7 @@ func (q *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.Sel
 	if mint > maxt {
 		return storage.EmptySeriesSet()
 	}
-	pms := toProtoMatchers(ms)
+	pms := ingesterpb.FromMatchers(ms)
 	ctx, cancel := context.WithCancel(ctx)
 	q.mu.Lock()
 	q.cancels = append(q.cancels, cancel)
@@ -139,7 +139,7 @@ func (q *ingesterQuerier) selectLabels(ctx context.Context, mint, maxt int64, li
 // first hints.Limit of the union.
 func (q *ingesterQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	limit := labelLimit(hints)
-	req := &ingesterpb.LabelNamesRequest{Tenant: q.tenant, StartMs: q.mint, EndMs: q.maxt, Matchers: toProtoMatchers(ms), Limit: int64(limit)}
+	req := &ingesterpb.LabelNamesRequest{Tenant: q.tenant, StartMs: q.mint, EndMs: q.maxt, Matchers: ingesterpb.FromMatchers(ms), Limit: int64(limit)}
 	answers, warns, err := fanOut(ctx, q.f, "LabelNames", func(ctx context.Context, c ingesterpb.IngesterClient, _ int) ([]string, error) {
 		resp, err := c.LabelNames(ctx, req)
 		return resp.GetNames(), err
@@ -153,7 +153,7 @@ func (q *ingesterQuerier) LabelNames(ctx context.Context, hints *storage.LabelHi
 // LabelValues returns the sorted union of the ingesters' values of name.
 func (q *ingesterQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	limit := labelLimit(hints)
-	req := &ingesterpb.LabelValuesRequest{Tenant: q.tenant, Name: name, StartMs: q.mint, EndMs: q.maxt, Matchers: toProtoMatchers(ms), Limit: int64(limit)}
+	req := &ingesterpb.LabelValuesRequest{Tenant: q.tenant, Name: name, StartMs: q.mint, EndMs: q.maxt, Matchers: ingesterpb.FromMatchers(ms), Limit: int64(limit)}
 	answers, warns, err := fanOut(ctx, q.f, "LabelValues", func(ctx context.Context, c ingesterpb.IngesterClient, _ int) ([]string, error) {
 		resp, err := c.LabelValues(ctx, req)
 		return resp.GetValues(), err

@@ -39,26 +39,11 @@ func parseRequest(tenantID string, blockIDs []string, pms []*ingesterpb.LabelMat
 			r.ids = append(r.ids, id)
 		}
 	}
-	for _, pm := range pms {
-		var t labels.MatchType
-		switch pm.GetType() {
-		case ingesterpb.LabelMatcher_EQ:
-			t = labels.MatchEqual
-		case ingesterpb.LabelMatcher_NEQ:
-			t = labels.MatchNotEqual
-		case ingesterpb.LabelMatcher_RE:
-			t = labels.MatchRegexp
-		case ingesterpb.LabelMatcher_NRE:
-			t = labels.MatchNotRegexp
-		default:
-			return request{}, &badInputError{fmt.Sprintf("unknown matcher type %d for label %q", pm.GetType(), pm.GetName())}
-		}
-		m, err := labels.NewMatcher(t, pm.GetName(), pm.GetValue())
-		if err != nil {
-			return request{}, &badInputError{fmt.Sprintf("invalid matcher %s%s%q: %v", pm.GetName(), t, pm.GetValue(), err)}
-		}
-		r.ms = append(r.ms, m)
+	ms, err := ingesterpb.ToMatchers(pms)
+	if err != nil {
+		return request{}, &badInputError{err.Error()}
 	}
+	r.ms = ms
 	return r, nil
 }
 

@@ -396,7 +396,7 @@ func (c *Client) LabelNames(ctx context.Context, tenantID string, mint, maxt int
 	if err != nil || len(blocks) == 0 {
 		return nil, err
 	}
-	pms := toProtoMatchers(ms)
+	pms := ingesterpb.FromMatchers(ms)
 	answers, err := fetch(ctx, c, "LabelNames", tenantID, blocks, func(ctx context.Context, cl storepb.StoreGatewayClient, ids []string) ([]string, []string, []*storepb.BlockError, error) {
 		resp, err := cl.LabelNames(ctx, &storepb.LabelNamesRequest{Tenant: tenantID, StartMs: mint, EndMs: maxt, Matchers: pms, BlockIds: ids, Limit: int64(limit)})
 		return resp.GetNames(), resp.GetQueriedBlocks(), resp.GetBlockErrors(), err
@@ -413,7 +413,7 @@ func (c *Client) LabelValues(ctx context.Context, tenantID, name string, mint, m
 	if err != nil || len(blocks) == 0 {
 		return nil, err
 	}
-	pms := toProtoMatchers(ms)
+	pms := ingesterpb.FromMatchers(ms)
 	answers, err := fetch(ctx, c, "LabelValues", tenantID, blocks, func(ctx context.Context, cl storepb.StoreGatewayClient, ids []string) ([]string, []string, []*storepb.BlockError, error) {
 		resp, err := cl.LabelValues(ctx, &storepb.LabelValuesRequest{Tenant: tenantID, Name: name, StartMs: mint, EndMs: maxt, Matchers: pms, BlockIds: ids, Limit: int64(limit)})
 		return resp.GetValues(), resp.GetQueriedBlocks(), resp.GetBlockErrors(), err
@@ -422,25 +422,4 @@ func (c *Client) LabelValues(ctx context.Context, tenantID, name string, mint, m
 		return nil, err
 	}
 	return mergeStrings(answers, limit), nil
-}
-
-func toProtoMatchers(ms []*labels.Matcher) []*ingesterpb.LabelMatcher {
-	out := make([]*ingesterpb.LabelMatcher, len(ms))
-	for i, m := range ms {
-		var t ingesterpb.LabelMatcher_Type
-		switch m.Type {
-		case labels.MatchEqual:
-			t = ingesterpb.LabelMatcher_EQ
-		case labels.MatchNotEqual:
-			t = ingesterpb.LabelMatcher_NEQ
-		case labels.MatchRegexp:
-			t = ingesterpb.LabelMatcher_RE
-		case labels.MatchNotRegexp:
-			t = ingesterpb.LabelMatcher_NRE
-		default:
-			panic(fmt.Sprintf("BUG: unknown matcher type %d", m.Type))
-		}
-		out[i] = &ingesterpb.LabelMatcher{Type: t, Name: m.Name, Value: m.Value}
-	}
-	return out
 }

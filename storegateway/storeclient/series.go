@@ -50,7 +50,7 @@ func (c *Client) Series(ctx context.Context, tenantID string, mint, maxt int64, 
 	if err != nil || len(blocks) == 0 {
 		return nil, err
 	}
-	pms := toProtoMatchers(ms)
+	pms := ingesterpb.FromMatchers(ms)
 	answers, err := fetch(ctx, c, "Series", tenantID, blocks, func(ctx context.Context, cl storepb.StoreGatewayClient, ids []string) ([]Series, []string, []*storepb.BlockError, error) {
 		req := &storepb.SeriesRequest{Tenant: tenantID, StartMs: mint, EndMs: maxt, Matchers: pms, BlockIds: ids, SkipChunks: opts.SkipChunks, Limit: int64(opts.Limit)}
 		return readSeries(ctx, cl, req)
