@@ -12,8 +12,9 @@
 // Owns: the push HTTP API and its status codes (400 / 413 / 415 / 429 /
 // 5xx), per-series validation against the tenant's limits, the per-tenant
 // ingestion rate limit (push_ratelimit.go: a token bucket per tenant, 429
-// before any ingester is asked), the series token (see seriesToken: it must
-// never change once data exists), the quorum rule.
+// before any ingester is asked, and before the body is even read while the
+// tenant's last refused push does not fit), the series token (see
+// seriesToken: it must never change once data exists), the quorum rule.
 // Does not: store anything (ingesters do), decide replica placement (the
 // ring does), dial connections (clientpool does), or count series (the
 // ingesters enforce the series limits) and HA-pair dedup (ha.go)

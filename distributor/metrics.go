@@ -19,6 +19,7 @@ type metrics struct {
 	discardedSamples  *prometheus.CounterVec
 	discardedExemplar *prometheus.CounterVec
 	discardedMetadata *prometheus.CounterVec
+	rateLimitedPushes *prometheus.CounterVec
 
 	pushDuration     *prometheus.HistogramVec
 	compressedSize   prometheus.Histogram
@@ -49,7 +50,7 @@ func newMetrics(reg prometheus.Registerer, tl *tenant.LabelCap) *metrics {
 		}, []string{"tenant"}),
 		discardedSamples: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_distributor_discarded_samples_total",
-			Help: "Float and histogram samples dropped by validation, by the stable id of the rule.",
+			Help: "Float and histogram samples dropped by validation or a limit, by the stable id of the rule; a push refused unread by the ingestion rate limit counts the samples of the tenant's last refused push.",
 		}, []string{"tenant", "reason"}),
 		discardedExemplar: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_distributor_discarded_exemplars_total",
@@ -58,6 +59,10 @@ func newMetrics(reg prometheus.Registerer, tl *tenant.LabelCap) *metrics {
 		discardedMetadata: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_distributor_discarded_metadata_total",
 			Help: "Metric metadata entries dropped by validation, by the stable id of the rule.",
+		}, []string{"tenant", "reason"}),
+		rateLimitedPushes: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_distributor_rate_limited_pushes_total",
+			Help: "Pushes refused by a rate limit (429), by reason: ingestion_rate (refused after decoding and validation) or ingestion_rate_unread (refused before the body was read, as the tenant's last refused push does not fit yet).",
 		}, []string{"tenant", "reason"}),
 		pushDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:                        "strata_distributor_push_duration_seconds",
@@ -90,6 +95,6 @@ func newMetrics(reg prometheus.Registerer, tl *tenant.LabelCap) *metrics {
 			Help: "gRPC pushes to ingesters in flight, including those still running after their request was answered at quorum.",
 		}),
 	}
-	tl.Track(m.receivedSamples, m.receivedExemplars, m.receivedMetadata, m.discardedSamples, m.discardedExemplar, m.discardedMetadata)
+	tl.Track(m.receivedSamples, m.receivedExemplars, m.receivedMetadata, m.discardedSamples, m.discardedExemplar, m.discardedMetadata, m.rateLimitedPushes)
 	return m
 }

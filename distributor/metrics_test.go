@@ -148,7 +148,7 @@ strata_distributor_received_samples_total{tenant="<other>"} 1
 				require.Equal(t, p.wantCode, code, "push %d: %s", i, body)
 				require.Equal(t, p.wantMsg, body, "push %d", i)
 			}
-			want := "# HELP strata_distributor_discarded_samples_total Float and histogram samples dropped by validation, by the stable id of the rule.\n" +
+			want := "# HELP strata_distributor_discarded_samples_total Float and histogram samples dropped by validation or a limit, by the stable id of the rule; a push refused unread by the ingestion rate limit counts the samples of the tenant's last refused push.\n" +
 				"# TYPE strata_distributor_discarded_samples_total counter\n" +
 				"# HELP strata_distributor_received_samples_total Float and histogram samples accepted after validation and sent to ingesters.\n" +
 				"# TYPE strata_distributor_received_samples_total counter\n"

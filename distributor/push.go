@@ -103,6 +103,15 @@ func (d *Distributor) pushHTTP(r *http.Request) (string, error) {
 	if err := checkContentEncoding(r.Header.Get("Content-Encoding")); err != nil {
 		return tenantID, err
 	}
+	// The cheap checks come first, the costly ones last: a push the
+	// headers already condemn is not read. 413 before 429: a body that can
+	// never be taken must not be told to come back later.
+	if r.ContentLength > int64(d.maxCompressed) {
+		return tenantID, d.tooLarge("compressed", r.ContentLength)
+	}
+	if err := d.refuseEarly(r, tenantID); err != nil {
+		return tenantID, err
+	}
 
 	st := d.states.Get().(*pushState)
 	defer d.putState(st)
@@ -137,6 +146,13 @@ func (d *Distributor) pushDecoded(ctx context.Context, st *pushState, tenantID s
 	st.val.validate(st.req)
 	// The per-tenant ingestion rate limit, on what validation kept: on
 	// refusal st.req is emptied, so nothing is counted received or sent.
+	// After validation, as in Cortex and Mimir: the limit is on samples
+	// stored, so a sender's invalid samples (and a non-elected replica's,
+	// dropped above) do not spend its budget, and a push whose valid part
+	// fits is taken even when its whole would not. Refusing before
+	// validation would be cheaper but would count what is never stored;
+	// the costly case, a tenant flooding far over its limit, is refused
+	// before its body is even read (refuseEarly in pushHTTP).
 	rateErr := d.checkIngestionRate(tenantID, st)
 	d.countValidation(st)
 	if rateErr != nil {

@@ -1,6 +1,7 @@
 package distributor
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -376,4 +377,141 @@ func BenchmarkNoisyNeighbour(b *testing.B) {
 			}
 		})
 	}
+}
+
+func TestRateLimiterRefuseEarly(t *testing.T) {
+	lim := defaultLimits()
+	lim.IngestionRate, lim.IngestionBurstSize, lim.IngestionRateStrategy = 100, 200, limits.StrategyLocal
+	bigger := lim
+	bigger.IngestionBurstSize = 400
+
+	type step struct {
+		lim   *limits.Limits
+		at    time.Duration // since the start
+		early bool          // refuseEarly, else allow
+		n     int           // allow: the push; refuseEarly: the refused size reported
+		want  string        // "" | "429" | "400"
+	}
+	for _, tc := range []struct {
+		name  string
+		steps []step
+	}{
+		{"a new tenant is read", []step{{&lim, 0, true, 0, ""}}},
+		{"nothing refused yet", []step{{&lim, 0, false, 200, ""}, {&lim, 0, true, 0, ""}, {&lim, 0, false, 1, "429"}}},
+		{"refused until the last refused push fits", []step{
+			{&lim, 0, false, 150, ""}, {&lim, 0, false, 100, "429"},
+			{&lim, 0, true, 100, "429"}, {&lim, 400 * time.Millisecond, true, 100, "429"},
+			{&lim, 500 * time.Millisecond, true, 0, ""}, {&lim, 500 * time.Millisecond, false, 100, ""},
+		}},
+		{"an accepted push clears it", []step{
+			{&lim, 0, false, 150, ""}, {&lim, 0, false, 100, "429"}, {&lim, 0, false, 50, ""},
+			{&lim, 0, true, 0, ""}, {&lim, 0, false, 1, "429"}, {&lim, 0, true, 1, "429"},
+		}},
+		{"over the burst is not recorded: it gets its 400", []step{
+			{&lim, 0, false, 200, ""}, {&lim, 0, false, 201, "400"}, {&lim, 0, true, 0, ""},
+			{&lim, 0, false, 150, "429"}, {&lim, 0, true, 150, "429"},
+			{&lim, 2 * time.Second, true, 0, ""}, {&lim, 2 * time.Second, false, 201, "400"},
+		}},
+		{"an idle tenant is read", []step{
+			{&lim, 0, false, 200, ""}, {&lim, 0, false, 200, "429"}, {&lim, 0, true, 200, "429"},
+			{&lim, time.Hour, true, 0, ""}, {&lim, time.Hour, false, 200, ""},
+		}},
+		{"a changed limit clears it", []step{
+			{&lim, 0, false, 200, ""}, {&lim, 0, false, 200, "429"}, {&lim, 0, true, 200, "429"},
+			{&bigger, 0, true, 0, ""}, {&bigger, 0, false, 200, "429"}, {&bigger, 0, true, 200, "429"},
+		}},
+		{"rate 0 is no limit", []step{
+			{&lim, 0, false, 200, ""}, {&lim, 0, false, 200, "429"}, {&limits.Limits{}, 0, true, 0, ""},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRateLimiter(nil)
+			for i, s := range tc.steps {
+				var err error
+				if s.early {
+					var n int
+					n, err = r.refuseEarly("a", s.lim, testNow.Add(s.at))
+					require.Equal(t, s.n, n, "step %d: refused size", i)
+				} else {
+					err = r.allow("a", s.lim, testNow.Add(s.at), s.n)
+				}
+				switch s.want {
+				case "":
+					require.NoError(t, err, "step %d", i)
+				case "429":
+					require.Equal(t, http.StatusTooManyRequests, httpStatus(err), "step %d: %v", i, err)
+				case "400":
+					require.Equal(t, http.StatusBadRequest, httpStatus(err), "step %d: %v", i, err)
+				}
+			}
+		})
+	}
+}
+
+// countingBody is a request body that counts what is read of it.
+type countingBody struct {
+	r      *bytes.Reader
+	read   int
+	closed bool
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.read += n
+	return n, err
+}
+
+func (c *countingBody) Close() error { c.closed = true; return nil }
+
+func (h *rateHarness) unread(tenantID string) float64 {
+	return testutil.ToFloat64(h.d.m.rateLimitedPushes.WithLabelValues(tenantID, limitedIngestionRateUnread))
+}
+
+func TestPushRefusedEarly(t *testing.T) {
+	lim := defaultLimits()
+	lim.IngestionRate, lim.IngestionBurstSize, lim.IngestionRateStrategy = 10, 100, limits.StrategyLocal
+	h := newRateHarness(t, lim, "", nil)
+
+	code, body := h.pushAs(t, "a", "up", 80)
+	require.Equal(t, http.StatusNoContent, code, body)
+	code, _ = h.pushAs(t, "a", "up", 30) // decoded, refused: 30 recorded
+	require.Equal(t, http.StatusTooManyRequests, code)
+	require.Equal(t, 0.0, h.unread("a"))
+	require.Equal(t, 1.0, testutil.ToFloat64(h.d.m.rateLimitedPushes.WithLabelValues("a", limitedIngestionRate)))
+
+	// Not snappy at all: decoded, it would get 400. Refused early, it is
+	// drained (so the connection can serve the next push) but not decoded.
+	garbage := &countingBody{r: bytes.NewReader(bytes.Repeat([]byte("not snappy "), 1000))}
+	req := newPushRequest(nil)
+	req.Body, req.ContentLength = garbage, int64(garbage.r.Len())
+	req.Header.Set("X-Scope-OrgID", "a")
+	code, body = h.do(t, req)
+	require.Equal(t, http.StatusTooManyRequests, code, body)
+	require.Equal(t, `ingestion rate limit (10 samples/s, burst 100) exceeded for tenant "a": its last refused request had 30 samples and still does not fit, so this one was refused unread (-distributor.ingestion-rate-limit, override "ingestion_rate") [strata-tenant-rate-limit]`, body)
+	require.Equal(t, 11000, garbage.read, "the body is drained to its end")
+	require.Equal(t, 1.0, h.unread("a"))
+	require.Equal(t, 60.0, h.discarded("a"), "30 decoded + 30 estimated")
+	require.Equal(t, 80, h.stored(t, "a"))
+
+	// Declared over the compressed limit: 413, even while refused early.
+	req = newPushRequest(nil)
+	req.ContentLength = int64(h.d.maxCompressed) + 1
+	req.Header.Set("X-Scope-OrgID", "a")
+	code, _ = h.do(t, req)
+	require.Equal(t, http.StatusRequestEntityTooLarge, code)
+
+	// Other tenants are read as usual, a new one's first push included.
+	code, body = h.pushAs(t, "b", "up", 100)
+	require.Equal(t, http.StatusNoContent, code, body)
+
+	// Once the bucket holds the refused push again, pushes are read: one
+	// over the burst gets its 400, and is not recorded as refused.
+	h.now.Add(int64(time.Second)) // 20 + 10 tokens
+	code, body = h.pushAs(t, "a", "up", 101)
+	require.Equal(t, http.StatusBadRequest, code, body)
+	require.Contains(t, body, "[strata-tenant-burst-too-small]")
+	code, body = h.pushAs(t, "a", "up", 30)
+	require.Equal(t, http.StatusNoContent, code, body)
+	require.Equal(t, 110, h.stored(t, "a"))
+	require.Equal(t, 1.0, h.unread("a"))
 }
