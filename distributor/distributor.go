@@ -69,8 +69,9 @@ type Distributor struct {
 	m             *metrics
 	tenantLabels  *tenant.LabelCap // nil: every tenant labelled with its id
 	maxCompressed int              // snappy.MaxEncodedLen(cfg.MaxRecvMsgSize)
-	rate          *rateLimiter
-	ha            *haTracker // nil: no HA-pair dedup
+	rate          *rateLimiter     // ingestion rate, samples per tenant
+	reqRate       *rateLimiter     // request rate, pushes per tenant
+	ha            *haTracker       // nil: no HA-pair dedup
 
 	states sync.Pool // *pushState: body buffers, decoded request, scratch
 	bufs   sync.Pool // *[]byte: one per-ingester push body each
@@ -119,6 +120,7 @@ func New(cfg Config, deps Deps) (*Distributor, error) {
 		tenantLabels:  deps.TenantLabels,
 		maxCompressed: snappy.MaxEncodedLen(cfg.MaxRecvMsgSize),
 		rate:          newRateLimiter(deps.HealthyDistributors),
+		reqRate:       newRateLimiter(deps.HealthyDistributors),
 	}
 	if deps.HAKV != nil {
 		d.ha = newHATracker(deps.HAKV, deps.Log, reg, deps.TenantLabels)

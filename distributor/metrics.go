@@ -62,7 +62,7 @@ func newMetrics(reg prometheus.Registerer, tl *tenant.LabelCap) *metrics {
 		}, []string{"tenant", "reason"}),
 		rateLimitedPushes: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_distributor_rate_limited_pushes_total",
-			Help: "Pushes refused by a rate limit (429), by reason: ingestion_rate (refused after decoding and validation) or ingestion_rate_unread (refused before the body was read, as the tenant's last refused push does not fit yet).",
+			Help: "Pushes refused by a rate limit (429), by reason: ingestion_rate (refused after decoding and validation), ingestion_rate_unread (refused before the body was read, as the tenant's last refused push does not fit yet) or request_rate (refused by the request rate limit, before the body was read).",
 		}, []string{"tenant", "reason"}),
 		pushDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:                        "strata_distributor_push_duration_seconds",

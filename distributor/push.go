@@ -109,6 +109,9 @@ func (d *Distributor) pushHTTP(r *http.Request) (string, error) {
 	if r.ContentLength > int64(d.maxCompressed) {
 		return tenantID, d.tooLarge("compressed", r.ContentLength)
 	}
+	if err := d.checkRequestRate(r, tenantID); err != nil {
+		return tenantID, err
+	}
 	if err := d.refuseEarly(r, tenantID); err != nil {
 		return tenantID, err
 	}

@@ -26,6 +26,8 @@ type Limits struct {
 	IngestionRate          float64       `yaml:"ingestion_rate"`
 	IngestionBurstSize     int           `yaml:"ingestion_burst_size"`
 	IngestionRateStrategy  string        `yaml:"ingestion_rate_strategy"`
+	RequestRate            float64       `yaml:"request_rate"`
+	RequestBurstSize       int           `yaml:"request_burst_size"`
 	MaxLabelNamesPerSeries int           `yaml:"max_label_names_per_series"`
 	MaxLabelNameLength     int           `yaml:"max_label_name_length"`
 	MaxLabelValueLength    int           `yaml:"max_label_value_length"`
@@ -79,6 +81,8 @@ const (
 	FlagIngestionRate            = "distributor.ingestion-rate-limit"
 	FlagIngestionBurstSize       = "distributor.ingestion-burst-size"
 	FlagIngestionRateStrategy    = "distributor.ingestion-rate-limit-strategy"
+	FlagRequestRate              = "distributor.request-rate-limit"
+	FlagRequestBurstSize         = "distributor.request-burst-size"
 	FlagMaxGlobalSeriesPerUser   = "ingester.max-global-series-per-user"
 	FlagMaxGlobalSeriesPerMetric = "ingester.max-global-series-per-metric"
 	FlagMaxFetchedSeriesPerQuery = "querier.max-fetched-series-per-query"
@@ -112,6 +116,8 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&l.IngestionRate, FlagIngestionRate, 0, "Samples (float and histogram) per second a tenant may push; pushes over it get 429 and are retried by the sender. 0 means no limit.")
 	fs.IntVar(&l.IngestionBurstSize, FlagIngestionBurstSize, 200000, "Samples a tenant may push at once above its rate (the token bucket's size); at least the largest push.")
 	fs.StringVar(&l.IngestionRateStrategy, FlagIngestionRateStrategy, StrategyGlobal, "local: every distributor allows the full rate; global: the rate is divided by the healthy distributors of the ring.")
+	fs.Float64Var(&l.RequestRate, FlagRequestRate, 0, "Pushes (requests, whatever their size) per second a tenant may send; more get 429 before their body is read. Divided by the healthy distributors under the global -distributor.ingestion-rate-limit-strategy. 0 means no limit.")
+	fs.IntVar(&l.RequestBurstSize, FlagRequestBurstSize, 100, "Pushes a tenant may send at once above its request rate (the token bucket's size).")
 	fs.IntVar(&l.MaxLabelNamesPerSeries, "validation.max-label-names-per-series", 30, "Most labels a series may have, its metric name included.")
 	fs.IntVar(&l.MaxLabelNameLength, "validation.max-length-label-name", 1024, "Longest label name, in bytes.")
 	fs.IntVar(&l.MaxLabelValueLength, "validation.max-length-label-value", 2048, "Longest label value, in bytes.")
@@ -140,6 +146,12 @@ func (l *Limits) Validate() error {
 		return fmt.Errorf("-%s must not be negative, got %d", FlagIngestionBurstSize, l.IngestionBurstSize)
 	case l.IngestionRate > 0 && l.IngestionBurstSize < 1:
 		return fmt.Errorf("-%s must be at least 1 when -%s is set (every push would be refused), got %d", FlagIngestionBurstSize, FlagIngestionRate, l.IngestionBurstSize)
+	case l.RequestRate < 0 || l.RequestRate != l.RequestRate:
+		return fmt.Errorf("-%s must not be negative, got %v", FlagRequestRate, l.RequestRate)
+	case l.RequestBurstSize < 0:
+		return fmt.Errorf("-%s must not be negative, got %d", FlagRequestBurstSize, l.RequestBurstSize)
+	case l.RequestRate > 0 && l.RequestBurstSize < 1:
+		return fmt.Errorf("-%s must be at least 1 when -%s is set (every push would be refused), got %d", FlagRequestBurstSize, FlagRequestRate, l.RequestBurstSize)
 	case l.IngestionRateStrategy != StrategyLocal && l.IngestionRateStrategy != StrategyGlobal:
 		return fmt.Errorf("-%s must be %q or %q, got %q", FlagIngestionRateStrategy, StrategyLocal, StrategyGlobal, l.IngestionRateStrategy)
 	case l.MaxLabelNamesPerSeries < 1:

@@ -30,6 +30,8 @@ func TestValidate(t *testing.T) {
 		{"negative rate", func(l *Limits) { l.IngestionRate = -1 }, "-distributor.ingestion-rate-limit must not be negative"},
 		{"rate without burst", func(l *Limits) { l.IngestionRate, l.IngestionBurstSize = 10, 0 }, "-distributor.ingestion-burst-size must be at least 1 when -distributor.ingestion-rate-limit is set"},
 		{"burst without rate", func(l *Limits) { l.IngestionBurstSize = 0 }, ""},
+		{"request rate without burst", func(l *Limits) { l.RequestRate, l.RequestBurstSize = 10, 0 }, "-distributor.request-burst-size must be at least 1 when -distributor.request-rate-limit is set"},
+		{"negative request rate", func(l *Limits) { l.RequestRate = -1 }, "-distributor.request-rate-limit must not be negative"},
 		{"strategy", func(l *Limits) { l.IngestionRateStrategy = "cluster" }, `-distributor.ingestion-rate-limit-strategy must be "local" or "global", got "cluster"`},
 		{"negative series", func(l *Limits) { l.MaxGlobalSeriesPerUser = -1 }, "-ingester.max-global-series-per-user"},
 		{"negative series per metric", func(l *Limits) { l.MaxGlobalSeriesPerMetric = -1 }, "-ingester.max-global-series-per-metric"},
