@@ -21,7 +21,19 @@
 // push of B failed, and says PASS or MISS for B's p99 within 2x of solo.
 // -noisy.cluster runs it against a loopback cluster instead.
 //
-// Flow: prebuilt request bodies --8 senders, snappy+protobuf--> /api/v1/push
+// -mode=longterm measures long-term storage (issue 5). It writes
+// node_exporter-like data (series.go's label sets; integer counters, CPU
+// ticks, gauges in whole units, idle devices constant) as 2h blocks with
+// Prometheus' block writer, uploads RF copies of each into a filesystem
+// bucket as that many ingesters would ship them, starts strata -target=all
+// on that bucket and has its compactor merge them (2h, 12h, 24h), then
+// reports bucket bytes before and after, bytes per sample (two data sets: a
+// 15s one for bytes per sample, a 7-day one to query) and the latency of two
+// 7-day range queries, each cold (a fresh process, the store-gateway's local
+// files deleted) and warm, with the store-gateway's cache hit rates. Raw
+// queried samples of a few series are compared with the generated ones.
+//
+// Flow (single, cluster, noisy): prebuilt request bodies --8 senders, snappy+protobuf--> /api/v1/push
 // (Strata, or its distributors) or /api/v1/write (Prometheus); /proc of each
 // server process --> CPU and RSS; an ingester's /metrics --> its active
 // series; /api/v1/query_range --> query latency.
@@ -32,4 +44,5 @@
 // Run: go build -o bin/strata ./cmd/strata && go run ./cmd/strata-bench -strata.bin=bin/strata
 // and: go run ./cmd/strata-bench -mode=cluster -strata.bin=bin/strata
 // and: go run ./cmd/strata-bench -mode=noisy -strata.bin=bin/strata
+// and: go run ./cmd/strata-bench -mode=longterm -strata.bin=bin/strata
 package main

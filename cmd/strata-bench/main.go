@@ -21,39 +21,40 @@ import (
 
 // Config is the whole bench: the servers to measure and the load.
 type Config struct {
-	Mode          string        `yaml:"mode"`
-	Targets       string        `yaml:"targets"`
-	StrataBin     string        `yaml:"strata_bin"`
-	StrataArgs    string        `yaml:"strata_args"`
-	PrometheusBin string        `yaml:"prometheus_bin"`
-	Series        int           `yaml:"series"`
-	PerRequest    int           `yaml:"series_per_request"`
-	Senders       int           `yaml:"senders"`
-	Rounds        int           `yaml:"rounds"`
-	Interval      time.Duration `yaml:"interval"`
-	Timeout       time.Duration `yaml:"timeout"`
-	Settle        time.Duration `yaml:"settle"`
-	RSSReadings   int           `yaml:"rss_readings"`
-	RSSEvery      time.Duration `yaml:"rss_every"`
-	QueryReps     int           `yaml:"query_reps"`
-	QueryRange    time.Duration `yaml:"query_range"`
-	QueryStep     time.Duration `yaml:"query_step"`
-	WorkDir       string        `yaml:"work_dir"`
-	Keep          bool          `yaml:"keep"`
-	PrebuildMaxMB int           `yaml:"prebuild_max_mb"`
-	JSONOut       string        `yaml:"json_out"`
-	Cluster       ClusterConfig `yaml:"cluster"`
-	Noisy         NoisyConfig   `yaml:"noisy"`
+	Mode          string         `yaml:"mode"`
+	Targets       string         `yaml:"targets"`
+	StrataBin     string         `yaml:"strata_bin"`
+	StrataArgs    string         `yaml:"strata_args"`
+	PrometheusBin string         `yaml:"prometheus_bin"`
+	Series        int            `yaml:"series"`
+	PerRequest    int            `yaml:"series_per_request"`
+	Senders       int            `yaml:"senders"`
+	Rounds        int            `yaml:"rounds"`
+	Interval      time.Duration  `yaml:"interval"`
+	Timeout       time.Duration  `yaml:"timeout"`
+	Settle        time.Duration  `yaml:"settle"`
+	RSSReadings   int            `yaml:"rss_readings"`
+	RSSEvery      time.Duration  `yaml:"rss_every"`
+	QueryReps     int            `yaml:"query_reps"`
+	QueryRange    time.Duration  `yaml:"query_range"`
+	QueryStep     time.Duration  `yaml:"query_step"`
+	WorkDir       string         `yaml:"work_dir"`
+	Keep          bool           `yaml:"keep"`
+	PrebuildMaxMB int            `yaml:"prebuild_max_mb"`
+	JSONOut       string         `yaml:"json_out"`
+	Cluster       ClusterConfig  `yaml:"cluster"`
+	Noisy         NoisyConfig    `yaml:"noisy"`
+	Longterm      LongtermConfig `yaml:"longterm"`
 }
 
 // RegisterFlags registers the bench's flags with issue 2's workload as defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Mode, "mode", "single", "single: one-process servers of -targets side by side; cluster: a multi-process Strata cluster at each of -cluster.replication-factors, side by side; noisy: tenant B pushing alone, then while tenant A floods far over its rate limit (-noisy.*).")
+	fs.StringVar(&c.Mode, "mode", "single", "single: one-process servers of -targets side by side; cluster: a multi-process Strata cluster at each of -cluster.replication-factors, side by side; noisy: tenant B pushing alone, then while tenant A floods far over its rate limit (-noisy.*); longterm: bytes per sample in the bucket after compaction and 7-day query latency through the store-gateway, cold and warm (-longterm.*).")
 	fs.StringVar(&c.Targets, "targets", "strata,prometheus", "Comma-separated servers to measure, in order: strata, prometheus.")
 	fs.StringVar(&c.StrataBin, "strata.bin", "", "The strata binary; empty builds ./cmd/strata into the work dir ($STRATA_BIN wins).")
 	fs.StringVar(&c.StrataArgs, "strata.args", "", "Extra space-separated flags for strata.")
 	fs.StringVar(&c.PrometheusBin, "prometheus.bin", "", "The prometheus binary; empty finds it on $PATH.")
-	fs.IntVar(&c.Series, "series", 0, fmt.Sprintf("Active series (of tenant B with -mode=noisy); 0 means %d with -mode=single, %d with -mode=cluster and %d with -mode=noisy.", singleSeries, clusterSeries, noisySeries))
+	fs.IntVar(&c.Series, "series", 0, fmt.Sprintf("Active series (of tenant B with -mode=noisy); 0 means %d with -mode=single, %d with -mode=cluster and %d with -mode=noisy; with -mode=longterm it overrides -longterm.series.", singleSeries, clusterSeries, noisySeries))
 	fs.IntVar(&c.PerRequest, "series-per-request", 2000, "Series per remote-write request.")
 	fs.IntVar(&c.Senders, "senders", 8, "Concurrent senders (with -mode=noisy: tenant B's pushes in flight at most).")
 	fs.IntVar(&c.Rounds, "rounds", 0, fmt.Sprintf("Rounds, each sends one sample of every series (with -mode=noisy: per phase); 0 means %d with -mode=single, %d with -mode=cluster and %d with -mode=noisy.", singleRounds, clusterRounds, noisyRounds))
@@ -71,6 +72,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.JSONOut, "json-out", "", "Also write the results as JSON to this file.")
 	c.Cluster.RegisterFlags(fs)
 	c.Noisy.RegisterFlags(fs)
+	c.Longterm.RegisterFlags(fs)
 }
 
 // The workload of issue 2 (single) and the default of cluster mode; see
@@ -89,6 +91,15 @@ func (c Config) withModeDefaults() Config {
 		series, rounds = clusterSeries, clusterRounds
 	case "noisy":
 		series, rounds = noisySeries, noisyRounds
+	case "longterm":
+		// -series, when given, sizes the query data set, as in the other
+		// modes (make bench passes one BENCH_FLAGS to every mode); rounds
+		// follow from -longterm.span and -longterm.interval.
+		if c.Series != 0 {
+			c.Longterm.Series = c.Series
+		}
+		series, rounds = c.Longterm.Series, 1
+		c.Rounds = 0
 	}
 	if c.Series == 0 {
 		c.Series = series
@@ -126,6 +137,8 @@ func (c *Config) Validate() error {
 		}
 	case "cluster":
 		return c.Cluster.Validate()
+	case "longterm":
+		return c.Longterm.Validate()
 	case "noisy":
 		if err := c.Noisy.Validate(c.PerRequest); err != nil {
 			return err
@@ -134,7 +147,7 @@ func (c *Config) Validate() error {
 			return c.Cluster.Validate()
 		}
 	default:
-		return fmt.Errorf("-mode must be single, cluster or noisy, got %q", c.Mode)
+		return fmt.Errorf("-mode must be single, cluster, noisy or longterm, got %q", c.Mode)
 	}
 	return nil
 }
@@ -200,6 +213,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 		return runCluster(ctx, cfg, dir, log, out)
 	case "noisy":
 		return runNoisy(ctx, cfg, dir, log, out)
+	case "longterm":
+		return runLongterm(ctx, cfg, dir, log, out)
 	}
 	var results []*result
 	for _, t := range cfg.targets() {
