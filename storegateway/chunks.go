@@ -1,6 +1,7 @@
 package storegateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -133,6 +134,9 @@ func (g *StoreGateway) fetchRange(ctx context.Context, lb *loadedBlock, seg int,
 		if err != nil {
 			return fmt.Errorf("reading chunk %d of block %s (%s at %d): %w", c.ref, lb.key.id, name, off, err)
 		}
+		// Its own copy: a view would pin the whole range read in memory
+		// while the cache counts only the chunk, breaking its bound.
+		raw = bytes.Clone(raw)
 		g.chunks.add(chunkKey{lb.key, c.ref}, raw, int64(len(raw)))
 		c.raw = raw
 	}
