@@ -65,7 +65,7 @@ func newMetrics(reg prometheus.Registerer, i *Ingester) *metrics {
 		}),
 		discardedMetadata: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_ingester_discarded_metadata_total",
-			Help: "Metric family metadata not kept, by tenant and reason (per_user_metadata_limit: the tenant has max_metadata_per_user families, -ingester.max-metadata-per-tenant).",
+			Help: "Metric family metadata not kept, by tenant and reason (per_user_metadata_limit: the tenant has max_metadata_per_user families, -ingester.max-metadata-per-tenant; per_metric_metadata_limit: a new entry evicted the least recently seen of a family with max_metadata_per_metric entries, -ingester.max-metadata-per-metric).",
 		}, []string{"tenant", "reason"}),
 		pushDuration: f.NewHistogram(prometheus.HistogramOpts{
 			Name:                            "strata_ingester_push_duration_seconds",

@@ -165,7 +165,7 @@ func TestCountMetadataDropped(t *testing.T) {
 	ing.countMetadataDropped("a", 2)
 	ing.countMetadataDropped("b", 3)
 	ing.countMetadataDropped("c", 0)
-	const want = `# HELP strata_ingester_discarded_metadata_total Metric family metadata not kept, by tenant and reason (per_user_metadata_limit: the tenant has max_metadata_per_user families, -ingester.max-metadata-per-tenant).
+	const want = `# HELP strata_ingester_discarded_metadata_total Metric family metadata not kept, by tenant and reason (per_user_metadata_limit: the tenant has max_metadata_per_user families, -ingester.max-metadata-per-tenant; per_metric_metadata_limit: a new entry evicted the least recently seen of a family with max_metadata_per_metric entries, -ingester.max-metadata-per-metric).
 # TYPE strata_ingester_discarded_metadata_total counter
 strata_ingester_discarded_metadata_total{reason="per_user_metadata_limit",tenant="<other>"} 3
 strata_ingester_discarded_metadata_total{reason="per_user_metadata_limit",tenant="a"} 2

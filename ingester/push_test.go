@@ -392,7 +392,8 @@ func TestMetadata(t *testing.T) {
 	h := start(t, defaultConfig(t, "-ingester.max-metadata-per-tenant=3"), t.TempDir())
 	ctx := context.Background()
 	h.pushMetadata(t, "t", "c_metric", "a_metric", "b_metric")
-	// An update replaces the old entry; a fourth family is over the cap.
+	// A new entry of a family goes before the old one (no per-family limit
+	// without limits); a fourth family is over the cap.
 	_, err := h.pushRequest("t", &ingesterpb.WriteRequest{Metadata: []*ingesterpb.MetricMetadata{
 		{Type: ingesterpb.MetricMetadata_COUNTER, MetricFamilyName: "a_metric", Help: "New help."},
 		{Type: ingesterpb.MetricMetadata_COUNTER, MetricFamilyName: "d_metric", Help: "Dropped."},
@@ -404,10 +405,11 @@ func TestMetadata(t *testing.T) {
 		req   *ingesterpb.MetadataRequest
 		names []string
 	}{
-		{"all, sorted", &ingesterpb.MetadataRequest{Tenant: "t"}, []string{"a_metric", "b_metric", "c_metric"}},
+		{"all, sorted", &ingesterpb.MetadataRequest{Tenant: "t"}, []string{"a_metric", "a_metric", "b_metric", "c_metric"}},
 		{"one", &ingesterpb.MetadataRequest{Tenant: "t", Metric: "b_metric"}, []string{"b_metric"}},
 		{"unknown", &ingesterpb.MetadataRequest{Tenant: "t", Metric: "d_metric"}, nil},
-		{"limit", &ingesterpb.MetadataRequest{Tenant: "t", Limit: 2}, []string{"a_metric", "b_metric"}},
+		{"limit", &ingesterpb.MetadataRequest{Tenant: "t", Limit: 2}, []string{"a_metric", "a_metric", "b_metric"}},
+		{"limit per metric", &ingesterpb.MetadataRequest{Tenant: "t", LimitPerMetric: 1}, []string{"a_metric", "b_metric", "c_metric"}},
 		{"other tenant", &ingesterpb.MetadataRequest{Tenant: "u"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -425,4 +427,6 @@ func TestMetadata(t *testing.T) {
 	require.Equal(t, ingesterpb.MetricMetadata_COUNTER, resp.Metadata[0].Type)
 	require.Equal(t, "New help.", resp.Metadata[0].Help)
 	require.Empty(t, resp.Metadata[0].Unit)
+	require.Len(t, resp.Metadata, 2)
+	require.Equal(t, "Help of a_metric.", resp.Metadata[1].Help)
 }

@@ -16,6 +16,10 @@ import (
 //	max_exemplars             -blocks-storage.tsdb.max-exemplars
 //	max_metadata_per_user     -ingester.max-metadata-per-tenant
 //
+// and one whose default is a limits flag: max_metadata_per_metric
+// (-ingester.max-metadata-per-metric; with no limits, New's lim nil, no
+// per-family limit).
+//
 // They are set when the tenant's TSDB opens and, when an override changes,
 // applied to the open TSDB (tsdb.DB.ApplyConfig) on the tenant's next push:
 // no goroutine, and a push costs one overrides lookup and two comparisons.
@@ -28,6 +32,8 @@ type tenantSettings struct {
 	oooWindowMs  int64
 	maxExemplars int64
 	maxMetadata  int
+	// maxMetadataPerMetric: entries per metric family, 0: no limit.
+	maxMetadataPerMetric int
 }
 
 // tenantConfig is what was applied to one tenant's TSDB.
@@ -36,16 +42,20 @@ type tenantConfig struct {
 	oooWindowMs  atomic.Int64
 	maxExemplars atomic.Int64
 	maxMetadata  atomic.Int64
+	// maxMetadataPerMetric is tenantSettings.maxMetadataPerMetric.
+	maxMetadataPerMetric atomic.Int64
 }
 
 func (tc *tenantConfig) is(s tenantSettings) bool {
-	return tc.oooWindowMs.Load() == s.oooWindowMs && tc.maxExemplars.Load() == s.maxExemplars && tc.maxMetadata.Load() == int64(s.maxMetadata)
+	return tc.oooWindowMs.Load() == s.oooWindowMs && tc.maxExemplars.Load() == s.maxExemplars && tc.maxMetadata.Load() == int64(s.maxMetadata) &&
+		tc.maxMetadataPerMetric.Load() == int64(s.maxMetadataPerMetric)
 }
 
 func (tc *tenantConfig) store(s tenantSettings) {
 	tc.oooWindowMs.Store(s.oooWindowMs)
 	tc.maxExemplars.Store(s.maxExemplars)
 	tc.maxMetadata.Store(int64(s.maxMetadata))
+	tc.maxMetadataPerMetric.Store(int64(s.maxMetadataPerMetric))
 }
 
 // settings are tenantID's effective settings: its overrides, or the flags.
@@ -59,6 +69,7 @@ func (i *Ingester) settings(tenantID string) tenantSettings {
 		return s
 	}
 	lim := i.limits.For(tenantID)
+	s.maxMetadataPerMetric = lim.MaxMetadataPerMetric
 	if lim.OutOfOrderTimeWindow != nil {
 		s.oooWindowMs = lim.OutOfOrderTimeWindow.Milliseconds()
 	}
@@ -80,7 +91,7 @@ func (i *Ingester) tenantTSDBOptions(u *tenantDB) *tsdb.Options {
 	o.OutOfOrderTimeWindow = s.oooWindowMs
 	o.EnableExemplarStorage = s.maxExemplars > 0
 	o.MaxExemplars = s.maxExemplars
-	u.metadata.init(s.maxMetadata)
+	u.metadata.init(s.maxMetadata, s.maxMetadataPerMetric, func(n int) { i.countMetadataEvicted(u.id, n) })
 	u.config.store(s)
 	return o
 }
@@ -106,13 +117,12 @@ func (i *Ingester) applyTenantConfig(u *tenantDB) {
 		i.log.Error("apply tenant overrides to tsdb", "tenant", u.id, "err", err)
 		return
 	}
-	u.metadata.mu.Lock()
-	u.metadata.max = want.maxMetadata
-	u.metadata.mu.Unlock()
+	u.metadata.setLimits(want.maxMetadata, want.maxMetadataPerMetric)
 	u.config.store(want)
 	i.log.Info("applied tenant overrides", "tenant", u.id,
 		"out_of_order_time_window", time.Duration(want.oooWindowMs)*time.Millisecond,
-		"max_exemplars", want.maxExemplars, "max_metadata_per_user", want.maxMetadata)
+		"max_exemplars", want.maxExemplars, "max_metadata_per_user", want.maxMetadata,
+		"max_metadata_per_metric", want.maxMetadataPerMetric)
 }
 
 // appliedOOOWindow is the out-of-order window in force for u.

@@ -58,10 +58,13 @@ type Limits struct {
 	// an ingester keeps per tenant) for one tenant; nil means the flag.
 	MaxExemplars *int `yaml:"max_exemplars,omitempty"`
 	// MaxMetadataPerUser replaces -ingester.max-metadata-per-tenant
-	// (metric families with metadata an ingester keeps per tenant; one
-	// entry per family, so there is no per-metric limit) for one tenant;
-	// nil means the flag.
+	// (metric families with metadata an ingester keeps per tenant) for one
+	// tenant; nil means the flag.
 	MaxMetadataPerUser *int `yaml:"max_metadata_per_user,omitempty"`
+	// MaxMetadataPerMetric is the most distinct metadata entries (type,
+	// help, unit) an ingester keeps per metric family of a tenant; a new
+	// one beyond it evicts the least recently seen. 0 means no limit.
+	MaxMetadataPerMetric int `yaml:"max_metadata_per_metric"`
 
 	// Read path, checked by the querier.
 	MaxFetchedSeriesPerQuery  int           `yaml:"max_fetched_series_per_query"`
@@ -85,6 +88,7 @@ const (
 	FlagRequestBurstSize         = "distributor.request-burst-size"
 	FlagMaxGlobalSeriesPerUser   = "ingester.max-global-series-per-user"
 	FlagMaxGlobalSeriesPerMetric = "ingester.max-global-series-per-metric"
+	FlagMaxMetadataPerMetric     = "ingester.max-metadata-per-metric"
 	FlagMaxFetchedSeriesPerQuery = "querier.max-fetched-series-per-query"
 	FlagMaxFetchedSamples        = "querier.max-fetched-samples-per-query"
 	FlagMaxQueryLength           = "limits.max-query-length"
@@ -128,6 +132,7 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	l.registerHAFlags(fs)
 	fs.IntVar(&l.MaxGlobalSeriesPerUser, FlagMaxGlobalSeriesPerUser, 0, "Most in-memory series a tenant may have across the cluster (each ingester allows its share: limit × replication factor / ingesters); 0 means no limit.")
 	fs.IntVar(&l.MaxGlobalSeriesPerMetric, FlagMaxGlobalSeriesPerMetric, 0, "Most in-memory series one metric name of a tenant may have across the cluster, shared among ingesters as above; 0 means no limit.")
+	fs.IntVar(&l.MaxMetadataPerMetric, FlagMaxMetadataPerMetric, 10, "Most distinct metadata entries (type, help, unit) an ingester keeps per metric family of a tenant, e.g. from exporters that disagree on the help; a new entry beyond it evicts the least recently seen one. 0 means no limit.")
 	fs.IntVar(&l.MaxFetchedSeriesPerQuery, FlagMaxFetchedSeriesPerQuery, 0, "Most series one query of a tenant may fetch (summed over its selectors, replicas counted once), and most series one /api/v1/series or /api/v1/query_exemplars request may return; more get 422. 0 means no limit.")
 	fs.IntVar(&l.MaxFetchedSamplesPerQuery, FlagMaxFetchedSamples, 0, "Most samples one query of a tenant may read from storage (each sample once, however many steps use it); unlike -querier.max-samples, which bounds the samples held at once. 0 means no limit.")
 	fs.DurationVar(&l.MaxQueryLength, FlagMaxQueryLength, 0, "Longest time range (end - start) of a tenant's query or /series, /labels, /label/<name>/values, /query_exemplars request; longer get 400, a metadata request without a start is cut to the limit. 0 leaves only -querier.max-query-length.")
@@ -183,6 +188,8 @@ func (l *Limits) Validate() error {
 		return fmt.Errorf("max_exemplars must not be negative, got %d", *l.MaxExemplars)
 	case l.MaxMetadataPerUser != nil && *l.MaxMetadataPerUser < 0:
 		return fmt.Errorf("max_metadata_per_user must not be negative, got %d", *l.MaxMetadataPerUser)
+	case l.MaxMetadataPerMetric < 0:
+		return fmt.Errorf("-%s must not be negative, got %d", FlagMaxMetadataPerMetric, l.MaxMetadataPerMetric)
 	case l.MaxFetchedSeriesPerQuery < 0:
 		return fmt.Errorf("-%s must not be negative, got %d", FlagMaxFetchedSeriesPerQuery, l.MaxFetchedSeriesPerQuery)
 	case l.MaxFetchedSamplesPerQuery < 0:

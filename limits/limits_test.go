@@ -40,6 +40,8 @@ func TestValidate(t *testing.T) {
 		{"negative out-of-order window", func(l *Limits) { w := -time.Minute; l.OutOfOrderTimeWindow = &w }, "out_of_order_time_window must not be negative"},
 		{"negative max exemplars", func(l *Limits) { n := -1; l.MaxExemplars = &n }, "max_exemplars must not be negative"},
 		{"negative max metadata", func(l *Limits) { n := -1; l.MaxMetadataPerUser = &n }, "max_metadata_per_user must not be negative"},
+		{"negative metadata per metric", func(l *Limits) { l.MaxMetadataPerMetric = -1 }, "-ingester.max-metadata-per-metric must not be negative, got -1"},
+		{"no metadata per metric limit", func(l *Limits) { l.MaxMetadataPerMetric = 0 }, ""},
 		{"negative query length", func(l *Limits) { l.MaxQueryLength = -time.Second }, "-limits.max-query-length"},
 		{"negative lookback", func(l *Limits) { l.MaxQueryLookback = -time.Second }, "-querier.max-query-lookback"},
 		{"negative timeout", func(l *Limits) { l.QueryTimeout = -time.Second }, "-limits.query-timeout"},
@@ -67,5 +69,39 @@ func TestOverridesGiveDefaults(t *testing.T) {
 	o := NewOverrides(l)
 	if got := o.For("tenant-a"); *got != l {
 		t.Fatalf("For() = %+v, want the defaults %+v", *got, l)
+	}
+}
+
+func TestMaxMetadataPerMetric(t *testing.T) {
+	def := defaults(t)
+	if def.MaxMetadataPerMetric != 10 {
+		t.Fatalf("default max_metadata_per_metric = %d, want 10", def.MaxMetadataPerMetric)
+	}
+	for _, tc := range []struct {
+		name    string
+		in      string
+		want    int
+		wantErr string
+	}{
+		{"inherited", "overrides:\n  a:\n    ingestion_rate: 5\n", 10, ""},
+		{"raised", "overrides:\n  a:\n    max_metadata_per_metric: 50\n", 50, ""},
+		{"no limit", "overrides:\n  a:\n    max_metadata_per_metric: 0\n", 0, ""},
+		{"negative", "overrides:\n  a:\n    max_metadata_per_metric: -1\n", 0, `overrides of tenant "a": -ingester.max-metadata-per-metric must not be negative`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseOverrides([]byte(tc.in), def)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("ParseOverrides() = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := got["a"].MaxMetadataPerMetric; n != tc.want {
+				t.Fatalf("max_metadata_per_metric = %d, want %d", n, tc.want)
+			}
+		})
 	}
 }
