@@ -47,7 +47,7 @@ func New(cfg Config, component string, reg prometheus.Registerer, log *slog.Logg
 		if cfg.Filesystem.Dir == "" {
 			return nil, errors.New("-blocks-storage.filesystem.dir is empty: Config.Resolve was not called")
 		}
-		bkt, err = newFSBucket(cfg.Filesystem.Dir)
+		bkt, err = newFSBucket(cfg.Filesystem.Dir, log.With("component", component))
 	case S3:
 		bkt, err = s3.NewBucketWithConfig(klog, s3Config(cfg.S3), component, nil)
 	case GCS:

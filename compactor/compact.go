@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -49,21 +50,31 @@ func (tr *tenantRun) compact(ctx context.Context, live []bucketindex.Block) erro
 type groupResult struct {
 	out     *bucketindex.Block
 	removed []ulid.ULID
-	// unreadable are the blocks marked no-compact (also in removed).
+	// unreadable are the blocks marked no-compact (also in removed): only
+	// blocks whose damage was proven from the bucket (an object missing or
+	// of the wrong size, or a fresh download failing the same way), never
+	// one whose local copy alone failed. Only these may be marked for
+	// deletion by dropCoveredCopies.
 	unreadable []ulid.ULID
 }
 
 // input is one downloaded block of a group.
 type input struct {
 	b     bucketindex.Block
+	meta  *block.Meta
 	dir   string
 	block *tsdb.Block
+	// copies counts the downloads of the block, to name a fresh one.
+	copies int
 }
 
 // compactGroup downloads g's blocks, merges them into one, uploads it and
 // marks the inputs for deletion. A block that cannot be downloaded, opened
-// or read is marked no-compact and left out; the rest are merged if two or
-// more remain. The work directory is removed on return.
+// or read, and fails the same way downloaded afresh (recheck), is marked
+// no-compact and left out; the rest are merged if two or more remain. A
+// failure of the local copy only (a fresh download reads fine, or a local
+// error such as EMFILE or ENOSPC) is the group's failure, retried next
+// run, never the block's. The work directory is removed on return.
 func (tr *tenantRun) compactGroup(ctx context.Context, g group) (groupResult, error) {
 	start := time.Now()
 	var res groupResult
@@ -101,20 +112,30 @@ func (tr *tenantRun) compactGroup(ctx context.Context, g group) (groupResult, er
 		if ctx.Err() != nil {
 			return res, ctx.Err()
 		}
+		if localFailure(ctx, err) {
+			return res, fmt.Errorf("merging %d blocks: %w", len(ins), err)
+		}
 		// Find the blocks that cannot be read; without them, try again.
 		// When every block reads fine the failure is the machine's.
 		n := len(ins)
-		ins = slices.DeleteFunc(ins, func(in *input) bool {
-			verr := verifyBlock(ctx, in.block)
-			if verr == nil || ctx.Err() != nil {
-				return false
+		var (
+			kept []*input
+			lerr error
+		)
+		for _, in := range ins {
+			if lerr == nil {
+				bad, err := tr.verifyInput(ctx, in, &res)
+				if bad {
+					in.block.Close()
+					continue
+				}
+				lerr = err
 			}
-			tr.noCompact(ctx, in.b.ID, noCompactRead, verr, &res)
-			in.block.Close()
-			return true
-		})
-		if ctx.Err() != nil {
-			return res, ctx.Err()
+			kept = append(kept, in)
+		}
+		ins = kept
+		if lerr != nil {
+			return res, lerr
 		}
 		if len(ins) == n {
 			return res, fmt.Errorf("merging %d blocks: %w", n, err)
@@ -123,17 +144,128 @@ func (tr *tenantRun) compactGroup(ctx context.Context, g group) (groupResult, er
 	// One copy left of a first-level range that had unreadable ones: if
 	// it reads whole, it may stand for them (dropCoveredCopies decides).
 	if len(ins) == 1 && len(res.unreadable) > 0 && tr.mayDropCopies(g) {
-		verr := verifyBlock(ctx, ins[0].block)
-		if ctx.Err() != nil {
-			return res, ctx.Err()
+		bad, err := tr.verifyInput(ctx, ins[0], &res)
+		if err != nil {
+			return res, err
 		}
-		if verr != nil {
-			tr.noCompact(ctx, ins[0].b.ID, noCompactRead, verr, &res)
+		if bad {
+			ins[0].block.Close()
+			ins = nil
 			return res, nil
 		}
 		tr.dropCoveredCopies(ctx, g, ins, &res)
 	}
 	return res, nil
+}
+
+// verifyInput reads every sample of in (verifyBlock). When its local copy
+// fails, it proves the damage from the bucket (recheck): proven, the block
+// is marked no-compact and bad is true (in.block stays open, for the
+// caller to close); not proven, in is switched to the fresh copy, which
+// reads fine. A local failure, or one the recheck could not settle, is
+// returned: the group's failure, retried next run.
+func (tr *tenantRun) verifyInput(ctx context.Context, in *input, res *groupResult) (bad bool, err error) {
+	verr := tr.c.verifyBlock(ctx, in.block)
+	if verr == nil {
+		return false, nil
+	}
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	if localFailure(ctx, verr) {
+		return false, fmt.Errorf("reading the local copy of block %s: %w", in.b.ID, verr)
+	}
+	in.copies++
+	rdir := filepath.Join(filepath.Dir(in.dir), fmt.Sprintf("%s.%d", in.b.ID, in.copies))
+	pb, err := tr.recheck(ctx, in.meta, rdir, true)
+	var d *damagedError
+	if errors.As(err, &d) {
+		tr.noCompact(ctx, in.b.ID, d.reason, d.err, res)
+		os.RemoveAll(rdir) // removed with the work directory anyway
+		return true, nil
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		return false, fmt.Errorf("block %s failed to read (%v) and could not be checked against the bucket: %w", in.b.ID, verr, err)
+	}
+	tr.log.Warn("the local copy of a block failed to read but a fresh download reads fine: not the block's fault", "block", in.b.ID, "err", verr)
+	in.block.Close()
+	if err := os.RemoveAll(in.dir); err != nil {
+		tr.log.Warn("removing a local block copy", "dir", in.dir, "err", err)
+	}
+	in.block, in.dir = pb, rdir
+	return false, nil
+}
+
+// damagedError is a block fault proven from the bucket; reason is that of
+// strata_compactor_blocks_marked_no_compact_total.
+type damagedError struct {
+	reason string
+	err    error
+}
+
+func (e *damagedError) Error() string { return e.reason + ": " + e.err.Error() }
+func (e *damagedError) Unwrap() error { return e.err }
+
+// recheck proves from the bucket a failure of the local copy of block m:
+// it checks the sizes of m's objects (damaged), downloads the block again
+// into the fresh directory bdir, opens it and, with verify, reads every
+// sample. A fault of the block is returned as a *damagedError; any other
+// error (bucket, local disk, shutdown) settles nothing. On success the
+// fresh copy is returned, open.
+func (tr *tenantRun) recheck(ctx context.Context, m *block.Meta, bdir string, verify bool) (*tsdb.Block, error) {
+	if err := os.RemoveAll(bdir); err != nil {
+		return nil, fmt.Errorf("cleaning %s: %w", bdir, err)
+	}
+	bad, err := tr.damaged(ctx, m)
+	if err != nil {
+		return nil, fmt.Errorf("checking block %s in the bucket: %w", m.ULID, err)
+	}
+	if bad {
+		return nil, &damagedError{noCompactDownload, errors.New("an object is missing or not of the size meta.json says")}
+	}
+	if err := block.Download(ctx, tr.tbkt, m, bdir); err != nil {
+		if ctx.Err() == nil {
+			if bad, cerr := tr.damaged(ctx, m); cerr == nil && bad {
+				return nil, &damagedError{noCompactDownload, err}
+			}
+		}
+		return nil, err
+	}
+	pb, err := tr.c.openBlock(tr.c.tsdbLog, bdir)
+	if err != nil {
+		if localFailure(ctx, err) {
+			return nil, err
+		}
+		return nil, &damagedError{noCompactOpen, err}
+	}
+	if verify {
+		if err := tr.c.verifyBlock(ctx, pb); err != nil {
+			pb.Close()
+			if localFailure(ctx, err) {
+				return nil, err
+			}
+			return nil, &damagedError{noCompactRead, err}
+		}
+	}
+	return pb, nil
+}
+
+// localFailure reports whether err is the machine's rather than a block's:
+// shutdown, or a local resource or disk error (too many open files, no
+// memory for mmap, no space, I/O error).
+func localFailure(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOMEM, syscall.ENOSPC, syscall.EIO, syscall.EDQUOT} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
 }
 
 // mayDropCopies reports whether g is a group whose unreadable blocks may
@@ -227,8 +359,10 @@ func coveredCopies(lost, served []string, rf int) (bool, string) {
 }
 
 // fetch downloads and opens block b into dir/<id>. It returns nil (and
-// records the block in res) when the block vanished or is unreadable, and
-// an error only for a failure that may pass (bucket, disk, shutdown).
+// records the block in res) when the block vanished or is proven
+// unreadable from the bucket, and an error for a failure that may pass
+// (bucket, local disk or resources, shutdown). A local copy that fails to
+// open is downloaded again (recheck); the fresh copy is used if it opens.
 func (tr *tenantRun) fetch(ctx context.Context, b bucketindex.Block, dir string, res *groupResult) (*input, error) {
 	m, err := block.ReadMeta(ctx, tr.tbkt, b.ID)
 	if block.IsNotFound(err) {
@@ -250,12 +384,34 @@ func (tr *tenantRun) fetch(ctx context.Context, b bucketindex.Block, dir string,
 		tr.noCompact(ctx, b.ID, noCompactDownload, err, res)
 		return nil, os.RemoveAll(bdir)
 	}
-	pb, err := openBlock(tr.c.tsdbLog, bdir)
-	if err != nil {
-		tr.noCompact(ctx, b.ID, noCompactOpen, err, res)
-		return nil, os.RemoveAll(bdir)
+	pb, err := tr.c.openBlock(tr.c.tsdbLog, bdir)
+	if err == nil {
+		return &input{b: b, meta: m, dir: bdir, block: pb}, nil
 	}
-	return &input{b: b, dir: bdir, block: pb}, nil
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if localFailure(ctx, err) {
+		return nil, fmt.Errorf("opening the local copy of block %s: %w", b.ID, err)
+	}
+	if rerr := os.RemoveAll(bdir); rerr != nil {
+		return nil, fmt.Errorf("removing a local block copy: %w", rerr)
+	}
+	rdir := filepath.Join(dir, b.ID.String()+".1")
+	pb, rerr := tr.recheck(ctx, m, rdir, false)
+	var d *damagedError
+	if errors.As(rerr, &d) {
+		tr.noCompact(ctx, b.ID, d.reason, d.err, res)
+		return nil, os.RemoveAll(rdir)
+	}
+	if rerr != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("block %s failed to open (%v) and could not be checked against the bucket: %w", b.ID, err, rerr)
+	}
+	tr.log.Warn("the local copy of a block failed to open but a fresh download opens: not the block's fault", "block", b.ID, "err", err)
+	return &input{b: b, meta: m, dir: rdir, block: pb, copies: 1}, nil
 }
 
 // openBlock opens the block in dir; a panic of Prometheus' decoders on a
@@ -372,7 +528,8 @@ func (tr *tenantRun) finish(ctx context.Context, g group, ins []*input, ids []ul
 }
 
 // noCompact marks block id no-compact for reason, counts and logs it, and
-// records it in res (no longer live). A failure to write the mark is
+// records it in res (no longer live). Call it only for a block whose
+// damage was proven from the bucket (see groupResult.unreadable). A failure to write the mark is
 // logged: the block is skipped in this run anyway and found bad again in
 // the next.
 func (tr *tenantRun) noCompact(ctx context.Context, id ulid.ULID, reason string, cause error, res *groupResult) {

@@ -77,6 +77,11 @@ type Compactor struct {
 	m           *metrics
 	tsdbMetrics *tsdb.CompactorMetrics
 
+	// openBlock and verifyBlock open and read a downloaded block (tests
+	// replace them to inject local failures).
+	openBlock   func(log *slog.Logger, dir string) (*tsdb.Block, error)
+	verifyBlock func(ctx context.Context, b *tsdb.Block) error
+
 	trigger chan chan error
 	running atomic.Bool
 	stopped chan struct{} // closed when Run returns
@@ -114,6 +119,8 @@ func New(cfg Config, deps Deps) (*Compactor, error) {
 		updater:     bucketindex.NewUpdater(deps.Bucket, log, now),
 		m:           newMetrics(deps.Reg, cfg.BlockRanges),
 		tsdbMetrics: tsdb.NewCompactorMetrics(nil),
+		openBlock:   openBlock,
+		verifyBlock: verifyBlock,
 		trigger:     make(chan chan error),
 		stopped:     make(chan struct{}),
 	}, nil

@@ -533,11 +533,16 @@ func countsOf(per map[int64]int) map[int]int {
 }
 
 // ltPost POSTs to url and returns the body of a 200 answer.
+// ltAdmin is the cluster's -runtime-config.admin-tenant.
+const ltAdmin = "lt-operator"
+
+// ltPost posts to an operator endpoint as the admin tenant.
 func ltPost(ctx context.Context, u string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
 	if err != nil {
 		return "", err
 	}
+	req.Header.Set("X-Scope-OrgID", ltAdmin)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("post %s: %w", u, err)

@@ -41,6 +41,9 @@ func TestLongTermS3(t *testing.T) {
 		StoreGateways: 3, Compactors: 1,
 		Args: []string{
 			"-auth.multitenancy-enabled=true",
+			// The operator's tenant: flush and compactor runs act on every
+			// tenant and need it (ltPost sends it).
+			"-runtime-config.admin-tenant=" + ltAdmin,
 			"-blocks-storage.backend=s3",
 			"-blocks-storage.s3.endpoint=" + s3.Endpoint,
 			"-blocks-storage.s3.bucket-name=" + s3.Bucket,

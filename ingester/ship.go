@@ -282,9 +282,15 @@ func (i *Ingester) flushOnShutdown() error {
 	}
 	i.mu.RUnlock()
 	i.log.Info("flushing every tenant's head to blocks before shutdown", "tenants", len(dbs), "ship", i.ship != nil)
+	// Bounded below the process' own stop deadline, so that an unresponsive
+	// bucket still leaves time to close the TSDBs (their WAL keeps what was
+	// not shipped) and the log says which tenants were not shipped.
+	ctx, cancel := context.WithTimeout(context.Background(), FlushOnShutdownTimeout)
+	defer cancel()
 	var errs []error
 	for _, u := range dbs {
-		if _, err := i.flushTenant(context.Background(), u); err != nil {
+		if _, err := i.flushTenant(ctx, u); err != nil {
+			i.log.Error("flush on shutdown: tenant not shipped; its WAL and blocks stay on this disk", "tenant", u.id, "err", err)
 			errs = append(errs, err)
 		}
 	}
@@ -294,6 +300,11 @@ func (i *Ingester) flushOnShutdown() error {
 	i.log.Info("flushed every tenant's head")
 	return nil
 }
+
+// FlushOnShutdownTimeout bounds -ingester.flush-on-shutdown: cutting and
+// uploading every tenant's head. cmd/strata gives the ingester's stop a
+// little more.
+const FlushOnShutdownTimeout = 9 * time.Minute
 
 // FlushHandler serves POST /ingester/flush[?tenant=<id>…]: it cuts the
 // heads of the named tenants (all by default) into blocks and ships them,

@@ -29,7 +29,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MaxQueryLength, "querier.max-query-length", 0, "Longest time range (end - start) of a range query; 0 allows any.")
 	fs.BoolVar(&c.EnableExperimentalFunctions, "querier.promql-experimental-functions-enabled", false, "Allow PromQL's experimental functions (Prometheus' --enable-feature=promql-experimental-functions).")
 	fs.DurationVar(&c.QueryIngestersWithin, "querier.query-ingesters-within", 13*time.Hour, "Ask the ingesters only for the part of a query's range newer than this; keep it at most -ingester.retain-shipped-for (what they still hold) and above -querier.query-store-after (the two overlap so that no block is missed while it is on its way to the bucket index). 0 asks them for every range.")
-	fs.DurationVar(&c.QueryStoreAfter, "querier.query-store-after", 12*time.Hour, "Ask the store-gateways (long-term blocks) only for the part of a query's range older than this; newer data is on the ingesters. 0 asks them for every range.")
+	fs.DurationVar(&c.QueryStoreAfter, "querier.query-store-after", 12*time.Hour, "Ask the store-gateways (long-term blocks) only for the part of a query's range older than this; newer data is on the ingesters. 0 asks them for every range: set it when ingesters may lose their disks after shipping (-ingester.flush-on-shutdown on ephemeral disks, -target=all without a persistent -data.dir), or the last hours would be missing until they are this old.")
 }
 
 // Validate checks the configuration.

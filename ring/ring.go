@@ -253,7 +253,7 @@ func (r *Ring) GetAllHealthy(op Operation) (ReplicationSet, error) {
 	cutoff := heartbeatCutoff(r.cfg.HeartbeatTimeout, r.now())
 	rf := min(r.cfg.ReplicationFactor, len(instances))
 	if r.cfg.ZoneAwarenessEnabled {
-		return allHealthyByZone(instances, op, cutoff, min(rf, ix.zones))
+		return allHealthyByZone(instances, op, cutoff, min(rf, ix.zones), r.cfg.ReplicationFactor)
 	}
 	var out []Instance
 	unhealthy := 0
@@ -271,13 +271,21 @@ func (r *Ring) GetAllHealthy(op Operation) (ReplicationSet, error) {
 	if maxErrors < 0 {
 		return ReplicationSet{}, fmt.Errorf("%w: %d of %d instances unhealthy, replication factor %d tolerates %d", ErrTooFewHealthy, unhealthy, len(instances), rf, rf/2)
 	}
+	// Fewer instances than the replication factor: older writes may have
+	// had replicas on instances that have left the ring since, and those
+	// count as failed already.
+	maxErrors = max(0, maxErrors-(r.cfg.ReplicationFactor-rf))
 	return ReplicationSet{Instances: out, MaxErrors: maxErrors}, nil
 }
 
 // allHealthyByZone is GetAllHealthy with zone awareness: each series has
 // one replica in each of rf zones, so losing rf/2 zones whole is as safe as
 // losing rf/2 instances.
-func allHealthyByZone(instances []Instance, op Operation, cutoff int64, rf int) (ReplicationSet, error) {
+//
+// With fewer zones than the configured replication factor (a zone's
+// instances left the ring), older writes may have had a replica there: each
+// missing zone counts as failed already, so no more may fail.
+func allHealthyByZone(instances []Instance, op Operation, cutoff int64, rf, configuredRF int) (ReplicationSet, error) {
 	var badZones []string
 	for i := range instances {
 		if !instances[i].healthyAt(op, cutoff) && !slices.Contains(badZones, instances[i].Zone) {
@@ -289,6 +297,7 @@ func allHealthyByZone(instances []Instance, op Operation, cutoff int64, rf int) 
 		slices.Sort(badZones)
 		return ReplicationSet{}, fmt.Errorf("%w: zones %q have unhealthy instances, replication factor %d across zones tolerates %d", ErrTooFewHealthy, badZones, rf, rf/2)
 	}
+	maxZones = max(0, maxZones-(configuredRF-rf))
 	var out []Instance
 	for i := range instances {
 		if !slices.Contains(badZones, instances[i].Zone) {

@@ -126,6 +126,9 @@ func (c *Config) Validate() error {
 	if c.Compactor.DeletionDelay <= c.BucketIndex.IgnoreDeletionMarksDelay+c.BucketIndex.MaxStalePeriod {
 		return fmt.Errorf("-compactor.deletion-delay (%s) must be above -blocks-storage.bucket-index.ignore-deletion-marks-delay plus -blocks-storage.bucket-index.max-stale-period (%s): a querier may still read a block that long after it was marked", c.Compactor.DeletionDelay, c.BucketIndex.IgnoreDeletionMarksDelay+c.BucketIndex.MaxStalePeriod)
 	}
+	if q := c.Querier.QueryIngestersWithin; q > 0 && c.Querier.QueryStoreAfter > 0 && c.Ingester.RetainShippedFor < c.Querier.QueryStoreAfter {
+		return fmt.Errorf("-ingester.retain-shipped-for (%s) must be at least -querier.query-store-after (%s): ingesters would delete blocks the querier still expects them to hold and the store-gateways are not asked for", c.Ingester.RetainShippedFor, c.Querier.QueryStoreAfter)
+	}
 	if c.Compactor.CleanupInterval >= c.BucketIndex.MaxStalePeriod {
 		return fmt.Errorf("-compactor.cleanup-interval (%s) must be below -blocks-storage.bucket-index.max-stale-period (%s), or queriers fail on an index they think stale", c.Compactor.CleanupInterval, c.BucketIndex.MaxStalePeriod)
 	}

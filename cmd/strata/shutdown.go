@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/strata-metrics/strata/ingester"
 	"github.com/strata-metrics/strata/ring"
 )
 
@@ -70,7 +71,7 @@ const (
 	compactorStopTimeout = 30 * time.Second
 	// flushTimeout is what -ingester.flush-on-shutdown adds to the
 	// ingester's stop: cutting and uploading every tenant's head.
-	flushTimeout = 10 * time.Minute
+	flushTimeout = ingester.FlushOnShutdownTimeout + time.Minute
 )
 
 // shutdown stops the process in order, each step with a deadline:

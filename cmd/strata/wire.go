@@ -110,7 +110,7 @@ func newComponents(cfg *Config, srv *server.Server, advertise string, log *slog.
 	}
 
 	retention := func(t string) time.Duration { return overrides.For(t).CompactorBlocksRetentionPeriod }
-	c.blocks, err = newBlocksComponents(cfg, srv, kv, c.pool, advertise, runs, retention, log, reg)
+	c.blocks, err = newBlocksComponents(cfg, srv, kv, c.pool, tenants, advertise, runs, retention, log, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +131,7 @@ func newComponents(cfg *Config, srv *server.Server, advertise string, log *slog.
 		if err := c.ing.EnableShipping(ingester.ShipDeps{Bucket: ingBkt, InstanceID: cfg.Instance.ID, Reg: reg, TenantLabels: tenantLabels}); err != nil {
 			return nil, err
 		}
-		srv.Handle("/ingester/flush", "ingester_flush", c.ing.FlushHandler())
+		srv.Handle("/ingester/flush", "ingester_flush", adminOnly(tenants, cfg.RuntimeConfig.AdminTenant, c.ing.FlushHandler()))
 		// A global series limit becomes this ingester's share of it.
 		c.ing.SetRingShare(func() (int, int) {
 			return c.ingRing.ReplicationFactor(), max(1, c.ingRing.CountHealthy(ring.Write))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/strata-metrics/strata/server"
 	"github.com/strata-metrics/strata/storegateway"
 	"github.com/strata-metrics/strata/storegateway/storeclient"
+	"github.com/strata-metrics/strata/tenant"
 )
 
 // blocksComponents are the long-term storage side of a process: the bucket
@@ -71,7 +73,7 @@ func (b *blocksComponents) openBucket(cfg *Config, component string, log *slog.L
 
 // newBlocksComponents creates the compactor (and its ring, which every
 // process sees) and the bucket index loader of targets that read blocks.
-func newBlocksComponents(cfg *Config, srv *server.Server, kv *gossip.KV, pool *clientpool.Pool, advertise string, runs func(string) bool, retention func(string) time.Duration, log *slog.Logger, reg prometheus.Registerer) (*blocksComponents, error) {
+func newBlocksComponents(cfg *Config, srv *server.Server, kv *gossip.KV, pool *clientpool.Pool, tenants tenant.Resolver, advertise string, runs func(string) bool, retention func(string) time.Duration, log *slog.Logger, reg prometheus.Registerer) (*blocksComponents, error) {
 	b := &blocksComponents{}
 	sgStore, err := ring.NewGossipStore(kv, storeclient.RingKey, time.Now)
 	if err != nil {
@@ -106,7 +108,7 @@ func newBlocksComponents(cfg *Config, srv *server.Server, kv *gossip.KV, pool *c
 		if err != nil {
 			return nil, fmt.Errorf("create compactor: %w", err)
 		}
-		srv.Handle("/compactor/run", "compactor_run", b.comp.RunHandler())
+		srv.Handle("/compactor/run", "compactor_run", adminOnly(tenants, cfg.RuntimeConfig.AdminTenant, b.comp.RunHandler()))
 		lcCfg := cfg.Lifecycler
 		lcCfg.NumTokens, lcCfg.UnregisterOnShutdown = compactor.RingNumTokens, true
 		b.compLC = ring.NewLifecycler(lcCfg, ring.LifecyclerDeps{
@@ -162,4 +164,27 @@ func (b *blocksComponents) close() error {
 		errs = append(errs, bkt.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// adminOnly guards an operator endpoint (/ingester/flush, /compactor/run)
+// that acts on every tenant's data. Without multi-tenancy anyone who reaches
+// the port is the operator; with it, only -runtime-config.admin-tenant may
+// call it, and every other tenant gets 403 (none at all when no admin
+// tenant is configured).
+func adminOnly(tenants tenant.Resolver, admin string, h http.Handler) http.Handler {
+	if !tenants.MultitenancyEnabled && tenants.Auth == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := tenants.FromHTTP(r)
+		if err != nil {
+			tenant.WriteError(w, err)
+			return
+		}
+		if admin == "" || id != admin {
+			http.Error(w, fmt.Sprintf("%s acts on every tenant's data: only the operator's tenant (-runtime-config.admin-tenant) may call it, not tenant %q", r.URL.Path, id), http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
