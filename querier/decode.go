@@ -141,22 +141,3 @@ func protoLabels(b *labels.ScratchBuilder, pls []*ingesterpb.Label) labels.Label
 	b.Sort()
 	return b.Labels()
 }
-
-// mergeStrings returns the sorted union of lists, at most limit of them
-// (0: all).
-func mergeStrings(lists [][]string, limit int) []string {
-	n := 0
-	for _, l := range lists {
-		n += len(l)
-	}
-	out := make([]string, 0, n)
-	for _, l := range lists {
-		out = append(out, l...)
-	}
-	slices.Sort(out)
-	out = slices.Compact(out)
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
-	}
-	return out
-}

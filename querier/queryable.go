@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/strata-metrics/strata/proto/ingesterpb"
+	"github.com/strata-metrics/strata/storegateway/storeclient"
 )
 
 // source is one place a tenant's series live. The ingesters are the first;
@@ -147,7 +148,7 @@ func (q *ingesterQuerier) LabelNames(ctx context.Context, hints *storage.LabelHi
 	if err != nil {
 		return nil, nil, err
 	}
-	return mergeStrings(answers, limit), warns, nil
+	return storeclient.MergeStrings(answers, limit), warns, nil
 }
 
 // LabelValues returns the sorted union of the ingesters' values of name.
@@ -161,7 +162,7 @@ func (q *ingesterQuerier) LabelValues(ctx context.Context, name string, hints *s
 	if err != nil {
 		return nil, nil, err
 	}
-	return mergeStrings(answers, limit), warns, nil
+	return storeclient.MergeStrings(answers, limit), warns, nil
 }
 
 // Close cancels the fetches still running and waits for them.

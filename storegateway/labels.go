@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/index"
 
 	"github.com/strata-metrics/strata/proto/storepb"
+	"github.com/strata-metrics/strata/storegateway/storeclient"
 )
 
 // LabelNames returns the sorted label names of the named blocks' series
@@ -48,7 +49,7 @@ func (g *StoreGateway) LabelNames(ctx context.Context, req *storepb.LabelNamesRe
 	if err != nil {
 		return nil, g.fail("LabelNames", err)
 	}
-	return &storepb.LabelNamesResponse{Names: mergeSorted(lists, int(req.GetLimit())), QueriedBlocks: queried, BlockErrors: failed}, nil
+	return &storepb.LabelNamesResponse{Names: storeclient.MergeStrings(lists, int(req.GetLimit())), QueriedBlocks: queried, BlockErrors: failed}, nil
 }
 
 // LabelValues returns the sorted values of one label in the named blocks'
@@ -77,7 +78,7 @@ func (g *StoreGateway) LabelValues(ctx context.Context, req *storepb.LabelValues
 	if err != nil {
 		return nil, g.fail("LabelValues", err)
 	}
-	return &storepb.LabelValuesResponse{Values: mergeSorted(lists, int(req.GetLimit())), QueriedBlocks: queried, BlockErrors: failed}, nil
+	return &storepb.LabelValuesResponse{Values: storeclient.MergeStrings(lists, int(req.GetLimit())), QueriedBlocks: queried, BlockErrors: failed}, nil
 }
 
 // labelValues is Prometheus' labelValuesWithMatchers (tsdb/querier.go)

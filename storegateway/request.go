@@ -153,21 +153,6 @@ func matchersKey(ms []*labels.Matcher) string {
 	return strings.Join(ss, "\x00")
 }
 
-// mergeSorted returns the sorted union of sorted lists, at most limit
-// (0: all).
-func mergeSorted(lists [][]string, limit int) []string {
-	var out []string
-	for _, l := range lists {
-		out = append(out, l...)
-	}
-	slices.Sort(out)
-	out = slices.Compact(out)
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
-	}
-	return out
-}
-
 // cloneAll copies strings that alias a block's memory-mapped index, so
 // that they outlive it.
 func cloneAll(ss []string) []string {

@@ -404,7 +404,7 @@ func (c *Client) LabelNames(ctx context.Context, tenantID string, mint, maxt int
 	if err != nil {
 		return nil, err
 	}
-	return mergeStrings(answers, limit), nil
+	return MergeStrings(answers, limit), nil
 }
 
 // LabelValues returns the sorted values of label name, likewise.
@@ -421,5 +421,5 @@ func (c *Client) LabelValues(ctx context.Context, tenantID, name string, mint, m
 	if err != nil {
 		return nil, err
 	}
-	return mergeStrings(answers, limit), nil
+	return MergeStrings(answers, limit), nil
 }

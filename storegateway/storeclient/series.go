@@ -187,8 +187,10 @@ func dedupeChunks(cs []Chunk) []Chunk {
 	return out
 }
 
-// mergeStrings returns the sorted union of lists, at most limit (0: all).
-func mergeStrings(lists [][]string, limit int) []string {
+// MergeStrings returns the sorted union of lists, at most limit (0: all):
+// how label names and values from several ingesters, store-gateways or
+// blocks are combined.
+func MergeStrings(lists [][]string, limit int) []string {
 	var out []string
 	for _, l := range lists {
 		out = append(out, l...)
