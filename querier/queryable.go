@@ -10,7 +10,6 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/strata-metrics/strata/proto/ingesterpb"
-	"github.com/strata-metrics/strata/storegateway/storeclient"
 )
 
 // source is one place a tenant's series live. The ingesters are the first;
@@ -148,7 +147,7 @@ func (q *ingesterQuerier) LabelNames(ctx context.Context, hints *storage.LabelHi
 	if err != nil {
 		return nil, nil, err
 	}
-	return storeclient.MergeStrings(answers, limit), warns, nil
+	return ingesterpb.MergeStrings(answers, limit), warns, nil
 }
 
 // LabelValues returns the sorted union of the ingesters' values of name.
@@ -162,7 +161,7 @@ func (q *ingesterQuerier) LabelValues(ctx context.Context, name string, hints *s
 	if err != nil {
 		return nil, nil, err
 	}
-	return storeclient.MergeStrings(answers, limit), warns, nil
+	return ingesterpb.MergeStrings(answers, limit), warns, nil
 }
 
 // Close cancels the fetches still running and waits for them.
