@@ -12,12 +12,13 @@ import (
 	"github.com/strata-metrics/strata/proto/ingesterpb"
 )
 
-// source is one place a tenant's series live. The ingesters are the first;
-// the store-gateways of long-term storage (issue 5) join as a second one.
-// Queryable merges the sources' series with mergeReplicas, so a series
-// both hold is deduplicated exactly like replicas are, provided the new
-// source returns *fetchedSeries (chunks as stored). A source that holds
-// nothing in [mint, maxt] returns storage.NoopQuerier().
+// source is one place a tenant's series live: the ingesters, and the
+// store-gateways of long-term storage. Both read their answers with
+// seriesReader into *fetchedSeries (chunks as stored) and merge them with
+// mergeReplicas, and queryable merges the sources' series with it too: a
+// series is deduplicated in one way, whichever replicas, blocks and
+// sources hold it. A source that holds nothing in [mint, maxt] returns
+// storage.NoopQuerier().
 type source interface {
 	querier(tenantID string, mint, maxt int64) (storage.Querier, error)
 }
