@@ -9,7 +9,9 @@
 // background and answers "which blocks cover [mint, maxt]".
 //
 // Owns: the index format (gzipped JSON, version 1), its encoding and
-// decoding, the Updater and the Loader.
+// decoding, the Updater and the Loader, and BlockLister, how readers ask
+// which blocks cover a range (IndexLister over a Loader; BucketLister,
+// listing the bucket, where no index is kept).
 // Does not: delete or mark blocks (the compactor does, with package block),
 // read block contents (store-gateways do).
 //

@@ -328,7 +328,7 @@ func (tr *tenantRun) dropCoveredCopies(ctx context.Context, g group, good []*inp
 // (read fine), rf being the ingesters' replication factor; the second
 // result describes the copies, for the log.
 //
-// The rule (the querier's storeclient applies the same one): a write is
+// The rule (the querier's storequery applies the same one): a write is
 // acknowledged once Q = rf/2+1 of its rf ingesters hold it, so each
 // acknowledged sample is in the copies of at least Q ingesters. Losing the
 // copies of L ingesters loses no sample while L <= Q-1, provided the

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/strata-metrics/strata/storegateway/storeclient"
+	"github.com/strata-metrics/strata/querier/storequery"
 )
 
 // Store-gateways that cannot answer are 503 like ingesters; blocks found
@@ -19,13 +19,13 @@ import (
 // naming them.
 func TestStoreGatewayErrorClassification(t *testing.T) {
 	id := ulid.MustNew(1, nil)
-	down := &storeclient.UnavailableError{RPC: "Series", Tenant: "t1", Blocks: []storeclient.BlockFailure{
-		{ID: id, Attempts: []storeclient.Attempt{{Instance: "sg-1", Err: status.Error(codes.Unavailable, "connection refused")}}},
+	down := &storequery.UnavailableError{RPC: "Series", Tenant: "t1", Blocks: []storequery.BlockFailure{
+		{ID: id, Attempts: []storequery.Attempt{{Instance: "sg-1", Err: status.Error(codes.Unavailable, "connection refused")}}},
 	}}
-	damaged := &storeclient.UnavailableError{RPC: "Series", Tenant: "t1", Blocks: []storeclient.BlockFailure{
-		{ID: id, DataLoss: true, Attempts: []storeclient.Attempt{{Instance: "sg-1", Err: status.Error(codes.DataLoss, "checksum mismatch")}}},
+	damaged := &storequery.UnavailableError{RPC: "Series", Tenant: "t1", Blocks: []storequery.BlockFailure{
+		{ID: id, DataLoss: true, Attempts: []storequery.Attempt{{Instance: "sg-1", Err: status.Error(codes.DataLoss, "checksum mismatch")}}},
 	}}
-	mixed := &storeclient.UnavailableError{RPC: "Series", Tenant: "t1", Blocks: append(append([]storeclient.BlockFailure(nil), down.Blocks...), damaged.Blocks...)}
+	mixed := &storequery.UnavailableError{RPC: "Series", Tenant: "t1", Blocks: append(append([]storequery.BlockFailure(nil), down.Blocks...), damaged.Blocks...)}
 	for _, tc := range []struct {
 		name     string
 		err      error

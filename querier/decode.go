@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/strata-metrics/strata/proto/ingesterpb"
+	"github.com/strata-metrics/strata/proto/storepb"
 )
 
 // streamAnswer is one ingester's answer to QueryStream.
@@ -19,22 +20,14 @@ type streamAnswer struct {
 	chunks, bytes int
 }
 
-// readQueryStream reads one ingester's QueryStream to the end. It keeps the
-// chunk bytes as received (one allocation each, made by the protobuf
-// decoder) in one slab of chunk headers per answer, and drops chunks
-// outside [mint, maxt].
+// readQueryStream reads one ingester's QueryStream to the end (see
+// seriesReader).
 func readQueryStream(ctx context.Context, c ingesterpb.IngesterClient, req *ingesterpb.QueryRequest, replica int32, mint, maxt int64) (streamAnswer, error) {
 	stream, err := c.QueryStream(ctx, req)
 	if err != nil {
 		return streamAnswer{}, err
 	}
-	var (
-		a      streamAnswer
-		slab   []chunk
-		starts []int
-		b      labels.ScratchBuilder
-		sorted = true
-	)
+	r := seriesReader{from: "ingester", replica: replica, mint: mint, maxt: maxt}
 	for {
 		resp, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -43,46 +36,139 @@ func readQueryStream(ctx context.Context, c ingesterpb.IngesterClient, req *inge
 		if err != nil {
 			return streamAnswer{}, err
 		}
-		for _, ss := range resp.GetSeries() {
-			first := len(slab)
-			for _, pc := range ss.GetChunks() {
-				if pc.GetMaxTimeMs() < mint || pc.GetMinTimeMs() > maxt {
-					continue
-				}
-				enc := chunkenc.Encoding(pc.GetEncoding())
-				if pc.GetEncoding() >= numEncodings || !chunkenc.IsValidEncoding(enc) {
-					return streamAnswer{}, fmt.Errorf("ingester sent a chunk with unknown encoding %d for series %s", pc.GetEncoding(), protoLabels(&b, ss.GetLabels()))
-				}
-				slab = append(slab, chunk{mint: pc.GetMinTimeMs(), maxt: pc.GetMaxTimeMs(), data: pc.GetData(), enc: enc, replica: replica})
-				a.bytes += len(pc.GetData())
-			}
-			if len(slab) == first {
-				continue
-			}
-			lset := protoLabels(&b, ss.GetLabels())
-			if n := len(a.series); n > 0 && labels.Compare(a.series[n-1].lset, lset) >= 0 {
-				sorted = false
-			}
-			a.series = append(a.series, fetchedSeries{lset: lset, mint: mint, maxt: maxt})
-			starts = append(starts, first)
+		if err := r.add(resp.GetSeries()); err != nil {
+			return streamAnswer{}, err
 		}
 	}
+	return r.answer(), nil
+}
+
+// seriesReader turns the series of one answer, an ingester's or a
+// store-gateway's (both send ingesterpb.StreamSeries), into fetchedSeries:
+// the one decoding of chunks the querier has. It keeps the chunk bytes as
+// received (one allocation each, made by the protobuf decoder) in one slab
+// of chunk headers per answer, and drops chunks outside [mint, maxt] and
+// series left without chunks.
+type seriesReader struct {
+	from       string // who sent the series, for errors
+	replica    int32  // marks every chunk of the answer
+	mint, maxt int64
+
+	a        streamAnswer
+	slab     []chunk
+	starts   []int
+	b        labels.ScratchBuilder
+	unsorted bool
+}
+
+// add reads one message's series; they may reference the message's
+// buffers (chunk data is kept, nothing else).
+func (r *seriesReader) add(series []*ingesterpb.StreamSeries) error {
+	for _, ss := range series {
+		first := len(r.slab)
+		for _, pc := range ss.GetChunks() {
+			if pc.GetMaxTimeMs() < r.mint || pc.GetMinTimeMs() > r.maxt {
+				continue
+			}
+			enc := chunkenc.Encoding(pc.GetEncoding())
+			if pc.GetEncoding() >= numEncodings || !chunkenc.IsValidEncoding(enc) {
+				return fmt.Errorf("%s sent a chunk with unknown encoding %d for series %s", r.from, pc.GetEncoding(), protoLabels(&r.b, ss.GetLabels()))
+			}
+			r.slab = append(r.slab, chunk{mint: pc.GetMinTimeMs(), maxt: pc.GetMaxTimeMs(), data: pc.GetData(), enc: enc, replica: r.replica})
+			r.a.bytes += len(pc.GetData())
+		}
+		if len(r.slab) == first {
+			continue
+		}
+		lset := protoLabels(&r.b, ss.GetLabels())
+		if n := len(r.a.series); n > 0 && labels.Compare(r.a.series[n-1].lset, lset) >= 0 {
+			r.unsorted = true
+		}
+		r.a.series = append(r.a.series, fetchedSeries{lset: lset, mint: r.mint, maxt: r.maxt})
+		r.starts = append(r.starts, first)
+	}
+	return nil
+}
+
+// answer returns the series read, sorted by labels, each once, each with
+// its chunks sorted.
+func (r *seriesReader) answer() streamAnswer {
+	a, slab := r.a, r.slab
 	a.chunks = len(slab)
 	for i := range a.series {
 		end := len(slab)
-		if i+1 < len(starts) {
-			end = starts[i+1]
+		if i+1 < len(r.starts) {
+			end = r.starts[i+1]
 		}
-		cs := slab[starts[i]:end:end]
+		cs := slab[r.starts[i]:end:end]
 		if !slices.IsSortedFunc(cs, compareChunks) {
 			slices.SortFunc(cs, compareChunks)
 		}
 		a.series[i].chunks = cs
 	}
-	if !sorted {
+	if r.unsorted {
 		a.series = sortUniqueSeries(a.series)
 	}
-	return a, nil
+	return a
+}
+
+// readStoreSeries reads one store-gateway's Series stream to the end, with
+// the reader of the ingesters' answers (seriesReader): the series, the
+// blocks queried and those that failed.
+func readStoreSeries(ctx context.Context, c storepb.StoreGatewayClient, req *storepb.SeriesRequest, mint, maxt int64) (streamAnswer, []string, []*storepb.BlockError, error) {
+	stream, err := c.Series(ctx, req)
+	if err != nil {
+		return streamAnswer{}, nil, nil, err
+	}
+	r := seriesReader{from: "store-gateway", replica: storeReplica, mint: mint, maxt: maxt}
+	var (
+		queried []string
+		failed  []*storepb.BlockError
+	)
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return streamAnswer{}, nil, nil, err
+		}
+		if err := r.add(resp.GetSeries()); err != nil {
+			return streamAnswer{}, nil, nil, err
+		}
+		queried = append(queried, resp.GetQueriedBlocks()...)
+		failed = append(failed, resp.GetBlockErrors()...)
+	}
+	return r.answer(), queried, failed, nil
+}
+
+// readStoreLabels reads one store-gateway's Series stream asked with
+// skip_chunks: label sets only.
+func readStoreLabels(ctx context.Context, c storepb.StoreGatewayClient, req *storepb.SeriesRequest) ([]labelsSeries, []string, []*storepb.BlockError, error) {
+	stream, err := c.Series(ctx, req)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var (
+		r       labelsReader
+		queried []string
+		failed  []*storepb.BlockError
+	)
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		for _, ss := range resp.GetSeries() {
+			r.add(ss.GetLabels())
+		}
+		queried = append(queried, resp.GetQueriedBlocks()...)
+		failed = append(failed, resp.GetBlockErrors()...)
+	}
+	return r.result(), queried, failed, nil
 }
 
 // sortUniqueSeries sorts series by labels and merges those sent twice.
@@ -105,11 +191,7 @@ func readSeries(ctx context.Context, c ingesterpb.IngesterClient, req *ingesterp
 	if err != nil {
 		return nil, err
 	}
-	var (
-		out    []labelsSeries
-		b      labels.ScratchBuilder
-		sorted = true
-	)
+	var r labelsReader
 	for {
 		resp, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -119,18 +201,35 @@ func readSeries(ctx context.Context, c ingesterpb.IngesterClient, req *ingesterp
 			return nil, err
 		}
 		for _, ls := range resp.GetSeries() {
-			lset := protoLabels(&b, ls.GetLabels())
-			if n := len(out); n > 0 && labels.Compare(out[n-1].lset, lset) >= 0 {
-				sorted = false
-			}
-			out = append(out, labelsSeries{lset: lset})
+			r.add(ls.GetLabels())
 		}
 	}
-	if !sorted {
-		slices.SortFunc(out, func(x, y labelsSeries) int { return labels.Compare(x.lset, y.lset) })
-		out = slices.CompactFunc(out, func(x, y labelsSeries) bool { return labels.Equal(x.lset, y.lset) })
+	return r.result(), nil
+}
+
+// labelsReader collects the label sets of one answer, an ingester's or a
+// store-gateway's.
+type labelsReader struct {
+	out      []labelsSeries
+	b        labels.ScratchBuilder
+	unsorted bool
+}
+
+func (r *labelsReader) add(pls []*ingesterpb.Label) {
+	lset := protoLabels(&r.b, pls)
+	if n := len(r.out); n > 0 && labels.Compare(r.out[n-1].lset, lset) >= 0 {
+		r.unsorted = true
 	}
-	return out, nil
+	r.out = append(r.out, labelsSeries{lset: lset})
+}
+
+// result returns the label sets read, sorted, each once.
+func (r *labelsReader) result() []labelsSeries {
+	if r.unsorted {
+		slices.SortFunc(r.out, func(x, y labelsSeries) int { return labels.Compare(x.lset, y.lset) })
+		r.out = slices.CompactFunc(r.out, func(x, y labelsSeries) bool { return labels.Equal(x.lset, y.lset) })
+	}
+	return r.out
 }
 
 func protoLabels(b *labels.ScratchBuilder, pls []*ingesterpb.Label) labels.Labels {

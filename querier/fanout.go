@@ -14,8 +14,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/proto/ingesterpb"
+	"github.com/strata-metrics/strata/querier/storequery"
 	"github.com/strata-metrics/strata/ring"
-	"github.com/strata-metrics/strata/storegateway/storeclient"
 )
 
 // ReplicaSets is what the querier needs from the ring (*ring.Ring).
@@ -278,7 +278,7 @@ func isUnavailable(err error) bool {
 	if errors.As(err, &ue) {
 		return !ue.badInput()
 	}
-	var se *storeclient.UnavailableError
+	var se *storequery.UnavailableError
 	if errors.As(err, &se) {
 		return !se.DataLoss()
 	}
@@ -288,7 +288,7 @@ func isUnavailable(err error) bool {
 // isDataLoss reports whether the store-gateways found every block they
 // could not serve damaged, with no other copy of its data in the query.
 func isDataLoss(err error) bool {
-	var se *storeclient.UnavailableError
+	var se *storequery.UnavailableError
 	return errors.As(err, &se) && se.DataLoss()
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/strata-metrics/strata/limits"
+	"github.com/strata-metrics/strata/querier/storequery"
 	"github.com/strata-metrics/strata/tenant"
 )
 
@@ -34,9 +35,8 @@ type Deps struct {
 	// (-metrics.max-tenant-labels), shared by every component of the
 	// process; nil labels every tenant with its id.
 	TenantLabels *tenant.LabelCap
-	// StoreGateways reads long-term blocks (*storeclient.Client); nil
-	// queries the ingesters only.
-	StoreGateways StoreGateways
+	// StoreGateways reads long-term blocks; nil queries the ingesters only.
+	StoreGateways *storequery.Client
 }
 
 // BuildInfo describes the running binary.

@@ -10,15 +10,15 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/strata-metrics/strata/proto/ingesterpb"
-	"github.com/strata-metrics/strata/storegateway/storeclient"
 )
 
-// source is one place a tenant's series live. The ingesters are the first;
-// the store-gateways of long-term storage (issue 5) join as a second one.
-// Queryable merges the sources' series with mergeReplicas, so a series
-// both hold is deduplicated exactly like replicas are, provided the new
-// source returns *fetchedSeries (chunks as stored). A source that holds
-// nothing in [mint, maxt] returns storage.NoopQuerier().
+// source is one place a tenant's series live: the ingesters, and the
+// store-gateways of long-term storage. Both read their answers with
+// seriesReader into *fetchedSeries (chunks as stored) and merge them with
+// mergeReplicas, and queryable merges the sources' series with it too: a
+// series is deduplicated in one way, whichever replicas, blocks and
+// sources hold it. A source that holds nothing in [mint, maxt] returns
+// storage.NoopQuerier().
 type source interface {
 	querier(tenantID string, mint, maxt int64) (storage.Querier, error)
 }
@@ -148,7 +148,7 @@ func (q *ingesterQuerier) LabelNames(ctx context.Context, hints *storage.LabelHi
 	if err != nil {
 		return nil, nil, err
 	}
-	return storeclient.MergeStrings(answers, limit), warns, nil
+	return ingesterpb.MergeStrings(answers, limit), warns, nil
 }
 
 // LabelValues returns the sorted union of the ingesters' values of name.
@@ -162,7 +162,7 @@ func (q *ingesterQuerier) LabelValues(ctx context.Context, name string, hints *s
 	if err != nil {
 		return nil, nil, err
 	}
-	return storeclient.MergeStrings(answers, limit), warns, nil
+	return ingesterpb.MergeStrings(answers, limit), warns, nil
 }
 
 // Close cancels the fetches still running and waits for them.

@@ -12,13 +12,13 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 )
 
-// chunk is one compressed chunk as an ingester stores it. data is never
+// chunk is one compressed chunk as an ingester or a block stores it. data is never
 // modified; samples are decoded only while a query iterates.
 type chunk struct {
 	mint, maxt int64
 	data       []byte
 	enc        chunkenc.Encoding
-	replica    int32 // which answer (ingester) it came from
+	replica    int32 // which answer (ingester) it came from; storeReplica for blocks
 }
 
 // fetchedSeries is one series' chunks, from one replica or merged from
@@ -53,7 +53,9 @@ func compareChunks(a, b chunk) int {
 }
 
 // mergeReplicas is the storage.VerticalSeriesMergeFunc for copies of one
-// series from several ingesters (or, later, several sources). Copies cut
+// series: from several ingesters, several blocks (replicas' copies, or a
+// compacted block and its sources while both are listed) or both sources.
+// It is the querier's one deduplication. Copies cut
 // into identical chunks, the common case, cost one bytes.Equal per chunk
 // and are iterated once; chunks that overlap without being identical are
 // merged sample by sample, keeping one sample per timestamp.

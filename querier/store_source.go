@@ -8,24 +8,17 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
 
-	"github.com/strata-metrics/strata/storegateway/storeclient"
+	"github.com/strata-metrics/strata/proto/ingesterpb"
+	"github.com/strata-metrics/strata/proto/storepb"
+	"github.com/strata-metrics/strata/querier/storequery"
 )
-
-// StoreGateways is what the querier needs to read long-term blocks
-// (*storeclient.Client). Its methods are goroutine-safe and return sorted
-// answers; Series' chunk bytes are never modified and may be kept.
-type StoreGateways interface {
-	Series(ctx context.Context, tenantID string, mint, maxt int64, ms []*labels.Matcher, opts storeclient.SeriesOptions) ([]storeclient.Series, error)
-	LabelNames(ctx context.Context, tenantID string, mint, maxt int64, ms []*labels.Matcher, limit int) ([]string, error)
-	LabelValues(ctx context.Context, tenantID, name string, mint, maxt int64, ms []*labels.Matcher, limit int) ([]string, error)
-}
 
 // storeReplica marks chunks from long-term blocks in fetchedSeries, apart
 // from the ingesters' answers (numbered from 0).
 const storeReplica = 1 << 20
 
 // storeSource reads a tenant's long-term series through the store-gateways.
-type storeSource struct{ sg StoreGateways }
+type storeSource struct{ sg *storequery.Client }
 
 func (s storeSource) querier(tenantID string, mint, maxt int64) (storage.Querier, error) {
 	return &storeQuerier{sg: s.sg, tenant: tenantID, mint: mint, maxt: maxt}, nil
@@ -35,7 +28,7 @@ func (s storeSource) querier(tenantID string, mint, maxt int64) (storage.Querier
 // [mint, maxt]. Like ingesterQuerier, Select fetches in the background and
 // Close cancels and waits.
 type storeQuerier struct {
-	sg         StoreGateways
+	sg         *storequery.Client
 	tenant     string
 	mint, maxt int64
 
@@ -59,38 +52,50 @@ func (q *storeQuerier) Select(ctx context.Context, _ bool, hints *storage.Select
 	q.mu.Lock()
 	q.cancels = append(q.cancels, cancel)
 	q.mu.Unlock()
+	pms := ingesterpb.FromMatchers(ms)
 	set := &lazySeriesSet{ready: make(chan struct{})}
 	q.wg.Go(func() {
 		defer close(set.ready)
-		ss, err := q.sg.Series(ctx, q.tenant, mint, maxt, ms, storeclient.SeriesOptions{SkipChunks: labelsOnly, Limit: limit})
-		if err != nil {
-			set.set = storage.ErrSeriesSet(err)
-			return
-		}
 		if labelsOnly {
-			out := make([]labelsSeries, len(ss))
-			for i := range ss {
-				out[i] = labelsSeries{lset: ss[i].Labels}
-			}
-			set.set = &seriesSlice[labelsSeries, *labelsSeries]{series: out}
-			return
+			set.set = q.selectLabels(ctx, mint, maxt, limit, pms)
+		} else {
+			set.set = q.selectChunks(ctx, mint, maxt, limit, pms)
 		}
-		n := 0
-		for i := range ss {
-			n += len(ss[i].Chunks)
-		}
-		slab := make([]chunk, 0, n)
-		out := make([]fetchedSeries, len(ss))
-		for i := range ss {
-			first := len(slab)
-			for _, c := range ss[i].Chunks {
-				slab = append(slab, chunk{mint: c.MinTime, maxt: c.MaxTime, data: c.Data, enc: c.Encoding, replica: storeReplica})
-			}
-			out[i] = fetchedSeries{lset: ss[i].Labels, chunks: slab[first:len(slab):len(slab)], mint: mint, maxt: maxt}
-		}
-		set.set = &seriesSlice[fetchedSeries, *fetchedSeries]{series: out}
 	})
 	return set
+}
+
+// selectChunks merges the store-gateways' answers as selectChunks of the
+// ingesterQuerier merges the ingesters': one mergeReplicas for every copy
+// of a series, whichever blocks and store-gateways it came from.
+func (q *storeQuerier) selectChunks(ctx context.Context, mint, maxt int64, limit int, pms []*ingesterpb.LabelMatcher) storage.SeriesSet {
+	answers, err := storequery.Fetch(ctx, q.sg, "Series", q.tenant, mint, maxt, func(ctx context.Context, c storepb.StoreGatewayClient, ids []string) (streamAnswer, []string, []*storepb.BlockError, error) {
+		req := &storepb.SeriesRequest{Tenant: q.tenant, StartMs: mint, EndMs: maxt, Matchers: pms, BlockIds: ids, Limit: int64(limit)}
+		return readStoreSeries(ctx, c, req, mint, maxt)
+	})
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	sets := make([]storage.SeriesSet, len(answers))
+	for i, a := range answers {
+		sets[i] = &seriesSlice[fetchedSeries, *fetchedSeries]{series: a.series}
+	}
+	return storage.NewMergeSeriesSet(sets, limit, mergeReplicas)
+}
+
+func (q *storeQuerier) selectLabels(ctx context.Context, mint, maxt int64, limit int, pms []*ingesterpb.LabelMatcher) storage.SeriesSet {
+	answers, err := storequery.Fetch(ctx, q.sg, "Series", q.tenant, mint, maxt, func(ctx context.Context, c storepb.StoreGatewayClient, ids []string) ([]labelsSeries, []string, []*storepb.BlockError, error) {
+		req := &storepb.SeriesRequest{Tenant: q.tenant, StartMs: mint, EndMs: maxt, Matchers: pms, BlockIds: ids, SkipChunks: true, Limit: int64(limit)}
+		return readStoreLabels(ctx, c, req)
+	})
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	sets := make([]storage.SeriesSet, len(answers))
+	for i, a := range answers {
+		sets[i] = &seriesSlice[labelsSeries, *labelsSeries]{series: a}
+	}
+	return storage.NewMergeSeriesSet(sets, limit, firstSeries)
 }
 
 func (q *storeQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {

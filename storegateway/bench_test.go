@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore/providers/filesystem"
 
+	"github.com/strata-metrics/strata/bucketindex"
 	"github.com/strata-metrics/strata/proto/storepb"
-	"github.com/strata-metrics/strata/storegateway/storeclient"
 )
 
 // go test ./storegateway -run '^$' -bench Series -count 6 > new.txt; benchstat old.txt new.txt
@@ -25,7 +25,7 @@ func BenchmarkSeries(b *testing.B) {
 	require.NoError(b, err)
 	m := uploadBlock(b, bkt, "t1", createBlock(b, testSeries(10_000, 0, 0, hour, 0)))
 	cfg := testConfig(b)
-	lister := storeclient.NewBucketLister(bkt)
+	lister := bucketindex.NewBucketLister(bkt)
 	g, err := New(cfg, Deps{Bucket: bkt, Blocks: lister, Tenants: lister.Tenants, Log: discard(), Reg: prometheus.NewRegistry()})
 	require.NoError(b, err)
 	b.Cleanup(g.close)

@@ -15,7 +15,7 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/strata-metrics/strata/block"
-	"github.com/strata-metrics/strata/storegateway/storeclient"
+	"github.com/strata-metrics/strata/bucketindex"
 )
 
 // segmentWriter builds a chunks segment file as Prometheus writes it.
@@ -173,7 +173,7 @@ func TestFetchChunksLengthPastSegment(t *testing.T) {
 
 type nopLister struct{}
 
-func (nopLister) Blocks(context.Context, string, int64, int64) ([]storeclient.BlockRef, error) {
+func (nopLister) Blocks(context.Context, string, int64, int64) ([]bucketindex.BlockRef, error) {
 	return nil, nil
 }
 

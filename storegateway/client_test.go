@@ -1,6 +1,7 @@
 package storegateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"math"
@@ -21,17 +22,20 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-metrics/strata/bucketindex"
+	"github.com/strata-metrics/strata/proto/ingesterpb"
 	"github.com/strata-metrics/strata/proto/storepb"
+	"github.com/strata-metrics/strata/querier/storequery"
 	"github.com/strata-metrics/strata/ring"
 	"github.com/strata-metrics/strata/storegateway/storeclient"
 )
 
-// cluster is n store-gateways on loopback TCP in one ring, and a querier's
-// client of them.
+// cluster is n store-gateways on loopback TCP in one ring, and the
+// querier's way to them (storequery).
 type cluster struct {
 	gws     []*testGateway
 	sharder *storeclient.Sharder
-	client  *storeclient.Client
+	client  *storequery.Client
 	reg     *prometheus.Registry // the client's
 }
 
@@ -56,7 +60,7 @@ func startCluster(t *testing.T, bkt objstore.Bucket, n, rf int, wrap func(i int,
 	rcfg := ring.Config{ReplicationFactor: rf}
 	c := &cluster{reg: prometheus.NewRegistry()}
 	c.sharder = storeclient.NewSharder(ring.New(rcfg, store, time.Now), rcfg, time.Now)
-	lister := storeclient.NewBucketLister(bkt)
+	lister := bucketindex.NewBucketLister(bkt)
 	for i := range n {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(t, err)
@@ -88,9 +92,9 @@ func startCluster(t *testing.T, bkt objstore.Bucket, n, rf int, wrap func(i int,
 			_ = cc.Close()
 		}
 	})
-	c.client = storeclient.New(storeclient.Deps{
+	c.client = storequery.New(storequery.Deps{
 		Blocks: lister, Sharder: c.sharder, Log: discard(), Reg: c.reg,
-		Clients: storeclient.ConnFunc(func(addr string) (grpc.ClientConnInterface, error) {
+		Clients: storequery.ConnFunc(func(addr string) (grpc.ClientConnInterface, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			if cc, ok := conns[addr]; ok {
@@ -124,17 +128,39 @@ func (c *cluster) loaded(t *testing.T) float64 {
 	return n
 }
 
-// clientSeries turns the client's answer into the tests' form.
-func clientSeries(ss []storeclient.Series) []gotSeries {
-	var out []gotSeries
-	for _, s := range ss {
-		g := gotSeries{Labels: s.Labels.String()}
-		for _, c := range s.Chunks {
-			g.Chunks = append(g.Chunks, gotChunk{c.MinTime, c.MaxTime, c.Encoding, string(c.Data)})
-		}
-		out = append(out, g)
+// series reads the tenant's series as the querier does, through
+// storequery, and puts the store-gateways' answers together: each series
+// once with every answer's chunks (the querier's merge would then drop
+// identical ones), at most limit (0: all).
+func (c *cluster) series(ctx context.Context, tenantID string, mint, maxt int64, ms []*labels.Matcher, skipChunks bool, limit int) ([]gotSeries, error) {
+	pms := ingesterpb.FromMatchers(ms)
+	answers, err := storequery.Fetch(ctx, c.client, "Series", tenantID, mint, maxt, func(ctx context.Context, cl storepb.StoreGatewayClient, ids []string) ([]gotSeries, []string, []*storepb.BlockError, error) {
+		req := &storepb.SeriesRequest{Tenant: tenantID, StartMs: mint, EndMs: maxt, Matchers: pms, BlockIds: ids, SkipChunks: skipChunks, Limit: int64(limit)}
+		return callSeriesFull(ctx, cl, req)
+	})
+	if err != nil {
+		return nil, err
 	}
-	return out
+	bySeries := map[string]*gotSeries{}
+	var out []gotSeries
+	for _, a := range answers {
+		for _, s := range a {
+			if g := bySeries[s.Labels]; g != nil {
+				g.Chunks = append(g.Chunks, s.Chunks...)
+				continue
+			}
+			s := s
+			bySeries[s.Labels] = &s
+		}
+	}
+	for _, g := range bySeries {
+		out = append(out, *g)
+	}
+	slices.SortFunc(out, func(a, b gotSeries) int { return cmp.Compare(a.Labels, b.Labels) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return sortChunks(out), nil
 }
 
 // overlapping returns the fixture's block dirs overlapping [mint, maxt].
@@ -159,16 +185,16 @@ func TestClientSeries(t *testing.T) {
 		t.Run(rc.name, func(t *testing.T) {
 			before := c.loaded(t)
 			ms := []*labels.Matcher{matcher(labels.MatchRegexp, "__name__", ".+")}
-			got, err := c.client.Series(ctx, "t1", rc.mint, rc.maxt, ms, storeclient.SeriesOptions{})
+			got, err := c.series(ctx, "t1", rc.mint, rc.maxt, ms, false, 0)
 			require.NoError(t, err)
 			dirs := f.overlapping(rc.mint, rc.maxt)
-			require.Equal(t, reference(t, dirs, rc.mint, rc.maxt, ms, false), sortChunks(clientSeries(got)))
+			require.Equal(t, reference(t, dirs, rc.mint, rc.maxt, ms, false), got)
 			require.LessOrEqual(t, c.loaded(t)-before, float64(len(dirs)), "only overlapping blocks, each once")
 
-			lset, err := c.client.Series(ctx, "t1", rc.mint, rc.maxt, ms, storeclient.SeriesOptions{SkipChunks: true, Limit: 7})
+			lset, err := c.series(ctx, "t1", rc.mint, rc.maxt, ms, true, 7)
 			require.NoError(t, err)
 			want := reference(t, dirs, rc.mint, rc.maxt, ms, true)
-			require.Equal(t, want[:min(7, len(want))], clientSeries(lset))
+			require.Equal(t, want[:min(7, len(want))], lset)
 
 			names, err := c.client.LabelNames(ctx, "t1", rc.mint, rc.maxt, nil, 0)
 			require.NoError(t, err)
@@ -179,7 +205,7 @@ func TestClientSeries(t *testing.T) {
 		})
 	}
 	require.Equal(t, float64(len(f.metas)), c.loaded(t), "every block loaded by one store-gateway")
-	got, err := c.client.Series(ctx, "nobody", 0, math.MaxInt64, []*labels.Matcher{matcher(labels.MatchEqual, "job", "a")}, storeclient.SeriesOptions{})
+	got, err := c.series(ctx, "nobody", 0, math.MaxInt64, []*labels.Matcher{matcher(labels.MatchEqual, "job", "a")}, false, 0)
 	require.NoError(t, err)
 	require.Empty(t, got, "a tenant without blocks")
 }
@@ -195,9 +221,9 @@ func TestClientRetriesAnotherReplica(t *testing.T) {
 
 	primary := c.sharder.Snapshot().Replicas("t1", f.metas[0].ULID, nil)[0].ID
 	c.gateway(primary).stop()
-	got, err := c.client.Series(ctx, "t1", 0, 6*hour, ms, storeclient.SeriesOptions{})
+	got, err := c.series(ctx, "t1", 0, 6*hour, ms, false, 0)
 	require.NoError(t, err)
-	require.Equal(t, want, sortChunks(clientSeries(got)))
+	require.Equal(t, want, got)
 	require.Positive(t, metricValue(t, c.reg, "strata_querier_store_gateway_block_retries_total"))
 	require.Positive(t, metricValue(t, c.reg, "strata_querier_store_gateway_requests_total", "Series", "error"))
 
@@ -228,8 +254,8 @@ func TestClientRetriesBlockNotQueried(t *testing.T) {
 		return dropBlock{s, id.String()}
 	})
 	ms := []*labels.Matcher{matcher(labels.MatchEqual, "__name__", "m")}
-	_, err := c.client.Series(context.Background(), "t1", 0, 6*hour, ms, storeclient.SeriesOptions{})
-	var ue *storeclient.UnavailableError
+	_, err := c.series(context.Background(), "t1", 0, 6*hour, ms, false, 0)
+	var ue *storequery.UnavailableError
 	require.ErrorAs(t, err, &ue)
 	require.Len(t, ue.Blocks, 1)
 	require.Equal(t, id, ue.Blocks[0].ID)
@@ -237,9 +263,9 @@ func TestClientRetriesBlockNotQueried(t *testing.T) {
 
 	// With only the primary leaving it out, the other replica serves it.
 	c2 := startClusterDropping(t, f.bkt, id)
-	got, err := c2.client.Series(context.Background(), "t1", 0, 6*hour, ms, storeclient.SeriesOptions{})
+	got, err := c2.series(context.Background(), "t1", 0, 6*hour, ms, false, 0)
 	require.NoError(t, err)
-	require.Equal(t, reference(t, f.dirs, 0, 6*hour, ms, false), sortChunks(clientSeries(got)))
+	require.Equal(t, reference(t, f.dirs, 0, 6*hour, ms, false), got)
 	require.Equal(t, 1.0, metricValue(t, c2.reg, "strata_querier_store_gateway_block_retries_total"))
 }
 
@@ -265,8 +291,8 @@ func TestClientBlockUnavailable(t *testing.T) {
 	ctx := context.Background()
 	ms := []*labels.Matcher{matcher(labels.MatchEqual, "__name__", "m")}
 
-	_, err := c.client.Series(ctx, "t1", 8*hour, 9*hour, ms, storeclient.SeriesOptions{})
-	var ue *storeclient.UnavailableError
+	_, err := c.series(ctx, "t1", 8*hour, 9*hour, ms, false, 0)
+	var ue *storequery.UnavailableError
 	require.ErrorAs(t, err, &ue)
 	require.Equal(t, bad.ULID, ue.Blocks[0].ID)
 	require.ErrorContains(t, err, "block "+bad.ULID.String()+" is damaged:")
@@ -280,7 +306,7 @@ func TestClientBlockUnavailable(t *testing.T) {
 	for _, in := range reps {
 		c.gateway(in.ID).stop()
 	}
-	_, err = c.client.Series(ctx, "t1", 0, 2*hour-1, ms, storeclient.SeriesOptions{})
+	_, err = c.series(ctx, "t1", 0, 2*hour-1, ms, false, 0)
 	require.ErrorAs(t, err, &ue)
 	require.ErrorContains(t, err, f.metas[0].ULID.String())
 	for _, in := range reps {
@@ -324,9 +350,9 @@ func TestClientRetriesAfterStreamBreaks(t *testing.T) {
 	})
 	primary.Store(c.sharder.Snapshot().Replicas("t1", id, nil)[0].ID)
 	ms := []*labels.Matcher{matcher(labels.MatchRegexp, "__name__", ".+")}
-	got, err := c.client.Series(context.Background(), "t1", 0, 6*hour, ms, storeclient.SeriesOptions{})
+	got, err := c.series(context.Background(), "t1", 0, 6*hour, ms, false, 0)
 	require.NoError(t, err)
-	require.Equal(t, reference(t, f.dirs, 0, 6*hour, ms, false), sortChunks(clientSeries(got)))
+	require.Equal(t, reference(t, f.dirs, 0, 6*hour, ms, false), got)
 	require.Positive(t, metricValue(t, c.reg, "strata_querier_store_gateway_block_retries_total"))
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/thanos-io/objstore"
 
+	"github.com/strata-metrics/strata/bucketindex"
 	"github.com/strata-metrics/strata/proto/storepb"
 	"github.com/strata-metrics/strata/storegateway/storeclient"
 )
@@ -26,7 +27,7 @@ type Deps struct {
 	Bucket objstore.Bucket
 	// Blocks lists a tenant's blocks (the bucket index loader) and Tenants
 	// the tenants, for the sync of owned blocks.
-	Blocks  storeclient.BlockLister
+	Blocks  bucketindex.BlockLister
 	Tenants func(ctx context.Context) ([]string, error)
 	// Sharder and InstanceID decide which blocks this instance owns; a nil
 	// Sharder owns every block (a single store-gateway).

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/stretchr/testify/require"
 
+	"github.com/strata-metrics/strata/bucketindex"
 	"github.com/strata-metrics/strata/proto/storepb"
 	"github.com/strata-metrics/strata/ring"
 	"github.com/strata-metrics/strata/storegateway/storeclient"
@@ -182,7 +183,7 @@ func TestSyncOwnership(t *testing.T) {
 	}
 	rcfg := ring.Config{ReplicationFactor: 1, HeartbeatTimeout: 0}
 	sharder := storeclient.NewSharder(ring.New(rcfg, store, time.Now), rcfg, time.Now)
-	lister := storeclient.NewBucketLister(f.bkt)
+	lister := bucketindex.NewBucketLister(f.bkt)
 	owned := map[string]bool{}
 	for _, self := range []string{"sg-1", "sg-2"} {
 		cfg := testConfig(t)
@@ -227,7 +228,7 @@ func TestRunWaitsForRing(t *testing.T) {
 	f := newFixture(t, "t1")
 	store := ring.NewMemStore()
 	rcfg := ring.Config{ReplicationFactor: 1}
-	lister := storeclient.NewBucketLister(f.bkt)
+	lister := bucketindex.NewBucketLister(f.bkt)
 	reg := prometheus.NewRegistry()
 	g, err := New(testConfig(t), Deps{
 		Bucket: f.bkt, Blocks: lister, Tenants: lister.Tenants, InstanceID: "sg-1", Log: discard(), Reg: reg,

@@ -32,9 +32,9 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/strata-metrics/strata/block"
+	"github.com/strata-metrics/strata/bucketindex"
 	"github.com/strata-metrics/strata/proto/ingesterpb"
 	"github.com/strata-metrics/strata/proto/storepb"
-	"github.com/strata-metrics/strata/storegateway/storeclient"
 )
 
 // sample is a float or integer-histogram sample for tsdb.CreateBlock.
@@ -141,7 +141,7 @@ type harness struct {
 func newHarness(t testing.TB, bkt objstore.Bucket, cfg Config) *harness {
 	t.Helper()
 	h := &harness{reg: prometheus.NewRegistry(), clock: newFakeClock()}
-	lister := storeclient.NewBucketLister(bkt)
+	lister := bucketindex.NewBucketLister(bkt)
 	g, err := New(cfg, Deps{
 		Bucket: bkt, Blocks: lister, Tenants: lister.Tenants,
 		Log: slog.New(slog.DiscardHandler), Reg: h.reg, Now: h.clock.Now,
@@ -258,8 +258,9 @@ func callSeriesFull(ctx context.Context, c storepb.StoreGatewayClient, req *stor
 }
 
 // reference is what Prometheus' own block querier returns for the blocks
-// in dirs: per series, the chunks overlapping [mint, maxt] as stored,
-// identical ones once, sorted by time; series sorted by labels.
+// in dirs: per series, the chunks overlapping [mint, maxt] as stored, those
+// of every block (replicas' identical copies too), sorted by time; series
+// sorted by labels.
 func reference(t testing.TB, dirs []string, mint, maxt int64, ms []*labels.Matcher, skipChunks bool) []gotSeries {
 	t.Helper()
 	bySeries := map[string][]gotChunk{}
@@ -302,7 +303,6 @@ func reference(t testing.TB, dirs []string, mint, maxt int64, ms []*labels.Match
 			}
 			return cmp.Compare(a.Data, b.Data)
 		})
-		cs = slices.Compact(cs)
 		if len(cs) == 0 {
 			cs = nil
 		}

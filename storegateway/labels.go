@@ -10,8 +10,8 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/index"
 
+	"github.com/strata-metrics/strata/proto/ingesterpb"
 	"github.com/strata-metrics/strata/proto/storepb"
-	"github.com/strata-metrics/strata/storegateway/storeclient"
 )
 
 // LabelNames returns the sorted label names of the named blocks' series
@@ -49,7 +49,7 @@ func (g *StoreGateway) LabelNames(ctx context.Context, req *storepb.LabelNamesRe
 	if err != nil {
 		return nil, g.fail("LabelNames", err)
 	}
-	return &storepb.LabelNamesResponse{Names: storeclient.MergeStrings(lists, int(req.GetLimit())), QueriedBlocks: queried, BlockErrors: failed}, nil
+	return &storepb.LabelNamesResponse{Names: ingesterpb.MergeStrings(lists, int(req.GetLimit())), QueriedBlocks: queried, BlockErrors: failed}, nil
 }
 
 // LabelValues returns the sorted values of one label in the named blocks'
@@ -78,7 +78,7 @@ func (g *StoreGateway) LabelValues(ctx context.Context, req *storepb.LabelValues
 	if err != nil {
 		return nil, g.fail("LabelValues", err)
 	}
-	return &storepb.LabelValuesResponse{Values: storeclient.MergeStrings(lists, int(req.GetLimit())), QueriedBlocks: queried, BlockErrors: failed}, nil
+	return &storepb.LabelValuesResponse{Values: ingesterpb.MergeStrings(lists, int(req.GetLimit())), QueriedBlocks: queried, BlockErrors: failed}, nil
 }
 
 // labelValues is Prometheus' labelValuesWithMatchers (tsdb/querier.go)

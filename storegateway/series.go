@@ -1,7 +1,6 @@
 package storegateway
 
 import (
-	"bytes"
 	"cmp"
 	"container/heap"
 	"context"
@@ -34,7 +33,7 @@ const (
 
 // Series streams the series of the named blocks that match the request
 // and have a chunk in [start_ms, end_ms], sorted by labels, each once with
-// the chunks of every block; the last message names the queried blocks and
+// the chunks of every block sorted by time; the last message names the queried blocks and
 // the failed ones with their errors (a damaged block is DataLoss).
 func (g *StoreGateway) Series(req *storepb.SeriesRequest, stream grpc.ServerStreamingServer[storepb.SeriesResponse]) error {
 	start := time.Now()
@@ -101,7 +100,7 @@ func (g *StoreGateway) series(ctx context.Context, req *storepb.SeriesRequest, s
 			for _, c := range same {
 				cs = append(cs, c.at().chunks...)
 			}
-			cs = dedupeChunks(cs)
+			sortByTime(cs)
 		}
 		out.add(s.lset, cs)
 		count++
@@ -241,29 +240,17 @@ func (g *StoreGateway) readBatch(ctx context.Context, lb *loadedBlock, refs []st
 	return out, nil
 }
 
-// dedupeChunks sorts cs by time and drops chunks identical to another:
-// the copies of one series in the blocks several ingesters cut.
-func dedupeChunks(cs []blockChunk) []blockChunk {
+// sortByTime sorts the chunks of one series from several blocks by time.
+// Identical chunks (the copies of one series in the blocks several
+// ingesters cut) are all sent: the querier drops them in its one merge of
+// every answer, ingesters' and store-gateways' alike.
+func sortByTime(cs []blockChunk) {
 	slices.SortFunc(cs, func(a, b blockChunk) int {
 		if c := cmp.Compare(a.mint, b.mint); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.maxt, b.maxt)
 	})
-	out := cs[:0]
-	for _, c := range cs {
-		dup := false
-		for k := len(out) - 1; k >= 0 && out[k].mint == c.mint; k-- {
-			if out[k].maxt == c.maxt && bytes.Equal(out[k].raw, c.raw) {
-				dup = true
-				break
-			}
-		}
-		if !dup {
-			out = append(out, c)
-		}
-	}
-	return out
 }
 
 // cursor walks one block's batches.

@@ -114,9 +114,10 @@ func TestSeriesEqualsPrometheus(t *testing.T) {
 	require.Equal(t, float64(len(f.metas)), h.counter(t, "strata_storegateway_index_downloads_total"))
 }
 
-// Identical chunks of replicas' copies of a block come once; overlapping
-// chunks with other samples all come.
-func TestSeriesDedupesReplicaCopies(t *testing.T) {
+// A series in replicas' copies of a block comes once, with the chunks of
+// every copy: identical ones are dropped by the querier's one merge, not
+// here.
+func TestSeriesSendsReplicaCopies(t *testing.T) {
 	f := newFixture(t, "t1")
 	h := newHarness(t, f.bkt, testConfig(t))
 	ms := []*labels.Matcher{matcher(labels.MatchEqual, "i", "00001"), matcher(labels.MatchEqual, "__name__", "m")}
@@ -126,7 +127,11 @@ func TestSeriesDedupesReplicaCopies(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, got, 1)
 	one := reference(t, f.dirs[:1], 0, 2*hour-1, ms, false)
-	require.Equal(t, one, got, "the second copy adds nothing")
+	var twice []gotChunk
+	for _, c := range one[0].Chunks {
+		twice = append(twice, c, c)
+	}
+	require.Equal(t, []gotSeries{{Labels: one[0].Labels, Chunks: twice}}, sortChunks(got), "each chunk of both copies, by time")
 }
 
 func TestSeriesSkipChunksAndLimit(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"github.com/strata-metrics/strata/compactor"
 	"github.com/strata-metrics/strata/gossip"
 	"github.com/strata-metrics/strata/proto/storepb"
+	"github.com/strata-metrics/strata/querier/storequery"
 	"github.com/strata-metrics/strata/ring"
 	"github.com/strata-metrics/strata/server"
 	"github.com/strata-metrics/strata/storegateway"
@@ -45,7 +46,7 @@ type blocksComponents struct {
 	sg      *storegateway.StoreGateway
 	sgLC    *ring.Lifecycler
 	// sgClient is the querier's way to the store-gateways.
-	sgClient *storeclient.Client
+	sgClient *storequery.Client
 }
 
 // checkBucketShared refuses a multi-process target whose filesystem bucket
@@ -126,7 +127,7 @@ func newBlocksComponents(cfg *Config, srv *server.Server, kv *gossip.KV, pool *c
 		b.indexes = bucketindex.NewLoader(cfg.BucketIndex, bkt, log.With("component", "bucket-index"), reg, time.Now)
 		if runs(targetStoreGateway) {
 			b.sg, err = storegateway.New(cfg.StoreGateway, storegateway.Deps{
-				Bucket: bkt, Blocks: storeclient.IndexLister(b.indexes),
+				Bucket: bkt, Blocks: bucketindex.IndexLister(b.indexes),
 				Tenants: func(ctx context.Context) ([]string, error) { return bucket.Tenants(ctx, bkt) },
 				Sharder: b.sharder, InstanceID: cfg.Instance.ID,
 				Log: log.With("component", "store-gateway"), Reg: reg,
@@ -147,9 +148,9 @@ func newBlocksComponents(cfg *Config, srv *server.Server, kv *gossip.KV, pool *c
 			})
 		}
 		if runs(targetQuerier) {
-			b.sgClient = storeclient.New(storeclient.Deps{
-				Blocks: storeclient.IndexLister(b.indexes), Sharder: b.sharder,
-				Clients: storeclient.ConnFunc(pool.Conn), IngesterReplicationFactor: cfg.Ring.ReplicationFactor,
+			b.sgClient = storequery.New(storequery.Deps{
+				Blocks: bucketindex.IndexLister(b.indexes), Sharder: b.sharder,
+				Clients: storequery.ConnFunc(pool.Conn), IngesterReplicationFactor: cfg.Ring.ReplicationFactor,
 				Log: log.With("component", "querier"), Reg: reg,
 			})
 		}

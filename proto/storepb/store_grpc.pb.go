@@ -32,8 +32,9 @@ const (
 type StoreGatewayClient interface {
 	// Series streams the series of the named blocks that match the request
 	// and have a chunk in [start_ms, end_ms], sorted by labels, each series
-	// once (its chunks from every named block, sorted by time, identical
-	// chunks once). The last message carries queried_blocks.
+	// once (its chunks from every named block, sorted by time, as stored:
+	// copies of a chunk in several blocks all come, the querier drops them).
+	// The last message carries queried_blocks.
 	Series(ctx context.Context, in *SeriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SeriesResponse], error)
 	// LabelNames returns the sorted label names of the named blocks' series
 	// that match the matchers (all series without matchers).
@@ -95,8 +96,9 @@ func (c *storeGatewayClient) LabelValues(ctx context.Context, in *LabelValuesReq
 type StoreGatewayServer interface {
 	// Series streams the series of the named blocks that match the request
 	// and have a chunk in [start_ms, end_ms], sorted by labels, each series
-	// once (its chunks from every named block, sorted by time, identical
-	// chunks once). The last message carries queried_blocks.
+	// once (its chunks from every named block, sorted by time, as stored:
+	// copies of a chunk in several blocks all come, the querier drops them).
+	// The last message carries queried_blocks.
 	Series(*SeriesRequest, grpc.ServerStreamingServer[SeriesResponse]) error
 	// LabelNames returns the sorted label names of the named blocks' series
 	// that match the matchers (all series without matchers).

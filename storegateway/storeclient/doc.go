@@ -1,16 +1,11 @@
-// Package storeclient is the querier's side of long-term storage: it asks
-// the store-gateways for the series, label names and label values of the
-// blocks that cover a time range, and the rule both sides share for which
-// store-gateways own a block.
+// Package storeclient holds the rule the querier and the store-gateways
+// share for which store-gateways own a block: the block → store-gateway
+// sharding (Sharder) over the store-gateway ring.
 //
-// Flow: querier --Blocks--> bucket index; querier --Series(blocks)--> the
-// store-gateways owning them (ring, replicated) --> merged series.
-// Owns: the block → store-gateway sharding (Sharder), the retry of blocks a
-// store-gateway failed or did not serve on another replica (not of blocks
-// found damaged: DataLoss), the skipping of a damaged ingester copy whose
-// range other served copies cover by the write quorum (coveredByCopies),
-// and the merge of the answers into one sorted list, chunks as stored.
-// Does not: read the bucket index itself (a BlockLister does: IndexLister
-// over bucketindex.Loader in production), evaluate PromQL or merge with the
-// ingesters' answers (the querier does).
+// Flow: store-gateways register in their ring --> a Sharder over it says,
+// per block, its replicas (the querier asks them, querier/storequery) and
+// whether an instance owns it (a store-gateway loads it).
+// Owns: BlockToken (never change it) and Snapshot.
+// Does not: talk to store-gateways (querier/storequery does) or list blocks
+// (bucketindex does).
 package storeclient

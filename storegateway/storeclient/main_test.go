@@ -3,7 +3,6 @@ package storeclient
 import (
 	"log/slog"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 )
@@ -13,5 +12,3 @@ func TestMain(m *testing.M) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
-func nowFunc() time.Time { return time.Unix(0, 0) }

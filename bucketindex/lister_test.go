@@ -1,10 +1,11 @@
-package storeclient
+package bucketindex
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -15,7 +16,6 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/strata-metrics/strata/block"
-	"github.com/strata-metrics/strata/bucketindex"
 )
 
 func putMeta(t *testing.T, bkt objstore.Bucket, tenantID string, id ulid.ULID, mint, maxt int64) {
@@ -72,34 +72,20 @@ func TestBucketLister(t *testing.T) {
 	require.Error(t, err)
 }
 
-func TestMergeSeries(t *testing.T) {
-	ch := func(mint, maxt int64, data string) Chunk {
-		return Chunk{MinTime: mint, MaxTime: maxt, Encoding: 1, Data: []byte(data)}
-	}
-	a := []Series{{Labels: lbls("a"), Chunks: []Chunk{ch(0, 10, "x"), ch(11, 20, "y")}}, {Labels: lbls("c"), Chunks: []Chunk{ch(0, 1, "c")}}}
-	b := []Series{{Labels: lbls("a"), Chunks: []Chunk{ch(0, 10, "x"), ch(5, 15, "z")}}, {Labels: lbls("b"), Chunks: []Chunk{ch(0, 1, "b")}}}
-	got := mergeSeries([][]Series{a, b})
-	require.Equal(t, []Series{
-		{Labels: lbls("a"), Chunks: []Chunk{ch(0, 10, "x"), ch(5, 15, "z"), ch(11, 20, "y")}},
-		{Labels: lbls("b"), Chunks: []Chunk{ch(0, 1, "b")}},
-		{Labels: lbls("c"), Chunks: []Chunk{ch(0, 1, "c")}},
-	}, got)
-}
-
 func TestIndexLister(t *testing.T) {
 	ctx := context.Background()
 	bkt := objstore.NewInMemBucket()
 	now := time.Unix(10_000, 0)
 	a, b := ulid.MustNew(1, nil), ulid.MustNew(2, nil)
-	require.NoError(t, bucketindex.WriteIndex(ctx, bkt, "t1", &bucketindex.Index{
+	require.NoError(t, WriteIndex(ctx, bkt, "t1", &Index{
 		Version: 1, UpdatedAt: now.Unix(),
-		Blocks:        []bucketindex.Block{{ID: a, MinTime: 0, MaxTime: 100}, {ID: b, MinTime: 100, MaxTime: 200}},
-		DeletionMarks: []bucketindex.DeletionMark{{ID: b, DeletionTime: now.Add(-2 * time.Hour).Unix()}},
+		Blocks:        []Block{{ID: a, MinTime: 0, MaxTime: 100}, {ID: b, MinTime: 100, MaxTime: 200}},
+		DeletionMarks: []DeletionMark{{ID: b, DeletionTime: now.Add(-2 * time.Hour).Unix()}},
 	}))
-	var cfg bucketindex.LoaderConfig
+	var cfg LoaderConfig
 	fs := flag.NewFlagSet("test", flag.PanicOnError)
 	cfg.RegisterFlags(fs)
-	l := IndexLister(bucketindex.NewLoader(cfg, bkt, discard(), prometheus.NewRegistry(), func() time.Time { return now }))
+	l := IndexLister(NewLoader(cfg, bkt, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), func() time.Time { return now }))
 	got, err := l.Blocks(ctx, "t1", 0, 1000)
 	require.NoError(t, err)
 	require.Equal(t, []BlockRef{{ID: a, MinTime: 0, MaxTime: 100}}, got, "b's mark is older than the delay")

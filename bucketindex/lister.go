@@ -1,4 +1,4 @@
-package storeclient
+package bucketindex
 
 import (
 	"cmp"
@@ -15,7 +15,8 @@ import (
 	"github.com/strata-metrics/strata/tenant"
 )
 
-// BlockRef names one block of a tenant and its time range.
+// BlockRef names one block of a tenant and its time range: what a reader
+// needs of an index Block.
 type BlockRef struct {
 	ID ulid.ULID
 	// MinTime and MaxTime are the block's range in Unix ms, half-open
@@ -33,8 +34,9 @@ type BlockRef struct {
 // [mint, maxt] (both inclusive).
 func (b BlockRef) Overlaps(mint, maxt int64) bool { return b.MinTime <= maxt && b.MaxTime > mint }
 
-// BlockLister says which blocks hold a tenant's data: the bucket index
-// loader (bucketindex/) in production, so that no query lists the bucket.
+// BlockLister says which blocks hold a tenant's data: IndexLister over a
+// Loader in production, so that no query lists the bucket. The querier asks
+// it which blocks a query needs; the store-gateway, which blocks it owns.
 type BlockLister interface {
 	// Blocks returns the tenant's complete blocks not marked for deletion
 	// whose range overlaps [mint, maxt]; none (a tenant without blocks, or

@@ -1,4 +1,4 @@
-package storeclient
+package storequery
 
 import (
 	"context"
@@ -15,10 +15,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/strata-metrics/strata/block"
+	"github.com/strata-metrics/strata/bucketindex"
 	"github.com/strata-metrics/strata/proto/ingesterpb"
 	"github.com/strata-metrics/strata/proto/storepb"
 	"github.com/strata-metrics/strata/ring"
+	"github.com/strata-metrics/strata/storegateway/storeclient"
 )
 
 // Clients is what the client needs from a connection pool.
@@ -44,8 +45,8 @@ func (f ConnFunc) Get(addr string) (storepb.StoreGatewayClient, error) {
 
 // Deps is what a Client needs.
 type Deps struct {
-	Blocks  BlockLister
-	Sharder *Sharder
+	Blocks  bucketindex.BlockLister
+	Sharder *storeclient.Sharder
 	Clients Clients
 	// IngesterReplicationFactor is the ingesters' -ring.replication-factor:
 	// with it a damaged ingester copy of a range whose other copies were
@@ -58,8 +59,8 @@ type Deps struct {
 // Client reads long-term blocks through the store-gateways. It is
 // goroutine-safe.
 type Client struct {
-	blocks  BlockLister
-	sharder *Sharder
+	blocks  bucketindex.BlockLister
+	sharder *storeclient.Sharder
 	clients Clients
 	rf      int
 	log     *slog.Logger
@@ -144,15 +145,30 @@ var errNoReplica = errors.New("no healthy store-gateway left to try")
 // order (primary first, so each block's chunks are cached on one
 // store-gateway while it is up), the next one to try, and what failed.
 type pendingBlock struct {
-	ref      BlockRef
+	ref      bucketindex.BlockRef
 	replicas []ring.Instance
 	next     int
 	attempts []Attempt
 }
 
-// call sends one request for ids to one store-gateway and returns its
-// answer, the blocks it queried and those that failed, each with its error.
-type call[A any] func(ctx context.Context, c storepb.StoreGatewayClient, ids []string) (A, []string, []*storepb.BlockError, error)
+// Call sends one request for the blocks ids to one store-gateway and
+// returns its answer, the blocks it queried and those that failed, each
+// with its error. It is called from several goroutines at once, one per
+// store-gateway of a round, and must not keep c.
+type Call[A any] func(ctx context.Context, c storepb.StoreGatewayClient, ids []string) (A, []string, []*storepb.BlockError, error)
+
+// Fetch asks the store-gateways owning the tenant's blocks that overlap
+// [mint, maxt] for them, with f, and returns their answers, one per
+// successful request, for the caller to merge: every block of the range
+// served once, or an error (an *UnavailableError naming the blocks no
+// store-gateway served; see fetch). No blocks: no answers.
+func Fetch[A any](ctx context.Context, c *Client, rpc, tenantID string, mint, maxt int64, f Call[A]) ([]A, error) {
+	blocks, err := c.blocksFor(ctx, tenantID, mint, maxt)
+	if err != nil || len(blocks) == 0 {
+		return nil, err
+	}
+	return fetch(ctx, c, rpc, tenantID, blocks, f)
+}
 
 // fetch asks, for each block, one replica at a time, in rounds: every
 // store-gateway of a round gets one request with all its blocks of the
@@ -162,7 +178,7 @@ type call[A any] func(ctx context.Context, c storepb.StoreGatewayClient, ids []s
 // of replicas, the failed blocks that other ingesters' copies cover are
 // skipped (coveredByCopies); if any other is left it returns an
 // UnavailableError naming them, else the successful answers.
-func fetch[A any](ctx context.Context, c *Client, rpc, tenantID string, blocks []BlockRef, f call[A]) ([]A, error) {
+func fetch[A any](ctx context.Context, c *Client, rpc, tenantID string, blocks []bucketindex.BlockRef, f Call[A]) ([]A, error) {
 	snap := c.sharder.Snapshot()
 	pending := make([]*pendingBlock, 0, len(blocks))
 	for _, b := range blocks {
@@ -273,81 +289,6 @@ func fetch[A any](ctx context.Context, c *Client, rpc, tenantID string, blocks [
 	return answers, nil
 }
 
-// skipCovered returns the failures left once those of damaged ingester
-// copies covered by other copies (coveredByCopies) are dropped, each of
-// these logged and counted.
-func (c *Client) skipCovered(rpc, tenantID string, blocks []BlockRef, failed []BlockFailure) []BlockFailure {
-	bad := make(map[ulid.ULID]bool, len(failed))
-	for _, f := range failed {
-		bad[f.ID] = true
-	}
-	byID := make(map[ulid.ULID]BlockRef, len(blocks))
-	for _, b := range blocks {
-		byID[b.ID] = b
-	}
-	var left []BlockFailure
-	for _, f := range failed {
-		if f.DataLoss {
-			if ok, why := coveredByCopies(byID[f.ID], blocks, bad, c.rf); ok {
-				c.m.blocksSkipped.Inc()
-				c.log.Warn("skipping a damaged block: other ingesters' copies of its range were served", "rpc", rpc, "tenant", tenantID,
-					"block", f.ID, "ingester", byID[f.ID].Ingester, "copies", why, "err", f.Attempts[len(f.Attempts)-1].Err)
-				continue
-			}
-		}
-		left = append(left, f)
-	}
-	return left
-}
-
-// coveredByCopies reports whether every acknowledged sample of the damaged
-// block bad is also in a served block of the query, so that bad may be
-// left out: failed holds the blocks of the query that were not served, rf
-// the ingesters' replication factor. The second result describes the
-// copies, for the log.
-//
-// The rule: a write is acknowledged once Q = rf/2+1 of its rf ingesters
-// hold it, so each acknowledged sample is in at least Q ingesters' blocks
-// of its range (first-level blocks, Source ingester, one per ingester and
-// range). Losing the copies of L ingesters loses no sample while L <= Q-1
-// (each sample keeps at least Q-L >= 1 holder), provided the holders'
-// copies are in the query: we require the copies of at least rf distinct
-// ingesters overlapping bad's range to exist, every one of them served
-// but those of the L lost ingesters. So: rf 2 (Q 2) — one intact copy
-// covers the other; rf 3 (Q 2) — one damaged copy is covered by the two
-// others, both served, but two damaged copies are not (a sample may be on
-// exactly those two); rf 1 — never.
-//
-// Limits: a block the compactor wrote (Source compactor) is never skipped,
-// nor counted as a copy (how many copies it merged is unknown here). With
-// more ingesters than rf each copy holds only its ingesters' series, so
-// "rf copies served" cannot prove that a given series' holders were among
-// them; the rule assumes every holder's copy of the range reached the
-// bucket index (ingesters ship every block before deleting it).
-func coveredByCopies(bad BlockRef, blocks []BlockRef, failed map[ulid.ULID]bool, rf int) (bool, string) {
-	if rf < 2 || bad.Source != block.SourceIngester || bad.Ingester == "" || bad.MaxTime <= bad.MinTime {
-		return false, ""
-	}
-	lost := map[string]bool{}
-	served := map[string]bool{}
-	for _, b := range blocks {
-		if b.Source != block.SourceIngester || b.Ingester == "" || !b.Overlaps(bad.MinTime, bad.MaxTime-1) {
-			continue
-		}
-		if failed[b.ID] {
-			lost[b.Ingester] = true
-		} else {
-			served[b.Ingester] = true
-		}
-	}
-	for ing := range lost {
-		delete(served, ing) // an ingester with one lost copy of the range counts as lost
-	}
-	why := fmt.Sprintf("%d ingester(s) served, %d lost, replication factor %d", len(served), len(lost), rf)
-	quorum := rf/2 + 1
-	return len(lost) <= quorum-1 && len(served)+len(lost) >= rf, why
-}
-
 // blockErrorFor returns id's error among errs, or nil.
 func blockErrorFor(errs []*storepb.BlockError, id ulid.ULID) *storepb.BlockError {
 	s := id.String()
@@ -377,7 +318,7 @@ func outcome(err error) string {
 }
 
 // blocksFor returns the tenant's blocks overlapping [mint, maxt].
-func (c *Client) blocksFor(ctx context.Context, tenantID string, mint, maxt int64) ([]BlockRef, error) {
+func (c *Client) blocksFor(ctx context.Context, tenantID string, mint, maxt int64) ([]bucketindex.BlockRef, error) {
 	if mint > maxt {
 		return nil, nil
 	}
@@ -392,34 +333,26 @@ func (c *Client) blocksFor(ctx context.Context, tenantID string, mint, maxt int6
 // blocks overlapping [mint, maxt] that match ms (all without matchers), at
 // most limit (0: all).
 func (c *Client) LabelNames(ctx context.Context, tenantID string, mint, maxt int64, ms []*labels.Matcher, limit int) ([]string, error) {
-	blocks, err := c.blocksFor(ctx, tenantID, mint, maxt)
-	if err != nil || len(blocks) == 0 {
-		return nil, err
-	}
 	pms := ingesterpb.FromMatchers(ms)
-	answers, err := fetch(ctx, c, "LabelNames", tenantID, blocks, func(ctx context.Context, cl storepb.StoreGatewayClient, ids []string) ([]string, []string, []*storepb.BlockError, error) {
+	answers, err := Fetch(ctx, c, "LabelNames", tenantID, mint, maxt, func(ctx context.Context, cl storepb.StoreGatewayClient, ids []string) ([]string, []string, []*storepb.BlockError, error) {
 		resp, err := cl.LabelNames(ctx, &storepb.LabelNamesRequest{Tenant: tenantID, StartMs: mint, EndMs: maxt, Matchers: pms, BlockIds: ids, Limit: int64(limit)})
 		return resp.GetNames(), resp.GetQueriedBlocks(), resp.GetBlockErrors(), err
 	})
-	if err != nil {
+	if err != nil || len(answers) == 0 {
 		return nil, err
 	}
-	return MergeStrings(answers, limit), nil
+	return ingesterpb.MergeStrings(answers, limit), nil
 }
 
 // LabelValues returns the sorted values of label name, likewise.
 func (c *Client) LabelValues(ctx context.Context, tenantID, name string, mint, maxt int64, ms []*labels.Matcher, limit int) ([]string, error) {
-	blocks, err := c.blocksFor(ctx, tenantID, mint, maxt)
-	if err != nil || len(blocks) == 0 {
-		return nil, err
-	}
 	pms := ingesterpb.FromMatchers(ms)
-	answers, err := fetch(ctx, c, "LabelValues", tenantID, blocks, func(ctx context.Context, cl storepb.StoreGatewayClient, ids []string) ([]string, []string, []*storepb.BlockError, error) {
+	answers, err := Fetch(ctx, c, "LabelValues", tenantID, mint, maxt, func(ctx context.Context, cl storepb.StoreGatewayClient, ids []string) ([]string, []string, []*storepb.BlockError, error) {
 		resp, err := cl.LabelValues(ctx, &storepb.LabelValuesRequest{Tenant: tenantID, Name: name, StartMs: mint, EndMs: maxt, Matchers: pms, BlockIds: ids, Limit: int64(limit)})
 		return resp.GetValues(), resp.GetQueriedBlocks(), resp.GetBlockErrors(), err
 	})
-	if err != nil {
+	if err != nil || len(answers) == 0 {
 		return nil, err
 	}
-	return MergeStrings(answers, limit), nil
+	return ingesterpb.MergeStrings(answers, limit), nil
 }

@@ -1,4 +1,4 @@
-package storeclient
+package storequery
 
 import (
 	"context"
@@ -13,8 +13,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-metrics/strata/bucketindex"
 	"github.com/strata-metrics/strata/proto/storepb"
 	"github.com/strata-metrics/strata/ring"
+	"github.com/strata-metrics/strata/storegateway/storeclient"
 )
 
 // fakeGateway answers LabelNames with its own name per block, or fails,
@@ -49,6 +51,11 @@ func (f *fakeGateway) LabelNames(_ context.Context, req *storepb.LabelNamesReque
 	return resp, nil
 }
 
+// staticRing is a ring that never changes.
+type staticRing []ring.Instance
+
+func (r staticRing) Instances() []ring.Instance { return r }
+
 type fakeClients map[string]*fakeGateway
 
 func (f fakeClients) Get(addr string) (storepb.StoreGatewayClient, error) {
@@ -63,8 +70,8 @@ func TestFetchRetriesAndBadInput(t *testing.T) {
 		{ID: "a", Addr: "a:1", State: ring.Active, Tokens: []uint32{1 << 30, 3 << 30}},
 		{ID: "b", Addr: "b:1", State: ring.Active, Tokens: []uint32{2 << 30, 4<<30 - 1}},
 	}
-	blocks := []BlockRef{{ID: ulid.MustNew(1, nil), MaxTime: 10}, {ID: ulid.MustNew(2, nil), MaxTime: 10}, {ID: ulid.MustNew(3, nil), MaxTime: 10}}
-	lister := BlockListerFunc(func(context.Context, string, int64, int64) ([]BlockRef, error) { return blocks, nil })
+	blocks := []bucketindex.BlockRef{{ID: ulid.MustNew(1, nil), MaxTime: 10}, {ID: ulid.MustNew(2, nil), MaxTime: 10}, {ID: ulid.MustNew(3, nil), MaxTime: 10}}
+	lister := bucketindex.BlockListerFunc(func(context.Context, string, int64, int64) ([]bucketindex.BlockRef, error) { return blocks, nil })
 	for _, tc := range []struct {
 		name       string
 		errA, errB error
@@ -79,7 +86,7 @@ func TestFetchRetriesAndBadInput(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clients := fakeClients{"a:1": {name: "a", err: tc.errA}, "b:1": {name: "b", err: tc.errB}}
-			c := New(Deps{Blocks: lister, Sharder: NewSharder(r, ring.Config{ReplicationFactor: 2}, nowFunc), Clients: clients, Reg: prometheus.NewRegistry()})
+			c := New(Deps{Blocks: lister, Sharder: storeclient.NewSharder(r, ring.Config{ReplicationFactor: 2}, nowFunc), Clients: clients, Reg: prometheus.NewRegistry()})
 			got, err := c.LabelNames(context.Background(), "t1", 0, 10, nil, 0)
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)

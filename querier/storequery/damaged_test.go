@@ -1,4 +1,4 @@
-package storeclient
+package storequery
 
 import (
 	"context"
@@ -12,11 +12,13 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/block"
+	"github.com/strata-metrics/strata/bucketindex"
 	"github.com/strata-metrics/strata/ring"
+	"github.com/strata-metrics/strata/storegateway/storeclient"
 )
 
-func ingesterCopy(id uint64, ingester string, mint, maxt int64) BlockRef {
-	return BlockRef{ID: ulid.MustNew(id, nil), MinTime: mint, MaxTime: maxt, Source: block.SourceIngester, Ingester: ingester}
+func ingesterCopy(id uint64, ingester string, mint, maxt int64) bucketindex.BlockRef {
+	return bucketindex.BlockRef{ID: ulid.MustNew(id, nil), MinTime: mint, MaxTime: maxt, Source: block.SourceIngester, Ingester: ingester}
 }
 
 func TestCoveredByCopies(t *testing.T) {
@@ -25,8 +27,8 @@ func TestCoveredByCopies(t *testing.T) {
 	bLate := ingesterCopy(4, "ing-b", 600_000, h2) // ing-b's copy, from its first sample on
 	next := ingesterCopy(5, "ing-b", h2, 2*h2)     // the next range: not a copy
 	aAgain := ingesterCopy(6, "ing-a", 0, h2)      // a second block of ing-a in the range
-	merged := BlockRef{ID: ulid.MustNew(7, nil), MinTime: 0, MaxTime: h2, Source: block.SourceCompactor, CompactionLevel: 2}
-	failed := func(bs ...BlockRef) map[ulid.ULID]bool {
+	merged := bucketindex.BlockRef{ID: ulid.MustNew(7, nil), MinTime: 0, MaxTime: h2, Source: block.SourceCompactor, CompactionLevel: 2}
+	failed := func(bs ...bucketindex.BlockRef) map[ulid.ULID]bool {
 		m := map[ulid.ULID]bool{}
 		for _, b := range bs {
 			m[b.ID] = true
@@ -35,26 +37,26 @@ func TestCoveredByCopies(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name   string
-		bad    BlockRef
-		blocks []BlockRef
+		bad    bucketindex.BlockRef
+		blocks []bucketindex.BlockRef
 		failed map[ulid.ULID]bool
 		rf     int
 		want   bool
 	}{
-		{"rf 2: the other copy covers", a, []BlockRef{a, b}, failed(a), 2, true},
-		{"rf 2: a copy starting later still covers", a, []BlockRef{a, bLate}, failed(a), 2, true},
-		{"rf 2: both copies damaged", a, []BlockRef{a, b}, failed(a, b), 2, false},
-		{"rf 2: no other copy", a, []BlockRef{a, next}, failed(a), 2, false},
-		{"rf 3: two others served cover one", a, []BlockRef{a, b, c}, failed(a), 3, true},
-		{"rf 3: one other copy is not enough", a, []BlockRef{a, b}, failed(a), 3, false},
-		{"rf 3: two damaged copies are not covered", a, []BlockRef{a, b, c}, failed(a, b), 3, false},
-		{"rf 3: another copy failed otherwise", a, []BlockRef{a, b, c}, failed(a, c), 3, false},
-		{"rf 2: the damaged ingester's other block does not count", a, []BlockRef{a, aAgain}, failed(a), 2, false},
-		{"rf 1: never", a, []BlockRef{a, b}, failed(a), 1, false},
-		{"rf unknown: never", a, []BlockRef{a, b}, failed(a), 0, false},
-		{"a compactor's block is never skipped", merged, []BlockRef{merged, a, b}, failed(merged), 2, false},
-		{"a compactor's block is not a copy", a, []BlockRef{a, merged}, failed(a), 2, false},
-		{"no ingester named", BlockRef{ID: a.ID, MaxTime: h2, Source: block.SourceIngester}, []BlockRef{a, b}, failed(a), 2, false},
+		{"rf 2: the other copy covers", a, []bucketindex.BlockRef{a, b}, failed(a), 2, true},
+		{"rf 2: a copy starting later still covers", a, []bucketindex.BlockRef{a, bLate}, failed(a), 2, true},
+		{"rf 2: both copies damaged", a, []bucketindex.BlockRef{a, b}, failed(a, b), 2, false},
+		{"rf 2: no other copy", a, []bucketindex.BlockRef{a, next}, failed(a), 2, false},
+		{"rf 3: two others served cover one", a, []bucketindex.BlockRef{a, b, c}, failed(a), 3, true},
+		{"rf 3: one other copy is not enough", a, []bucketindex.BlockRef{a, b}, failed(a), 3, false},
+		{"rf 3: two damaged copies are not covered", a, []bucketindex.BlockRef{a, b, c}, failed(a, b), 3, false},
+		{"rf 3: another copy failed otherwise", a, []bucketindex.BlockRef{a, b, c}, failed(a, c), 3, false},
+		{"rf 2: the damaged ingester's other block does not count", a, []bucketindex.BlockRef{a, aAgain}, failed(a), 2, false},
+		{"rf 1: never", a, []bucketindex.BlockRef{a, b}, failed(a), 1, false},
+		{"rf unknown: never", a, []bucketindex.BlockRef{a, b}, failed(a), 0, false},
+		{"a compactor's block is never skipped", merged, []bucketindex.BlockRef{merged, a, b}, failed(merged), 2, false},
+		{"a compactor's block is not a copy", a, []bucketindex.BlockRef{a, merged}, failed(a), 2, false},
+		{"no ingester named", bucketindex.BlockRef{ID: a.ID, MaxTime: h2, Source: block.SourceIngester}, []bucketindex.BlockRef{a, b}, failed(a), 2, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, why := coveredByCopies(tc.bad, tc.blocks, tc.failed, tc.rf)
@@ -74,8 +76,8 @@ func TestFetchPerBlockErrors(t *testing.T) {
 	const h2 = 2 * 3600 * 1000
 	copyA, copyB := ingesterCopy(1, "ing-a", 0, h2), ingesterCopy(2, "ing-b", 0, h2)
 	other := ingesterCopy(3, "ing-a", h2, 2*h2)
-	blocks := []BlockRef{copyA, copyB, other}
-	lister := BlockListerFunc(func(context.Context, string, int64, int64) ([]BlockRef, error) { return blocks, nil })
+	blocks := []bucketindex.BlockRef{copyA, copyB, other}
+	lister := bucketindex.BlockListerFunc(func(context.Context, string, int64, int64) ([]bucketindex.BlockRef, error) { return blocks, nil })
 	bad := copyA.ID.String()
 	for _, tc := range []struct {
 		name        string
@@ -94,7 +96,7 @@ func TestFetchPerBlockErrors(t *testing.T) {
 			errs := map[string]codes.Code{bad: tc.code}
 			clients := fakeClients{"a:1": {name: "a", blockErrs: errs}, "b:1": {name: "b", blockErrs: errs}}
 			reg := prometheus.NewRegistry()
-			c := New(Deps{Blocks: lister, Sharder: NewSharder(r, ring.Config{ReplicationFactor: 2}, nowFunc), Clients: clients, IngesterReplicationFactor: tc.rf, Reg: reg})
+			c := New(Deps{Blocks: lister, Sharder: storeclient.NewSharder(r, ring.Config{ReplicationFactor: 2}, nowFunc), Clients: clients, IngesterReplicationFactor: tc.rf, Reg: reg})
 			got, err := c.LabelNames(context.Background(), "t1", 0, 2*h2, nil, 0)
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)

@@ -1,4 +1,4 @@
-package storeclient
+package storequery
 
 import (
 	"github.com/prometheus/client_golang/prometheus"

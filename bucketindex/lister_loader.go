@@ -1,10 +1,6 @@
-package storeclient
+package bucketindex
 
-import (
-	"context"
-
-	"github.com/strata-metrics/strata/bucketindex"
-)
+import "context"
 
 // BlockListerFunc is a BlockLister in one function.
 type BlockListerFunc func(ctx context.Context, tenantID string, mint, maxt int64) ([]BlockRef, error)
@@ -18,7 +14,7 @@ func (f BlockListerFunc) Blocks(ctx context.Context, tenantID string, mint, maxt
 // kept by l (share one Loader between the querier and the store-gateway of
 // a process). Blocks marked for deletion are left out once their mark is
 // older than the loader's -blocks-storage.bucket-index.ignore-deletion-marks-delay.
-func IndexLister(l *bucketindex.Loader) BlockLister {
+func IndexLister(l *Loader) BlockLister {
 	return BlockListerFunc(func(ctx context.Context, tenantID string, mint, maxt int64) ([]BlockRef, error) {
 		bs, err := l.Blocks(ctx, tenantID, mint, maxt)
 		if err != nil {
