@@ -71,11 +71,12 @@ proto:
 	GOFLAGS= $(GO) install $(PROTOC_GEN_GO_GRPC)
 	PATH="$(GOBIN):$$PATH" $(GO) generate ./proto/...
 
-## lint: formatting and vet.
+## lint: formatting, vet, and go.mod/go.sum exactly as `go mod tidy` leaves them.
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go') | grep -v '\.pb\.go$$' || true); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 
 ## docs: regenerate the flag reference in README.md from the code.
 docs:

@@ -1,9 +1,3 @@
-// Package proto holds the gRPC contracts between Strata's components.
-//
-// Flow: distributor --Push--> ingester --QueryStream/Series/...--> querier.
-// Owns: the .proto files and their generated Go code, committed so that no
-// build needs protoc; `make proto` regenerates them.
-// Does not: hold logic. Sub-packages are generated code plus tiny helpers.
 package proto
 
 //go:generate protoc --proto_path=ingesterpb --go_out=ingesterpb --go_opt=paths=source_relative --go-grpc_out=ingesterpb --go-grpc_opt=paths=source_relative ingester.proto

@@ -3,11 +3,14 @@ package procs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -76,6 +79,44 @@ func TestFreePort(t *testing.T) {
 		require.NoError(t, err, "port %d not free", p)
 		l.Close()
 	}
+}
+
+// TestFreePortAcrossProcesses: a port another test process reserved is
+// never handed out here while that process lives, and is free again once it
+// is gone (go test runs the test binaries of several packages at once).
+func TestFreePortAcrossProcesses(t *testing.T) {
+	if os.Getenv("STRATA_PROCS_HOLD_PORT") == "1" {
+		p, err := FreePort()
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		fmt.Println("port", p)
+		_, _ = io.Copy(io.Discard, os.Stdin) // hold it until the parent closes stdin
+		os.Exit(0)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFreePortAcrossProcesses$")
+	cmd.Env = append(os.Environ(), "STRATA_PROCS_HOLD_PORT=1")
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	var held int
+	_, err = fmt.Fscanf(stdout, "port %d\n", &held)
+	require.NoError(t, err)
+
+	dir := filepath.Join(os.TempDir(), "strata-test-ports")
+	f, err := lockPort(dir, held)
+	require.NoError(t, err)
+	require.Nil(t, f, "port %d is reserved by pid %d but could be locked here", held, cmd.Process.Pid)
+
+	require.NoError(t, stdin.Close())
+	require.NoError(t, cmd.Wait())
+	f, err = lockPort(dir, held)
+	require.NoError(t, err)
+	require.NotNil(t, f, "port %d still reserved after its holder exited", held)
+	f.Close()
 }
 
 func TestReadUsageSelf(t *testing.T) {
