@@ -7,6 +7,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/strata-metrics/strata/promapi"
 )
 
 // BenchmarkEncodeJSON encodes the answers the API writes most: a range
@@ -32,15 +34,15 @@ func BenchmarkEncodeJSON(b *testing.B) {
 		name string
 		data any
 	}{
-		{"matrix", &queryData{ResultType: parser.ValueTypeMatrix, Result: matrix}},
-		{"vector", &queryData{ResultType: parser.ValueTypeVector, Result: vector}},
+		{"matrix", &promapi.QueryData{ResultType: parser.ValueTypeMatrix, Result: matrix}},
+		{"vector", &promapi.QueryData{ResultType: parser.ValueTypeVector, Result: vector}},
 		{"series", sets},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var n int
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := encodeSuccess(bc.data, nil, nil, func(p []byte) { n = len(p) }); err != nil {
+				if err := promapi.EncodeSuccess(bc.data, nil, nil, func(p []byte) { n = len(p) }); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -9,8 +9,9 @@
 // storage.Queryable that fans out to the ingesters (tolerating the failures
 // the ring allows, reported as warnings), the merge that turns the RF copies
 // of a series into one (identical chunks dropped, overlapping ones merged
-// sample by sample without duplicates), and the HTTP handlers with
-// Prometheus' parameters, JSON and error codes.
+// sample by sample without duplicates), and the handlers of the query,
+// metadata and status routes (api*.go) with the querier's error classes,
+// built on promapi's parameters, JSON and error codes.
 // Does not: store anything, pick replicas (the ring does) or resolve tenants
 // (tenant.Resolver does). Long-term storage joins as a second source beside
 // the ingesters (see source in queryable.go).
