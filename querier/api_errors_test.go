@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/strata-metrics/strata/promapi"
 	"github.com/strata-metrics/strata/querier/storequery"
 )
 
@@ -29,19 +30,19 @@ func TestStoreGatewayErrorClassification(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		err      error
-		wantType errorType
+		wantType promapi.ErrorType
 		wantCode int
 	}{
-		{"store-gateways unavailable", fmt.Errorf("expanding series: %w", down), errorUnavailable, http.StatusServiceUnavailable},
-		{"damaged block", fmt.Errorf("expanding series: %w", damaged), errorInternal, http.StatusInternalServerError},
-		{"damaged and unavailable blocks: a retry may pass", mixed, errorUnavailable, http.StatusServiceUnavailable},
-		{"other", errors.New("x"), errorExec, http.StatusUnprocessableEntity},
+		{"store-gateways unavailable", fmt.Errorf("expanding series: %w", down), promapi.ErrorUnavailable, http.StatusServiceUnavailable},
+		{"damaged block", fmt.Errorf("expanding series: %w", damaged), promapi.ErrorInternal, http.StatusInternalServerError},
+		{"damaged and unavailable blocks: a retry may pass", mixed, promapi.ErrorUnavailable, http.StatusServiceUnavailable},
+		{"other", errors.New("x"), promapi.ErrorExec, http.StatusUnprocessableEntity},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := returnAPIError(tc.err)
-			require.Equal(t, tc.wantType, e.typ)
-			require.Equal(t, tc.wantCode, e.status())
-			if tc.wantType != errorExec {
+			require.Equal(t, tc.wantType, e.Type)
+			require.Equal(t, tc.wantCode, e.Status())
+			if tc.wantType != promapi.ErrorExec {
 				require.Contains(t, e.Error(), id.String(), "the error names the block")
 			}
 		})

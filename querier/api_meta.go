@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/prometheus/model/timestamp"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/strata-metrics/strata/promapi"
 )
 
 // checkContextEveryNIterations bounds the work between context checks in
@@ -37,38 +39,38 @@ func (p *labelParams) close() {
 // openLabelQuery parses limit, start, end and match[], applies the
 // tenant's query limits (limitMeta) and opens a querier over the range;
 // the caller closes p.
-func (q *Querier) openLabelQuery(r *http.Request, tenantID string) (labelParams, *apiResult) {
-	limit, err := parseLimitParam(r.FormValue("limit"))
+func (q *Querier) openLabelQuery(r *http.Request, tenantID string) (labelParams, *promapi.Result) {
+	limit, err := promapi.ParseLimit(r.FormValue("limit"))
 	if err != nil {
-		res := invalidParamError(err, "limit")
+		res := invalidParam(err, "limit")
 		return labelParams{}, &res
 	}
-	start, err := parseTimeParam(r, "start", minTime)
+	start, err := promapi.ParseTimeParam(r, "start", promapi.MinTime())
 	if err != nil {
-		res := invalidParamError(err, "start")
+		res := invalidParam(err, "start")
 		return labelParams{}, &res
 	}
-	end, err := parseTimeParam(r, "end", maxTime)
+	end, err := promapi.ParseTimeParam(r, "end", promapi.MaxTime())
 	if err != nil {
-		res := invalidParamError(err, "end")
+		res := invalidParam(err, "end")
 		return labelParams{}, &res
 	}
-	matcherSets, err := q.parseMatchersParam(r.Form["match[]"])
+	matcherSets, err := promapi.ParseMatchers(q.parser, r.Form["match[]"])
 	if err != nil {
-		return labelParams{}, &apiResult{err: &apiError{typ: errorBadData, err: err}}
+		return labelParams{}, &promapi.Result{Err: promapi.BadData(err)}
 	}
 	ml, aerr := q.limitMeta(r.Context(), tenantID, start, end)
 	if aerr != nil {
-		return labelParams{}, &apiResult{err: aerr}
+		return labelParams{}, &promapi.Result{Err: aerr}
 	}
 	qr := storage.NoopQuerier() // the whole range is past the lookback
 	if !ml.empty {
 		if qr, err = q.Queryable(tenantID).Querier(timestamp.FromTime(ml.start), timestamp.FromTime(ml.end)); err != nil {
 			ml.done()
-			return labelParams{}, &apiResult{err: classify(err, errorExec)}
+			return labelParams{}, &promapi.Result{Err: classify(err, promapi.ErrorExec)}
 		}
 	}
-	return labelParams{limit: limit, querier: qr, hints: &storage.LabelHints{Limit: toHintLimit(limit)}, matcherSets: matcherSets, ml: ml}, nil
+	return labelParams{limit: limit, querier: qr, hints: &storage.LabelHints{Limit: promapi.HintLimit(limit)}, matcherSets: matcherSets, ml: ml}, nil
 }
 
 // labelUnion calls get once per match[] set (once with no matchers when
@@ -116,7 +118,7 @@ func labelUnion(p labelParams, get func(ms ...*labels.Matcher) ([]string, annota
 	return out, warnings, nil
 }
 
-func (q *Querier) labelNames(r *http.Request, tenantID string) apiResult {
+func (q *Querier) labelNames(r *http.Request, tenantID string) promapi.Result {
 	p, bad := q.openLabelQuery(r, tenantID)
 	if bad != nil {
 		return *bad
@@ -126,18 +128,18 @@ func (q *Querier) labelNames(r *http.Request, tenantID string) apiResult {
 		return p.querier.LabelNames(p.ml.ctx, p.hints, ms...)
 	})
 	if err != nil {
-		return apiResult{err: classify(limitErr(p.ml.ctx, err), errorExec), warnings: warnings}
+		return promapi.Result{Err: classify(limitErr(p.ml.ctx, err), promapi.ErrorExec), Warnings: warnings}
 	}
-	return apiResult{data: names, warnings: warnings}
+	return promapi.Result{Data: names, Warnings: warnings}
 }
 
-func (q *Querier) labelValues(r *http.Request, tenantID string) apiResult {
+func (q *Querier) labelValues(r *http.Request, tenantID string) promapi.Result {
 	name := r.PathValue("name")
 	if strings.HasPrefix(name, "U__") {
 		name = model.UnescapeName(name, model.ValueEncodingEscaping)
 	}
 	if !model.UTF8Validation.IsValidLabelName(name) {
-		return apiResult{err: &apiError{typ: errorBadData, err: fmt.Errorf("invalid label name: %q", name)}}
+		return badData(fmt.Errorf("invalid label name: %q", name))
 	}
 	p, bad := q.openLabelQuery(r, tenantID)
 	if bad != nil {
@@ -148,49 +150,49 @@ func (q *Querier) labelValues(r *http.Request, tenantID string) apiResult {
 		return p.querier.LabelValues(p.ml.ctx, name, p.hints, ms...)
 	})
 	if err != nil {
-		return apiResult{err: classify(limitErr(p.ml.ctx, err), errorExec), warnings: warnings}
+		return promapi.Result{Err: classify(limitErr(p.ml.ctx, err), promapi.ErrorExec), Warnings: warnings}
 	}
-	return apiResult{data: vals, warnings: warnings}
+	return promapi.Result{Data: vals, Warnings: warnings}
 }
 
-func (q *Querier) series(r *http.Request, tenantID string) (result apiResult) {
+func (q *Querier) series(r *http.Request, tenantID string) (result promapi.Result) {
 	if err := r.ParseForm(); err != nil {
-		return apiResult{err: &apiError{typ: errorBadData, err: fmt.Errorf("error parsing form values: %w", err)}}
+		return badData(fmt.Errorf("error parsing form values: %w", err))
 	}
 	if len(r.Form["match[]"]) == 0 {
-		return apiResult{err: &apiError{typ: errorBadData, err: errors.New("no match[] parameter provided")}}
+		return badData(errors.New("no match[] parameter provided"))
 	}
-	limit, err := parseLimitParam(r.FormValue("limit"))
+	limit, err := promapi.ParseLimit(r.FormValue("limit"))
 	if err != nil {
-		return invalidParamError(err, "limit")
+		return invalidParam(err, "limit")
 	}
-	start, err := parseTimeParam(r, "start", minTime)
+	start, err := promapi.ParseTimeParam(r, "start", promapi.MinTime())
 	if err != nil {
-		return invalidParamError(err, "start")
+		return invalidParam(err, "start")
 	}
-	end, err := parseTimeParam(r, "end", maxTime)
+	end, err := promapi.ParseTimeParam(r, "end", promapi.MaxTime())
 	if err != nil {
-		return invalidParamError(err, "end")
+		return invalidParam(err, "end")
 	}
-	matcherSets, err := q.parseMatchersParam(r.Form["match[]"])
+	matcherSets, err := promapi.ParseMatchers(q.parser, r.Form["match[]"])
 	if err != nil {
-		return invalidParamError(err, "match[]")
+		return invalidParam(err, "match[]")
 	}
 	ml, aerr := q.limitMeta(r.Context(), tenantID, start, end) // limits.go
 	if aerr != nil {
-		return apiResult{err: aerr}
+		return promapi.Result{Err: aerr}
 	}
 	defer ml.done()
 	if ml.empty {
-		return apiResult{data: []labels.Labels{}} // the whole range is past the lookback
+		return promapi.Result{Data: []labels.Labels{}} // the whole range is past the lookback
 	}
 	ctx := ml.ctx
 	qr, err := q.Queryable(tenantID).Querier(timestamp.FromTime(ml.start), timestamp.FromTime(ml.end))
 	if err != nil {
-		return apiResult{err: returnAPIError(err)}
+		return promapi.Result{Err: returnAPIError(err)}
 	}
 	defer func() {
-		if result.finalizer == nil {
+		if result.Finalize == nil {
 			qr.Close()
 		}
 	}()
@@ -200,7 +202,7 @@ func (q *Querier) series(r *http.Request, tenantID string) (result apiResult) {
 		Start: timestamp.FromTime(ml.start),
 		End:   timestamp.FromTime(ml.end),
 		Func:  "series", // no such function: the token for lookups that need no samples
-		Limit: toHintLimit(limit),
+		Limit: promapi.HintLimit(limit),
 	}
 	var set storage.SeriesSet
 	if len(matcherSets) > 1 {
@@ -219,7 +221,7 @@ func (q *Querier) series(r *http.Request, tenantID string) (result apiResult) {
 	for set.Next() {
 		if i%checkContextEveryNIterations == 0 {
 			if err := ctx.Err(); err != nil {
-				return apiResult{err: returnAPIError(limitErr(ctx, err)), warnings: warnings, finalizer: closer}
+				return promapi.Result{Err: returnAPIError(limitErr(ctx, err)), Warnings: warnings, Finalize: closer}
 			}
 		}
 		i++
@@ -227,36 +229,36 @@ func (q *Querier) series(r *http.Request, tenantID string) (result apiResult) {
 		if limit > 0 && len(metrics) > limit {
 			metrics = metrics[:limit]
 			warnings.Add(errors.New("results truncated due to limit"))
-			return apiResult{data: metrics, warnings: warnings, finalizer: closer}
+			return promapi.Result{Data: metrics, Warnings: warnings, Finalize: closer}
 		}
 		if err := ml.countSeries(tenantID, len(metrics)); err != nil {
-			return apiResult{err: returnAPIError(err), warnings: warnings, finalizer: closer}
+			return promapi.Result{Err: returnAPIError(err), Warnings: warnings, Finalize: closer}
 		}
 	}
 	if err := set.Err(); err != nil {
-		return apiResult{err: returnAPIError(limitErr(ctx, err)), warnings: warnings, finalizer: closer}
+		return promapi.Result{Err: returnAPIError(limitErr(ctx, err)), Warnings: warnings, Finalize: closer}
 	}
-	return apiResult{data: metrics, warnings: warnings, finalizer: closer}
+	return promapi.Result{Data: metrics, Warnings: warnings, Finalize: closer}
 }
 
-func (q *Querier) metricMetadata(r *http.Request, tenantID string) apiResult {
+func (q *Querier) metricMetadata(r *http.Request, tenantID string) promapi.Result {
 	limit := -1
 	if s := r.FormValue("limit"); s != "" {
 		var err error
 		if limit, err = strconv.Atoi(s); err != nil {
-			return apiResult{err: &apiError{typ: errorBadData, err: errors.New("limit must be a number")}}
+			return badData(errors.New("limit must be a number"))
 		}
 	}
 	limitPerMetric := -1
 	if s := r.FormValue("limit_per_metric"); s != "" {
 		var err error
 		if limitPerMetric, err = strconv.Atoi(s); err != nil {
-			return apiResult{err: &apiError{typ: errorBadData, err: errors.New("limit_per_metric must be a number")}}
+			return badData(errors.New("limit_per_metric must be a number"))
 		}
 	}
 	res, warnings, err := metricMetadata(r.Context(), q.fanout, tenantID, r.FormValue("metric"), limit, limitPerMetric)
 	if err != nil {
-		return apiResult{err: returnAPIError(err)}
+		return promapi.Result{Err: returnAPIError(err)}
 	}
-	return apiResult{data: res, warnings: warnings}
+	return promapi.Result{Data: res, Warnings: warnings}
 }

@@ -11,8 +11,8 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/strata-metrics/strata/promapi"
 	"github.com/strata-metrics/strata/proto/ingesterpb"
-	"github.com/strata-metrics/strata/tenant"
 )
 
 // Per-tenant usage: GET /api/v1/status/tsdb (Prometheus' head statistics)
@@ -71,15 +71,15 @@ type tsdbStatus struct {
 // tsdbStatus serves /api/v1/status/tsdb: the limit parameter as Prometheus
 // parses it (default 10, 1 to 10,000), then every ingester's head
 // statistics merged by mergeTSDBStatus.
-func (q *Querier) tsdbStatus(r *http.Request, tenantID string) apiResult {
+func (q *Querier) tsdbStatus(r *http.Request, tenantID string) promapi.Result {
 	limit := 10
 	if s := r.FormValue("limit"); s != "" {
 		var err error
 		if limit, err = strconv.Atoi(s); err != nil || limit < 1 {
-			return apiResult{err: &apiError{typ: errorBadData, err: errors.New("limit must be a positive number")}}
+			return badData(errors.New("limit must be a positive number"))
 		}
 		if limit > maxTSDBStatusLimit {
-			return apiResult{err: &apiError{typ: errorBadData, err: fmt.Errorf("limit must not exceed %d", maxTSDBStatusLimit)}}
+			return badData(fmt.Errorf("limit must not exceed %d", maxTSDBStatusLimit))
 		}
 	}
 	req := &ingesterpb.TSDBStatusRequest{Tenant: tenantID, Limit: tsdbStatusIngesterLimit(limit)}
@@ -87,9 +87,9 @@ func (q *Querier) tsdbStatus(r *http.Request, tenantID string) apiResult {
 		return c.TSDBStatus(ctx, req)
 	})
 	if err != nil {
-		return apiResult{err: classify(err, errorInternal)}
+		return promapi.Result{Err: classify(err, promapi.ErrorInternal)}
 	}
-	return apiResult{data: mergeTSDBStatus(resps, q.copies(len(resps)), limit), warnings: warns}
+	return promapi.Result{Data: mergeTSDBStatus(resps, q.copies(len(resps)), limit), Warnings: warns}
 }
 
 // mergeTSDBStatus merges the ingesters' head statistics, each series stored
@@ -212,17 +212,17 @@ func (q *Querier) userStatsHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tenantID, err := q.tenants.FromHTTP(r)
 		if err != nil {
-			q.respondError(w, &apiError{typ: errorBadData, err: err, code: tenant.HTTPStatus(err)}, nil)
+			promapi.RespondError(w, q.log, promapi.TenantError(err), nil)
 			return
 		}
 		stats, err := q.userStats(r.Context(), tenantID)
 		if err != nil {
-			q.respondError(w, classify(err, errorInternal), nil)
+			promapi.RespondError(w, q.log, classify(err, promapi.ErrorInternal), nil)
 			return
 		}
 		b, err := json.Marshal(stats)
 		if err != nil {
-			q.respondError(w, &apiError{typ: errorInternal, err: fmt.Errorf("encode user stats: %w", err)}, nil)
+			promapi.RespondError(w, q.log, &promapi.Error{Type: promapi.ErrorInternal, Err: fmt.Errorf("encode user stats: %w", err)}, nil)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")

@@ -330,7 +330,7 @@ func TestTSDBStatusAPI(t *testing.T) {
 			{"tenant-a", "/api/v1/status/tsdb?limit=-3", 400, `{"status":"error","errorType":"bad_data","error":"limit must be a positive number"}`},
 			{"tenant-a", "/api/v1/status/tsdb?limit=x", 400, `{"status":"error","errorType":"bad_data","error":"limit must be a positive number"}`},
 			{"tenant-a", "/api/v1/status/tsdb?limit=10001", 400, `{"status":"error","errorType":"bad_data","error":"limit must not exceed 10000"}`},
-			{"", "/api/v1/status/tsdb", 401, `{"status":"error","errorType":"bad_data","error":"no tenant id: set the X-Scope-OrgID header"}`},
+			{"", "/api/v1/status/tsdb", 401, `{"status":"error","errorType":"unauthorized","error":"no tenant id: set the X-Scope-OrgID header"}`},
 		} {
 			t.Run(tc.path, func(t *testing.T) {
 				code, body := getStatus(t, h3, tc.tenant, tc.path)
@@ -364,7 +364,7 @@ func TestUserStatsAPI(t *testing.T) {
 		{"one down", "tenant-a", 1, 200, `{"ingestionRate":30,"numSeries":8,"APIIngestionRate":30,"RuleIngestionRate":0}`},
 		{"tenant without series", "tenant-c", 0, 200, `{"ingestionRate":0,"numSeries":0,"APIIngestionRate":0,"RuleIngestionRate":0}`},
 		{"empty tsdb", "tenant-b", 0, 200, `{"ingestionRate":30,"numSeries":0,"APIIngestionRate":30,"RuleIngestionRate":0}`},
-		{"no tenant", "", 0, 401, `{"status":"error","errorType":"bad_data","error":"no tenant id: set the X-Scope-OrgID header"}`},
+		{"no tenant", "", 0, 401, `{"status":"error","errorType":"unauthorized","error":"no tenant id: set the X-Scope-OrgID header"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k := range tc.down {

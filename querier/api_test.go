@@ -234,7 +234,7 @@ func TestAPITenancy(t *testing.T) {
 		wantCode     int
 		wantBody     string
 	}{
-		{"missing", "", 401, `{"status":"error","errorType":"bad_data","error":"no tenant id: set the X-Scope-OrgID header"}`},
+		{"missing", "", 401, `{"status":"error","errorType":"unauthorized","error":"no tenant id: set the X-Scope-OrgID header"}`},
 		{"invalid", "../etc", 400, `{"status":"error","errorType":"bad_data","error":"invalid tenant id \"../etc\": character '/' at byte 2 is not allowed (letters, digits and !-_.*'() only)"}`},
 		{"valid", "team-a", 200, `{"status":"success","data":[]}`},
 	} {

@@ -14,8 +14,9 @@
 // ingesters' and store-gateways' answers (decode.go) and the one merge that
 // turns every copy of a series, from replicas, blocks or both sources, into
 // one (identical chunks dropped unread, overlapping ones merged sample by
-// sample without duplicates), and the HTTP handlers with
-// Prometheus' parameters, JSON and error codes.
+// sample without duplicates), and the handlers of the query, metadata and
+// status routes (api*.go) with the querier's error classes, built on
+// promapi's parameters, JSON and error codes.
 // Does not: store anything, pick replicas (the ring does), resolve tenants
 // (tenant.Resolver does) or decide which store-gateway serves which block
 // (querier/storequery does).

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/clientpool"
+	"github.com/strata-metrics/strata/promapi"
 	"github.com/strata-metrics/strata/proto/ingesterpb"
 	"github.com/strata-metrics/strata/ring"
 )
@@ -162,10 +163,10 @@ func TestFanOutTolerance(t *testing.T) {
 			require.Contains(t, err.Error(), "ingester-0 (")
 			require.Contains(t, err.Error(), "ingester-2 (")
 			require.Contains(t, err.Error(), "2 of 3 failed, at most 1 may")
-			require.Equal(t, errorUnavailable, returnAPIError(err).typ)
+			require.Equal(t, promapi.ErrorUnavailable, returnAPIError(err).Type)
 		}},
 		{name: "two reject the request", break_: func(c *cluster) { c.ings[0].setFailure(badInput); c.ings[1].setFailure(badInput) }, broken: -1, wantErr: func(t *testing.T, err error) {
-			require.Equal(t, errorBadData, returnAPIError(err).typ)
+			require.Equal(t, promapi.ErrorBadData, returnAPIError(err).Type)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -226,7 +227,7 @@ func TestFanOutZones(t *testing.T) {
 			got, err := readAll(t, c.q)
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)
-				require.Equal(t, errorUnavailable, returnAPIError(err).typ)
+				require.Equal(t, promapi.ErrorUnavailable, returnAPIError(err).Type)
 				return
 			}
 			require.NoError(t, err)
@@ -273,17 +274,17 @@ func TestFanOutRingErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		err     error
-		wantTyp errorType
+		wantTyp promapi.ErrorType
 	}{
-		{"too few healthy", fmt.Errorf("%w: 1 of 3 replicas healthy", ring.ErrTooFewHealthy), errorUnavailable},
-		{"empty ring", ring.ErrEmpty, errorUnavailable},
+		{"too few healthy", fmt.Errorf("%w: 1 of 3 replicas healthy", ring.ErrTooFewHealthy), promapi.ErrorUnavailable},
+		{"empty ring", ring.ErrEmpty, promapi.ErrorUnavailable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			q, err := New(defaultConfig(), Deps{Ring: errRing{tc.err}, Clients: noClients{}})
 			require.NoError(t, err)
 			_, err = readAll(t, q)
 			require.ErrorIs(t, err, tc.err)
-			require.Equal(t, tc.wantTyp, returnAPIError(err).typ)
+			require.Equal(t, tc.wantTyp, returnAPIError(err).Type)
 		})
 	}
 }
@@ -298,7 +299,7 @@ func TestFanOutCanceled(t *testing.T) {
 	defer qr.Close()
 	_, _, err = qr.LabelNames(ctx, nil)
 	require.ErrorIs(t, err, context.Canceled)
-	require.Equal(t, errorCanceled, returnAPIError(err).typ)
+	require.Equal(t, promapi.ErrorCanceled, returnAPIError(err).Type)
 }
 
 type errRing struct{ err error }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/strata-metrics/strata/limits"
+	"github.com/strata-metrics/strata/promapi"
 )
 
 // Per-tenant query limits (limits.Limits, runtime overrides): query length
@@ -98,13 +99,13 @@ func (t *tenantQueries) release(tenantID string, max int) {
 // The length is checked on the range as asked, not cut at the lookback as
 // for the metadata endpoints (limitMeta): PromQL evaluates every step of
 // the range whatever data it finds.
-func (q *Querier) limitQuery(ctx context.Context, tenantID string, start, end time.Time) (context.Context, storage.Queryable, func(), *apiError) {
+func (q *Querier) limitQuery(ctx context.Context, tenantID string, start, end time.Time) (context.Context, storage.Queryable, func(), *promapi.Error) {
 	if q.limits == nil {
 		return ctx, q.Queryable(tenantID), func() {}, nil
 	}
 	lim := q.limits.For(tenantID)
 	if max := lim.MaxQueryLength; max > 0 && end.Sub(start) > max {
-		return ctx, nil, nil, &apiError{typ: errorBadData, err: &QueryLengthError{Tenant: tenantID, Length: end.Sub(start), Limit: max}}
+		return ctx, nil, nil, promapi.BadData(&QueryLengthError{Tenant: tenantID, Length: end.Sub(start), Limit: max})
 	}
 	ctx, done, aerr := q.admit(ctx, tenantID, lim)
 	if aerr != nil {
@@ -144,10 +145,10 @@ func (q *Querier) limitQuery(ctx context.Context, tenantID string, start, end ti
 // waiting in the process-wide gate would let one tenant's backlog hold
 // slots that another tenant's queries need. 429 tells Grafana and other
 // clients that a retry will pass.
-func (q *Querier) admit(ctx context.Context, tenantID string, lim *limits.Limits) (context.Context, func(), *apiError) {
+func (q *Querier) admit(ctx context.Context, tenantID string, lim *limits.Limits) (context.Context, func(), *promapi.Error) {
 	maxConc := lim.MaxConcurrentQueries
 	if !q.running.acquire(tenantID, maxConc) {
-		return ctx, nil, &apiError{typ: errorUnavailable, err: &ConcurrencyLimitError{Tenant: tenantID, Limit: maxConc}, code: http.StatusTooManyRequests}
+		return ctx, nil, &promapi.Error{Type: promapi.ErrorUnavailable, Err: &ConcurrencyLimitError{Tenant: tenantID, Limit: maxConc}, Code: http.StatusTooManyRequests}
 	}
 	cancel := context.CancelFunc(func() {})
 	if lim.QueryTimeout > 0 {
@@ -176,7 +177,7 @@ type metaLimits struct {
 
 // limitMeta applies tenantID's query limits to a request of /series,
 // /labels, /label/<name>/values or /query_exemplars over [start, end] (an
-// omitted bound is Prometheus' minTime or maxTime):
+// omitted bound is promapi.MinTime or MaxTime):
 //   - max_query_lookback cuts the start, as for queries;
 //   - max_query_length: an omitted start becomes end - the limit (now -
 //     the limit without an end), as Mimir cuts a series query to its
@@ -187,7 +188,7 @@ type metaLimits struct {
 //   - max_fetched_series_per_query is returned for the caller to count.
 //
 // The caller must call done when the request is answered.
-func (q *Querier) limitMeta(ctx context.Context, tenantID string, start, end time.Time) (metaLimits, *apiError) {
+func (q *Querier) limitMeta(ctx context.Context, tenantID string, start, end time.Time) (metaLimits, *promapi.Error) {
 	ml := metaLimits{ctx: ctx, start: start, end: end, done: func() {}}
 	if q.limits == nil {
 		return ml, nil
@@ -205,16 +206,16 @@ func (q *Querier) limitMeta(ctx context.Context, tenantID string, start, end tim
 	}
 	if max := lim.MaxQueryLength; max > 0 && !ml.empty {
 		until := end
-		if end.Equal(maxTime) {
+		if end.Equal(promapi.MaxTime()) {
 			until = now
 		}
 		switch {
-		case start.Equal(minTime):
+		case start.Equal(promapi.MinTime()):
 			if from := until.Add(-max); ml.start.Before(from) {
 				ml.start = from
 			}
 		case until.Sub(ml.start) > max:
-			return ml, &apiError{typ: errorBadData, err: &QueryLengthError{Tenant: tenantID, Length: until.Sub(ml.start), Limit: max}}
+			return ml, promapi.BadData(&QueryLengthError{Tenant: tenantID, Length: until.Sub(ml.start), Limit: max})
 		}
 	}
 	ctx, done, aerr := q.admit(ctx, tenantID, lim)

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/strata-metrics/strata/limits"
+	"github.com/strata-metrics/strata/promapi"
 	"github.com/strata-metrics/strata/querier/storequery"
 	"github.com/strata-metrics/strata/tenant"
 )
@@ -40,9 +41,7 @@ type Deps struct {
 }
 
 // BuildInfo describes the running binary.
-type BuildInfo struct {
-	Version, Revision, Branch, BuildUser, BuildDate string
-}
+type BuildInfo = promapi.BuildInfo
 
 // Querier serves the Prometheus HTTP API over the ingesters.
 type Querier struct {

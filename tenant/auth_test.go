@@ -65,6 +65,8 @@ func TestMiddleware(t *testing.T) {
 		{"credentials win over multitenancy off", Resolver{Auth: &fakeAuth{}}, "Bearer team-a", "", 200, "team-a"},
 		{"own tenant in header", Resolver{MultitenancyEnabled: true, Auth: &fakeAuth{}}, "Bearer team-a", "team-a", 200, "team-a"},
 		{"other tenant in header", Resolver{MultitenancyEnabled: true, Auth: &fakeAuth{}}, "Bearer team-a", "team-b", 403, ""},
+		{"refusal through WriteRefusal", Resolver{Auth: &fakeAuth{}, WriteRefusal: teapot}, "", "", http.StatusTeapot, ""},
+		{"WriteRefusal not called on success", Resolver{Auth: &fakeAuth{}, WriteRefusal: teapot}, "Bearer team-a", "", 200, "team-a"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var gotTenant string
@@ -97,6 +99,9 @@ func TestMiddleware(t *testing.T) {
 		})
 	}
 }
+
+// teapot is a WriteRefusal that shows it was called.
+func teapot(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusTeapot) }
 
 func TestFromHTTPWithAuth(t *testing.T) {
 	// Without the middleware in front, FromHTTP authenticates by itself.

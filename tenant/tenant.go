@@ -109,6 +109,10 @@ type Resolver struct {
 	// whatever MultitenancyEnabled says; the header may only repeat it.
 	// Leave it nil (not a typed nil pointer) when authentication is off.
 	Auth Authenticator
+	// WriteRefusal writes Middleware's refusals (the errors of Auth) in
+	// the format of the route asked for; nil writes WriteError's plain
+	// text on every route.
+	WriteRefusal func(w http.ResponseWriter, r *http.Request, err error)
 }
 
 type authenticatedKey struct{}
@@ -139,7 +143,8 @@ func (r Resolver) FromHTTP(req *http.Request) (string, error) {
 }
 
 // Middleware authenticates every request before next sees it when Auth is
-// set, answering 401 (with WWW-Authenticate) or 403 itself; next's
+// set, answering 401 (with WWW-Authenticate) or 403 itself, through
+// WriteRefusal when set; next's
 // FromHTTP then returns the tenant without authenticating again. Without
 // Auth it returns next unchanged: tenants are resolved per route as before.
 func (r Resolver) Middleware(next http.Handler) http.Handler {
@@ -149,6 +154,10 @@ func (r Resolver) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		id, err := r.Auth.Authenticate(req)
 		if err != nil {
+			if r.WriteRefusal != nil {
+				r.WriteRefusal(w, req, err)
+				return
+			}
 			WriteError(w, err)
 			return
 		}
@@ -159,14 +168,19 @@ func (r Resolver) Middleware(next http.Handler) http.Handler {
 // Challenges are the WWW-Authenticate values of a 401 from Middleware.
 var Challenges = []string{`Basic realm="strata", charset="UTF-8"`, `Bearer realm="strata"`}
 
+// AddChallenges adds the WWW-Authenticate challenges a 401 carries to h.
+func AddChallenges(h http.Header) {
+	for _, c := range Challenges {
+		h.Add("WWW-Authenticate", c)
+	}
+}
+
 // WriteError writes a FromHTTP or Authenticate error as a plain-text
 // response with its status code, and the challenges with a 401.
 func WriteError(w http.ResponseWriter, err error) {
 	code := HTTPStatus(err)
 	if code == http.StatusUnauthorized {
-		for _, c := range Challenges {
-			w.Header().Add("WWW-Authenticate", c)
-		}
+		AddChallenges(w.Header())
 	}
 	http.Error(w, err.Error(), code)
 }

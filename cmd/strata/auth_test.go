@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,6 +71,42 @@ func TestStackAuth(t *testing.T) {
 			code, out := do(tc.method, tc.path, b, tc.hdr)
 			require.Equal(t, tc.want, code, out)
 		})
+	}
+
+	// A refusal is Prometheus' error JSON on the query API and plain text
+	// on push and the other pages.
+	for _, cred := range []struct{ name, authorization string }{
+		{"no credentials", ""},
+		{"bad bearer", "Bearer nope"},
+		{"bad basic", "Basic cHJvbWV0aGV1cy1iOndyb25n"}, // prometheus-b:wrong
+	} {
+		for _, tc := range []struct {
+			method, path string
+			json         bool
+		}{
+			{http.MethodGet, "/api/v1/query?query=auth_test", true},
+			{http.MethodGet, "/api/v1/labels", true},
+			{http.MethodPost, "/api/v1/push", false},
+			{http.MethodGet, "/ring", false},
+		} {
+			t.Run(cred.name+" "+tc.path, func(t *testing.T) {
+				var hdr map[string]string
+				if cred.authorization != "" {
+					hdr = map[string]string{"Authorization": cred.authorization}
+				}
+				var b []byte
+				if tc.method == http.MethodPost {
+					b = body()
+				}
+				code, out := do(tc.method, tc.path, b, hdr)
+				require.Equal(t, http.StatusUnauthorized, code, out)
+				if tc.json {
+					require.True(t, strings.HasPrefix(out, `{"status":"error","errorType":"unauthorized","error":"unauthenticated: `), out)
+				} else {
+					require.True(t, strings.HasPrefix(out, "unauthenticated: "), out)
+				}
+			})
+		}
 	}
 
 	// team-a sees its series; team-b (basic auth) sees none of them.

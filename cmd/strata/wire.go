@@ -14,6 +14,7 @@ import (
 	"github.com/strata-metrics/strata/gossip"
 	"github.com/strata-metrics/strata/ingester"
 	"github.com/strata-metrics/strata/limits"
+	"github.com/strata-metrics/strata/promapi"
 	"github.com/strata-metrics/strata/proto/ingesterpb"
 	"github.com/strata-metrics/strata/querier"
 	"github.com/strata-metrics/strata/ring"
@@ -101,6 +102,7 @@ func newComponents(cfg *Config, srv *server.Server, advertise string, log *slog.
 		}
 	}
 	tenants := cfg.Auth.Resolver(c.authn)
+	tenants.WriteRefusal = promapi.WriteAuthError // JSON on the Prometheus API, plain text elsewhere
 	srv.RequireAuth(tenants.Middleware)
 	// With multi-tenancy a tenant sees only its own overrides there;
 	// -runtime-config.admin-tenant sees everyone's.

@@ -1,4 +1,4 @@
-package querier
+package promapi
 
 import (
 	"errors"
@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestJSONMatchesPrometheus encodes responses with the querier's encoders
+// TestJSONMatchesPrometheus encodes responses with this package's encoders
 // and with Prometheus' own codec (a copy of web/api/v1/json_codec.go
 // below) and requires the same bytes.
 func TestJSONMatchesPrometheus(t *testing.T) {
@@ -40,19 +40,19 @@ func TestJSONMatchesPrometheus(t *testing.T) {
 		warnings []string
 		infos    []string
 	}{
-		{name: "matrix", data: &queryData{ResultType: parser.ValueTypeMatrix, Result: promql.Matrix{
+		{name: "matrix", data: &QueryData{ResultType: parser.ValueTypeMatrix, Result: promql.Matrix{
 			{Metric: weird, Floats: []promql.FPoint{{T: -1500, F: math.NaN()}, {T: 0, F: math.Inf(1)}, {T: 1, F: math.Inf(-1)}, {T: 1_700_000_000_123, F: 1e-7}, {T: 12, F: 1e21}, {T: 99, F: -0.0}, {T: 100, F: 123456.789}}},
 			{Metric: labels.FromStrings("a", "b"), Histograms: []promql.HPoint{{T: 1000, H: fh}, {T: 2010, H: nhcb}}},
 			{Metric: labels.EmptyLabels(), Floats: []promql.FPoint{{T: 5, F: 1}}, Histograms: []promql.HPoint{{T: 6, H: fh}}},
 		}}},
-		{name: "empty matrix", data: &queryData{ResultType: parser.ValueTypeMatrix, Result: promql.Matrix{}}},
-		{name: "vector", data: &queryData{ResultType: parser.ValueTypeVector, Result: promql.Vector{
+		{name: "empty matrix", data: &QueryData{ResultType: parser.ValueTypeMatrix, Result: promql.Matrix{}}},
+		{name: "vector", data: &QueryData{ResultType: parser.ValueTypeVector, Result: promql.Vector{
 			{Metric: weird, T: 1_700_000_000_001, F: 42},
 			{Metric: labels.FromStrings("x", "y"), T: 1_700_000_000_010, H: fh},
 		}}, warnings: []string{`PromQL warning: <b>&</b> "x"`}, infos: []string{"PromQL info: i"}},
-		{name: "empty vector with stats", data: &queryData{ResultType: parser.ValueTypeVector, Result: promql.Vector{}, Stats: st}},
-		{name: "scalar", data: &queryData{ResultType: parser.ValueTypeScalar, Result: promql.Scalar{T: 1_700_000_000_123, V: 1e21}}},
-		{name: "string", data: &queryData{ResultType: parser.ValueTypeString, Result: promql.String{T: 1_435_781_451_781, V: `<script>"&'`}}},
+		{name: "empty vector with stats", data: &QueryData{ResultType: parser.ValueTypeVector, Result: promql.Vector{}, Stats: st}},
+		{name: "scalar", data: &QueryData{ResultType: parser.ValueTypeScalar, Result: promql.Scalar{T: 1_700_000_000_123, V: 1e21}}},
+		{name: "string", data: &QueryData{ResultType: parser.ValueTypeString, Result: promql.String{T: 1_435_781_451_781, V: `<script>"&'`}}},
 		{name: "string", data: `sum by (job) (rate(x{a="<b>"}[5m]))`},
 		{name: "strings", data: []string{"__name__", "<a&b>", "ü", "\u2028"}},
 		{name: "no strings", data: []string{}},
@@ -70,7 +70,7 @@ func TestJSONMatchesPrometheus(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []byte
-			require.NoError(t, encodeSuccess(tc.data, tc.warnings, tc.infos, func(b []byte) { got = append(got, b...) }))
+			require.NoError(t, EncodeSuccess(tc.data, tc.warnings, tc.infos, func(b []byte) { got = append(got, b...) }))
 			want, err := jsoniter.ConfigCompatibleWithStandardLibrary.Marshal(&upstreamResponse{
 				Status: "success", Data: upstreamData(tc.data), Warnings: tc.warnings, Infos: tc.infos,
 			})
@@ -81,17 +81,17 @@ func TestJSONMatchesPrometheus(t *testing.T) {
 
 	t.Run("error", func(t *testing.T) {
 		var got []byte
-		e := &apiError{typ: errorBadData, err: errors.New(`invalid parameter "query": 1:5: parse error: unexpected <by> & "x"`)}
-		require.NoError(t, encodeError(e, nil, func(b []byte) { got = append(got, b...) }))
-		want, err := jsoniter.ConfigCompatibleWithStandardLibrary.Marshal(&upstreamResponse{Status: "error", ErrorType: string(e.typ), Error: e.err.Error()})
+		e := BadData(errors.New(`invalid parameter "query": 1:5: parse error: unexpected <by> & "x"`))
+		require.NoError(t, EncodeError(e, nil, func(b []byte) { got = append(got, b...) }))
+		want, err := jsoniter.ConfigCompatibleWithStandardLibrary.Marshal(&upstreamResponse{Status: "error", ErrorType: string(e.Type), Error: e.Err.Error()})
 		require.NoError(t, err)
 		require.Equal(t, string(want), string(got))
 	})
 }
 
-// upstreamData turns the querier's data into the types Prometheus encodes.
+// upstreamData turns this package's data into the types Prometheus encodes.
 func upstreamData(data any) any {
-	if qd, ok := data.(*queryData); ok {
+	if qd, ok := data.(*QueryData); ok {
 		return &upstreamQueryData{ResultType: qd.ResultType, Result: qd.Result, Stats: qd.Stats}
 	}
 	return data

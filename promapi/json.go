@@ -1,4 +1,4 @@
-package querier
+package promapi
 
 import (
 	"slices"
@@ -8,7 +8,9 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/util/jsonutil"
+	"github.com/prometheus/prometheus/util/stats"
 )
 
 // The encoders below write exactly the bytes Prometheus' JSON codec
@@ -18,9 +20,18 @@ import (
 // values are not, floats and timestamps go through util/jsonutil. The
 // equivalence is tested against a copy of that codec.
 
-// encodeSuccess encodes a success response and passes the bytes, valid
-// only during the call, to write.
-func encodeSuccess(data any, warnings, infos []string, write func([]byte)) error {
+// QueryData is the data of /query and /query_range.
+type QueryData struct {
+	ResultType parser.ValueType
+	Result     parser.Value
+	Stats      stats.QueryStats // nil unless asked for
+}
+
+// EncodeSuccess encodes a success response and passes the bytes, valid
+// only during the call, to write. Data of the types of Prometheus'
+// answers (*QueryData, label names and values, label sets, metadata,
+// exemplars) take the fast path; any other is encoded by reflection.
+func EncodeSuccess(data any, warnings, infos []string, write func([]byte)) error {
 	return encodeJSON(write, func(s *jsoniter.Stream) {
 		s.WriteObjectStart()
 		s.WriteObjectField("status")
@@ -44,8 +55,8 @@ func encodeSuccess(data any, warnings, infos []string, write func([]byte)) error
 	})
 }
 
-// encodeError encodes an error response like encodeSuccess.
-func encodeError(e *apiError, data any, write func([]byte)) error {
+// EncodeError encodes an error response like EncodeSuccess.
+func EncodeError(e *Error, data any, write func([]byte)) error {
 	return encodeJSON(write, func(s *jsoniter.Stream) {
 		s.WriteObjectStart()
 		s.WriteObjectField("status")
@@ -57,10 +68,10 @@ func encodeError(e *apiError, data any, write func([]byte)) error {
 		}
 		s.WriteMore()
 		s.WriteObjectField("errorType")
-		s.WriteStringWithHTMLEscaped(string(e.typ))
+		s.WriteStringWithHTMLEscaped(string(e.Type))
 		s.WriteMore()
 		s.WriteObjectField("error")
-		s.WriteStringWithHTMLEscaped(e.err.Error())
+		s.WriteStringWithHTMLEscaped(e.Err.Error())
 		s.WriteObjectEnd()
 	})
 }
@@ -79,7 +90,7 @@ func encodeJSON(write func([]byte), body func(s *jsoniter.Stream)) error {
 
 func writeData(s *jsoniter.Stream, data any) {
 	switch v := data.(type) {
-	case *queryData:
+	case *QueryData:
 		s.WriteObjectStart()
 		s.WriteObjectField("resultType")
 		s.WriteStringWithHTMLEscaped(string(v.ResultType))

@@ -1,0 +1,42 @@
+package promapi
+
+import "runtime"
+
+// BuildInfo describes the running binary.
+type BuildInfo struct {
+	Version, Revision, Branch, BuildUser, BuildDate string
+}
+
+// buildInfoData is Prometheus' buildinfo with Mimir's application and
+// features: Grafana's Prometheus data source takes a features object as
+// the sign of a Mimir-style backend and reads which extras exist from it.
+type buildInfoData struct {
+	Application string            `json:"application"`
+	Version     string            `json:"version"`
+	Revision    string            `json:"revision"`
+	Branch      string            `json:"branch"`
+	BuildUser   string            `json:"buildUser"`
+	BuildDate   string            `json:"buildDate"`
+	GoVersion   string            `json:"goVersion"`
+	Features    map[string]string `json:"features"`
+}
+
+// Data is the data of /api/v1/status/buildinfo: b, "devel" when it has no
+// version, the Go version and the features Strata has.
+func (b BuildInfo) Data() any {
+	if b.Version == "" {
+		b.Version = "devel"
+	}
+	return &buildInfoData{
+		Application: "Strata",
+		Version:     b.Version, Revision: b.Revision, Branch: b.Branch, BuildUser: b.BuildUser, BuildDate: b.BuildDate,
+		GoVersion: runtime.Version(),
+		// Mimir's feature names, "true" or "false" as Grafana compares them.
+		Features: map[string]string{
+			"ruler_config_api":        "false",
+			"alertmanager_config_api": "false",
+			"query_sharding":          "false",
+			"federated_rules":         "false",
+		},
+	}
+}
