@@ -98,7 +98,7 @@ func TestGet(t *testing.T) {
 
 func TestGetIsStableAndClockwise(t *testing.T) {
 	r := testRing(t, Config{ReplicationFactor: 1}, member{"a", "", Active, 0}, member{"b", "", Active, 0})
-	ix := r.index()
+	ix := r.Index()
 	tokens, owners, instances := ix.tokens, ix.owners, ix.instances
 	for i := range tokens {
 		rs, err := r.Get(tokens[i], Write, nil)
@@ -213,13 +213,13 @@ func TestCountHealthy(t *testing.T) {
 // the instances (with the new heartbeat) are new. A token change rebuilds.
 func TestIndexReuse(t *testing.T) {
 	r := testRing(t, Config{ReplicationFactor: 1}, member{"a", "", Active, 0}, member{"b", "", Active, 0})
-	before := r.index()
+	before := r.Index()
 	store := r.store.(*MemStore)
 	require.NoError(t, store.Update(context.Background(), func(d *Desc) bool {
 		setHeartbeat(d, "a", t0.UnixMilli()+1)
 		return true
 	}))
-	after := r.index()
+	after := r.Index()
 	require.NotSame(t, before, after)
 	require.Same(t, &before.tokens[0], &after.tokens[0], "tokens reused")
 	require.Equal(t, t0.UnixMilli()+1, after.instances[0].Heartbeat)
@@ -230,9 +230,9 @@ func TestIndexReuse(t *testing.T) {
 		d.Instances["b"] = in
 		return true
 	}))
-	rebuilt := r.index()
+	rebuilt := r.Index()
 	require.NotSame(t, &after.tokens[0], &rebuilt.tokens[0], "tokens rebuilt")
-	require.Same(t, rebuilt, r.index(), "unchanged state, same index")
+	require.Same(t, rebuilt, r.Index(), "unchanged state, same index")
 }
 
 func TestLifecycler(t *testing.T) {

@@ -30,7 +30,7 @@ import (
 // client of them.
 type cluster struct {
 	gws     []*testGateway
-	sharder *storeclient.Sharder
+	sharder *ring.BlockSharder
 	client  *storeclient.Client
 	reg     *prometheus.Registry // the client's
 }
@@ -55,7 +55,7 @@ func startCluster(t *testing.T, bkt objstore.Bucket, n, rf int, wrap func(i int,
 	store := ring.NewMemStore()
 	rcfg := ring.Config{ReplicationFactor: rf}
 	c := &cluster{reg: prometheus.NewRegistry()}
-	c.sharder = storeclient.NewSharder(ring.New(rcfg, store, time.Now), rcfg, time.Now)
+	c.sharder = ring.NewBlockSharder(ring.New(rcfg, store, time.Now), rcfg, time.Now)
 	lister := storeclient.NewBucketLister(bkt)
 	for i := range n {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")

@@ -181,7 +181,7 @@ func TestSyncOwnership(t *testing.T) {
 		require.NoError(t, lc.SetState(ctx, ring.Active))
 	}
 	rcfg := ring.Config{ReplicationFactor: 1, HeartbeatTimeout: 0}
-	sharder := storeclient.NewSharder(ring.New(rcfg, store, time.Now), rcfg, time.Now)
+	sharder := ring.NewBlockSharder(ring.New(rcfg, store, time.Now), rcfg, time.Now)
 	lister := storeclient.NewBucketLister(f.bkt)
 	owned := map[string]bool{}
 	for _, self := range []string{"sg-1", "sg-2"} {
@@ -231,7 +231,7 @@ func TestRunWaitsForRing(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	g, err := New(testConfig(t), Deps{
 		Bucket: f.bkt, Blocks: lister, Tenants: lister.Tenants, InstanceID: "sg-1", Log: discard(), Reg: reg,
-		Sharder: storeclient.NewSharder(ring.New(rcfg, store, time.Now), rcfg, time.Now),
+		Sharder: ring.NewBlockSharder(ring.New(rcfg, store, time.Now), rcfg, time.Now),
 	})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -45,7 +45,7 @@ func (f ConnFunc) Get(addr string) (storepb.StoreGatewayClient, error) {
 // Deps is what a Client needs.
 type Deps struct {
 	Blocks  BlockLister
-	Sharder *Sharder
+	Sharder *ring.BlockSharder
 	Clients Clients
 	// IngesterReplicationFactor is the ingesters' -ring.replication-factor:
 	// with it a damaged ingester copy of a range whose other copies were
@@ -59,7 +59,7 @@ type Deps struct {
 // goroutine-safe.
 type Client struct {
 	blocks  BlockLister
-	sharder *Sharder
+	sharder *ring.BlockSharder
 	clients Clients
 	rf      int
 	log     *slog.Logger

@@ -79,7 +79,7 @@ func TestFetchRetriesAndBadInput(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clients := fakeClients{"a:1": {name: "a", err: tc.errA}, "b:1": {name: "b", err: tc.errB}}
-			c := New(Deps{Blocks: lister, Sharder: NewSharder(r, ring.Config{ReplicationFactor: 2}, nowFunc), Clients: clients, Reg: prometheus.NewRegistry()})
+			c := New(Deps{Blocks: lister, Sharder: ring.NewBlockSharder(r, ring.Config{ReplicationFactor: 2}, nowFunc), Clients: clients, Reg: prometheus.NewRegistry()})
 			got, err := c.LabelNames(context.Background(), "t1", 0, 10, nil, 0)
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)
