@@ -48,6 +48,10 @@ func NewSnapshot(ix *Index, cfg Config, now time.Time) *Snapshot {
 	}
 }
 
+// Snapshot returns the lookups over the current state with the ring's
+// configuration, at the ring's clock's now.
+func (r *Ring) Snapshot() *Snapshot { return NewSnapshot(r.Index(), r.cfg, r.now()) }
+
 // Owners appends to buf the instances that own token, healthy or not.
 func (s *Snapshot) Owners(token uint32, buf []Instance) []Instance {
 	return s.appendOwners(token, placement, Read, buf)

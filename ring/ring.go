@@ -113,10 +113,6 @@ func (r *Ring) Index() *Index {
 	return next
 }
 
-// Snapshot returns the lookups over the current state with the ring's
-// configuration, at the ring's clock's now.
-func (r *Ring) Snapshot() *Snapshot { return NewSnapshot(r.Index(), r.cfg, r.now()) }
-
 // Get returns the replicas of the series hashed to token for op: the first
 // ReplicationFactor distinct instances clockwise from token (in distinct
 // zones with zone awareness), minus the unhealthy ones, with MaxErrors set
