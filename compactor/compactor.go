@@ -28,10 +28,10 @@ const RingKey = "compactor"
 // than an ingester's, since tenants are few and must spread evenly.
 const RingNumTokens = 512
 
-// instanceLister is what the compactor needs of its ring: the members,
-// with tokens, state and heartbeat. Goroutine-safe; the result is a copy.
-type instanceLister interface {
-	Instances() []ring.Instance
+// ringIndexer is what the compactor needs of its ring (*ring.Ring): the
+// token index of its current state. It does no I/O and is goroutine-safe.
+type ringIndexer interface {
+	Index() *ring.Index
 }
 
 // Deps is what a Compactor needs besides its configuration.
@@ -39,7 +39,7 @@ type Deps struct {
 	Bucket objstore.Bucket // the bucket root (tenants are its top directories)
 	// Ring is the compactor ring; nil means this compactor owns every
 	// tenant (one process).
-	Ring instanceLister
+	Ring ringIndexer
 	// InstanceID is this compactor's id in Ring.
 	InstanceID string
 	// HeartbeatTimeout: a ring member whose heartbeat is older owns
@@ -63,7 +63,7 @@ type Deps struct {
 type Compactor struct {
 	cfg     Config
 	bkt     objstore.Bucket
-	ring    instanceLister
+	ring    ringIndexer
 	id      string
 	hbTO    time.Duration
 	retain  func(string) time.Duration
@@ -184,12 +184,8 @@ func (c *Compactor) waitInRing(ctx context.Context) {
 }
 
 func (c *Compactor) inRing() bool {
-	for _, in := range c.ring.Instances() {
-		if in.ID == c.id {
-			return in.Healthy(ring.Write, c.hbTO, c.now())
-		}
-	}
-	return false
+	in, ok := c.ring.Index().Instance(c.id)
+	return ok && in.Healthy(ring.Write, c.hbTO, c.now())
 }
 
 // RunHandler serves POST /compactor/run: a compaction run of every owned

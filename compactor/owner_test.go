@@ -18,7 +18,15 @@ import (
 // staticRing is a fixed ring membership.
 type staticRing []ring.Instance
 
-func (r staticRing) Instances() []ring.Instance { return r }
+func (r staticRing) Index() *ring.Index { return ring.NewIndex(r) }
+
+// A tenant's token must never change: compactors of different versions
+// must agree on every tenant's owner.
+func TestTenantToken(t *testing.T) {
+	for tenant, want := range map[string]uint32{"tenant-1": 0x6a058252, "anonymous": 0x40d1c6c1, "": 0xbe9e32ae} {
+		require.Equal(t, want, ring.StringToken(tenant), "%q", tenant)
+	}
+}
 
 func TestOwnedTenants(t *testing.T) {
 	now := time.Unix(1_000_000_000, 0)

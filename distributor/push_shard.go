@@ -3,19 +3,17 @@ package distributor
 import (
 	"fmt"
 
-	"github.com/cespare/xxhash/v2"
-
 	"github.com/strata-metrics/strata/remotewrite"
 	"github.com/strata-metrics/strata/ring"
 )
 
-// seriesToken is the ring token of a series: the 64-bit xxhash of
+// seriesToken is the ring token of a series: ring.KeyToken of
 //
 //	tenant 0xff name1 0xff value1 0xff name2 0xff value2 0xff ...
 //
 // over the labels sorted by name with empty values removed (as validate
-// leaves them), folded to 32 bits by XOR of its halves. 0xff never occurs
-// in valid UTF-8, so distinct label sets never hash the same bytes.
+// leaves them). 0xff never occurs in valid UTF-8, so distinct label sets
+// never hash the same bytes.
 //
 // NEVER CHANGE THIS FUNCTION once a cluster holds data: a series hashed
 // differently moves to other ingesters, which then hold half of its
@@ -30,7 +28,7 @@ func seriesToken(key []byte, tenantID string, ls []remotewrite.Label) (uint32, [
 		key = append(key, ls[i].Value...)
 		key = append(key, 0xff)
 	}
-	return fold(xxhash.Sum64(key)), key
+	return ring.KeyToken(key), key
 }
 
 // metadataToken is the token of a metric family's metadata: the token of
@@ -44,10 +42,8 @@ func metadataToken(key []byte, tenantID, family string) (uint32, []byte) {
 	key = append(key, 0xff)
 	key = append(key, family...)
 	key = append(key, 0xff)
-	return fold(xxhash.Sum64(key)), key
+	return ring.KeyToken(key), key
 }
-
-func fold(h uint64) uint32 { return uint32(h) ^ uint32(h>>32) }
 
 // item is one series or metadata entry of a request in flight, with what
 // its quorum needs.

@@ -19,7 +19,6 @@ import (
 	"github.com/strata-metrics/strata/proto/storepb"
 	"github.com/strata-metrics/strata/querier/storequery"
 	"github.com/strata-metrics/strata/ring"
-	"github.com/strata-metrics/strata/storegateway/storeclient"
 )
 
 // xorChunk encodes samples at ts (value = t) into one XOR chunk.
@@ -89,7 +88,7 @@ func (f storeClientsFunc) Get(addr string) (storepb.StoreGatewayClient, error) {
 
 type staticStoreRing []ring.Instance
 
-func (r staticStoreRing) Instances() []ring.Instance { return r }
+func (r staticStoreRing) Index() *ring.Index { return ring.NewIndex(r) }
 
 // The store-gateways' answers and the blocks within one answer go through
 // the merge of the ingesters' answers: each series once, identical chunks
@@ -114,7 +113,7 @@ func TestStoreSelectMergesAnswers(t *testing.T) {
 	refs := []bucketindex.BlockRef{{ID: b1, MaxTime: 30}, {ID: b2, MaxTime: 30}, {ID: b3, MaxTime: 30}}
 	sg := storequery.New(storequery.Deps{
 		Blocks:  bucketindex.BlockListerFunc(func(context.Context, string, int64, int64) ([]bucketindex.BlockRef, error) { return refs, nil }),
-		Sharder: storeclient.NewSharder(r, ring.Config{ReplicationFactor: 1}, time.Now),
+		Sharder: ring.NewBlockSharder(r, ring.Config{ReplicationFactor: 1}, time.Now),
 		Clients: storeClientsFunc(func(string) (storepb.StoreGatewayClient, error) { return fakeStoreGateway{blocks: blocks}, nil }),
 		Reg:     prometheus.NewRegistry(),
 	})

@@ -14,15 +14,27 @@ import (
 func (r *Ring) StatusHandler() http.Handler { return r.StatusHandlerTitled("Ingester ring") }
 
 // StatusHandlerTitled is StatusHandler with another page title, for the
-// other rings (the distributor ring).
-func (r *Ring) StatusHandlerTitled(title string) http.Handler {
+// other rings that place keys on their members (store-gateways, compactors).
+func (r *Ring) StatusHandlerTitled(title string) http.Handler { return r.statusHandler(title, true) }
+
+// MembershipHandler is StatusHandlerTitled for a ring whose members own no
+// keys and only count each other (distributors share global limits among
+// the healthy ones): each member's zone, state, heartbeat age and health,
+// without the replication factor, addresses, tokens or ownership, which
+// mean nothing there.
+func (r *Ring) MembershipHandler(title string) http.Handler { return r.statusHandler(title, false) }
+
+func (r *Ring) statusHandler(title string, placement bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.Method == http.MethodPost {
 			r.forget(w, req)
 			return
 		}
 		now := r.now()
-		own := r.Ownership()
+		var own map[string]float64
+		if placement {
+			own = r.Ownership()
+		}
 		type row struct {
 			Instance
 			Tokens       int     `json:"tokens"`
@@ -40,6 +52,23 @@ func (r *Ring) StatusHandlerTitled(title string) http.Handler {
 		}
 		if strings.Contains(req.Header.Get("Accept"), "application/json") {
 			w.Header().Set("Content-Type", "application/json")
+			if !placement {
+				type memberRow struct {
+					ID           string `json:"id"`
+					Zone         string `json:"zone"`
+					State        State  `json:"state"`
+					HeartbeatAge string `json:"heartbeat_age"`
+					Healthy      bool   `json:"healthy"`
+				}
+				out := struct {
+					Instances []memberRow `json:"instances"`
+				}{Instances: []memberRow{}}
+				for _, x := range rows {
+					out.Instances = append(out.Instances, memberRow{x.ID, x.Zone, x.State, x.HeartbeatAge, x.Healthy})
+				}
+				_ = json.NewEncoder(w).Encode(out)
+				return
+			}
 			type jsonRow struct {
 				ID           string  `json:"id"`
 				Addr         string  `json:"addr"`
@@ -62,10 +91,11 @@ func (r *Ring) StatusHandlerTitled(title string) http.Handler {
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_ = statusPage.Execute(w, struct {
-			Title string
-			RF    int
-			Rows  []row
-		}{title, r.cfg.ReplicationFactor, rows})
+			Title     string
+			Placement bool
+			RF        int
+			Rows      []row
+		}{title, placement, r.cfg.ReplicationFactor, rows})
 	})
 }
 
@@ -76,10 +106,16 @@ var statusPage = template.Must(template.New("ring").Funcs(template.FuncMap{
 }).Parse(`<!doctype html>
 <html><head><title>Strata {{.Title}}</title>
 <style>body{font-family:sans-serif}td,th{padding:2px 10px;text-align:left}tr.bad{color:#b00}</style></head>
-<body><h1>{{.Title}}</h1><p>Replication factor {{.RF}}.</p>
+<body><h1>{{.Title}}</h1>{{if .Placement}}<p>Replication factor {{.RF}}.</p>{{end}}
+{{if .Placement -}}
 <table><tr><th>Instance</th><th>Zone</th><th>State</th><th>Address</th><th>Tokens</th><th>Ownership</th><th>Heartbeat age</th><th>Healthy</th><th></th></tr>
 {{range .Rows}}<tr{{if not .Healthy}} class="bad"{{end}}><td>{{.ID}}</td><td>{{.Zone}}</td><td>{{.State}}</td><td>{{.Addr}}</td><td>{{.Tokens}}</td><td>{{pct .Ownership}}</td><td>{{.HeartbeatAge}}</td><td>{{.Healthy}}</td><td>{{if not .Healthy}}<form method="post"><button name="forget" value="{{.ID}}">Forget</button></form>{{end}}</td></tr>
 {{else}}<tr><td colspan="9">No instances.</td></tr>{{end}}
+{{- else -}}
+<table><tr><th>Instance</th><th>Zone</th><th>State</th><th>Heartbeat age</th><th>Healthy</th><th></th></tr>
+{{range .Rows}}<tr{{if not .Healthy}} class="bad"{{end}}><td>{{.ID}}</td><td>{{.Zone}}</td><td>{{.State}}</td><td>{{.HeartbeatAge}}</td><td>{{.Healthy}}</td><td>{{if not .Healthy}}<form method="post"><button name="forget" value="{{.ID}}">Forget</button></form>{{end}}</td></tr>
+{{else}}<tr><td colspan="6">No instances.</td></tr>{{end}}
+{{- end}}
 </table></body></html>
 `))
 

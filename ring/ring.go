@@ -1,12 +1,10 @@
 package ring
 
 import (
-	"cmp"
 	"errors"
 	"flag"
 	"fmt"
 	"slices"
-	"sort"
 	"sync/atomic"
 	"time"
 )
@@ -81,26 +79,14 @@ func (rs ReplicationSet) Tolerates(failedZones []string) bool {
 }
 
 // Ring answers replication questions over a Store's current state. It keeps
-// a sorted token index, rebuilt only when the state changes, outside any
-// lock: lookups never wait for a rebuild.
+// the state's Index, rebuilt only when the state changes, outside any lock:
+// lookups never wait for a rebuild.
 type Ring struct {
 	cfg   Config
 	store Store
 	now   func() time.Time
-	idx   atomic.Pointer[ringIndex]
+	idx   atomic.Pointer[Index]
 }
-
-// ringIndex is the lookup structure of one state of the ring. It is never
-// modified once published.
-type ringIndex struct {
-	seen      *Desc
-	tokens    []uint32 // sorted
-	owners    []int32  // owners[i] indexes instances for tokens[i]
-	instances []Instance
-	zones     int
-}
-
-var emptyIndex = &ringIndex{}
 
 // New returns a Ring over store. now is the clock (time.Now in production).
 func New(cfg Config, store Store, now func() time.Time) *Ring {
@@ -112,11 +98,11 @@ func New(cfg Config, store Store, now func() time.Time) *Ring {
 // ReplicationFactor is the configured number of copies.
 func (r *Ring) ReplicationFactor() int { return r.cfg.ReplicationFactor }
 
-// index returns the token index for the store's current state, rebuilding
+// Index returns the token index of the store's current state, rebuilding
 // it when the state changed. Two callers may rebuild at once; the later
 // publication wins and a stale one is rebuilt on the next call, since
 // pointer inequality with the store's state is all that triggers it.
-func (r *Ring) index() *ringIndex {
+func (r *Ring) Index() *Index {
 	d := r.store.Get()
 	cur := r.idx.Load()
 	if d == cur.seen {
@@ -127,110 +113,33 @@ func (r *Ring) index() *ringIndex {
 	return next
 }
 
-// buildIndex indexes d. Gossip publishes a new *Desc for every heartbeat,
-// so when the members and their tokens are those of prev, prev's token
-// arrays are reused and only the instances (states, heartbeats) are new.
-func buildIndex(d *Desc, prev *ringIndex) *ringIndex {
-	ids := make([]string, 0, len(d.Instances))
-	for id, in := range d.Instances {
-		if in.State != Left {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	instances := make([]Instance, len(ids))
-	zoneSet := map[string]struct{}{}
-	n := 0
-	sameTokens := len(ids) == len(prev.instances)
-	for i, id := range ids {
-		instances[i] = d.Instances[id]
-		zoneSet[instances[i].Zone] = struct{}{}
-		n += len(instances[i].Tokens)
-		if sameTokens {
-			p := &prev.instances[i]
-			sameTokens = p.ID == id && slices.Equal(p.Tokens, instances[i].Tokens)
-		}
-	}
-	idx := &ringIndex{seen: d, instances: instances, zones: len(zoneSet)}
-	if sameTokens {
-		idx.tokens, idx.owners = prev.tokens, prev.owners
-		return idx
-	}
-	type entry struct {
-		token uint32
-		owner int32
-	}
-	entries := make([]entry, 0, n)
-	for i := range instances {
-		for _, t := range instances[i].Tokens {
-			entries = append(entries, entry{t, int32(i)})
-		}
-	}
-	slices.SortFunc(entries, func(a, b entry) int {
-		if c := cmp.Compare(a.token, b.token); c != 0 {
-			return c
-		}
-		// A token two instances claim (they joined at once) belongs to the
-		// lower id on every member, until the other one's lifecycler gives
-		// it up; instances are sorted by id, so owner order is id order.
-		return cmp.Compare(a.owner, b.owner)
-	})
-	idx.tokens = make([]uint32, len(entries))
-	idx.owners = make([]int32, len(entries))
-	for i, e := range entries {
-		idx.tokens[i], idx.owners[i] = e.token, e.owner
-	}
-	return idx
-}
-
 // Get returns the replicas of the series hashed to token for op: the first
 // ReplicationFactor distinct instances clockwise from token (in distinct
 // zones with zone awareness), minus the unhealthy ones, with MaxErrors set
-// so that success means a quorum (RF/2+1) of the replicas. buf is reused for
-// the result's Instances when it has capacity.
+// so that success means a quorum (RF/2+1) of the replicas. A write to a
+// series whose replica is joining or leaving goes one instance further, so
+// the series keeps RF writable copies. buf is reused for the result's
+// Instances when it has capacity.
 func (r *Ring) Get(token uint32, op Operation, buf []Instance) (ReplicationSet, error) {
-	ix := r.index()
-	tokens, owners, instances, zones := ix.tokens, ix.owners, ix.instances, ix.zones
-	if len(tokens) == 0 {
+	ix := r.Index()
+	if len(ix.tokens) == 0 {
 		return ReplicationSet{}, ErrEmpty
 	}
-	rf := r.cfg.ReplicationFactor
-	if rf > len(instances) {
-		rf = len(instances)
-	}
-	if r.cfg.ZoneAwarenessEnabled && rf > zones {
-		rf = zones
+	zoneAware := r.cfg.ZoneAwarenessEnabled
+	rf := min(r.cfg.ReplicationFactor, ix.maxOwners(zoneAware))
+	rule := placement
+	if op == Write {
+		rule = writeSet
 	}
 	cutoff := heartbeatCutoff(r.cfg.HeartbeatTimeout, r.now())
+	var pos [16]int32
 	picked := buf[:0]
-	var pickedIdx [16]int32
-	idx := pickedIdx[:0]
-	var zonesUsed [16]string
-	zs := zonesUsed[:0]
-	healthy := 0
-	want := rf
-	start := sort.Search(len(tokens), func(i int) bool { return tokens[i] >= token })
-	for i := 0; i < len(tokens) && len(idx) < want; i++ {
-		o := owners[(start+i)%len(tokens)]
-		if slices.Contains(idx, o) {
-			continue
-		}
-		in := &instances[o]
-		if r.cfg.ZoneAwarenessEnabled && slices.Contains(zs, in.Zone) {
-			continue
-		}
-		idx = append(idx, o)
-		zs = append(zs, in.Zone)
-		// A write to a series whose replica is joining or leaving goes one
-		// instance further, so the series keeps RF writable copies.
-		if op == Write && (in.State == Joining || in.State == Leaving) && want < len(instances) {
-			want++
-		}
-		if in.healthyAt(op, cutoff) {
+	for _, o := range ix.walk(token, rf, zoneAware, rule, op, cutoff, pos[:0]) {
+		if in := &ix.instances[o]; in.healthyAt(op, cutoff) {
 			picked = append(picked, *in)
-			healthy++
 		}
 	}
+	healthy := len(picked)
 	quorum := rf/2 + 1
 	if healthy < quorum {
 		return ReplicationSet{}, fmt.Errorf("%w: %d of %d replicas healthy, quorum needs %d", ErrTooFewHealthy, healthy, rf, quorum)
@@ -245,7 +154,7 @@ func (r *Ring) Get(token uint32, op Operation, buf []Instance) (ReplicationSet, 
 // whole and MaxUnavailableZones says how many more zones may fail (RF/2
 // minus those left out): one failed zone of three at RF 3.
 func (r *Ring) GetAllHealthy(op Operation) (ReplicationSet, error) {
-	ix := r.index()
+	ix := r.Index()
 	instances := ix.instances
 	if len(instances) == 0 {
 		return ReplicationSet{}, ErrEmpty
@@ -310,7 +219,7 @@ func allHealthyByZone(instances []Instance, op Operation, cutoff int64, rf, conf
 // CountHealthy returns how many instances are healthy for op: for the
 // distributor ring, how many distributors share a global limit.
 func (r *Ring) CountHealthy(op Operation) int {
-	instances := r.index().instances
+	instances := r.Index().instances
 	cutoff := heartbeatCutoff(r.cfg.HeartbeatTimeout, r.now())
 	n := 0
 	for i := range instances {
@@ -323,12 +232,12 @@ func (r *Ring) CountHealthy(op Operation) int {
 
 // Instances returns a snapshot of every instance, sorted by id.
 func (r *Ring) Instances() []Instance {
-	return slices.Clone(r.index().instances)
+	return slices.Clone(r.Index().instances)
 }
 
 // Ownership returns the share of the token space each instance owns.
 func (r *Ring) Ownership() map[string]float64 {
-	ix := r.index()
+	ix := r.Index()
 	tokens, owners, instances := ix.tokens, ix.owners, ix.instances
 	out := make(map[string]float64, len(instances))
 	if len(tokens) == 0 {

@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"strings"
+	"slices"
 	"testing"
 	"time"
 
@@ -98,7 +99,7 @@ func TestGet(t *testing.T) {
 
 func TestGetIsStableAndClockwise(t *testing.T) {
 	r := testRing(t, Config{ReplicationFactor: 1}, member{"a", "", Active, 0}, member{"b", "", Active, 0})
-	ix := r.index()
+	ix := r.Index()
 	tokens, owners, instances := ix.tokens, ix.owners, ix.instances
 	for i := range tokens {
 		rs, err := r.Get(tokens[i], Write, nil)
@@ -213,13 +214,13 @@ func TestCountHealthy(t *testing.T) {
 // the instances (with the new heartbeat) are new. A token change rebuilds.
 func TestIndexReuse(t *testing.T) {
 	r := testRing(t, Config{ReplicationFactor: 1}, member{"a", "", Active, 0}, member{"b", "", Active, 0})
-	before := r.index()
+	before := r.Index()
 	store := r.store.(*MemStore)
 	require.NoError(t, store.Update(context.Background(), func(d *Desc) bool {
 		setHeartbeat(d, "a", t0.UnixMilli()+1)
 		return true
 	}))
-	after := r.index()
+	after := r.Index()
 	require.NotSame(t, before, after)
 	require.Same(t, &before.tokens[0], &after.tokens[0], "tokens reused")
 	require.Equal(t, t0.UnixMilli()+1, after.instances[0].Heartbeat)
@@ -230,9 +231,9 @@ func TestIndexReuse(t *testing.T) {
 		d.Instances["b"] = in
 		return true
 	}))
-	rebuilt := r.index()
+	rebuilt := r.Index()
 	require.NotSame(t, &after.tokens[0], &rebuilt.tokens[0], "tokens rebuilt")
-	require.Same(t, rebuilt, r.index(), "unchanged state, same index")
+	require.Same(t, rebuilt, r.Index(), "unchanged state, same index")
 }
 
 func TestLifecycler(t *testing.T) {
@@ -277,28 +278,69 @@ func TestLifecycler(t *testing.T) {
 }
 
 func TestStatusHandler(t *testing.T) {
-	r := testRing(t, Config{ReplicationFactor: 1, HeartbeatTimeout: time.Minute}, member{"a", "z", Active, 0}, member{"b", "z", Active, time.Hour})
-	req := httptest.NewRequest(http.MethodGet, "/ring", nil)
-	req.Header.Set("Accept", "application/json")
-	w := httptest.NewRecorder()
-	r.StatusHandler().ServeHTTP(w, req)
-	var out struct {
-		Instances []struct {
-			ID      string
-			State   string
-			Healthy bool
-		}
-	}
-	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &out))
-	require.Len(t, out.Instances, 2)
-	require.Equal(t, "ACTIVE", out.Instances[0].State)
-	require.True(t, out.Instances[0].Healthy)
-	require.False(t, out.Instances[1].Healthy)
+	r := testRing(t, Config{ReplicationFactor: 3, HeartbeatTimeout: time.Minute}, member{"a", "z", Active, 0}, member{"b", "z", Active, time.Hour})
+	for _, tc := range []struct {
+		name string
+		h    http.Handler
+		// JSON keys of the page and of each instance; HTML it shows and
+		// does not show.
+		wantKeys, wantInstanceKeys []string
+		wantHTML, notHTML          []string
+	}{
+		{
+			"ingester ring", r.StatusHandler(),
+			[]string{"instances", "replication_factor"},
+			[]string{"addr", "healthy", "heartbeat_age", "id", "ownership", "state", "tokens", "zone"},
+			[]string{"<h1>Ingester ring</h1>", "Replication factor 3", "<td>a</td>", "<th>Tokens</th>", "<th>Ownership</th>", "<td>a:9095</td>"},
+			nil,
+		},
+		{
+			// Distributors own no keys: no replication factor, address,
+			// tokens or ownership, only who is there and alive.
+			"distributor ring", r.MembershipHandler("Distributor ring"),
+			[]string{"instances"},
+			[]string{"healthy", "heartbeat_age", "id", "state", "zone"},
+			[]string{"<h1>Distributor ring</h1>", "<td>a</td>", "<td>z</td>", "<td>ACTIVE</td>", "<th>Heartbeat age</th>", "<td>1h0m0s</td>", `value="b">Forget`},
+			[]string{"Replication factor", "Tokens", "Ownership", "a:9095", "%"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodGet, "/ring", nil)
+			req.Header.Set("Accept", "application/json")
+			w := httptest.NewRecorder()
+			tc.h.ServeHTTP(w, req)
+			var out struct {
+				Instances []struct {
+					ID      string
+					State   string
+					Healthy bool
+				}
+			}
+			require.NoError(t, json.Unmarshal(w.Body.Bytes(), &out))
+			require.Len(t, out.Instances, 2)
+			require.Equal(t, "ACTIVE", out.Instances[0].State)
+			require.True(t, out.Instances[0].Healthy)
+			require.False(t, out.Instances[1].Healthy)
+			var keys struct {
+				Instances []map[string]any `json:"instances"`
+			}
+			var page map[string]any
+			require.NoError(t, json.Unmarshal(w.Body.Bytes(), &keys))
+			require.NoError(t, json.Unmarshal(w.Body.Bytes(), &page))
+			require.ElementsMatch(t, tc.wantKeys, slices.Collect(maps.Keys(page)))
+			require.ElementsMatch(t, tc.wantInstanceKeys, slices.Collect(maps.Keys(keys.Instances[0])))
 
-	w = httptest.NewRecorder()
-	r.StatusHandler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/ring", nil))
-	require.Contains(t, w.Header().Get("Content-Type"), "text/html")
-	require.True(t, strings.Contains(w.Body.String(), "<td>a</td>"), w.Body.String())
+			w = httptest.NewRecorder()
+			tc.h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/ring", nil))
+			require.Contains(t, w.Header().Get("Content-Type"), "text/html")
+			for _, s := range tc.wantHTML {
+				require.Contains(t, w.Body.String(), s)
+			}
+			for _, s := range tc.notHTML {
+				require.NotContains(t, w.Body.String(), s)
+			}
+		})
+	}
 }
 
 func BenchmarkGet(b *testing.B) {

@@ -27,14 +27,13 @@ import (
 	"github.com/strata-metrics/strata/proto/storepb"
 	"github.com/strata-metrics/strata/querier/storequery"
 	"github.com/strata-metrics/strata/ring"
-	"github.com/strata-metrics/strata/storegateway/storeclient"
 )
 
 // cluster is n store-gateways on loopback TCP in one ring, and the
 // querier's way to them (storequery).
 type cluster struct {
 	gws     []*testGateway
-	sharder *storeclient.Sharder
+	sharder *ring.BlockSharder
 	client  *storequery.Client
 	reg     *prometheus.Registry // the client's
 }
@@ -59,7 +58,7 @@ func startCluster(t *testing.T, bkt objstore.Bucket, n, rf int, wrap func(i int,
 	store := ring.NewMemStore()
 	rcfg := ring.Config{ReplicationFactor: rf}
 	c := &cluster{reg: prometheus.NewRegistry()}
-	c.sharder = storeclient.NewSharder(ring.New(rcfg, store, time.Now), rcfg, time.Now)
+	c.sharder = ring.NewBlockSharder(ring.New(rcfg, store, time.Now), rcfg, time.Now)
 	lister := bucketindex.NewBucketLister(bkt)
 	for i := range n {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")

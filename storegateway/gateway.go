@@ -18,7 +18,7 @@ import (
 
 	"github.com/strata-metrics/strata/bucketindex"
 	"github.com/strata-metrics/strata/proto/storepb"
-	"github.com/strata-metrics/strata/storegateway/storeclient"
+	"github.com/strata-metrics/strata/ring"
 )
 
 // Deps is what a StoreGateway needs besides its configuration.
@@ -31,7 +31,7 @@ type Deps struct {
 	Tenants func(ctx context.Context) ([]string, error)
 	// Sharder and InstanceID decide which blocks this instance owns; a nil
 	// Sharder owns every block (a single store-gateway).
-	Sharder    *storeclient.Sharder
+	Sharder    *ring.BlockSharder
 	InstanceID string
 	Log        *slog.Logger
 	Reg        prometheus.Registerer
@@ -163,7 +163,7 @@ var errNotInRing = errors.New("this store-gateway is not in the ring")
 // files of the blocks it neither owns nor has open. A tenant whose blocks
 // cannot be listed keeps the blocks it owned.
 func (g *StoreGateway) sync(ctx context.Context) error {
-	var snap *storeclient.Snapshot
+	var snap *ring.BlockSnapshot
 	if g.deps.Sharder != nil {
 		if snap = g.deps.Sharder.Snapshot(); !snap.Has(g.deps.InstanceID) {
 			return errNotInRing

@@ -17,7 +17,6 @@ import (
 	"github.com/strata-metrics/strata/bucketindex"
 	"github.com/strata-metrics/strata/proto/storepb"
 	"github.com/strata-metrics/strata/ring"
-	"github.com/strata-metrics/strata/storegateway/storeclient"
 )
 
 // labelsReference is what Prometheus' block querier answers for label
@@ -182,7 +181,7 @@ func TestSyncOwnership(t *testing.T) {
 		require.NoError(t, lc.SetState(ctx, ring.Active))
 	}
 	rcfg := ring.Config{ReplicationFactor: 1, HeartbeatTimeout: 0}
-	sharder := storeclient.NewSharder(ring.New(rcfg, store, time.Now), rcfg, time.Now)
+	sharder := ring.NewBlockSharder(ring.New(rcfg, store, time.Now), rcfg, time.Now)
 	lister := bucketindex.NewBucketLister(f.bkt)
 	owned := map[string]bool{}
 	for _, self := range []string{"sg-1", "sg-2"} {
@@ -232,7 +231,7 @@ func TestRunWaitsForRing(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	g, err := New(testConfig(t), Deps{
 		Bucket: f.bkt, Blocks: lister, Tenants: lister.Tenants, InstanceID: "sg-1", Log: discard(), Reg: reg,
-		Sharder: storeclient.NewSharder(ring.New(rcfg, store, time.Now), rcfg, time.Now),
+		Sharder: ring.NewBlockSharder(ring.New(rcfg, store, time.Now), rcfg, time.Now),
 	})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -80,7 +80,7 @@ func newComponents(cfg *Config, srv *server.Server, advertise string, log *slog.
 	c.distRing = ring.New(cfg.Ring, distStore, time.Now)
 	srv.Handle("/memberlist", "memberlist", kv.MembersHandler())
 	srv.Handle("/ring", "ring", c.ingRing.StatusHandler())
-	srv.Handle("/distributor/ring", "distributor_ring", c.distRing.StatusHandlerTitled("Distributor ring"))
+	srv.Handle("/distributor/ring", "distributor_ring", c.distRing.MembershipHandler("Distributor ring"))
 
 	overrides, err := limits.NewRuntimeOverrides(cfg.RuntimeConfig, cfg.Limits, log.With("component", "runtime-config"), reg)
 	if err != nil {

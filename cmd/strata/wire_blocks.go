@@ -22,7 +22,6 @@ import (
 	"github.com/strata-metrics/strata/ring"
 	"github.com/strata-metrics/strata/server"
 	"github.com/strata-metrics/strata/storegateway"
-	"github.com/strata-metrics/strata/storegateway/storeclient"
 	"github.com/strata-metrics/strata/tenant"
 )
 
@@ -42,7 +41,7 @@ type blocksComponents struct {
 	// sgRing holds the store-gateways; every process sees it (queriers
 	// route by it). sharder maps a block to its store-gateways.
 	sgRing  *ring.Ring
-	sharder *storeclient.Sharder
+	sharder *ring.BlockSharder
 	sg      *storegateway.StoreGateway
 	sgLC    *ring.Lifecycler
 	// sgClient is the querier's way to the store-gateways.
@@ -76,13 +75,13 @@ func (b *blocksComponents) openBucket(cfg *Config, component string, log *slog.L
 // process sees) and the bucket index loader of targets that read blocks.
 func newBlocksComponents(cfg *Config, srv *server.Server, kv *gossip.KV, pool *clientpool.Pool, tenants tenant.Resolver, advertise string, runs func(string) bool, retention func(string) time.Duration, log *slog.Logger, reg prometheus.Registerer) (*blocksComponents, error) {
 	b := &blocksComponents{}
-	sgStore, err := ring.NewGossipStore(kv, storeclient.RingKey, time.Now)
+	sgStore, err := ring.NewGossipStore(kv, ring.StoreGatewayRingKey, time.Now)
 	if err != nil {
 		return nil, err
 	}
 	sgRingCfg := cfg.StoreGateway.RingConfig(cfg.Ring)
 	b.sgRing = ring.New(sgRingCfg, sgStore, time.Now)
-	b.sharder = storeclient.NewSharder(b.sgRing, sgRingCfg, time.Now)
+	b.sharder = ring.NewBlockSharder(b.sgRing, sgRingCfg, time.Now)
 	srv.Handle("/store-gateway/ring", "store_gateway_ring", b.sgRing.StatusHandlerTitled("Store-gateway ring"))
 
 	compStore, err := ring.NewGossipStore(kv, compactor.RingKey, time.Now)

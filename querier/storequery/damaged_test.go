@@ -14,7 +14,6 @@ import (
 	"github.com/strata-metrics/strata/block"
 	"github.com/strata-metrics/strata/bucketindex"
 	"github.com/strata-metrics/strata/ring"
-	"github.com/strata-metrics/strata/storegateway/storeclient"
 )
 
 func ingesterCopy(id uint64, ingester string, mint, maxt int64) bucketindex.BlockRef {
@@ -96,7 +95,7 @@ func TestFetchPerBlockErrors(t *testing.T) {
 			errs := map[string]codes.Code{bad: tc.code}
 			clients := fakeClients{"a:1": {name: "a", blockErrs: errs}, "b:1": {name: "b", blockErrs: errs}}
 			reg := prometheus.NewRegistry()
-			c := New(Deps{Blocks: lister, Sharder: storeclient.NewSharder(r, ring.Config{ReplicationFactor: 2}, nowFunc), Clients: clients, IngesterReplicationFactor: tc.rf, Reg: reg})
+			c := New(Deps{Blocks: lister, Sharder: ring.NewBlockSharder(r, ring.Config{ReplicationFactor: 2}, nowFunc), Clients: clients, IngesterReplicationFactor: tc.rf, Reg: reg})
 			got, err := c.LabelNames(context.Background(), "t1", 0, 2*h2, nil, 0)
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)

@@ -12,6 +12,6 @@
 // (coveredByCopies), UnavailableError, and the union of label answers.
 // Does not: decode or merge series (package querier does, with the
 // ingesters' answers, in one merge that drops duplicate chunks and
-// samples), hold the block → store-gateway sharding rule (storeclient.Sharder)
+// samples), hold the block → store-gateway sharding rule (ring.BlockSharder)
 // or evaluate PromQL.
 package storequery

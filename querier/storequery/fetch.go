@@ -19,7 +19,6 @@ import (
 	"github.com/strata-metrics/strata/proto/ingesterpb"
 	"github.com/strata-metrics/strata/proto/storepb"
 	"github.com/strata-metrics/strata/ring"
-	"github.com/strata-metrics/strata/storegateway/storeclient"
 )
 
 // Clients is what the client needs from a connection pool.
@@ -46,7 +45,7 @@ func (f ConnFunc) Get(addr string) (storepb.StoreGatewayClient, error) {
 // Deps is what a Client needs.
 type Deps struct {
 	Blocks  bucketindex.BlockLister
-	Sharder *storeclient.Sharder
+	Sharder *ring.BlockSharder
 	Clients Clients
 	// IngesterReplicationFactor is the ingesters' -ring.replication-factor:
 	// with it a damaged ingester copy of a range whose other copies were
@@ -60,7 +59,7 @@ type Deps struct {
 // goroutine-safe.
 type Client struct {
 	blocks  bucketindex.BlockLister
-	sharder *storeclient.Sharder
+	sharder *ring.BlockSharder
 	clients Clients
 	rf      int
 	log     *slog.Logger

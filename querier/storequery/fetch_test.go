@@ -16,7 +16,6 @@ import (
 	"github.com/strata-metrics/strata/bucketindex"
 	"github.com/strata-metrics/strata/proto/storepb"
 	"github.com/strata-metrics/strata/ring"
-	"github.com/strata-metrics/strata/storegateway/storeclient"
 )
 
 // fakeGateway answers LabelNames with its own name per block, or fails,
@@ -54,7 +53,7 @@ func (f *fakeGateway) LabelNames(_ context.Context, req *storepb.LabelNamesReque
 // staticRing is a ring that never changes.
 type staticRing []ring.Instance
 
-func (r staticRing) Instances() []ring.Instance { return r }
+func (r staticRing) Index() *ring.Index { return ring.NewIndex(r) }
 
 type fakeClients map[string]*fakeGateway
 
@@ -86,7 +85,7 @@ func TestFetchRetriesAndBadInput(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clients := fakeClients{"a:1": {name: "a", err: tc.errA}, "b:1": {name: "b", err: tc.errB}}
-			c := New(Deps{Blocks: lister, Sharder: storeclient.NewSharder(r, ring.Config{ReplicationFactor: 2}, nowFunc), Clients: clients, Reg: prometheus.NewRegistry()})
+			c := New(Deps{Blocks: lister, Sharder: ring.NewBlockSharder(r, ring.Config{ReplicationFactor: 2}, nowFunc), Clients: clients, Reg: prometheus.NewRegistry()})
 			got, err := c.LabelNames(context.Background(), "t1", 0, 10, nil, 0)
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)

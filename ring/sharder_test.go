@@ -1,14 +1,14 @@
-package storeclient
+package ring_test
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
 	"github.com/strata-metrics/strata/ring"
@@ -18,23 +18,24 @@ import (
 // versions must agree on every block's owners.
 func TestBlockToken(t *testing.T) {
 	id := ulid.MustParseStrict("01HZX3J1K9Q8S2V7W5Y4T6R0PA")
-	require.Equal(t, uint32(0x21a69374), BlockToken("t1", id))
-	require.NotEqual(t, BlockToken("t1", id), BlockToken("t2", id), "the tenant counts")
+	require.Equal(t, uint32(0x21a69374), ring.BlockToken("t1", id))
+	require.NotEqual(t, ring.BlockToken("t1", id), ring.BlockToken("t2", id), "the tenant counts")
 }
 
+// staticRing is a fixed membership.
 type staticRing []ring.Instance
 
-func (r staticRing) Instances() []ring.Instance { return r }
+func (r staticRing) Index() *ring.Index { return ring.NewIndex(r) }
 
-// testRing registers n instances through real lifecyclers (even tokens)
-// in zones z0, z1, ... (round robin over zones).
-func testRing(t *testing.T, n, zones int) *ring.Ring {
+// lifecyclerRing registers n instances through real lifecyclers (even
+// tokens) in zones z0, z1, ... (round robin over zones).
+func lifecyclerRing(t *testing.T, n, zones int) *ring.Ring {
 	t.Helper()
 	store := ring.NewMemStore()
 	for i := range n {
 		lc := ring.NewLifecycler(ring.LifecyclerConfig{NumTokens: 64, HeartbeatPeriod: time.Second}, ring.LifecyclerDeps{
 			ID: fmt.Sprintf("sg-%d", i), Addr: fmt.Sprintf("127.0.0.1:%d", 1000+i), Zone: fmt.Sprintf("z%d", i%zones),
-			Store: store, Log: discard(), Reg: prometheus.NewRegistry(),
+			Store: store, Log: slog.New(slog.DiscardHandler), Reg: prometheus.NewRegistry(),
 		})
 		require.NoError(t, lc.Register(context.Background()))
 		require.NoError(t, lc.SetState(context.Background(), ring.Active))
@@ -57,8 +58,8 @@ func TestReplicas(t *testing.T) {
 		{"zone aware, fewer zones", 6, 2, 3, true, 2, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := testRing(t, tc.n, tc.zones)
-			s := NewSharder(r, ring.Config{ReplicationFactor: tc.rf, ZoneAwarenessEnabled: tc.zoneAware}, time.Now)
+			r := lifecyclerRing(t, tc.n, tc.zones)
+			s := ring.NewBlockSharder(r, ring.Config{ReplicationFactor: tc.rf, ZoneAwarenessEnabled: tc.zoneAware}, time.Now)
 			snap := s.Snapshot()
 			primaries := map[string]int{}
 			for i := range 300 {
@@ -92,12 +93,12 @@ func TestSnapshotHealthy(t *testing.T) {
 		{ID: "b", State: ring.Active, Heartbeat: now.Add(-2 * time.Minute).UnixMilli(), Tokens: []uint32{2}},
 		{ID: "c", State: ring.Joining, Heartbeat: now.UnixMilli(), Tokens: []uint32{3}},
 	}
-	s := NewSharder(r, ring.Config{ReplicationFactor: 3, HeartbeatTimeout: time.Minute}, func() time.Time { return now })
+	s := ring.NewBlockSharder(r, ring.Config{ReplicationFactor: 3, HeartbeatTimeout: time.Minute}, func() time.Time { return now })
 	snap := s.Snapshot()
 	for i, want := range []bool{true, false, true} {
 		require.Equal(t, want, snap.Healthy(&r[i]), r[i].ID)
 	}
 	require.Len(t, snap.Replicas("t1", ulid.MustNew(1, nil), nil), 3)
+	require.True(t, snap.Has("b"))
+	require.False(t, snap.Has("d"))
 }
-
-func lbls(v string) labels.Labels { return labels.FromStrings("l", v) }
