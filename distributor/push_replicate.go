@@ -2,12 +2,10 @@ package distributor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/proto/ingesterpb"
@@ -30,36 +28,22 @@ var classNames = [...]string{"ok", "bad_input", "limited", "unavailable", "timeo
 
 func (c failureClass) String() string { return classNames[c] }
 
-// classify maps a Push error to its class: by the ErrorDetails in the gRPC
-// status when the ingester sent one, else by the gRPC code, never by text.
+// classify maps a Push error to its class: by the class the ingester put
+// in the ErrorDetails of its status, else by the gRPC code
+// (ingesterpb.FromStatus), never by text.
 func classify(err error) failureClass {
 	if err == nil {
 		return classOK
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return classTimeout
-	}
-	st, ok := status.FromError(err)
-	if !ok {
-		return classError
-	}
-	for _, det := range st.Details() {
-		if ed, ok := det.(*ingesterpb.ErrorDetails); ok {
-			switch ed.GetClass() {
-			case ingesterpb.ErrorClass_ERROR_CLASS_BAD_INPUT:
-				return classBadInput
-			case ingesterpb.ErrorClass_ERROR_CLASS_LIMITED:
-				return classLimited
-			case ingesterpb.ErrorClass_ERROR_CLASS_UNAVAILABLE:
-				return classUnavailable
-			}
-		}
-	}
-	switch st.Code() {
-	case codes.DeadlineExceeded:
-		return classTimeout
-	case codes.Unavailable:
+	switch ingesterpb.FromStatus(err).Class {
+	case ingesterpb.ErrorClass_ERROR_CLASS_BAD_INPUT:
+		return classBadInput
+	case ingesterpb.ErrorClass_ERROR_CLASS_LIMITED:
+		return classLimited
+	case ingesterpb.ErrorClass_ERROR_CLASS_UNAVAILABLE:
 		return classUnavailable
+	case ingesterpb.ErrorClass_ERROR_CLASS_TIMEOUT:
+		return classTimeout
 	}
 	return classError
 }
@@ -197,7 +181,7 @@ func (d *Distributor) pushOne(ctx context.Context, tenantID string, inst ring.In
 func (d *Distributor) push(ctx context.Context, tenantID, addr string, body []byte) error {
 	c, err := d.clients.Get(addr)
 	if err != nil {
-		return status.Error(codes.Unavailable, err.Error())
+		return &ingesterpb.ClassError{Class: ingesterpb.ErrorClass_ERROR_CLASS_UNAVAILABLE, Msg: err.Error()}
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.RemoteTimeout)
 	defer cancel()
