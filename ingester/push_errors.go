@@ -1,7 +1,7 @@
 package ingester
 
 import (
-		"errors"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
