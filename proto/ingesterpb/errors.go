@@ -92,11 +92,16 @@ func newStatus(class ErrorClass, rejected int64, msg string) error {
 // DeadlineExceeded, Canceled), their class; else UNSPECIFIED (a bare
 // ResourceExhausted, say, is gRPC's message size limit, not a limit that
 // will pass). A context error that never became a status is TIMEOUT or
-// CANCELED. Msg is the status message (err's text when err is no status).
+// CANCELED, and a *ClassError (a client's own, possibly wrapped) keeps its
+// class. Msg is the status message (err's text when err is no status).
 // Nil gives nil.
 func FromStatus(err error) *ClassError {
-	if err == nil {
+	var own *ClassError
+	switch {
+	case err == nil:
 		return nil
+	case errors.As(err, &own): // classed on the client's side, never sent
+		return &ClassError{Class: own.Class, RejectedSamples: own.RejectedSamples, Msg: err.Error()}
 	}
 	st, ok := status.FromError(err)
 	if !ok {

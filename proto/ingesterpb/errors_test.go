@@ -77,6 +77,7 @@ func TestToStatusFromStatus(t *testing.T) {
 		{"deadline", fmt.Errorf("query: %w", context.DeadlineExceeded), &ClassError{Class: ErrorClass_ERROR_CLASS_TIMEOUT, Msg: "query: context deadline exceeded"}},
 		{"canceled", context.Canceled, &ClassError{Class: ErrorClass_ERROR_CLASS_CANCELED, Msg: "context canceled"}},
 		{"status passes", status.Error(codes.FailedPrecondition, "x"), &ClassError{Class: ErrorClass_ERROR_CLASS_UNSPECIFIED, Msg: "x"}},
+		{"client's own class", fmt.Errorf("dial: %w", &ClassError{Class: ErrorClass_ERROR_CLASS_UNAVAILABLE, Msg: "refused"}), &ClassError{Class: ErrorClass_ERROR_CLASS_UNAVAILABLE, Msg: "dial: refused"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			require.Equal(t, tc.want, FromStatus(ToStatus(tc.in)))
