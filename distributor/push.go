@@ -162,4 +162,3 @@ func (d *Distributor) countValidation(st *pushState) PushResult {
 	}
 	return PushResult{Series: len(st.req.Series), Samples: samples, Histograms: histograms, Exemplars: exemplars, Metadata: len(st.req.Metadata)}
 }
-
