@@ -147,13 +147,13 @@ func (d *Distributor) Run(ctx context.Context) error {
 	return nil
 }
 
-func (d *Distributor) pushStarted() {
+func (d *Distributor) sendStarted() {
 	d.mu.Lock()
 	d.pushing++
 	d.mu.Unlock()
 }
 
-func (d *Distributor) pushDone() {
+func (d *Distributor) sendDone() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.pushing--; d.pushing == 0 && d.drained != nil {

@@ -48,8 +48,8 @@ func classify(err error) failureClass {
 	return classError
 }
 
-// pushResult is the outcome of one batch.
-type pushResult struct {
+// batchResult is the outcome of one batch.
+type batchResult struct {
 	batch int
 	class failureClass
 	err   error
@@ -72,17 +72,17 @@ func (d *Distributor) send(ctx context.Context, st *pushState, tenantID string) 
 	if len(st.batches) == 0 {
 		return nil
 	}
-	results := make(chan pushResult, len(st.batches))
+	results := make(chan batchResult, len(st.batches))
 	pushCtx := context.WithoutCancel(ctx)
 	for i := range st.batches {
 		b := &st.batches[i]
 		buf, inst := b.buf, b.inst
 		b.buf = nil // owned by the push goroutine from here on
-		d.pushStarted()
+		d.sendStarted()
 		go func() {
-			defer d.pushDone()
-			class, err := d.pushOne(pushCtx, tenantID, inst, buf)
-			results <- pushResult{batch: i, class: class, err: err}
+			defer d.sendDone()
+			class, err := d.sendBatch(pushCtx, tenantID, inst, buf)
+			results <- batchResult{batch: i, class: class, err: err}
 		}()
 	}
 
@@ -92,8 +92,8 @@ func (d *Distributor) send(ctx context.Context, st *pushState, tenantID string) 
 			pending++
 		}
 	}
-	var failed []pushResult // failed pushes, to name them
-	var badInput *pushResult
+	var failed []batchResult // failed pushes, to name them
+	var badInput *batchResult
 	for received := 0; pending > 0; received++ {
 		if received == len(st.batches) {
 			return &IngesterError{Msg: fmt.Sprintf("BUG: %d items undecided after every push answered", pending)}
@@ -136,7 +136,7 @@ func (d *Distributor) send(ctx context.Context, st *pushState, tenantID string) 
 // quorumError describes why item idx cannot reach its quorum. When every
 // failure so far is a limit, the push gets 429; otherwise 500, because the
 // sender must retry what was not stored.
-func (d *Distributor) quorumError(st *pushState, idx int32, failed []pushResult) error {
+func (d *Distributor) quorumError(st *pushState, idx int32, failed []batchResult) error {
 	it := &st.items[idx]
 	var what string
 	if n := len(st.req.Series); int(idx) < n {
@@ -163,13 +163,13 @@ func (d *Distributor) quorumError(st *pushState, idx int32, failed []pushResult)
 		what, it.acks, replicas, it.quorum, b.String(), idNoQuorum)}
 }
 
-// pushOne sends one batch to one ingester and recycles its buffer.
-func (d *Distributor) pushOne(ctx context.Context, tenantID string, inst ring.Instance, buf *[]byte) (failureClass, error) {
+// sendBatch sends one batch to one ingester and recycles its buffer.
+func (d *Distributor) sendBatch(ctx context.Context, tenantID string, inst ring.Instance, buf *[]byte) (failureClass, error) {
 	defer d.putBuf(buf)
 	d.m.inflightPushes.Inc()
 	defer d.m.inflightPushes.Dec()
 	start := time.Now()
-	err := d.push(ctx, tenantID, inst.Addr, *buf)
+	err := d.callIngester(ctx, tenantID, inst.Addr, *buf)
 	d.m.ingesterPushDuration.Observe(time.Since(start).Seconds())
 	class := classify(err)
 	if class != classOK {
@@ -178,7 +178,10 @@ func (d *Distributor) pushOne(ctx context.Context, tenantID string, inst ring.In
 	return class, err
 }
 
-func (d *Distributor) push(ctx context.Context, tenantID, addr string, body []byte) error {
+// callIngester calls Push on the ingester at addr, within
+// -distributor.remote-timeout; an ingester whose client cannot be had is
+// UNAVAILABLE.
+func (d *Distributor) callIngester(ctx context.Context, tenantID, addr string, body []byte) error {
 	c, err := d.clients.Get(addr)
 	if err != nil {
 		return &ingesterpb.ClassError{Class: ingesterpb.ErrorClass_ERROR_CLASS_UNAVAILABLE, Msg: err.Error()}
