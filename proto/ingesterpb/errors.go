@@ -44,7 +44,8 @@ func (c ErrorClass) Code() codes.Code {
 
 // ClassOfCode is the class whose code is c (the inverse of Code), for a
 // code that travelled without its status, as storepb.BlockError carries
-// it; UNSPECIFIED for a code no class has.
+// it (the store-gateway client reads every store-gateway error so);
+// UNSPECIFIED for a code no class has.
 func ClassOfCode(c codes.Code) ErrorClass {
 	for class, code := range classCodes {
 		if code == c {

@@ -232,7 +232,9 @@ func fetch[A any](ctx context.Context, c *Client, rpc, tenantID string, blocks [
 		pending = pending[:0]
 		for _, g := range groups {
 			if g.err != nil {
-				if ingesterpb.FromStatus(g.err).Class == ingesterpb.ErrorClass_ERROR_CLASS_BAD_INPUT {
+				// A store-gateway's class is the code's (ToStatus): block
+				// errors carry only the code, so both are read the same way.
+				if ingesterpb.ClassOfCode(status.Code(g.err)) == ingesterpb.ErrorClass_ERROR_CLASS_BAD_INPUT {
 					return nil, fmt.Errorf("%s from store-gateway %s: %w", rpc, g.in.ID, g.err)
 				}
 				c.log.Warn("store-gateway failed, trying another replica", "rpc", rpc, "instance", g.in.ID, "addr", g.in.Addr, "blocks", len(g.blocks), "err", g.err)
