@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/strata-metrics/strata/proto/ingesterpb"
-	"github.com/strata-metrics/strata/remotewrite"
 )
 
 // The standard request of DESIGN.md: 2,000 series of 10 node_exporter-like
@@ -41,19 +40,19 @@ func BenchmarkPushDecodeValidate(b *testing.B) {
 	d := h.d
 	body := standardBody(b)
 	lim := d.limits.For("bench")
-	steps := map[string]func(st *pushState) error{
-		"decompress": func(st *pushState) error { return d.decompress(st) },
-		"decode":     func(st *pushState) error { return remotewrite.Decode(st.raw, st.req) },
-		"validate": func(st *pushState) error {
+	steps := map[string]func(pb *pushBody, st *pushState) error{
+		"decompress": func(pb *pushBody, _ *pushState) error { return d.decompress(pb) },
+		"decode":     func(pb *pushBody, _ *pushState) error { return decodeRW1(pb.raw, pb.req) },
+		"validate": func(_ *pushBody, st *pushState) error {
 			// Idempotent: the request stays as the first run left it.
 			st.val.reset(lim, false, testNow)
 			st.val.validate(st.req)
 			return st.val.err()
 		},
 	}
-	all := func(st *pushState) error {
+	all := func(pb *pushBody, st *pushState) error {
 		for _, step := range []string{"decompress", "decode", "validate"} {
-			if err := steps[step](st); err != nil {
+			if err := steps[step](pb, st); err != nil {
 				return err
 			}
 		}
@@ -65,10 +64,13 @@ func BenchmarkPushDecodeValidate(b *testing.B) {
 	steps["all"] = all
 	for _, name := range []string{"all", "decompress", "decode", "validate"} {
 		b.Run(name, func(b *testing.B) {
+			pb := d.getBody()
+			defer d.putBody(pb)
 			st := d.states.Get().(*pushState)
 			defer d.putState(st)
-			st.body = append(st.body[:0], body...)
-			if err := all(st); err != nil {
+			st.req = pb.req
+			pb.body = append(pb.body[:0], body...)
+			if err := all(pb, st); err != nil {
 				b.Fatal(err)
 			}
 			step := steps[name]
@@ -76,7 +78,7 @@ func BenchmarkPushDecodeValidate(b *testing.B) {
 			b.ReportAllocs()
 			cpu := cpuTime()
 			for b.Loop() {
-				if err := step(st); err != nil {
+				if err := step(pb, st); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -96,11 +98,14 @@ func BenchmarkShard(b *testing.B) {
 			_, clients, _ := newFakes(tc.ingesters)
 			h := newHarness(b, harnessOpts{ring: r, clients: clients})
 			d := h.d
+			pb := d.getBody()
+			defer d.putBody(pb)
 			st := d.states.Get().(*pushState)
 			defer d.putState(st)
-			st.body = append(st.body[:0], standardBody(b)...)
-			require.NoError(b, d.decompress(st))
-			require.NoError(b, remotewrite.Decode(st.raw, st.req))
+			st.req = pb.req
+			pb.body = append(pb.body[:0], standardBody(b)...)
+			require.NoError(b, d.decompress(pb))
+			require.NoError(b, decodeRW1(pb.raw, pb.req))
 			st.val.reset(d.limits.For("bench"), false, testNow)
 			st.val.validate(st.req)
 			b.ReportAllocs()

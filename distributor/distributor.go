@@ -73,7 +73,8 @@ type Distributor struct {
 	reqRate       *rateLimiter     // request rate, pushes per tenant
 	ha            *haTracker       // nil: no HA-pair dedup
 
-	states sync.Pool // *pushState: body buffers, decoded request, scratch
+	bodies sync.Pool // *pushBody: an HTTP push's body buffers and decoded request
+	states sync.Pool // *pushState: validation, sharding and quorum scratch
 	bufs   sync.Pool // *[]byte: one per-ingester push body each
 
 	// Ingester pushes in flight, including those that go on after their
@@ -146,13 +147,13 @@ func (d *Distributor) Run(ctx context.Context) error {
 	return nil
 }
 
-func (d *Distributor) pushStarted() {
+func (d *Distributor) sendStarted() {
 	d.mu.Lock()
 	d.pushing++
 	d.mu.Unlock()
 }
 
-func (d *Distributor) pushDone() {
+func (d *Distributor) sendDone() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.pushing--; d.pushing == 0 && d.drained != nil {

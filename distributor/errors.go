@@ -8,8 +8,9 @@ import (
 	"github.com/strata-metrics/strata/tenant"
 )
 
-// The push path returns exactly one of these classes (or a tenant or ring
-// error); httpStatus maps them to HTTP, once. Remote-write senders drop a
+// The push path (Push and the HTTP handler) returns exactly one of these
+// classes (or a tenant or ring error); httpStatus maps them to HTTP, once,
+// and an in-process caller of Push tells them apart with errors.As. Remote-write senders drop a
 // batch on 4xx (but 429 when told to retry it) and retry it on 5xx, so the
 // class decides whether data is lost or resent: only input that can never
 // succeed gets a 4xx.
@@ -40,8 +41,9 @@ func (e *MethodNotAllowedError) Error() string {
 }
 
 // LimitedError means a limit that will pass later turned the push away:
-// HTTP 429. Today only ingesters say so (ERROR_CLASS_LIMITED); the
-// per-tenant rate limit of issue 4 will return it too.
+// HTTP 429: the tenant's ingestion or request rate limit
+// (push_ratelimit.go, push_requestrate.go) or an ingester's
+// (ERROR_CLASS_LIMITED).
 type LimitedError struct{ Msg string }
 
 func (e *LimitedError) Error() string { return e.Msg }

@@ -36,20 +36,23 @@ func FuzzPushBody(f *testing.F) {
 	h := newHarness(f, harnessOpts{cfg: &cfg})
 	d := h.d
 	f.Fuzz(func(t *testing.T, body []byte) {
+		pb := d.getBody()
+		defer d.putBody(pb)
 		st := d.states.Get().(*pushState)
 		defer d.putState(st)
-		st.body = append(st.body[:0], body...)
-		if err := d.decompress(st); err != nil {
+		st.req = pb.req
+		pb.body = append(pb.body[:0], body...)
+		if err := d.decompress(pb); err != nil {
 			require.Equal(t, 1, strings.Count(err.Error(), "[strata-"), "error without an id: %v", err)
 			return
 		}
-		require.LessOrEqual(t, len(st.raw), cfg.MaxRecvMsgSize)
-		if err := remotewrite.Decode(st.raw, st.req); err != nil {
+		require.LessOrEqual(t, len(pb.raw), cfg.MaxRecvMsgSize)
+		if err := decodeRW1(pb.raw, pb.req); err != nil {
 			return
 		}
 		// Decoding allocates in proportion to the body: every series and
 		// every label takes at least two bytes of it.
-		require.LessOrEqual(t, len(st.req.Series), len(st.raw)/2)
+		require.LessOrEqual(t, len(st.req.Series), len(pb.raw)/2)
 		st.val.reset(d.limits.For("fuzz"), false, testNow)
 		st.val.validate(st.req)
 		if err := st.val.err(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/strata-metrics/strata/clientpool"
 	"github.com/strata-metrics/strata/limits"
 	"github.com/strata-metrics/strata/proto/ingesterpb"
+	"github.com/strata-metrics/strata/remotewrite"
 	"github.com/strata-metrics/strata/ring"
 	"github.com/strata-metrics/strata/tenant"
 )
@@ -56,18 +58,19 @@ func (g *grpcIngester) Push(_ context.Context, req *ingesterpb.PushRequest) (*in
 	return &ingesterpb.PushResponse{SamplesAppended: int64(len(wr.Timeseries))}, nil
 }
 
-// TestPushOverGRPC runs the distributor against a gRPC ingester on
-// loopback, through the real client pool and ring.
-func TestPushOverGRPC(t *testing.T) {
+// startOverGRPC starts a distributor whose one ingester is ing, served over
+// gRPC on loopback through the real client pool and ring; stop stops the
+// ingester's server (the distributor is stopped by the test's cleanup).
+func startOverGRPC(t *testing.T) (d *Distributor, ing *grpcIngester, addr string, stop func()) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	ing := &grpcIngester{received: map[string][]prompb.TimeSeries{}}
+	ing = &grpcIngester{received: map[string][]prompb.TimeSeries{}}
 	srv := grpc.NewServer()
 	ingesterpb.RegisterIngesterServer(srv, ing)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 	stopped := false
-	stop := func() {
+	stop = func() {
 		if !stopped {
 			stopped = true
 			srv.Stop()
@@ -85,7 +88,7 @@ func TestPushOverGRPC(t *testing.T) {
 	pool := clientpool.New(clientpool.Config{MaxMessageBytes: 100 << 20, KeepaliveTime: 20 * time.Second}, prometheus.NewRegistry())
 	t.Cleanup(func() { require.NoError(t, pool.Close()) })
 
-	d, err := New(defaultConfig(), Deps{
+	d, err = New(defaultConfig(), Deps{
 		Ring: rng, Clients: pool, Limits: limits.NewOverrides(defaultLimits()),
 		Tenants: tenant.Resolver{MultitenancyEnabled: true},
 		Log:     slog.New(slog.DiscardHandler), Reg: prometheus.NewRegistry(),
@@ -96,6 +99,13 @@ func TestPushOverGRPC(t *testing.T) {
 	ran := make(chan error, 1)
 	go func() { ran <- d.Run(ctx) }()
 	t.Cleanup(func() { cancel(); require.NoError(t, <-ran) })
+	return d, ing, lis.Addr().String(), stop
+}
+
+// TestPushOverGRPC runs the distributor against a gRPC ingester on
+// loopback, through the real client pool and ring.
+func TestPushOverGRPC(t *testing.T) {
+	d, ing, addr, stop := startOverGRPC(t)
 
 	push := func(tenantID string, in []prompb.TimeSeries) (int, string) {
 		h := &harness{d: d}
@@ -122,5 +132,64 @@ func TestPushOverGRPC(t *testing.T) {
 	stop()
 	code, msg = push("team-a", in[:1])
 	require.Equal(t, 500, code)
-	require.Contains(t, msg, "ingester ing-0 ("+lis.Addr().String()+"): unavailable: ")
+	require.Contains(t, msg, "ingester ing-0 ("+addr+"): unavailable: ")
+}
+
+// TestPushInProcess calls Push as the ruler does, with a request built by
+// hand (no encoding), reads the samples back from the ingester, and checks
+// that each error class maps to the status the HTTP handler answers.
+func TestPushInProcess(t *testing.T) {
+	d, ing, _, stop := startOverGRPC(t)
+	ctx := context.Background()
+	ts := testNowMs
+	series := func() *remotewrite.Request {
+		return &remotewrite.Request{Series: []remotewrite.Series{
+			{ // unsorted, as a rule's result may come: Push sorts in place
+				Labels:  []remotewrite.Label{{Name: "job", Value: "a"}, {Name: "__name__", Value: "job:up:sum"}},
+				Samples: []remotewrite.Sample{{Value: 3, Timestamp: ts}},
+			},
+			{
+				Labels:  []remotewrite.Label{{Name: "__name__", Value: "job:up:sum"}, {Name: "job", Value: "b"}},
+				Samples: []remotewrite.Sample{{Value: 1, Timestamp: ts}, {Value: 2, Timestamp: ts + 1000}},
+			},
+		}}
+	}
+
+	res, err := d.Push(ctx, "team-a", series())
+	require.NoError(t, err)
+	require.Equal(t, PushResult{Series: 2, Samples: 3}, res)
+	ing.mu.Lock()
+	got := ing.received["team-a"]
+	ing.mu.Unlock()
+	requireSameSeries(t, []prompb.TimeSeries{
+		{Labels: []prompb.Label{{Name: "__name__", Value: "job:up:sum"}, {Name: "job", Value: "a"}}, Samples: []prompb.Sample{{Value: 3, Timestamp: ts}}},
+		{Labels: []prompb.Label{{Name: "__name__", Value: "job:up:sum"}, {Name: "job", Value: "b"}}, Samples: []prompb.Sample{{Value: 1, Timestamp: ts}, {Value: 2, Timestamp: ts + 1000}}},
+	}, got)
+
+	// Every class an in-process caller can get maps to what the HTTP
+	// handler answers for it.
+	invalid := series()
+	invalid.Series[0].Labels[1].Name = "" // no metric name: dropped, the rest stored
+	for _, tc := range []struct {
+		name, tenant string
+		req          *remotewrite.Request
+		want         any // a pointer to the wanted class
+		code         int
+	}{
+		{"bad input", "team-a", invalid, new(*BadInputError), http.StatusBadRequest},
+		{"ingester rejects", "bad", series(), new(*BadInputError), http.StatusBadRequest},
+		{"ingester limited", "limited", series(), new(*LimitedError), http.StatusTooManyRequests},
+		{"invalid tenant", "../etc", series(), new(*tenant.InvalidError), http.StatusBadRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := d.Push(ctx, tc.tenant, tc.req)
+			require.ErrorAs(t, err, tc.want)
+			require.Equal(t, tc.code, httpStatus(err))
+		})
+	}
+
+	stop()
+	_, err = d.Push(ctx, "team-a", series())
+	require.ErrorAs(t, err, new(*IngesterError))
+	require.Equal(t, http.StatusInternalServerError, httpStatus(err))
 }

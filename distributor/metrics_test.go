@@ -202,8 +202,8 @@ func decodedPush(t testing.TB, d *Distributor) *pushState {
 	st := newPushState()
 	raw, err := (&prompb.WriteRequest{Timeseries: nodeSeries(benchSeries)}).Marshal()
 	require.NoError(t, err)
-	st.raw = raw
-	require.NoError(t, remotewrite.Decode(st.raw, st.req))
+	st.req = remotewrite.NewRequest()
+	require.NoError(t, remotewrite.Decode(raw, st.req))
 	st.val.reset(d.limits.For("bench"), false, testNow)
 	st.val.validate(st.req)
 	for why := range numReasons {

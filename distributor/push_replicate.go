@@ -2,12 +2,10 @@ package distributor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/proto/ingesterpb"
@@ -30,42 +28,28 @@ var classNames = [...]string{"ok", "bad_input", "limited", "unavailable", "timeo
 
 func (c failureClass) String() string { return classNames[c] }
 
-// classify maps a Push error to its class: by the ErrorDetails in the gRPC
-// status when the ingester sent one, else by the gRPC code, never by text.
+// classify maps a Push error to its class: by the class the ingester put
+// in the ErrorDetails of its status, else by the gRPC code
+// (ingesterpb.FromStatus), never by text.
 func classify(err error) failureClass {
 	if err == nil {
 		return classOK
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return classTimeout
-	}
-	st, ok := status.FromError(err)
-	if !ok {
-		return classError
-	}
-	for _, det := range st.Details() {
-		if ed, ok := det.(*ingesterpb.ErrorDetails); ok {
-			switch ed.GetClass() {
-			case ingesterpb.ErrorClass_ERROR_CLASS_BAD_INPUT:
-				return classBadInput
-			case ingesterpb.ErrorClass_ERROR_CLASS_LIMITED:
-				return classLimited
-			case ingesterpb.ErrorClass_ERROR_CLASS_UNAVAILABLE:
-				return classUnavailable
-			}
-		}
-	}
-	switch st.Code() {
-	case codes.DeadlineExceeded:
-		return classTimeout
-	case codes.Unavailable:
+	switch ingesterpb.FromStatus(err).Class {
+	case ingesterpb.ErrorClass_ERROR_CLASS_BAD_INPUT:
+		return classBadInput
+	case ingesterpb.ErrorClass_ERROR_CLASS_LIMITED:
+		return classLimited
+	case ingesterpb.ErrorClass_ERROR_CLASS_UNAVAILABLE:
 		return classUnavailable
+	case ingesterpb.ErrorClass_ERROR_CLASS_TIMEOUT:
+		return classTimeout
 	}
 	return classError
 }
 
-// pushResult is the outcome of one batch.
-type pushResult struct {
+// batchResult is the outcome of one batch.
+type batchResult struct {
 	batch int
 	class failureClass
 	err   error
@@ -88,17 +72,17 @@ func (d *Distributor) send(ctx context.Context, st *pushState, tenantID string) 
 	if len(st.batches) == 0 {
 		return nil
 	}
-	results := make(chan pushResult, len(st.batches))
+	results := make(chan batchResult, len(st.batches))
 	pushCtx := context.WithoutCancel(ctx)
 	for i := range st.batches {
 		b := &st.batches[i]
 		buf, inst := b.buf, b.inst
 		b.buf = nil // owned by the push goroutine from here on
-		d.pushStarted()
+		d.sendStarted()
 		go func() {
-			defer d.pushDone()
-			class, err := d.pushOne(pushCtx, tenantID, inst, buf)
-			results <- pushResult{batch: i, class: class, err: err}
+			defer d.sendDone()
+			class, err := d.sendBatch(pushCtx, tenantID, inst, buf)
+			results <- batchResult{batch: i, class: class, err: err}
 		}()
 	}
 
@@ -108,8 +92,8 @@ func (d *Distributor) send(ctx context.Context, st *pushState, tenantID string) 
 			pending++
 		}
 	}
-	var failed []pushResult // failed pushes, to name them
-	var badInput *pushResult
+	var failed []batchResult // failed pushes, to name them
+	var badInput *batchResult
 	for received := 0; pending > 0; received++ {
 		if received == len(st.batches) {
 			return &IngesterError{Msg: fmt.Sprintf("BUG: %d items undecided after every push answered", pending)}
@@ -152,7 +136,7 @@ func (d *Distributor) send(ctx context.Context, st *pushState, tenantID string) 
 // quorumError describes why item idx cannot reach its quorum. When every
 // failure so far is a limit, the push gets 429; otherwise 500, because the
 // sender must retry what was not stored.
-func (d *Distributor) quorumError(st *pushState, idx int32, failed []pushResult) error {
+func (d *Distributor) quorumError(st *pushState, idx int32, failed []batchResult) error {
 	it := &st.items[idx]
 	var what string
 	if n := len(st.req.Series); int(idx) < n {
@@ -179,13 +163,13 @@ func (d *Distributor) quorumError(st *pushState, idx int32, failed []pushResult)
 		what, it.acks, replicas, it.quorum, b.String(), idNoQuorum)}
 }
 
-// pushOne sends one batch to one ingester and recycles its buffer.
-func (d *Distributor) pushOne(ctx context.Context, tenantID string, inst ring.Instance, buf *[]byte) (failureClass, error) {
+// sendBatch sends one batch to one ingester and recycles its buffer.
+func (d *Distributor) sendBatch(ctx context.Context, tenantID string, inst ring.Instance, buf *[]byte) (failureClass, error) {
 	defer d.putBuf(buf)
 	d.m.inflightPushes.Inc()
 	defer d.m.inflightPushes.Dec()
 	start := time.Now()
-	err := d.push(ctx, tenantID, inst.Addr, *buf)
+	err := d.callIngester(ctx, tenantID, inst.Addr, *buf)
 	d.m.ingesterPushDuration.Observe(time.Since(start).Seconds())
 	class := classify(err)
 	if class != classOK {
@@ -194,10 +178,13 @@ func (d *Distributor) pushOne(ctx context.Context, tenantID string, inst ring.In
 	return class, err
 }
 
-func (d *Distributor) push(ctx context.Context, tenantID, addr string, body []byte) error {
+// callIngester calls Push on the ingester at addr, within
+// -distributor.remote-timeout; an ingester whose client cannot be had is
+// UNAVAILABLE.
+func (d *Distributor) callIngester(ctx context.Context, tenantID, addr string, body []byte) error {
 	c, err := d.clients.Get(addr)
 	if err != nil {
-		return status.Error(codes.Unavailable, err.Error())
+		return &ingesterpb.ClassError{Class: ingesterpb.ErrorClass_ERROR_CLASS_UNAVAILABLE, Msg: err.Error()}
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.RemoteTimeout)
 	defer cancel()

@@ -1,7 +1,6 @@
 package ingester
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,8 +10,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/proto/ingesterpb"
 	"github.com/strata-metrics/strata/tenant"
@@ -51,8 +48,9 @@ var reasonNames = [numReasons]string{
 
 func (r reason) String() string { return reasonNames[r] }
 
-// classify maps an error of storage.Appender.Append or AppendHistogram.
-func classify(err error) reason {
+// rejectReason is why storage.Appender.Append or AppendHistogram refused a
+// sample with err.
+func rejectReason(err error) reason {
 	var limited *seriesLimitError
 	switch {
 	case errors.As(err, &limited):
@@ -106,7 +104,7 @@ type rejection struct {
 func (r *rejections) reset() { *r = rejections{} }
 
 func (r *rejections) sample(err error, ls labels.Labels, ts int64) {
-	why := classify(err)
+	why := rejectReason(err)
 	r.samples[why]++
 	r.record(why, ls, ts, err)
 }
@@ -151,7 +149,7 @@ func (r *rejections) status(cfg Config, u *tenantDB) error {
 		fmt.Fprintf(&b, "; %d more rejected", more)
 	}
 	if r.samples[reasonOther] > 0 {
-		return statusErrorCode(codes.Internal, ingesterpb.ErrorClass_ERROR_CLASS_UNSPECIFIED, r.rejectedSamples(), b.String())
+		return statusError(ingesterpb.ErrorClass_ERROR_CLASS_UNSPECIFIED, r.rejectedSamples(), b.String())
 	}
 	return statusError(ingesterpb.ErrorClass_ERROR_CLASS_BAD_INPUT, r.rejectedSamples(), b.String())
 }
@@ -206,30 +204,13 @@ func formatMillis(ms int64) string {
 	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.999Z07:00")
 }
 
-// statusError is a gRPC error carrying class in its ErrorDetails, with the
-// code the class implies.
+// statusError is the gRPC status of class with msg (ingesterpb.ToStatus).
 func statusError(class ingesterpb.ErrorClass, rejected int64, msg string) error {
-	code := codes.Internal
-	switch class {
-	case ingesterpb.ErrorClass_ERROR_CLASS_BAD_INPUT:
-		code = codes.InvalidArgument
-	case ingesterpb.ErrorClass_ERROR_CLASS_LIMITED:
-		code = codes.ResourceExhausted
-	case ingesterpb.ErrorClass_ERROR_CLASS_UNAVAILABLE:
-		code = codes.Unavailable
-	}
-	return statusErrorCode(code, class, rejected, msg)
+	return ingesterpb.ToStatus(&ingesterpb.ClassError{Class: class, RejectedSamples: rejected, Msg: msg})
 }
 
-func statusErrorCode(code codes.Code, class ingesterpb.ErrorClass, rejected int64, msg string) error {
-	st, err := status.New(code, msg).WithDetails(&ingesterpb.ErrorDetails{Class: class, RejectedSamples: rejected})
-	if err != nil {
-		return status.Error(code, msg) // cannot happen: ErrorDetails always marshals
-	}
-	return st.Err()
-}
-
-// grpcError maps an error of the ingester's own making to a gRPC status.
+// grpcError classes an error of the ingester's own making and turns it into
+// its gRPC status: context errors and unclassed ones are ToStatus's.
 func grpcError(err error) error {
 	var unavailable errUnavailable
 	var invalid *tenant.InvalidError
@@ -238,11 +219,6 @@ func grpcError(err error) error {
 		return statusError(ingesterpb.ErrorClass_ERROR_CLASS_UNAVAILABLE, 0, err.Error())
 	case errors.As(err, &invalid):
 		return statusError(ingesterpb.ErrorClass_ERROR_CLASS_BAD_INPUT, 0, err.Error())
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return status.FromContextError(err).Err()
 	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	return statusError(ingesterpb.ErrorClass_ERROR_CLASS_UNSPECIFIED, 0, err.Error())
+	return ingesterpb.ToStatus(err)
 }

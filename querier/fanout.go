@@ -80,26 +80,11 @@ func (e *UnavailableError) Error() string {
 // ingesters' ERROR_CLASS_BAD_INPUT): retrying cannot help.
 func (e *UnavailableError) badInput() bool {
 	for _, f := range e.Failures {
-		if errorClass(f.Err) != ingesterpb.ErrorClass_ERROR_CLASS_BAD_INPUT {
+		if ingesterpb.FromStatus(f.Err).Class != ingesterpb.ErrorClass_ERROR_CLASS_BAD_INPUT {
 			return false
 		}
 	}
 	return len(e.Failures) > 0
-}
-
-// errorClass returns the class an ingester put in the details of its gRPC
-// status, or UNSPECIFIED.
-func errorClass(err error) ingesterpb.ErrorClass {
-	st, ok := status.FromError(err)
-	if !ok {
-		return ingesterpb.ErrorClass_ERROR_CLASS_UNSPECIFIED
-	}
-	for _, d := range st.Details() {
-		if ed, ok := d.(*ingesterpb.ErrorDetails); ok {
-			return ed.GetClass()
-		}
-	}
-	return ingesterpb.ErrorClass_ERROR_CLASS_UNSPECIFIED
 }
 
 // fanOut calls call on every ingester of the ring's read set in parallel

@@ -1,12 +1,10 @@
 package storegateway
 
 import (
-	"context"
 	"errors"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/tsdb/encoding"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/proto/ingesterpb"
@@ -47,40 +45,31 @@ func isBadInput(err error) bool {
 // errStopping is a request that came in while the store-gateway stops.
 var errStopping = errors.New("store-gateway is stopping")
 
-// grpcError maps err to a gRPC status whose details carry the class, as
-// the ingester's do: bad input is InvalidArgument (the querier does not
-// retry it), a block not found is NotFound, stopping is Unavailable,
-// damaged block bytes DataLoss (the querier does not ask another replica,
-// which would read the same objects) and everything else Internal (the
-// querier tries another replica).
+// grpcError classes err and turns it into its gRPC status
+// (ingesterpb.ToStatus), as the ingester does: bad input is BAD_INPUT
+// (InvalidArgument: the querier does not retry it), a block not found is
+// NOT_FOUND, stopping is UNAVAILABLE, damaged block bytes DATA_LOSS (the
+// querier does not ask another replica, which would read the same
+// objects), context errors TIMEOUT or CANCELED and everything else
+// UNSPECIFIED (Internal: the querier tries another replica).
 func grpcError(err error) error {
 	var bad *badInputError
 	var invalid *tenant.InvalidError
 	var nf *notFoundError
+	class := ingesterpb.ErrorClass_ERROR_CLASS_UNSPECIFIED
 	switch {
 	case errors.As(err, &bad), errors.As(err, &invalid):
-		return statusError(codes.InvalidArgument, ingesterpb.ErrorClass_ERROR_CLASS_BAD_INPUT, err.Error())
+		class = ingesterpb.ErrorClass_ERROR_CLASS_BAD_INPUT
 	case errors.As(err, &nf):
-		return statusError(codes.NotFound, ingesterpb.ErrorClass_ERROR_CLASS_UNSPECIFIED, err.Error())
+		class = ingesterpb.ErrorClass_ERROR_CLASS_NOT_FOUND
 	case isDataLoss(err):
-		return statusError(codes.DataLoss, ingesterpb.ErrorClass_ERROR_CLASS_UNSPECIFIED, err.Error())
+		class = ingesterpb.ErrorClass_ERROR_CLASS_DATA_LOSS
 	case errors.Is(err, errStopping):
-		return statusError(codes.Unavailable, ingesterpb.ErrorClass_ERROR_CLASS_UNAVAILABLE, err.Error())
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return status.FromContextError(err).Err()
+		class = ingesterpb.ErrorClass_ERROR_CLASS_UNAVAILABLE
+	default:
+		return ingesterpb.ToStatus(err)
 	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	return statusError(codes.Internal, ingesterpb.ErrorClass_ERROR_CLASS_UNSPECIFIED, err.Error())
-}
-
-func statusError(code codes.Code, class ingesterpb.ErrorClass, msg string) error {
-	st, err := status.New(code, msg).WithDetails(&ingesterpb.ErrorDetails{Class: class})
-	if err != nil {
-		return status.Error(code, msg) // cannot happen: ErrorDetails always marshals
-	}
-	return st.Err()
+	return ingesterpb.ToStatus(&ingesterpb.ClassError{Class: class, Msg: err.Error()})
 }
 
 // blockError is block id's failure for a response's block_errors.

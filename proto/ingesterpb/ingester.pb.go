@@ -24,17 +24,28 @@ const (
 )
 
 // ErrorClass travels in the details of a gRPC status so that callers map
-// errors to HTTP codes by class, never by parsing text.
+// errors to HTTP codes by class, never by parsing text. Every server of
+// ingester.proto and store.proto sends it; each class has one gRPC code
+// (errors.go: ToStatus and FromStatus, the only two mappings).
 type ErrorClass int32
 
 const (
+	// A server-side failure (codes.Internal): another replica may succeed.
 	ErrorClass_ERROR_CLASS_UNSPECIFIED ErrorClass = 0
 	// The input can never succeed (out of order, too old, invalid): HTTP 400.
 	ErrorClass_ERROR_CLASS_BAD_INPUT ErrorClass = 1
 	// A limit that will pass later: HTTP 429.
 	ErrorClass_ERROR_CLASS_LIMITED ErrorClass = 2
-	// The ingester cannot take writes now (starting, stopping): retry elsewhere.
+	// The server cannot serve now (starting, stopping): retry elsewhere.
 	ErrorClass_ERROR_CLASS_UNAVAILABLE ErrorClass = 3
+	// The thing asked for (a block) is not there.
+	ErrorClass_ERROR_CLASS_NOT_FOUND ErrorClass = 4
+	// Stored bytes are damaged: every replica reads the same objects.
+	ErrorClass_ERROR_CLASS_DATA_LOSS ErrorClass = 5
+	// The request's deadline expired.
+	ErrorClass_ERROR_CLASS_TIMEOUT ErrorClass = 6
+	// The request was canceled.
+	ErrorClass_ERROR_CLASS_CANCELED ErrorClass = 7
 )
 
 // Enum value maps for ErrorClass.
@@ -44,12 +55,20 @@ var (
 		1: "ERROR_CLASS_BAD_INPUT",
 		2: "ERROR_CLASS_LIMITED",
 		3: "ERROR_CLASS_UNAVAILABLE",
+		4: "ERROR_CLASS_NOT_FOUND",
+		5: "ERROR_CLASS_DATA_LOSS",
+		6: "ERROR_CLASS_TIMEOUT",
+		7: "ERROR_CLASS_CANCELED",
 	}
 	ErrorClass_value = map[string]int32{
 		"ERROR_CLASS_UNSPECIFIED": 0,
 		"ERROR_CLASS_BAD_INPUT":   1,
 		"ERROR_CLASS_LIMITED":     2,
 		"ERROR_CLASS_UNAVAILABLE": 3,
+		"ERROR_CLASS_NOT_FOUND":   4,
+		"ERROR_CLASS_DATA_LOSS":   5,
+		"ERROR_CLASS_TIMEOUT":     6,
+		"ERROR_CLASS_CANCELED":    7,
 	}
 )
 
@@ -2613,13 +2632,17 @@ const file_ingester_proto_rawDesc = "" +
 	"\n" +
 	"num_series\x18\x02 \x01(\x04R\tnumSeries\x12,\n" +
 	"\x12api_ingestion_rate\x18\x03 \x01(\x01R\x10apiIngestionRate\x12.\n" +
-	"\x13rule_ingestion_rate\x18\x04 \x01(\x01R\x11ruleIngestionRate*z\n" +
+	"\x13rule_ingestion_rate\x18\x04 \x01(\x01R\x11ruleIngestionRate*\xe3\x01\n" +
 	"\n" +
 	"ErrorClass\x12\x1b\n" +
 	"\x17ERROR_CLASS_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15ERROR_CLASS_BAD_INPUT\x10\x01\x12\x17\n" +
 	"\x13ERROR_CLASS_LIMITED\x10\x02\x12\x1b\n" +
-	"\x17ERROR_CLASS_UNAVAILABLE\x10\x032\xae\x06\n" +
+	"\x17ERROR_CLASS_UNAVAILABLE\x10\x03\x12\x19\n" +
+	"\x15ERROR_CLASS_NOT_FOUND\x10\x04\x12\x19\n" +
+	"\x15ERROR_CLASS_DATA_LOSS\x10\x05\x12\x17\n" +
+	"\x13ERROR_CLASS_TIMEOUT\x10\x06\x12\x18\n" +
+	"\x14ERROR_CLASS_CANCELED\x10\a2\xae\x06\n" +
 	"\bIngester\x12I\n" +
 	"\x04Push\x12\x1f.strata.ingester.v1.PushRequest\x1a .strata.ingester.v1.PushResponse\x12Z\n" +
 	"\vQueryStream\x12 .strata.ingester.v1.QueryRequest\x1a'.strata.ingester.v1.QueryStreamResponse0\x01\x12Q\n" +

@@ -247,7 +247,9 @@ func fetch[A any](ctx context.Context, c *Client, rpc, tenantID string, blocks [
 		pending = pending[:0]
 		for _, g := range groups {
 			if g.err != nil {
-				if status.Code(g.err) == codes.InvalidArgument {
+				// A store-gateway's class is the code's (ToStatus): block
+				// errors carry only the code, so both are read the same way.
+				if ingesterpb.ClassOfCode(status.Code(g.err)) == ingesterpb.ErrorClass_ERROR_CLASS_BAD_INPUT {
 					return nil, fmt.Errorf("%s from store-gateway %s: %w", rpc, g.in.ID, g.err)
 				}
 				c.log.Warn("store-gateway failed, trying another replica", "rpc", rpc, "instance", g.in.ID, "addr", g.in.Addr, "blocks", len(g.blocks), "err", g.err)
@@ -267,7 +269,7 @@ func fetch[A any](ctx context.Context, c *Client, rpc, tenantID string, blocks [
 					a.Err = status.Error(codes.Code(be.GetCode()), be.GetMessage())
 				}
 				p.attempts = append(p.attempts, a)
-				if status.Code(a.Err) == codes.DataLoss {
+				if ingesterpb.ClassOfCode(status.Code(a.Err)) == ingesterpb.ErrorClass_ERROR_CLASS_DATA_LOSS {
 					c.log.Warn("store-gateway found a block damaged; not asking another replica", "rpc", rpc, "tenant", tenantID, "block", p.ref.ID, "instance", g.in.ID, "err", a.Err)
 					failed = append(failed, BlockFailure{ID: p.ref.ID, Attempts: p.attempts, DataLoss: true})
 					continue

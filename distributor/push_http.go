@@ -1,0 +1,243 @@
+package distributor
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/golang/snappy"
+
+	"github.com/strata-metrics/strata/remotewrite"
+)
+
+// pushBody is the buffers of one HTTP push, pooled with the request decoded
+// from them (whose strings view raw: remotewrite's lifetimes), so that a
+// steady stream of pushes allocates nothing per series. It belongs to one
+// request at a time.
+type pushBody struct {
+	body []byte               // the body as received (snappy)
+	raw  []byte               // the decompressed body; req's strings view it
+	req  *remotewrite.Request // decoded from raw
+}
+
+func (d *Distributor) getBody() *pushBody {
+	if pb, ok := d.bodies.Get().(*pushBody); ok {
+		return pb
+	}
+	return &pushBody{req: remotewrite.NewRequest()}
+}
+
+func (d *Distributor) putBody(pb *pushBody) {
+	if cap(pb.body) > maxPooledBytes || cap(pb.raw) > maxPooledBytes {
+		return // do not let one huge push pin its buffers
+	}
+	pb.req.Reset()
+	d.bodies.Put(pb)
+}
+
+// PushHandler returns the remote-write 1.0 handler; mount it at
+// /api/v1/push and /api/v1/write. It answers 204 when every series is on a
+// quorum of ingesters, 400 when some input was rejected (the rest was
+// stored), 401/400 for a missing/invalid tenant, 405, 413 for a body over
+// -distributor.max-recv-msg-size, 415 for an unsupported Content-Type or
+// Content-Encoding (remote-write 2.0 included, for now), 429 when a limit
+// refused it, 503 when the ring cannot place a quorum and 500 when
+// ingesters failed. The body of every error says what to do.
+func (d *Distributor) PushHandler() http.Handler {
+	return http.HandlerFunc(d.servePush)
+}
+
+func (d *Distributor) servePush(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	tenantID, err := d.pushHTTP(r)
+	code := http.StatusNoContent
+	if err != nil {
+		code = httpStatus(err)
+		if code == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", http.MethodPost)
+		}
+		if code >= 500 {
+			d.log.Warn("push failed", "tenant", tenantID, "status", code, "err", err)
+		} else {
+			d.log.Debug("push rejected", "tenant", tenantID, "status", code, "err", err)
+		}
+		http.Error(w, err.Error(), code)
+	} else {
+		w.WriteHeader(code) // as Prometheus' own receiver
+	}
+	d.m.pushDuration.WithLabelValues(strconv.Itoa(code)).Observe(time.Since(start).Seconds())
+}
+
+// pushHTTP runs one push: it resolves the tenant, refuses what the headers
+// and the tenant's limits already condemn before reading the body, reads
+// and decompresses the body, decodes it (push_rw1.go) and hands the
+// request to Push. It returns the tenant (when known) and the error that
+// decides the status.
+func (d *Distributor) pushHTTP(r *http.Request) (string, error) {
+	if r.Method != http.MethodPost {
+		return "", &MethodNotAllowedError{Method: r.Method}
+	}
+	tenantID, err := d.tenants.FromHTTP(r)
+	if err != nil {
+		return "", err
+	}
+	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
+		return tenantID, err
+	}
+	if err := checkContentEncoding(r.Header.Get("Content-Encoding")); err != nil {
+		return tenantID, err
+	}
+	// The cheap checks come first, the costly ones last: a push the
+	// headers already condemn is not read. 413 before 429: a body that can
+	// never be taken must not be told to come back later.
+	if r.ContentLength > int64(d.maxCompressed) {
+		return tenantID, d.tooLarge("compressed", r.ContentLength)
+	}
+	if err := d.checkRequestRate(r, tenantID); err != nil {
+		return tenantID, err
+	}
+	if err := d.refuseEarly(r, tenantID); err != nil {
+		return tenantID, err
+	}
+
+	pb := d.getBody()
+	defer d.putBody(pb)
+	if err := d.readBody(r, pb); err != nil {
+		return tenantID, err
+	}
+	d.m.compressedSize.Observe(float64(len(pb.body)))
+	if err := d.decompress(pb); err != nil {
+		return tenantID, err
+	}
+	d.m.decompressedSize.Observe(float64(len(pb.raw)))
+	if err := decodeRW1(pb.raw, pb.req); err != nil {
+		return tenantID, err
+	}
+	// pb.req's strings view pb.raw, which stays ours until putBody: Push
+	// keeps nothing of them after it returns.
+	_, err = d.Push(r.Context(), tenantID, pb.req)
+	return tenantID, err
+}
+
+// Media types of remote-write, as in client_golang's exp/api/remote.
+const (
+	protoMediaType = "application/x-protobuf"
+	msgRW1         = "prometheus.WriteRequest"
+	msgRW2         = "io.prometheus.write.v2.Request"
+)
+
+// checkContentType accepts what Prometheus' receiver accepts for 1.0: no
+// Content-Type, or application/x-protobuf with no proto parameter or
+// proto=prometheus.WriteRequest. Media type and parameter names are
+// matched without case and around spaces (RFC 9110), which Prometheus does
+// not; a 2.0 body gets 415, on which 2.0 senders may fall back to 1.0.
+func checkContentType(ct string) error {
+	if ct == "" {
+		return nil
+	}
+	media, params, _ := strings.Cut(ct, ";")
+	if !strings.EqualFold(strings.TrimSpace(media), protoMediaType) {
+		return &UnsupportedMediaTypeError{Msg: fmt.Sprintf("unsupported Content-Type %q: remote-write sends %s [%s]", ct, protoMediaType, idUnsupportedType)}
+	}
+	for params != "" {
+		var p string
+		p, params, _ = strings.Cut(params, ";")
+		k, v, _ := strings.Cut(p, "=")
+		if !strings.EqualFold(strings.TrimSpace(k), "proto") {
+			continue
+		}
+		switch v = strings.Trim(strings.TrimSpace(v), `"`); v {
+		case msgRW1:
+			return nil
+		case msgRW2:
+			return &UnsupportedMediaTypeError{Msg: fmt.Sprintf("remote-write 2.0 is not implemented yet: configure the sender to send remote-write 1.0 (Prometheus: protobuf_message: %s) [%s]", msgRW1, idRemoteWrite2)}
+		default:
+			return &UnsupportedMediaTypeError{Msg: fmt.Sprintf("unsupported remote-write message %q in Content-Type: only proto=%s is accepted [%s]", v, msgRW1, idUnsupportedType)}
+		}
+	}
+	return nil
+}
+
+// checkContentEncoding accepts snappy and, as Prometheus' receiver does, no
+// Content-Encoding at all (the body is snappy all the same).
+func checkContentEncoding(enc string) error {
+	if enc == "" || strings.EqualFold(strings.TrimSpace(enc), "snappy") {
+		return nil
+	}
+	return &UnsupportedMediaTypeError{Msg: fmt.Sprintf("unsupported Content-Encoding %q: remote-write 1.0 bodies are snappy-compressed (block format) [%s]", enc, idUnsupportedEncoding)}
+}
+
+// readBody reads the compressed body into pb.body, refusing it as soon as
+// it exceeds the largest snappy encoding of -distributor.max-recv-msg-size
+// bytes (before reading, when Content-Length says so).
+func (d *Distributor) readBody(r *http.Request, pb *pushBody) error {
+	limit := d.maxCompressed
+	if r.ContentLength > int64(limit) {
+		return d.tooLarge("compressed", r.ContentLength)
+	}
+	want := 64 << 10
+	if r.ContentLength >= 0 {
+		// +1: EOF is seen without growing. A claimed length is trusted up to
+		// 4 MiB only, so that slow senders of nothing cannot reserve much.
+		want = min(int(r.ContentLength)+1, 4<<20)
+	}
+	buf := slices.Grow(pb.body[:0], want)
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(cap(buf), limit+1-len(buf)))
+		}
+		n, err := r.Body.Read(buf[len(buf):min(cap(buf), limit+1)])
+		buf = buf[:len(buf)+n]
+		if len(buf) > limit {
+			pb.body = buf[:0]
+			return d.tooLarge("compressed", -1)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			pb.body = buf[:0]
+			return &BadInputError{Msg: fmt.Sprintf("read body: %v", err)}
+		}
+	}
+	pb.body = buf
+	return nil
+}
+
+// decompress snappy-decodes pb.body into pb.raw, checking the length the
+// snappy header claims before allocating anything.
+func (d *Distributor) decompress(pb *pushBody) error {
+	if len(pb.body) == 0 {
+		return &BadInputError{Msg: fmt.Sprintf("empty body: remote-write sends a snappy-compressed protobuf WriteRequest [%s]", idInvalidSnappy)}
+	}
+	n, err := snappy.DecodedLen(pb.body)
+	if err != nil {
+		return &BadInputError{Msg: fmt.Sprintf("decompress body: %v [%s]", err, idInvalidSnappy)}
+	}
+	if n > d.cfg.MaxRecvMsgSize {
+		return d.tooLarge("decompressed", int64(n))
+	}
+	raw, err := snappy.Decode(slices.Grow(pb.raw[:0], n)[:n], pb.body)
+	if err != nil {
+		return &BadInputError{Msg: fmt.Sprintf("decompress body: %v [%s]", err, idInvalidSnappy)}
+	}
+	pb.raw = raw
+	return nil
+}
+
+func (d *Distributor) tooLarge(what string, size int64) error {
+	limit := int64(d.cfg.MaxRecvMsgSize)
+	if what == "compressed" {
+		limit = int64(d.maxCompressed)
+	}
+	of := ""
+	if size >= 0 { // -1: unknown, the reading stopped at the limit
+		of = fmt.Sprintf(" of %d bytes", size)
+	}
+	return &TooLargeError{Msg: fmt.Sprintf("%s body%s exceeds the limit of %d bytes (-distributor.max-recv-msg-size=%d, decompressed) [%s]",
+		what, of, limit, d.cfg.MaxRecvMsgSize, idRequestTooLarge)}
+}
