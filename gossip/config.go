@@ -23,6 +23,8 @@ type Config struct {
 	PullPushInterval time.Duration `yaml:"pull_push_interval"`
 	LeftTombstoneTTL time.Duration `yaml:"left_tombstone_ttl"`
 	NodeName         string        `yaml:"node_name"`
+	// EncryptionKeysFile: encryption.go.
+	EncryptionKeysFile string `yaml:"encryption_keys_file"`
 }
 
 // RegisterFlags registers the gossip flags.
@@ -36,6 +38,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.PullPushInterval, "memberlist.pull-push-interval", 30*time.Second, "How often to exchange the full state with one random member, repairing lost broadcasts.")
 	fs.DurationVar(&c.LeftTombstoneTTL, "memberlist.left-tombstone-ttl", 10*time.Minute, "How long a LEFT or forgotten instance stays as a tombstone so gossip does not bring it back; an instance silent this long is dropped too. Longer than any expected partition, and the clock skew between machines.")
 	fs.StringVar(&c.NodeName, "memberlist.node-name", "", "Unique name of this member; default: -instance.id.")
+	fs.StringVar(&c.EncryptionKeysFile, "memberlist.encryption-keys-file", "", "File of gossip encryption keys, base64 AES keys of 16, 24 or 32 bytes, one per line: the first encrypts, every one decrypts, and unencrypted gossip is refused. Every member needs the same keys. Read again every 30s: rotate by adding the new key second, then moving it first, then removing the old one. Empty: gossip is neither encrypted nor authenticated, so keep it on a network no one else reaches.")
 }
 
 // Validate checks the configuration.
@@ -64,6 +67,11 @@ func (c *Config) Validate() error {
 	}
 	if c.PullPushInterval <= 0 {
 		return fmt.Errorf("-memberlist.pull-push-interval must be positive, got %s", c.PullPushInterval)
+	}
+	if c.EncryptionKeysFile != "" {
+		if _, err := readKeys(c.EncryptionKeysFile); err != nil {
+			return err
+		}
 	}
 	if c.LeftTombstoneTTL <= 0 {
 		return fmt.Errorf("-memberlist.left-tombstone-ttl must be positive, got %s", c.LeftTombstoneTTL)

@@ -29,6 +29,7 @@ type KV struct {
 	// Set before Run by tests only.
 	lookupIP    func(ctx context.Context, host string) ([]net.IP, error)
 	tweakConfig func(*memberlist.Config)
+	keysReload  time.Duration // 0: encryptionReload
 
 	queue     *memberlist.TransmitLimitedQueue
 	reliable  chan []byte // changes too large for UDP, for sendLoop
@@ -132,6 +133,9 @@ func New(cfg Config, nodeName string, log *slog.Logger, reg prometheus.Registere
 		labelOverhead = 2 + len(cfg.ClusterLabel)
 	}
 	kv.maxPacket = udpBufferSize - 2 - labelOverhead - 3 - 16 // 16: slack for memberlist's own framing changes
+	if cfg.EncryptionKeysFile != "" {
+		kv.maxPacket -= encryptionOverhead
+	}
 	kv.queue = &memberlist.TransmitLimitedQueue{NumNodes: kv.numMembers, RetransmitMult: memberlist.DefaultLANConfig().RetransmitMult}
 	kv.m = newMetrics(reg,
 		func() float64 { return float64(kv.numMembers()) },

@@ -25,6 +25,9 @@ type metrics struct {
 	joinAttempts     *prometheus.CounterVec
 	stateBytes       *prometheus.GaugeVec
 	compactedEntries *prometheus.CounterVec
+
+	encryptionKeys           prometheus.Gauge
+	encryptionReloadFailures prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, members, queued func() float64) *metrics {
@@ -66,6 +69,12 @@ func newMetrics(reg prometheus.Registerer, members, queued func() float64) *metr
 		compactedEntries: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_gossip_compacted_entries_total", Help: "Expired tombstones and silent entries dropped from a key's value.",
 		}, []string{"key"}),
+		encryptionKeys: f.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_gossip_encryption_keys", Help: "Keys in the gossip keyring (-memberlist.encryption-keys-file); 0: gossip is not encrypted.",
+		}),
+		encryptionReloadFailures: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_gossip_encryption_keys_reload_failures_total", Help: "Reads of -memberlist.encryption-keys-file that failed; the keys in force were kept.",
+		}),
 	}
 }
 

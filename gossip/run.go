@@ -35,17 +35,25 @@ func (kv *KV) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Keyring, err = kv.newKeyring(); err != nil {
+		return err
+	}
+	// With keys, refuse whatever is not sealed with one of them, both ways.
+	cfg.GossipVerifyIncoming, cfg.GossipVerifyOutgoing = cfg.Keyring != nil, cfg.Keyring != nil
 	ml, err := memberlist.Create(cfg)
 	if err != nil {
 		return fmt.Errorf("start gossip on %s: %w", kv.cfg.BindAddress, err)
 	}
-	kv.log.Info("gossip started", "node", kv.name, "addr", kv.Addr(), "cluster_label", kv.cfg.ClusterLabel)
+	kv.log.Info("gossip started", "node", kv.name, "addr", kv.Addr(), "cluster_label", kv.cfg.ClusterLabel, "encrypted", cfg.Keyring != nil)
 
 	loopCtx, stopLoops := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { kv.joinLoop(loopCtx, ml) })
 	wg.Go(func() { kv.compactLoop(loopCtx) })
 	wg.Go(func() { kv.sendLoop(loopCtx, ml) })
+	if cfg.Keyring != nil {
+		wg.Go(func() { kv.reloadKeysLoop(loopCtx, cfg.Keyring) })
+	}
 	<-ctx.Done()
 	stopLoops()
 	wg.Wait()

@@ -23,6 +23,10 @@ type Config struct {
 	LogLevel           string        `yaml:"log_level"`
 	RegisterPprof      bool          `yaml:"register_pprof"`
 	MaxConcurrentGRPCS uint          `yaml:"grpc_max_concurrent_streams"`
+	// gRPC connection bounds: grpc_conns.go.
+	GRPCMaxConnections    int           `yaml:"grpc_max_connections"`
+	GRPCConnectionTimeout time.Duration `yaml:"grpc_connection_timeout"`
+	GRPCMaxConnectionIdle time.Duration `yaml:"grpc_max_connection_idle"`
 
 	HTTPTLS TLSConfig `yaml:"http_tls"`
 	GRPCTLS TLSConfig `yaml:"grpc_tls"`
@@ -60,6 +64,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.GRPCListenAddress, "server.grpc-listen-address", ":9095", "gRPC listen address (host:port) for traffic between components.")
 	fs.IntVar(&c.GRPCMaxRecvBytes, "server.grpc-max-recv-bytes", 100<<20, "Largest gRPC message the server accepts.")
 	fs.UintVar(&c.MaxConcurrentGRPCS, "server.grpc-max-concurrent-streams", 1000, "Concurrent gRPC streams per client connection.")
+	fs.IntVar(&c.GRPCMaxConnections, "server.grpc-max-connections", 4096, "Open gRPC connections at most; more are closed as they are accepted (counted in strata_server_grpc_connections_refused_total). Each distributor, querier and ruler process holds about one per instance it calls. 0: no limit.")
+	fs.DurationVar(&c.GRPCConnectionTimeout, "server.grpc-connection-timeout", 5*time.Second, "A new gRPC connection must finish its TLS and HTTP/2 handshake within this, or is closed.")
+	fs.DurationVar(&c.GRPCMaxConnectionIdle, "server.grpc-max-connection-idle", 5*time.Minute, "A gRPC connection with no call for this long is closed; the client reconnects on its next call.")
 	fs.DurationVar(&c.ShutdownTimeout, "server.shutdown-timeout", 30*time.Second, "How long shutdown waits for in-flight requests before closing connections.")
 	fs.DurationVar(&c.HTTPReadTimeout, "server.http-read-timeout", 30*time.Second, "Deadline to read a whole HTTP request, body included.")
 	fs.DurationVar(&c.HTTPWriteTimeout, "server.http-write-timeout", 3*time.Minute, "Deadline to write an HTTP response; keep it above -querier.timeout.")
@@ -83,6 +90,15 @@ func (c *Config) Validate() error {
 	}
 	if c.GRPCMaxRecvBytes < 1<<20 {
 		return fmt.Errorf("-server.grpc-max-recv-bytes must be at least 1 MiB, got %d", c.GRPCMaxRecvBytes)
+	}
+	if c.GRPCMaxConnections < 0 {
+		return fmt.Errorf("-server.grpc-max-connections must not be negative, got %d", c.GRPCMaxConnections)
+	}
+	if c.GRPCConnectionTimeout <= 0 {
+		return fmt.Errorf("-server.grpc-connection-timeout must be positive, got %s", c.GRPCConnectionTimeout)
+	}
+	if c.GRPCMaxConnectionIdle <= 0 {
+		return fmt.Errorf("-server.grpc-max-connection-idle must be positive, got %s", c.GRPCMaxConnectionIdle)
 	}
 	if c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("-server.shutdown-timeout must be positive, got %s", c.ShutdownTimeout)

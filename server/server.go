@@ -41,6 +41,7 @@ type Server struct {
 	httpAddr, grpcAddr chan net.Addr
 
 	httpTLS, grpcTLS *listenerTLS // nil: plain text
+	reg              prometheus.Registerer
 	authed           http.Handler // mux behind the authentication middleware; nil: none
 }
 
@@ -59,6 +60,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, gatherer prome
 			Name: "strata_inflight_requests", Help: "Requests being served, by route.",
 		}, []string{"protocol", "route"}),
 		httpAddr: make(chan net.Addr, 1), grpcAddr: make(chan net.Addr, 1),
+		reg: reg,
 	}
 	s.grpcDuration = s.httpDuration
 	s.httpTLS = newListenerTLS(cfg.HTTPTLS, "http", []string{"h2", "http/1.1"}, log, reg)
@@ -71,6 +73,13 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, gatherer prome
 		grpc.MaxSendMsgSize(cfg.GRPCMaxRecvBytes),
 		grpc.MaxConcurrentStreams(uint32(cfg.MaxConcurrentGRPCS)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle: cfg.GRPCMaxConnectionIdle,
+			// Ping a connection quiet for a minute; close it when the
+			// peer does not answer within 20s (a dead machine).
+			Time: time.Minute, Timeout: 20 * time.Second,
+		}),
+		grpc.ConnectionTimeout(cfg.GRPCConnectionTimeout),
 		grpc.ChainUnaryInterceptor(s.unaryMetrics),
 		grpc.ChainStreamInterceptor(s.streamMetrics),
 	}, grpcOpts...)
@@ -182,7 +191,7 @@ func (s *Server) Listen() (httpL, grpcL net.Listener, err error) {
 	}
 	s.httpAddr <- httpL.Addr()
 	s.grpcAddr <- grpcL.Addr()
-	return httpL, grpcL, nil
+	return httpL, newLimitListener(grpcL, s.cfg.GRPCMaxConnections, s.reg), nil
 }
 
 // Serve serves on the listeners from Listen until ctx is done, then drains
