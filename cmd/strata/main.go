@@ -142,6 +142,9 @@ func (p *process) start(ctx context.Context, httpL, grpcL net.Listener, stdout i
 		return err
 	}
 	p.server = goTask("server", p.died, func(ctx context.Context) error { return p.srv.Serve(ctx, httpL, grpcL) })
+	if err := p.waitJoin(ctx); err != nil {
+		return err
+	}
 	for _, m := range p.mods {
 		if err := p.startModule(ctx, m); err != nil {
 			return err
@@ -194,6 +197,30 @@ func (p *process) waitFor(ctx context.Context, what string, cond func() bool) er
 		}
 	}
 	return nil
+}
+
+// joinWait bounds the wait for the first join of the gossip seeds: past it
+// the modules register with what this process knows (it keeps joining).
+const joinWait = 15 * time.Second
+
+// waitJoin waits until gossip has first tried the seeds: an instance that
+// registers in a ring picks its tokens between those it sees, and before
+// the join it sees none (ingesters that all take the same spread own
+// 20/40/40 % instead of a third each).
+func (p *process) waitJoin(ctx context.Context) error {
+	t := time.NewTimer(joinWait)
+	defer t.Stop()
+	select {
+	case <-p.w.kv.JoinTried():
+		return nil
+	case <-t.C:
+		p.log.Warn("gossip seeds not joined yet; registering in the rings with what this process knows", "waited", joinWait)
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for gossip to join: %w", ctx.Err())
+	case name := <-p.died:
+		return fmt.Errorf("wait for gossip to join: %s stopped", name)
+	}
 }
 
 // waitReady polls check until it passes or ctx ends.

@@ -58,7 +58,8 @@ type ringMember struct {
 	// ACTIVE as it registers (an instance that owns no data).
 	activeAfter server.ReadyCheck
 	// readyWhenActive adds the /ready check "<ring> ring": ready only
-	// while ACTIVE, not ready again once shutdown starts.
+	// while ACTIVE (with activeAfter: and a few gossip rounds after it
+	// turned ACTIVE), not ready again once shutdown starts.
 	readyWhenActive bool
 	// leaveFirst makes the instance LEAVING before the server drains:
 	// others stop sending it writes (once gossip tells them) while it
@@ -174,6 +175,9 @@ func (p *process) startModule(ctx context.Context, m *running) error {
 				}
 				return err
 			}
+			// Ready once the others have heard: the next instance of a
+			// rolling start then picks its tokens around this one's.
+			p.waitGossip()
 			m.active.Store(true)
 			<-ctx.Done()
 			return nil
