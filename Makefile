@@ -88,9 +88,12 @@ clean:
 	rm -rf $(BIN)
 
 ## cluster: start a real multi-process cluster on loopback (deploy/local): 3
-## ingesters in 3 zones (RF=3), 2 distributors, 1 querier; prints its URLs.
+## ingesters and 3 store-gateways in 3 zones (RF=3), 2 distributors, 1 querier,
+## 1 compactor; prints its URLs. Node i listens on CLUSTER_PORT_BASE+i (HTTP),
+## +100+i (gRPC) and +200+i (gossip): make cluster CLUSTER_PORT_BASE=20000
+CLUSTER_PORT_BASE ?= 19000
 cluster: build
-	$(GO) run ./deploy/local start -bin $(STRATA)
+	$(GO) run ./deploy/local start -bin $(STRATA) -base-port $(CLUSTER_PORT_BASE)
 
 ## cluster-stop: stop exactly the processes `make cluster` started (SIGTERM,
 ## then SIGKILL after 30s); data and logs stay in deploy/local/.data.
