@@ -141,6 +141,9 @@ func (p *process) start(ctx context.Context, httpL, grpcL net.Listener, stdout i
 	if err := p.waitFor(ctx, "gossip to start", func() bool { return w.kv.Addr() != "" }); err != nil {
 		return err
 	}
+	for _, m := range p.mods {
+		p.addReadyChecks(m)
+	}
 	p.server = goTask("server", p.died, func(ctx context.Context) error { return p.srv.Serve(ctx, httpL, grpcL) })
 	if err := p.waitJoin(ctx); err != nil {
 		return err

@@ -70,9 +70,9 @@ type ringMember struct {
 // running is a started module: its tasks and its ring state.
 type running struct {
 	*module
-	run, lc, activate *task
-	registered        bool        // in the ring: shutdown may make it LEAVING
-	active            atomic.Bool // ACTIVE in the ring, until shutdown starts
+	runTask, lcTask, activation *task
+	registered                  bool        // in the ring: shutdown may make it LEAVING
+	active                      atomic.Bool // ACTIVE in the ring, until shutdown starts
 }
 
 // runsTarget reports whether -target=target runs d.
@@ -128,23 +128,28 @@ func names(defs []moduleDef) []string {
 	return s
 }
 
-// startModule adds m's ready checks, registers it in its ring (JOINING, or
-// ACTIVE at once without an activation rule), then runs its lifecycler, the
-// module itself and its activation.
-func (p *process) startModule(ctx context.Context, m *running) error {
+// addReadyChecks makes /ready fail until m is ready; start calls it before
+// the server serves, so that /ready never passes before m started.
+func (p *process) addReadyChecks(m *running) {
 	for _, c := range m.ready {
 		p.srv.AddReadyCheck(c.name, c.check)
 	}
+	if r := m.ring; r != nil && r.readyWhenActive {
+		p.srv.AddReadyCheck(r.ring+" ring", func(context.Context) error {
+			if !m.active.Load() {
+				return fmt.Errorf("%s not ACTIVE in the %s ring", m.name, r.ring)
+			}
+			return nil
+		})
+	}
+}
+
+// startModule registers m in its ring (JOINING, or ACTIVE at once without
+// an activation rule), then runs its lifecycler, the module itself and its
+// activation.
+func (p *process) startModule(ctx context.Context, m *running) error {
 	r := m.ring
 	if r != nil {
-		if r.readyWhenActive {
-			p.srv.AddReadyCheck(r.ring+" ring", func(context.Context) error {
-				if !m.active.Load() {
-					return fmt.Errorf("%s not ACTIVE in the %s ring", m.name, r.ring)
-				}
-				return nil
-			})
-		}
 		rctx, cancel := context.WithTimeout(ctx, startTimeout)
 		err := r.lc.Register(rctx)
 		if err == nil {
@@ -158,13 +163,13 @@ func (p *process) startModule(ctx context.Context, m *running) error {
 			return err
 		}
 		m.active.Store(r.activeAfter == nil)
-		m.lc = goTask(r.ring+" lifecycler", p.died, r.lc.Run)
+		m.lcTask = goTask(r.ring+" lifecycler", p.died, r.lc.Run)
 	}
-	if m.module.run != nil {
-		m.run = goTask(m.name, p.died, m.module.run)
+	if m.run != nil {
+		m.runTask = goTask(m.name, p.died, m.run)
 	}
 	if r != nil && r.activeAfter != nil {
-		m.activate = goTask(r.ring+" activation", p.died, func(ctx context.Context) error {
+		m.activation = goTask(r.ring+" activation", p.died, func(ctx context.Context) error {
 			if err := waitReady(ctx, r.activeAfter); err != nil {
 				<-ctx.Done()
 				return nil // shutting down before it was ready
@@ -177,7 +182,10 @@ func (p *process) startModule(ctx context.Context, m *running) error {
 			}
 			// Ready once the others have heard: the next instance of a
 			// rolling start then picks its tokens around this one's.
-			p.waitGossip()
+			p.waitGossip(ctx)
+			if ctx.Err() != nil {
+				return nil
+			}
 			m.active.Store(true)
 			<-ctx.Done()
 			return nil

@@ -106,7 +106,7 @@ func (p *process) shutdown() error {
 	slices.Reverse(mods)
 	add(p.announce.stop(stopTimeout))
 	for _, m := range mods {
-		add(m.activate.stop(stopTimeout))
+		add(m.activation.stop(stopTimeout))
 		m.active.Store(false)
 	}
 	leaving := false
@@ -119,14 +119,14 @@ func (p *process) shutdown() error {
 		}
 	}
 	if leaving {
-		p.waitGossip()
+		p.waitGossip(context.Background())
 	}
 	add(p.server.stop(p.cfg.Server.ShutdownTimeout + stopTimeout))
 	for _, m := range mods {
-		add(m.run.stop(cmp.Or(m.stopTimeout, stopTimeout)))
+		add(m.runTask.stop(cmp.Or(m.stopTimeout, stopTimeout)))
 	}
 	for _, m := range mods {
-		add(m.lc.stop(leaveStateTimeout + stopTimeout))
+		add(m.lcTask.stop(leaveStateTimeout + stopTimeout))
 	}
 	add(p.w.closeBuckets())
 	if p.w.pool != nil {
@@ -138,11 +138,16 @@ func (p *process) shutdown() error {
 	return errors.Join(errs...)
 }
 
-// waitGossip gives a change a few gossip rounds to reach the other members;
-// no wait when there are none.
-func (p *process) waitGossip() {
+// waitGossip gives a change a few gossip rounds to reach the other members,
+// or until ctx ends; no wait when there are none.
+func (p *process) waitGossip(ctx context.Context) {
 	if len(p.w.kv.Members()) <= 1 {
 		return
 	}
-	time.Sleep(3 * p.cfg.Memberlist.GossipInterval)
+	t := time.NewTimer(3 * p.cfg.Memberlist.GossipInterval)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
