@@ -16,10 +16,13 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 all: build
 
-VERSION   := $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+# The binary turns `git describe` into a semver (cmd/strata/version.go):
+# 0.3.1 for a build of tag v0.3.1, 0.3.2-dev+<hash>[.dirty] after it,
+# 0.0.0-dev+<hash>[.dirty] without a tag. `bin/strata -version` prints it.
+DESCRIBE  := $(shell git describe --tags --always --dirty --match 'v[0-9]*' 2>/dev/null)
 REVISION  := $(shell git rev-parse HEAD 2>/dev/null)
 BRANCH    := $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
-LDFLAGS   := -X main.version=$(VERSION) -X main.revision=$(REVISION) -X main.branch=$(BRANCH) -X main.buildDate=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS   := -X main.gitDescribe=$(DESCRIBE) -X main.revision=$(REVISION) -X main.branch=$(BRANCH) -X main.buildDate=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(STRATA) ./cmd/strata
@@ -86,9 +89,12 @@ clean:
 	rm -rf $(BIN)
 
 ## cluster: start a real multi-process cluster on loopback (deploy/local): 3
-## ingesters in 3 zones (RF=3), 2 distributors, 1 querier; prints its URLs.
+## ingesters and 3 store-gateways in 3 zones (RF=3), 2 distributors, 1 querier,
+## 1 compactor; prints its URLs. Node i listens on CLUSTER_PORT_BASE+i (HTTP),
+## +100+i (gRPC) and +200+i (gossip): make cluster CLUSTER_PORT_BASE=20000
+CLUSTER_PORT_BASE ?= 19000
 cluster: build
-	$(GO) run ./deploy/local start -bin $(STRATA)
+	$(GO) run ./deploy/local start -bin $(STRATA) -base-port $(CLUSTER_PORT_BASE)
 
 ## cluster-stop: stop exactly the processes `make cluster` started (SIGTERM,
 ## then SIGKILL after 30s); data and logs stay in deploy/local/.data.

@@ -18,6 +18,12 @@ const (
 	dnsTimeout     = 5 * time.Second
 )
 
+// JoinTried is closed once Run has tried every seed for the first time
+// (at once without seeds): from then on the KV holds the state of the
+// members that answered (memberlist's join is a full state exchange), for
+// example the tokens a new ring instance picks its own between.
+func (kv *KV) JoinTried() <-chan struct{} { return kv.joinTried }
+
 // joinLoop joins the seeds, retrying with backoff until one answers, then
 // rejoins every -memberlist.rejoin-interval those seeds that are not live
 // members: this heals a partition whose sides have declared each other dead,
@@ -25,12 +31,16 @@ const (
 func (kv *KV) joinLoop(ctx context.Context, ml *memberlist.Memberlist) {
 	seeds := kv.cfg.seeds()
 	if len(seeds) == 0 {
+		close(kv.joinTried)
 		kv.log.Info("no -memberlist.join seeds: this member starts a cluster of its own")
 		return
 	}
 	backoff := joinBackoffMin
-	for {
+	for first := true; ; first = false {
 		joined, tried, err := kv.join(ctx, ml, seeds, false)
+		if first {
+			close(kv.joinTried)
+		}
 		if joined > 0 || (tried == 0 && err == nil) {
 			kv.log.Info("joined gossip cluster", "seeds_answering", joined, "members", ml.NumMembers())
 			break

@@ -31,6 +31,9 @@ type KV struct {
 	tweakConfig func(*memberlist.Config)
 	keysReload  time.Duration // 0: encryptionReload
 
+	// joinTried is closed once Run has first tried the seeds (JoinTried).
+	joinTried chan struct{}
+
 	queue     *memberlist.TransmitLimitedQueue
 	reliable  chan []byte // changes too large for UDP, for sendLoop
 	maxPacket int         // largest message that fits one UDP gossip packet
@@ -124,7 +127,8 @@ func New(cfg Config, nodeName string, log *slog.Logger, reg prometheus.Registere
 		lookupIP: func(ctx context.Context, host string) ([]net.IP, error) {
 			return net.DefaultResolver.LookupIP(ctx, "ip", host)
 		},
-		reliable: make(chan []byte, 64),
+		reliable:  make(chan []byte, 64),
+		joinTried: make(chan struct{}),
 	}
 	// What memberlist leaves for user messages in one packet: its compound
 	// header, the label header, and the per-message framing.

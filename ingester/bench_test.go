@@ -86,7 +86,7 @@ func (b *benchBody) setBatch(batch int) {
 
 func benchIngester(b *testing.B) *Ingester {
 	b.Helper()
-	ing, err := New(defaultConfig(b), b.TempDir(), nil, nil, nil)
+	ing, err := New(defaultConfig(b), Deps{DataDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,10 +14,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/thanos-io/objstore"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/strata-metrics/strata/limits"
 	"github.com/strata-metrics/strata/proto/ingesterpb"
+	"github.com/strata-metrics/strata/shipper"
 	"github.com/strata-metrics/strata/tenant"
 )
 
@@ -32,8 +34,8 @@ type Ingester struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	limitMetrics *limitMetrics             // push_limits.go
-	ringShare    atomic.Pointer[RingShare] // push_limits.go: SetRingShare
+	limitMetrics *limitMetrics // push_limits.go
+	ringShare    RingShare     // push_limits.go: Deps.RingShare; nil: the whole limit
 
 	pushPool sync.Pool   // *pushState
 	rates    ingestRates // stats_rate.go: per-tenant ingestion rate, fed by Push
@@ -49,7 +51,7 @@ type Ingester struct {
 	stopping chan struct{}
 	started  atomic.Bool
 
-	ship *shipping // ship.go: nil until EnableShipping
+	ship *shipping // ship.go: nil without Deps.Bucket
 }
 
 var _ ingesterpb.IngesterServer = (*Ingester)(nil)
@@ -101,30 +103,67 @@ type tenantDB struct {
 	appendMu sync.RWMutex
 }
 
-// New returns an Ingester that keeps its TSDBs under <dataDir>/tsdb. It does
-// no I/O: Run opens the existing TSDBs. lim may be nil (no per-tenant limits:
-// push_limits.go, tenant_config.go); reg may be nil.
-func New(cfg Config, dataDir string, lim *limits.Overrides, log *slog.Logger, reg prometheus.Registerer) (*Ingester, error) {
+// Deps is what the ingester needs from the process.
+type Deps struct {
+	// DataDir is -data.dir: the TSDBs go under DataDir/tsdb.
+	DataDir string
+	// Limits are every tenant's limits; nil: none (push_limits.go,
+	// tenant_config.go).
+	Limits *limits.Overrides
+	// RingShare turns cluster-wide series limits into this ingester's
+	// share; nil: the whole limit applies to each ingester, which is right
+	// for one ingester or replication factor = ingesters.
+	RingShare RingShare
+	// Bucket receives the tenants' blocks as they are cut (ship.go); nil:
+	// the ingester keeps blocks for -blocks-storage.tsdb.retention-period
+	// and ships nothing.
+	Bucket objstore.Bucket
+	// InstanceID is written into every shipped block's meta.json: the
+	// compactor tells the replicas' copies apart by it. Needed with Bucket.
+	InstanceID string
+	// TenantLabels caps the tenant label of the ingester's metrics
+	// (-metrics.max-tenant-labels), shared by every component of the
+	// process; nil labels every tenant with its id.
+	TenantLabels *tenant.LabelCap
+	// Log may be nil (discarded); Reg may be nil (metrics not registered).
+	Log *slog.Logger
+	Reg prometheus.Registerer
+}
+
+// New returns an Ingester that keeps its TSDBs under <d.DataDir>/tsdb. It
+// does no I/O: Run opens the existing TSDBs.
+func New(cfg Config, d Deps) (*Ingester, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if dataDir == "" {
+	if d.DataDir == "" {
 		return nil, errors.New("ingester needs a data directory (-data.dir)")
 	}
+	log := d.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	i := &Ingester{
-		cfg:      cfg,
-		dir:      filepath.Join(dataDir, "tsdb"),
-		limits:   lim,
-		log:      log,
-		dbs:      map[string]*tenantDB{},
-		stopping: make(chan struct{}),
+		cfg:       cfg,
+		dir:       filepath.Join(d.DataDir, "tsdb"),
+		limits:    d.Limits,
+		log:       log,
+		ringShare: d.RingShare,
+		dbs:       map[string]*tenantDB{},
+		stopping:  make(chan struct{}),
 	}
 	i.pushPool.New = newPushState
-	i.metrics = newMetrics(reg, i)
-	i.limitMetrics = newLimitMetrics(reg)
+	i.metrics = newMetrics(d.Reg, i)
+	i.limitMetrics = newLimitMetrics(d.Reg)
+	if d.TenantLabels != nil {
+		i.setTenantLabels(d.TenantLabels)
+	}
+	if d.Bucket != nil {
+		if d.InstanceID == "" {
+			return nil, errors.New("ingester shipping needs the instance id (-instance.id)")
+		}
+		i.ship = &shipping{bkt: d.Bucket, instanceID: d.InstanceID, metrics: shipper.NewMetrics(d.Reg, d.TenantLabels)}
+	}
 	return i, nil
 }
 

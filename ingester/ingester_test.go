@@ -57,8 +57,16 @@ type harness struct {
 
 func start(t testing.TB, cfg Config, dir string) *harness {
 	t.Helper()
+	return startDeps(t, cfg, Deps{DataDir: dir})
+}
+
+// startDeps is start with d (its Reg is the harness' registry).
+func startDeps(t testing.TB, cfg Config, d Deps) *harness {
+	t.Helper()
 	reg := prometheus.NewRegistry()
-	ing, err := New(cfg, dir, nil, nil, reg)
+	d.Reg = reg
+	dir := d.DataDir
+	ing, err := New(cfg, d)
 	require.NoError(t, err)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -278,7 +286,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestNewDoesNoIO(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	ing, err := New(defaultConfig(t), dir, nil, nil, nil)
+	ing, err := New(defaultConfig(t), Deps{DataDir: dir})
 	require.NoError(t, err)
 	require.NoDirExists(t, dir)
 	require.ErrorContains(t, ing.CheckReady(context.Background()), "starting")
@@ -394,7 +402,7 @@ func TestRunSkipsForeignDirectories(t *testing.T) {
 }
 
 func TestPushBeforeRunIsUnavailable(t *testing.T) {
-	ing, err := New(defaultConfig(t), t.TempDir(), nil, nil, nil)
+	ing, err := New(defaultConfig(t), Deps{DataDir: t.TempDir()})
 	require.NoError(t, err)
 	_, err = ing.Push(context.Background(), &ingesterpb.PushRequest{Tenant: "t"})
 	code, det := errDetails(t, err)
@@ -480,7 +488,7 @@ func TestRunFailsOnBrokenTSDB(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "tsdb", "broken"), 0o777))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "tsdb", "broken", "wal"), []byte("not a directory"), 0o666))
-	ing, err := New(defaultConfig(t), dir, nil, nil, nil)
+	ing, err := New(defaultConfig(t), Deps{DataDir: dir})
 	require.NoError(t, err)
 	err = ing.Run(context.Background())
 	require.ErrorContains(t, err, `open tsdb of tenant "broken"`)

@@ -16,7 +16,7 @@ import (
 
 type metrics struct {
 	// tenantLabels caps the tenant label of the ingester's metrics; nil
-	// (unset) labels every tenant with its id. SetTenantLabels sets it.
+	// (unset) labels every tenant with its id. New sets it from Deps.
 	tenantLabels atomic.Pointer[tenant.LabelCap]
 
 	floatsAppended     prometheus.Counter
@@ -92,13 +92,11 @@ func newMetrics(reg prometheus.Registerer, i *Ingester) *metrics {
 	return m
 }
 
-// SetTenantLabels caps the tenant label of the ingester's metrics
-// (-metrics.max-tenant-labels): tenants beyond the cap are summed under
+// setTenantLabels caps the tenant label of the ingester's metrics
+// (Deps.TenantLabels): tenants beyond the cap are summed under
 // tenant.OtherLabel, and a tenant that neither pushes nor has in-memory
-// series for the idle timeout loses its series. tl is shared by every
-// component of the process. Call it before Run; without it every tenant is
-// labelled with its id.
-func (i *Ingester) SetTenantLabels(tl *tenant.LabelCap) {
+// series for the idle timeout loses its series. New calls it.
+func (i *Ingester) setTenantLabels(tl *tenant.LabelCap) {
 	i.metrics.tenantLabels.Store(tl)
 	tl.Track(i.limitMetrics.discarded, i.metrics.discardedMetadata)
 }
@@ -123,7 +121,7 @@ func (i *Ingester) countMetadataDropped(tenantID string, n int) {
 }
 
 // countDiscarded counts the samples of one push of tenantID that its TSDB
-// or its limits refused, by tenant (capped: SetTenantLabels) and reason, in
+// or its limits refused, by tenant (capped: Deps.TenantLabels) and reason, in
 // strata_ingester_discarded_samples_total, and records the tenant as
 // active. It replaces limitMetrics.countLimited, which counts the series
 // limits alone: the out-of-order window (out_of_order_time_window) and the

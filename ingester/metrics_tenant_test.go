@@ -61,9 +61,8 @@ strata_ingester_active_series{tenant="<other>"} 3
 		t.Run(tc.name, func(t *testing.T) {
 			var clock atomic.Int64
 			clock.Store(time.Now().UnixNano())
-			h := start(t, defaultConfig(t), t.TempDir())
 			tl := newLabelCap(t, tc.max, &clock)
-			h.ing.SetTenantLabels(tl)
+			h := startDeps(t, defaultConfig(t), Deps{DataDir: t.TempDir(), TenantLabels: tl})
 			for _, id := range tc.active {
 				tl.Value(id)
 			}
@@ -81,16 +80,16 @@ strata_ingester_active_series{tenant="<other>"} 3
 	}
 }
 
-func TestSetTenantLabelsTracksLimitMetrics(t *testing.T) {
+func TestTenantLabelsTrackLimitMetrics(t *testing.T) {
 	// The series limit's discards of a tenant whose slot is released are
 	// deleted; another tenant's stay.
 	var clock atomic.Int64
 	clock.Store(time.Now().UnixNano())
 	def := limitsDefaults(t)
 	def.MaxGlobalSeriesPerUser = 1
-	h, _, _ := startLimited(t, t.TempDir(), def, "", nil)
+	ovr, _ := newOverrides(t, def, "")
 	tl := newLabelCap(t, 10, &clock)
-	h.ing.SetTenantLabels(tl)
+	h := startDeps(t, defaultConfig(t), Deps{DataDir: t.TempDir(), Limits: ovr, TenantLabels: tl})
 	for _, id := range []string{"a", "b"} {
 		tl.Value(id)
 		_, err := h.push(id, seriesOf("m", 0, 3, t0)...)
@@ -114,9 +113,8 @@ func TestCountDiscarded(t *testing.T) {
 	var clock atomic.Int64
 	clock.Store(time.Now().UnixNano())
 	reg := prometheus.NewRegistry()
-	ing, err := New(defaultConfig(t), t.TempDir(), nil, nil, reg)
+	ing, err := New(defaultConfig(t), Deps{DataDir: t.TempDir(), Reg: reg, TenantLabels: newLabelCap(t, 1, &clock)})
 	require.NoError(t, err)
-	ing.SetTenantLabels(newLabelCap(t, 1, &clock))
 	for _, tc := range []struct {
 		tenant string
 		counts map[reason]int
@@ -159,9 +157,8 @@ func TestCountMetadataDropped(t *testing.T) {
 	var clock atomic.Int64
 	clock.Store(time.Now().UnixNano())
 	reg := prometheus.NewRegistry()
-	ing, err := New(defaultConfig(t), t.TempDir(), nil, nil, reg)
+	ing, err := New(defaultConfig(t), Deps{DataDir: t.TempDir(), Reg: reg, TenantLabels: newLabelCap(t, 1, &clock)})
 	require.NoError(t, err)
-	ing.SetTenantLabels(newLabelCap(t, 1, &clock))
 	ing.countMetadataDropped("a", 2)
 	ing.countMetadataDropped("b", 3)
 	ing.countMetadataDropped("c", 0)

@@ -36,21 +36,9 @@ import (
 // goroutine-safe (the ring's cached view, not a network call).
 type RingShare func() (replicationFactor, ingesters int)
 
-// SetRingShare sets how the ingester turns cluster-wide series limits into
-// its own: without it (or with nil) the whole limit applies to each
-// ingester, which is right for one ingester or replication factor =
-// ingesters. Call it before Run.
-func (i *Ingester) SetRingShare(f RingShare) {
-	if f == nil {
-		i.ringShare.Store(nil)
-		return
-	}
-	i.ringShare.Store(&f)
-}
-
 func (i *Ingester) share() (int, int) {
-	if f := i.ringShare.Load(); f != nil {
-		return (*f)()
+	if i.ringShare != nil {
+		return i.ringShare()
 	}
 	return 1, 1
 }

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
 	"golang.org/x/sync/errgroup"
@@ -28,20 +27,6 @@ import (
 // (shipper.BlocksToDelete replaces the TSDB's time retention). POST
 // /ingester/flush, and shutdown with -ingester.flush-on-shutdown, cut the
 // whole head into blocks at once and ship them, for scale-down.
-
-// ShipDeps is what shipping needs from the process.
-type ShipDeps struct {
-	// Bucket is the whole bucket (bucket.New(cfg, "ingester", ...)); each
-	// tenant's blocks go under its id.
-	Bucket objstore.Bucket
-	// InstanceID is written into every block's meta.json: the compactor
-	// tells the replicas' copies apart by it.
-	InstanceID string
-	// Reg receives the strata_ingester_shipper_* metrics; may be nil.
-	Reg prometheus.Registerer
-	// TenantLabels bounds their tenant label; nil labels every tenant.
-	TenantLabels *tenant.LabelCap
-}
 
 // shipping is the ingester's side of shipping; nil without a bucket.
 type shipping struct {
@@ -72,23 +57,6 @@ type tenantShipping struct {
 // overlap round trips without letting checksums and TLS of many uploads
 // crowd out pushes on a small machine.
 const shipConcurrency = 4
-
-// EnableShipping makes the ingester upload its tenants' blocks to
-// d.Bucket. Call it once, before Run. Without it the ingester keeps
-// blocks for -blocks-storage.tsdb.retention-period and ships nothing.
-func (i *Ingester) EnableShipping(d ShipDeps) error {
-	if d.Bucket == nil {
-		return errors.New("ingester shipping needs a bucket")
-	}
-	if d.InstanceID == "" {
-		return errors.New("ingester shipping needs the instance id (-instance.id)")
-	}
-	if i.started.Load() {
-		return errors.New("ingester: EnableShipping called after Run")
-	}
-	i.ship = &shipping{bkt: d.Bucket, instanceID: d.InstanceID, metrics: shipper.NewMetrics(d.Reg, d.TenantLabels)}
-	return nil
-}
 
 // openShipper gives u its shipper and the TSDB options their
 // BlocksToDelete; openDB calls it before tsdb.Open. Without shipping it

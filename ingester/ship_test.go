@@ -2,57 +2,23 @@ package ingester
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/strata-metrics/strata/block"
 	"github.com/strata-metrics/strata/proto/ingesterpb"
 )
 
-// startShipping is start with shipping to bkt enabled before Run.
+// startShipping is start with shipping to bkt.
 func startShipping(t testing.TB, cfg Config, dir string, bkt objstore.Bucket) *harness {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	ing, err := New(cfg, dir, nil, nil, reg)
-	require.NoError(t, err)
-	require.NoError(t, ing.EnableShipping(ShipDeps{Bucket: bkt, InstanceID: "ing-1", Reg: reg}))
-
-	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- ing.Run(ctx) }()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv := grpc.NewServer()
-	ingesterpb.RegisterIngesterServer(srv, ing)
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = srv.Serve(lis)
-	}()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	h := &harness{t: t, ing: ing, client: ingesterpb.NewIngesterClient(conn), reg: reg, dir: dir}
-	h.stopFn = func() error {
-		cancel()
-		err := <-runErr
-		_ = conn.Close()
-		srv.Stop()
-		<-served
-		return err
-	}
-	t.Cleanup(func() { _ = h.stop() })
-	waitReady(t, ing)
-	return h
+	return startDeps(t, cfg, Deps{DataDir: dir, Bucket: bkt, InstanceID: "ing-1"})
 }
 
 // bucketBlocks reads the meta.json of every complete block of tenantID.
@@ -270,15 +236,15 @@ func TestFlushOnShutdown(t *testing.T) {
 }
 
 func TestFlushUnavailable(t *testing.T) {
-	ing, err := New(defaultConfig(t), t.TempDir(), nil, nil, nil)
+	ing, err := New(defaultConfig(t), Deps{DataDir: t.TempDir()})
 	require.NoError(t, err)
 	rec := httptest.NewRecorder()
 	ing.FlushHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/ingester/flush", nil))
 	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	require.Contains(t, rec.Body.String(), "ingester is starting")
 
-	require.ErrorContains(t, ing.EnableShipping(ShipDeps{}), "needs a bucket")
-	require.ErrorContains(t, ing.EnableShipping(ShipDeps{Bucket: objstore.NewInMemBucket()}), "instance id")
+	_, err = New(defaultConfig(t), Deps{DataDir: t.TempDir(), Bucket: objstore.NewInMemBucket()})
+	require.ErrorContains(t, err, "instance id")
 }
 
 func poll(t testing.TB, what string, cond func() bool) {

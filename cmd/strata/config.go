@@ -50,7 +50,8 @@ type Config struct {
 	StoreGateway   storegateway.Config      `yaml:"store_gateway"`
 	Metrics        tenant.MetricsConfig     `yaml:"metrics"`
 
-	configFile string
+	configFile   string
+	printVersion bool // -version: print the build and exit
 }
 
 // The targets: what one process runs.
@@ -75,6 +76,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	host, _ := os.Hostname()
 	fs.StringVar(&c.Target, "target", targetAll, "Components this process runs: all (every component in one process, gossip on loopback, replication factor 1, blocks in a filesystem bucket under -data.dir), distributor, ingester, querier, store-gateway or compactor (one component; a cluster of them joins with -memberlist.join).")
 	fs.StringVar(&c.configFile, "config.file", "", "YAML file with the configuration; flags given on the command line win over it.")
+	fs.BoolVar(&c.printVersion, "version", false, "Print the version, revision, branch, build date and Go version, and exit.")
 	fs.StringVar(&c.DataDir, "data.dir", "./data", "Directory for the ingesters' TSDBs and WAL.")
 	fs.StringVar(&c.Instance.ID, "instance.id", host, "This instance's id in the ring; unique in the cluster.")
 	fs.StringVar(&c.Instance.Zone, "instance.zone", "", "Availability zone of this instance, for zone-aware replication.")
@@ -147,6 +149,9 @@ func parseConfig(args []string) (*Config, *flag.FlagSet, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fs, fmt.Errorf("unexpected arguments %q: every option is a flag", fs.Args())
+	}
+	if cfg.printVersion {
+		return cfg, fs, nil
 	}
 	rfGiven, sgRFGiven := false, false
 	fs.Visit(func(f *flag.Flag) {

@@ -10,19 +10,14 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/strata-metrics/strata/ring"
 	"github.com/strata-metrics/strata/server"
 )
-
-// Set by the Makefile with -ldflags -X; empty in a plain `go build`.
-var version, revision, branch, buildDate string
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -43,6 +38,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if cfg.printVersion {
+		_, err := fmt.Fprint(stdout, currentBuild())
+		return err
+	}
 	log := cfg.Server.NewLogger(stderr)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -60,13 +59,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if advertise == "" {
 		advertise = advertiseAddr(grpcL.Addr(), cfg.Target)
 	}
-	c, err := newComponents(cfg, srv, advertise, log, reg)
+	w, err := newWiring(cfg, srv, advertise, log, reg)
 	if err != nil {
 		_, _ = httpL.Close(), grpcL.Close()
 		return err
 	}
-	p := &process{cfg: cfg, c: c, srv: srv, log: log, died: make(chan string, 1)}
-	err = p.start(ctx, httpL, grpcL, stdout)
+	p := &process{cfg: cfg, w: w, srv: srv, log: log, died: make(chan string, 1)}
+	err = p.makeModules(modules())
+	if err == nil {
+		err = p.start(ctx, httpL, grpcL, stdout)
+	}
 	if p.server == nil { // the server closes them once it serves
 		_, _ = httpL.Close(), grpcL.Close()
 	}
@@ -86,103 +88,70 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
-// process runs the components of one target and stops them in order.
+// process runs the modules of one target and stops them in order.
 type process struct {
 	cfg  *Config
-	c    *components
+	w    *wiring
 	srv  *server.Server
 	log  *slog.Logger
 	died chan string // a task that returned before it was stopped
 
-	gossip, runtime, authn, server, ingester, distributor, querier *task
-	ingLC, distLC, activate, announce                              *task
-	compactor, compLC, storeGateway, sgLC, sgActivate, bucketIndex *task
-	ingActive, distActive                                          atomic.Bool
-	ingRegistered                                                  bool
+	// mods are the target's modules in start order; made before start.
+	mods                                     []*running
+	gossip, runtime, authn, server, announce *task
 }
 
 // startTimeout bounds each start-up step that waits on the network.
 const startTimeout = 30 * time.Second
 
-// start starts gossip, the server, the components and their lifecyclers.
-// It returns when they run; the ingester turns ACTIVE later, after its
-// WAL replay. On error the caller still calls shutdown.
+// makeModules makes the modules of the target, each after those it depends
+// on. On error the caller still calls shutdown (the buckets opened so far
+// are closed there).
+func (p *process) makeModules(defs []moduleDef) error {
+	order, err := orderModules(defs, p.cfg.Target)
+	if err != nil {
+		return err
+	}
+	for _, d := range order {
+		m, err := d.new(p.w)
+		if err != nil {
+			return err
+		}
+		m.name = d.name
+		p.mods = append(p.mods, &running{module: m})
+	}
+	return nil
+}
+
+// start starts gossip, the server, then the modules in order. It returns
+// when they run; a module with an activation rule turns ACTIVE later (the
+// ingester after its WAL replay). On error the caller still calls shutdown.
 func (p *process) start(ctx context.Context, httpL, grpcL net.Listener, stdout io.Writer) error {
-	c := p.c
+	w := p.w
 	// A bad overrides file stops the start; later, a bad edit keeps the
 	// last good one (logged and counted).
-	if err := c.overrides.Load(); err != nil {
+	if err := w.overrides.Load(); err != nil {
 		return fmt.Errorf("load -runtime-config.file: %w", err)
 	}
-	p.runtime = goTask("runtime config", p.died, c.overrides.Run)
-	if c.authn != nil {
-		p.authn = goTask("tenants file", p.died, c.authn.Run)
+	p.runtime = goTask("runtime config", p.died, w.overrides.Run)
+	if w.authn != nil {
+		p.authn = goTask("tenants file", p.died, w.authn.Run)
 	}
-	p.gossip = goTask("memberlist", p.died, c.kv.Run)
-	if err := p.waitFor(ctx, "gossip to start", func() bool { return c.kv.Addr() != "" }); err != nil {
+	p.gossip = goTask("memberlist", p.died, w.kv.Run)
+	if err := p.waitFor(ctx, "gossip to start", func() bool { return w.kv.Addr() != "" }); err != nil {
 		return err
+	}
+	for _, m := range p.mods {
+		p.addReadyChecks(m)
 	}
 	p.server = goTask("server", p.died, func(ctx context.Context) error { return p.srv.Serve(ctx, httpL, grpcL) })
-
-	if c.runsIngester() {
-		p.srv.AddReadyCheck("ingester", c.ing.CheckReady)
-		p.srv.AddReadyCheck("ingester ring", func(context.Context) error {
-			if !p.ingActive.Load() {
-				return errors.New("ingester not ACTIVE in the ring")
-			}
-			return nil
-		})
-		p.ingester = goTask("ingester", p.died, c.ing.Run)
-		rctx, cancel := context.WithTimeout(ctx, startTimeout)
-		err := c.ingLC.Register(rctx)
-		cancel()
-		if err != nil {
-			return err
-		}
-		p.ingRegistered = true
-		p.ingLC = goTask("ingester lifecycler", p.died, c.ingLC.Run)
-		// JOINING until the WAL is replayed, then ACTIVE.
-		p.activate = goTask("ingester activation", p.died, func(ctx context.Context) error {
-			if err := waitReady(ctx, c.ing.CheckReady); err != nil {
-				<-ctx.Done()
-				return nil // shutting down before it was ready
-			}
-			if err := c.ingLC.SetState(ctx, ring.Active); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
-			}
-			p.ingActive.Store(true)
-			<-ctx.Done()
-			return nil
-		})
-	}
-	if c.runsDistributor() {
-		p.srv.AddReadyCheck("distributor ring", func(context.Context) error {
-			if !p.distActive.Load() {
-				return errors.New("distributor not ACTIVE in the distributor ring")
-			}
-			return nil
-		})
-		p.distributor = goTask("distributor", p.died, c.dist.Run)
-		rctx, cancel := context.WithTimeout(ctx, startTimeout)
-		err := c.distLC.Register(rctx)
-		if err == nil {
-			err = c.distLC.SetState(rctx, ring.Active)
-		}
-		cancel()
-		if err != nil {
-			return err
-		}
-		p.distActive.Store(true)
-		p.distLC = goTask("distributor lifecycler", p.died, c.distLC.Run)
-	}
-	if c.runsQuerier() {
-		p.querier = goTask("querier", p.died, c.q.Run)
-	}
-	if err := p.startBlocks(ctx); err != nil {
+	if err := p.waitJoin(ctx); err != nil {
 		return err
+	}
+	for _, m := range p.mods {
+		if err := p.startModule(ctx, m); err != nil {
+			return err
+		}
 	}
 	p.announce = goTask("announce", p.died, func(ctx context.Context) error {
 		if waitReady(ctx, p.srv.Ready) == nil {
@@ -191,55 +160,6 @@ func (p *process) start(ctx context.Context, httpL, grpcL net.Listener, stdout i
 		<-ctx.Done()
 		return nil
 	})
-	return nil
-}
-
-// startBlocks starts the long-term storage side: the bucket index loader,
-// the store-gateway (JOINING until its first sync of owned blocks, then
-// ACTIVE) and the compactor (ACTIVE at once: it owns tenants, not data).
-func (p *process) startBlocks(ctx context.Context) error {
-	b := p.c.blocks
-	if b.indexes != nil {
-		p.bucketIndex = goTask("bucket index loader", p.died, b.indexes.Run)
-	}
-	if b.sg != nil {
-		p.srv.AddReadyCheck("store-gateway", b.sg.CheckReady)
-		p.storeGateway = goTask("store-gateway", p.died, b.sg.Run)
-		rctx, cancel := context.WithTimeout(ctx, startTimeout)
-		err := b.sgLC.Register(rctx)
-		cancel()
-		if err != nil {
-			return err
-		}
-		p.sgLC = goTask("store-gateway lifecycler", p.died, b.sgLC.Run)
-		p.sgActivate = goTask("store-gateway activation", p.died, func(ctx context.Context) error {
-			if err := waitReady(ctx, b.sg.CheckReady); err != nil {
-				<-ctx.Done()
-				return nil
-			}
-			if err := b.sgLC.SetState(ctx, ring.Active); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
-			}
-			<-ctx.Done()
-			return nil
-		})
-	}
-	if b.comp != nil {
-		rctx, cancel := context.WithTimeout(ctx, startTimeout)
-		err := b.compLC.Register(rctx)
-		if err == nil {
-			err = b.compLC.SetState(rctx, ring.Active)
-		}
-		cancel()
-		if err != nil {
-			return err
-		}
-		p.compLC = goTask("compactor lifecycler", p.died, b.compLC.Run)
-		p.compactor = goTask("compactor", p.died, b.comp.Run)
-	}
 	return nil
 }
 
@@ -253,15 +173,15 @@ func (p *process) printReady(w io.Writer, httpAddr *net.TCPAddr) {
 	}
 	base := fmt.Sprintf("%s://%s", scheme, hostPort(httpAddr))
 	fmt.Fprintf(w, "Strata is ready (target=%s, instance %s, data in %s).\n", p.cfg.Target, p.cfg.Instance.ID, p.cfg.DataDir)
-	if p.c.runsDistributor() {
+	if p.runs("distributor") {
 		fmt.Fprintf(w, "  Prometheus:  remote_write: [{url: %s/api/v1/push}]\n", base)
 	}
-	if p.c.runsQuerier() {
+	if p.runs("querier") {
 		fmt.Fprintf(w, "  Grafana:     Prometheus data source, URL %s\n", base)
 	}
 	fmt.Fprintf(w, "  Status:      %s/ready  %s/metrics  %s/ring  %s/memberlist\n", base, base, base, base)
 	fmt.Fprintf(w, "  HTTP:        %s\n", base)
-	fmt.Fprintf(w, "  Gossip:      %s (other processes join with -memberlist.join=%s)\n", p.c.kv.Addr(), p.c.kv.Addr())
+	fmt.Fprintf(w, "  Gossip:      %s (other processes join with -memberlist.join=%s)\n", p.w.kv.Addr(), p.w.kv.Addr())
 }
 
 // waitFor polls cond until it holds, a task dies, ctx ends or startTimeout.
@@ -280,6 +200,30 @@ func (p *process) waitFor(ctx context.Context, what string, cond func() bool) er
 		}
 	}
 	return nil
+}
+
+// joinWait bounds the wait for the first join of the gossip seeds: past it
+// the modules register with what this process knows (it keeps joining).
+const joinWait = 15 * time.Second
+
+// waitJoin waits until gossip has first tried the seeds: an instance that
+// registers in a ring picks its tokens between those it sees, and before
+// the join it sees none (ingesters that all take the same spread own
+// 20/40/40 % instead of a third each).
+func (p *process) waitJoin(ctx context.Context) error {
+	t := time.NewTimer(joinWait)
+	defer t.Stop()
+	select {
+	case <-p.w.kv.JoinTried():
+		return nil
+	case <-t.C:
+		p.log.Warn("gossip seeds not joined yet; registering in the rings with what this process knows", "waited", joinWait)
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for gossip to join: %w", ctx.Err())
+	case name := <-p.died:
+		return fmt.Errorf("wait for gossip to join: %s stopped", name)
+	}
 }
 
 // waitReady polls check until it passes or ctx ends.

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -74,17 +76,22 @@ const (
 	flushTimeout = ingester.FlushOnShutdownTimeout + time.Minute
 )
 
-// shutdown stops the process in order, each step with a deadline:
-//  1. the ingester goes LEAVING: distributors stop sending it writes once
-//     gossip tells them (a few gossip intervals), while it still takes
-//     what is in flight;
-//  2. the server stops taking requests and drains those in flight (HTTP
+// shutdown stops the process in order, each step with a deadline, the
+// modules in the reverse of their start order in every step:
+//  1. the activations stop and /ready fails: a load balancer stops
+//     sending new requests;
+//  2. the modules with ringMember.leaveFirst (the ingester) go LEAVING:
+//     distributors stop sending them writes once gossip tells them (a few
+//     gossip intervals), while they still take what is in flight;
+//  3. the server stops taking requests and drains those in flight (HTTP
 //     pushes and queries, gRPC pushes into the ingester), at most
 //     -server.shutdown-timeout;
-//  3. distributor and querier stop; the ingester closes its TSDBs;
-//  4. the lifecyclers write their last state: LEFT, or the ingester keeps
+//  4. the modules stop: distributor and querier before the ingester, which
+//     closes its TSDBs;
+//  5. the lifecyclers write their last state: LEFT, or the ingester keeps
 //     its tokens with -ingester.unregister-on-shutdown=false;
-//  5. gossip sends that state to a few members and leaves the cluster.
+//  6. the buckets and clients close, and gossip sends that last state to a
+//     few members and leaves the cluster.
 //
 // It returns every error met on the way.
 func (p *process) shutdown() error {
@@ -95,36 +102,35 @@ func (p *process) shutdown() error {
 			errs = append(errs, err)
 		}
 	}
+	mods := slices.Clone(p.mods)
+	slices.Reverse(mods)
 	add(p.announce.stop(stopTimeout))
-	add(p.activate.stop(stopTimeout))
-	add(p.sgActivate.stop(stopTimeout))
-	// Not ready any more: a load balancer stops sending new requests.
-	p.ingActive.Store(false)
-	p.distActive.Store(false)
-	if p.ingRegistered {
-		ctx, cancel := context.WithTimeout(context.Background(), leaveStateTimeout)
-		add(p.c.ingLC.SetState(ctx, ring.Leaving))
-		cancel()
-		p.waitGossip()
+	for _, m := range mods {
+		add(m.activation.stop(stopTimeout))
+		m.active.Store(false)
+	}
+	leaving := false
+	for _, m := range mods {
+		if m.registered && m.ring.leaveFirst {
+			ctx, cancel := context.WithTimeout(context.Background(), leaveStateTimeout)
+			add(m.ring.lc.SetState(ctx, ring.Leaving))
+			cancel()
+			leaving = true
+		}
+	}
+	if leaving {
+		p.waitGossip(context.Background())
 	}
 	add(p.server.stop(p.cfg.Server.ShutdownTimeout + stopTimeout))
-	add(p.distributor.stop(stopTimeout))
-	add(p.querier.stop(stopTimeout))
-	add(p.storeGateway.stop(stopTimeout))
-	add(p.compactor.stop(compactorStopTimeout))
-	ingTimeout := p.cfg.Server.ShutdownTimeout + stopTimeout
-	if p.cfg.Ingester.FlushOnShutdown {
-		ingTimeout += flushTimeout // cut every head into a block and upload it
+	for _, m := range mods {
+		add(m.runTask.stop(cmp.Or(m.stopTimeout, stopTimeout)))
 	}
-	add(p.ingester.stop(ingTimeout))
-	add(p.ingLC.stop(leaveStateTimeout + stopTimeout))
-	add(p.distLC.stop(leaveStateTimeout + stopTimeout))
-	add(p.sgLC.stop(leaveStateTimeout + stopTimeout))
-	add(p.compLC.stop(leaveStateTimeout + stopTimeout))
-	add(p.bucketIndex.stop(stopTimeout))
-	add(p.c.blocks.close())
-	if p.c.pool != nil {
-		add(p.c.pool.Close())
+	for _, m := range mods {
+		add(m.lcTask.stop(leaveStateTimeout + stopTimeout))
+	}
+	add(p.w.closeBuckets())
+	if p.w.pool != nil {
+		add(p.w.pool.Close())
 	}
 	add(p.runtime.stop(stopTimeout))
 	add(p.authn.stop(stopTimeout))
@@ -132,11 +138,16 @@ func (p *process) shutdown() error {
 	return errors.Join(errs...)
 }
 
-// waitGossip gives a change a few gossip rounds to reach the other members;
-// no wait when there are none.
-func (p *process) waitGossip() {
-	if len(p.c.kv.Members()) <= 1 {
+// waitGossip gives a change a few gossip rounds to reach the other members,
+// or until ctx ends; no wait when there are none.
+func (p *process) waitGossip(ctx context.Context) {
+	if len(p.w.kv.Members()) <= 1 {
 		return
 	}
-	time.Sleep(3 * p.cfg.Memberlist.GossipInterval)
+	t := time.NewTimer(3 * p.cfg.Memberlist.GossipInterval)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }

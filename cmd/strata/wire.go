@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-metrics/strata/auth"
+	"github.com/strata-metrics/strata/bucketindex"
 	"github.com/strata-metrics/strata/clientpool"
 	"github.com/strata-metrics/strata/distributor"
 	"github.com/strata-metrics/strata/gossip"
@@ -17,78 +18,87 @@ import (
 	"github.com/strata-metrics/strata/promapi"
 	"github.com/strata-metrics/strata/proto/ingesterpb"
 	"github.com/strata-metrics/strata/querier"
+	"github.com/strata-metrics/strata/querier/storequery"
 	"github.com/strata-metrics/strata/ring"
 	"github.com/strata-metrics/strata/server"
 	"github.com/strata-metrics/strata/tenant"
 )
 
-// components is what one process runs; a nil field is not part of its
-// -target. Every target gossips and sees both rings.
-type components struct {
+// modules is every component a process can run, in the order they start
+// when their dependencies allow; they stop in reverse (shutdown.go).
+func modules() []moduleDef {
+	return []moduleDef{
+		{name: "ingester", targets: []string{targetIngester}, new: newIngester},
+		{name: "distributor", targets: []string{targetDistributor}, deps: []string{"ingester"}, new: newDistributor},
+		{name: "bucket index loader", targets: []string{targetQuerier, targetStoreGateway}, new: newBucketIndexLoader},
+		{name: "store-gateway", targets: []string{targetStoreGateway}, deps: []string{"bucket index loader"}, new: newStoreGateway},
+		{name: "querier", targets: []string{targetQuerier}, deps: []string{"ingester", "store-gateway", "bucket index loader"}, new: newQuerier},
+		{name: "compactor", targets: []string{targetCompactor}, new: newCompactor},
+	}
+}
+
+// wiring is what the modules of one process share: made before them, whatever
+// the target. Every target gossips and sees every ring.
+type wiring struct {
+	cfg       *Config
+	srv       *server.Server
+	advertise string // the gRPC address this instance is reached at
+	log       *slog.Logger
+	reg       prometheus.Registerer
+
 	kv       *gossip.KV
+	ingStore *ring.GossipStore
 	ingRing  *ring.Ring // the ingesters: where series go and are read from
-	distRing *ring.Ring // the distributors: how many share a global limit
-	pool     *clientpool.Pool
+	// distRing holds the distributors; distRing.CountHealthy(ring.Write)
+	// is the number of healthy distributors a global limit is divided by.
+	distStore *ring.GossipStore
+	distRing  *ring.Ring
 	// overrides are every tenant's limits: the flag defaults, replaced
 	// field by field from -runtime-config.file, reloaded while running.
 	overrides *limits.Overrides
 	// authn checks credentials against -auth.tenants-file; nil without one.
-	authn *auth.Authenticator
+	authn        *auth.Authenticator
+	tenants      tenant.Resolver
+	tenantLabels *tenant.LabelCap
 
-	ing   *ingester.Ingester
-	ingLC *ring.Lifecycler
-	dist  *distributor.Distributor
-	// distLC announces this distributor; distRing.CountHealthy(ring.Write)
-	// is the number of healthy distributors a global limit is divided by.
-	distLC *ring.Lifecycler
-	q      *querier.Querier
+	// pool is the gRPC clients of ingesters and store-gateways; nil until
+	// a module asks for it (clients), closed at shutdown.
+	pool *clientpool.Pool
 
-	// blocks is long-term storage: bucket, store-gateway, compactor.
-	blocks *blocksComponents
+	blocks // wire_blocks.go: long-term storage
 }
 
-func (c *components) runsIngester() bool    { return c.ing != nil }
-func (c *components) runsDistributor() bool { return c.dist != nil }
-func (c *components) runsQuerier() bool     { return c.q != nil }
-
-// newComponents creates the components of cfg.Target and registers their
-// handlers on srv. It does no network I/O. advertise is the gRPC address
-// this instance is reached at.
-func newComponents(cfg *Config, srv *server.Server, advertise string, log *slog.Logger, reg prometheus.Registerer) (*components, error) {
-	target := cfg.Target
-	runs := func(t string) bool { return target == targetAll || target == t }
-	c := &components{}
-
+// newWiring makes what every target shares and registers its handlers on
+// srv. It does no network I/O.
+func newWiring(cfg *Config, srv *server.Server, advertise string, log *slog.Logger, reg prometheus.Registerer) (*wiring, error) {
+	w := &wiring{cfg: cfg, srv: srv, advertise: advertise, log: log, reg: reg}
 	kv, err := gossip.New(memberlistConfig(cfg), cfg.Instance.ID, log.With("component", "memberlist"), reg)
 	if err != nil {
 		return nil, fmt.Errorf("create gossip: %w", err)
 	}
-	c.kv = kv
-	ingStore, err := ring.NewGossipStore(kv, ring.IngesterRingKey, time.Now)
-	if err != nil {
+	w.kv = kv
+	if w.ingStore, err = ring.NewGossipStore(kv, ring.IngesterRingKey, time.Now); err != nil {
 		return nil, err
 	}
-	distStore, err := ring.NewGossipStore(kv, ring.DistributorRingKey, time.Now)
-	if err != nil {
+	if w.distStore, err = ring.NewGossipStore(kv, ring.DistributorRingKey, time.Now); err != nil {
 		return nil, err
 	}
 	// Every process relays the HA election, whatever it runs.
 	if err := distributor.RegisterHATrackerKey(kv); err != nil {
 		return nil, err
 	}
-	c.ingRing = ring.New(cfg.Ring, ingStore, time.Now)
-	c.distRing = ring.New(cfg.Ring, distStore, time.Now)
+	w.ingRing = ring.New(cfg.Ring, w.ingStore, time.Now)
+	w.distRing = ring.New(cfg.Ring, w.distStore, time.Now)
 	srv.Handle("/memberlist", "memberlist", kv.MembersHandler())
-	srv.Handle("/ring", "ring", c.ingRing.StatusHandler())
-	srv.Handle("/distributor/ring", "distributor_ring", c.distRing.MembershipHandler("Distributor ring"))
+	srv.Handle("/ring", "ring", w.ingRing.StatusHandler())
+	srv.Handle("/distributor/ring", "distributor_ring", w.distRing.MembershipHandler("Distributor ring"))
 
-	overrides, err := limits.NewRuntimeOverrides(cfg.RuntimeConfig, cfg.Limits, log.With("component", "runtime-config"), reg)
+	w.overrides, err = limits.NewRuntimeOverrides(cfg.RuntimeConfig, cfg.Limits, log.With("component", "runtime-config"), reg)
 	if err != nil {
 		return nil, fmt.Errorf("create runtime config: %w", err)
 	}
-	c.overrides = overrides
 	// One cap on tenant-labelled series for every component of the process.
-	tenantLabels, err := tenant.NewLabelCap(cfg.Metrics, reg, time.Now)
+	w.tenantLabels, err = tenant.NewLabelCap(cfg.Metrics, reg, time.Now)
 	if err != nil {
 		return nil, fmt.Errorf("create tenant label cap: %w", err)
 	}
@@ -96,93 +106,125 @@ func newComponents(cfg *Config, srv *server.Server, advertise string, log *slog.
 	// but /ready and /metrics requires them; otherwise X-Scope-OrgID (from
 	// a gateway) names it.
 	if cfg.Auth.Enabled() {
-		c.authn, err = auth.New(cfg.Auth, log.With("component", "auth"), reg)
+		w.authn, err = auth.New(cfg.Auth, log.With("component", "auth"), reg)
 		if err != nil {
 			return nil, fmt.Errorf("create authenticator: %w", err)
 		}
 	}
-	tenants := cfg.Auth.Resolver(c.authn)
-	tenants.WriteRefusal = promapi.WriteAuthError // JSON on the Prometheus API, plain text elsewhere
-	srv.RequireAuth(tenants.Middleware)
+	w.tenants = cfg.Auth.Resolver(w.authn)
+	w.tenants.WriteRefusal = promapi.WriteAuthError // JSON on the Prometheus API, plain text elsewhere
+	srv.RequireAuth(w.tenants.Middleware)
 	// With multi-tenancy a tenant sees only its own overrides there;
 	// -runtime-config.admin-tenant sees everyone's.
-	srv.Handle("/runtime_config", "runtime_config", overrides.Handler(tenants))
-	if runs(targetDistributor) || runs(targetQuerier) {
-		c.pool = clientpool.New(cfg.IngesterClient, reg)
+	srv.Handle("/runtime_config", "runtime_config", w.overrides.Handler(w.tenants))
+	if err := w.newBlocks(); err != nil {
+		return nil, err
 	}
+	return w, nil
+}
 
-	retention := func(t string) time.Duration { return overrides.For(t).CompactorBlocksRetentionPeriod }
-	c.blocks, err = newBlocksComponents(cfg, srv, kv, c.pool, tenants, advertise, runs, retention, log, reg)
+// clients returns the process' one pool of gRPC clients.
+func (w *wiring) clients() *clientpool.Pool {
+	if w.pool == nil {
+		w.pool = clientpool.New(w.cfg.IngesterClient, w.reg)
+	}
+	return w.pool
+}
+
+// lifecycler returns this instance's lifecycler in the ring named name
+// (its log and metric label), kept in store. tokensFile keeps its tokens
+// across restarts; "" keeps none.
+func (w *wiring) lifecycler(name string, cfg ring.LifecyclerConfig, store ring.Store, tokensFile string) *ring.Lifecycler {
+	return ring.NewLifecycler(cfg, ring.LifecyclerDeps{
+		ID: w.cfg.Instance.ID, Addr: w.advertise, Zone: w.cfg.Instance.Zone, Store: store,
+		TokensFile: tokensFile,
+		Log:        w.log.With("component", "ring", "ring", name),
+		Reg:        prometheus.WrapRegistererWith(prometheus.Labels{"ring": name}, w.reg),
+	})
+}
+
+// newIngester: JOINING until its WAL is replayed, then ACTIVE; LEAVING
+// before the server drains. Blocks go to the bucket as they are cut; POST
+// /ingester/flush cuts and ships the heads now (before a scale-down).
+func newIngester(w *wiring) (*module, error) {
+	cfg := w.cfg
+	bkt, err := w.openBucket("ingester")
 	if err != nil {
 		return nil, err
 	}
-
-	if runs(targetIngester) {
-		c.ing, err = ingester.New(cfg.Ingester, cfg.DataDir, overrides, log.With("component", "ingester"), reg)
-		if err != nil {
-			return nil, fmt.Errorf("create ingester: %w", err)
-		}
-		ingesterpb.RegisterIngesterServer(srv.GRPC(), c.ing)
-		c.ing.SetTenantLabels(tenantLabels)
-		// Blocks go to the bucket as they are cut; POST /ingester/flush
-		// cuts and ships the heads now (before a scale-down).
-		ingBkt, err := c.blocks.openBucket(cfg, "ingester", log, reg)
-		if err != nil {
-			return nil, err
-		}
-		if err := c.ing.EnableShipping(ingester.ShipDeps{Bucket: ingBkt, InstanceID: cfg.Instance.ID, Reg: reg, TenantLabels: tenantLabels}); err != nil {
-			return nil, err
-		}
-		srv.Handle("/ingester/flush", "ingester_flush", adminOnly(tenants, cfg.RuntimeConfig.AdminTenant, c.ing.FlushHandler()))
+	ing, err := ingester.New(cfg.Ingester, ingester.Deps{
+		DataDir: cfg.DataDir, Limits: w.overrides,
 		// A global series limit becomes this ingester's share of it.
-		c.ing.SetRingShare(func() (int, int) {
-			return c.ingRing.ReplicationFactor(), max(1, c.ingRing.CountHealthy(ring.Write))
-		})
-		c.ingLC = ring.NewLifecycler(cfg.Lifecycler, ring.LifecyclerDeps{
-			ID: cfg.Instance.ID, Addr: advertise, Zone: cfg.Instance.Zone, Store: ingStore,
-			TokensFile: filepath.Join(cfg.DataDir, ring.TokensFileName),
-			Log:        log.With("component", "ring", "ring", "ingester"),
-			Reg:        prometheus.WrapRegistererWith(prometheus.Labels{"ring": "ingester"}, reg),
-		})
+		RingShare: func() (int, int) {
+			return w.ingRing.ReplicationFactor(), max(1, w.ingRing.CountHealthy(ring.Write))
+		},
+		Bucket: bkt, InstanceID: cfg.Instance.ID, TenantLabels: w.tenantLabels,
+		Log: w.log.With("component", "ingester"), Reg: w.reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create ingester: %w", err)
 	}
+	ingesterpb.RegisterIngesterServer(w.srv.GRPC(), ing)
+	w.srv.Handle("/ingester/flush", "ingester_flush", adminOnly(w.tenants, cfg.RuntimeConfig.AdminTenant, ing.FlushHandler()))
+	stop := cfg.Server.ShutdownTimeout + stopTimeout
+	if cfg.Ingester.FlushOnShutdown {
+		stop += flushTimeout // cut every head into a block and upload it
+	}
+	return &module{
+		run: ing.Run, stopTimeout: stop,
+		ready: []readyCheck{{"ingester", ing.CheckReady}},
+		ring: &ringMember{
+			ring: "ingester", lc: w.lifecycler("ingester", cfg.Lifecycler, w.ingStore, filepath.Join(cfg.DataDir, ring.TokensFileName)),
+			activeAfter: ing.CheckReady, readyWhenActive: true, leaveFirst: true,
+		},
+	}, nil
+}
 
-	if runs(targetDistributor) {
-		c.dist, err = distributor.New(cfg.Distributor, distributor.Deps{
-			Ring: c.ingRing, Clients: c.pool, Limits: overrides, Tenants: tenants,
-			Log: log.With("component", "distributor"), Reg: reg, Now: time.Now,
-			// A global rate limit is divided among the healthy distributors;
-			// at least this one, before it has joined its ring.
-			HealthyDistributors: func() int { return max(1, c.distRing.CountHealthy(ring.Write)) },
-			HAKV:                kv,
-			TenantLabels:        tenantLabels,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("create distributor: %w", err)
-		}
-		srv.Handle("/api/v1/push", "api_v1_push", c.dist.PushHandler())
-		srv.Handle("/api/v1/write", "api_v1_push", c.dist.PushHandler())
-		// A distributor owns no series: one token, and it always leaves.
-		lcCfg := cfg.Lifecycler
-		lcCfg.NumTokens, lcCfg.UnregisterOnShutdown = 1, true
-		c.distLC = ring.NewLifecycler(lcCfg, ring.LifecyclerDeps{
-			ID: cfg.Instance.ID, Addr: advertise, Zone: cfg.Instance.Zone, Store: distStore,
-			Log: log.With("component", "ring", "ring", "distributor"),
-			Reg: prometheus.WrapRegistererWith(prometheus.Labels{"ring": "distributor"}, reg),
-		})
+// newDistributor: ACTIVE in the distributor ring at once.
+func newDistributor(w *wiring) (*module, error) {
+	cfg := w.cfg
+	dist, err := distributor.New(cfg.Distributor, distributor.Deps{
+		Ring: w.ingRing, Clients: w.clients(), Limits: w.overrides, Tenants: w.tenants,
+		Log: w.log.With("component", "distributor"), Reg: w.reg, Now: time.Now,
+		// A global rate limit is divided among the healthy distributors;
+		// at least this one, before it has joined its ring.
+		HealthyDistributors: func() int { return max(1, w.distRing.CountHealthy(ring.Write)) },
+		HAKV:                w.kv,
+		TenantLabels:        w.tenantLabels,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create distributor: %w", err)
 	}
+	w.srv.Handle("/api/v1/push", "api_v1_push", dist.PushHandler())
+	w.srv.Handle("/api/v1/write", "api_v1_push", dist.PushHandler())
+	// A distributor owns no series: one token, and it always leaves.
+	lcCfg := cfg.Lifecycler
+	lcCfg.NumTokens, lcCfg.UnregisterOnShutdown = 1, true
+	return &module{
+		run:  dist.Run,
+		ring: &ringMember{ring: "distributor", lc: w.lifecycler("distributor", lcCfg, w.distStore, ""), readyWhenActive: true},
+	}, nil
+}
 
-	if runs(targetQuerier) {
-		c.q, err = querier.New(cfg.Querier, querier.Deps{
-			Ring: c.ingRing, Clients: c.pool, Limits: overrides, Tenants: tenants,
-			Log: log.With("component", "querier"), Reg: reg,
-			StoreGateways: c.blocks.sgClient,
-			TenantLabels:  tenantLabels,
-			Build:         querier.BuildInfo{Version: version, Revision: revision, Branch: branch, BuildDate: buildDate},
-		})
-		if err != nil {
-			return nil, fmt.Errorf("create querier: %w", err)
-		}
-		c.q.RegisterRoutes(srv)
+// newQuerier reads the ingesters and, through the bucket index, the
+// store-gateways.
+func newQuerier(w *wiring) (*module, error) {
+	cfg, build := w.cfg, currentBuild()
+	sgClient := storequery.New(storequery.Deps{
+		Blocks: bucketindex.IndexLister(w.indexes), Sharder: w.sharder,
+		Clients: storequery.ConnFunc(w.clients().Conn), IngesterReplicationFactor: cfg.Ring.ReplicationFactor,
+		Log: w.log.With("component", "querier"), Reg: w.reg,
+	})
+	q, err := querier.New(cfg.Querier, querier.Deps{
+		Ring: w.ingRing, Clients: w.clients(), Limits: w.overrides, Tenants: w.tenants,
+		Log: w.log.With("component", "querier"), Reg: w.reg,
+		StoreGateways: sgClient,
+		TenantLabels:  w.tenantLabels,
+		Build:         querier.BuildInfo{Version: build.Version, Revision: build.Revision, Branch: build.Branch, BuildDate: build.BuildDate},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create querier: %w", err)
 	}
-	return c, nil
+	q.RegisterRoutes(w.srv)
+	return &module{run: q.Run}, nil
 }

@@ -4,48 +4,41 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"path/filepath"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/thanos-io/objstore"
 
 	"github.com/strata-metrics/strata/bucket"
 	"github.com/strata-metrics/strata/bucketindex"
-	"github.com/strata-metrics/strata/clientpool"
 	"github.com/strata-metrics/strata/compactor"
-	"github.com/strata-metrics/strata/gossip"
 	"github.com/strata-metrics/strata/proto/storepb"
-	"github.com/strata-metrics/strata/querier/storequery"
 	"github.com/strata-metrics/strata/ring"
-	"github.com/strata-metrics/strata/server"
 	"github.com/strata-metrics/strata/storegateway"
 	"github.com/strata-metrics/strata/tenant"
 )
 
-// blocksComponents are the long-term storage side of a process: the bucket
-// and what writes and reads it. Nil fields are not part of the target.
-type blocksComponents struct {
+// blocks is the long-term storage side of the wiring: the bucket and the
+// rings of the components that read and compact it.
+type blocks struct {
 	// buckets are closed at shutdown; one per component that opened one.
 	buckets []objstore.Bucket
 
-	compRing *ring.Ring // the compactors: which one owns a tenant
-	comp     *compactor.Compactor
-	compLC   *ring.Lifecycler
-	// indexes is the bucket index loader the querier and the store-gateway
-	// share (one per process: its metrics are registered once).
-	indexes *bucketindex.Loader
+	compStore *ring.GossipStore
+	compRing  *ring.Ring // the compactors: which one owns a tenant
 
 	// sgRing holds the store-gateways; every process sees it (queriers
 	// route by it). sharder maps a block to its store-gateways.
+	sgStore *ring.GossipStore
 	sgRing  *ring.Ring
 	sharder *ring.BlockSharder
-	sg      *storegateway.StoreGateway
-	sgLC    *ring.Lifecycler
-	// sgClient is the querier's way to the store-gateways.
-	sgClient *storequery.Client
+
+	// indexes is the bucket index loader the querier and the store-gateway
+	// share (one per process: its metrics are registered once), reading
+	// indexBucket; nil unless the bucket index loader module runs.
+	indexes     *bucketindex.Loader
+	indexBucket objstore.Bucket
 }
 
 // checkBucketShared refuses a multi-process target whose filesystem bucket
@@ -62,108 +55,112 @@ func checkBucketShared(cfg *Config, dirGiven bool) error {
 }
 
 // openBucket opens the bucket for component, to be closed at shutdown.
-func (b *blocksComponents) openBucket(cfg *Config, component string, log *slog.Logger, reg prometheus.Registerer) (objstore.Bucket, error) {
-	bkt, err := bucket.New(cfg.Blocks, component, reg, log)
+func (w *wiring) openBucket(component string) (objstore.Bucket, error) {
+	bkt, err := bucket.New(w.cfg.Blocks, component, w.reg, w.log)
 	if err != nil {
 		return nil, fmt.Errorf("open bucket for %s: %w", component, err)
 	}
-	b.buckets = append(b.buckets, bkt)
+	w.buckets = append(w.buckets, bkt)
 	return bkt, nil
 }
 
-// newBlocksComponents creates the compactor (and its ring, which every
-// process sees) and the bucket index loader of targets that read blocks.
-func newBlocksComponents(cfg *Config, srv *server.Server, kv *gossip.KV, pool *clientpool.Pool, tenants tenant.Resolver, advertise string, runs func(string) bool, retention func(string) time.Duration, log *slog.Logger, reg prometheus.Registerer) (*blocksComponents, error) {
-	b := &blocksComponents{}
-	sgStore, err := ring.NewGossipStore(kv, ring.StoreGatewayRingKey, time.Now)
-	if err != nil {
-		return nil, err
-	}
-	sgRingCfg := cfg.StoreGateway.RingConfig(cfg.Ring)
-	b.sgRing = ring.New(sgRingCfg, sgStore, time.Now)
-	b.sharder = ring.NewBlockSharder(b.sgRing, sgRingCfg, time.Now)
-	srv.Handle("/store-gateway/ring", "store_gateway_ring", b.sgRing.StatusHandlerTitled("Store-gateway ring"))
-
-	compStore, err := ring.NewGossipStore(kv, compactor.RingKey, time.Now)
-	if err != nil {
-		return nil, err
-	}
-	b.compRing = ring.New(ring.Config{ReplicationFactor: 1, HeartbeatTimeout: cfg.Ring.HeartbeatTimeout}, compStore, time.Now)
-	srv.Handle("/compactor/ring", "compactor_ring", b.compRing.StatusHandlerTitled("Compactor ring"))
-
-	if runs(targetCompactor) {
-		bkt, err := b.openBucket(cfg, "compactor", log, reg)
-		if err != nil {
-			return nil, err
-		}
-		ccfg := cfg.Compactor
-		if ccfg.DataDir == "" {
-			ccfg.DataDir = filepath.Join(cfg.DataDir, "compactor")
-		}
-		b.comp, err = compactor.New(ccfg, compactor.Deps{
-			Bucket: bkt, Ring: b.compRing, InstanceID: cfg.Instance.ID, HeartbeatTimeout: cfg.Ring.HeartbeatTimeout,
-			Retention: retention, IngesterReplicationFactor: cfg.Ring.ReplicationFactor,
-			Log: log.With("component", "compactor"), Reg: reg, Now: time.Now,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("create compactor: %w", err)
-		}
-		srv.Handle("/compactor/run", "compactor_run", adminOnly(tenants, cfg.RuntimeConfig.AdminTenant, b.comp.RunHandler()))
-		lcCfg := cfg.Lifecycler
-		lcCfg.NumTokens, lcCfg.UnregisterOnShutdown = compactor.RingNumTokens, true
-		b.compLC = ring.NewLifecycler(lcCfg, ring.LifecyclerDeps{
-			ID: cfg.Instance.ID, Addr: advertise, Zone: cfg.Instance.Zone, Store: compStore,
-			Log: log.With("component", "ring", "ring", "compactor"),
-			Reg: prometheus.WrapRegistererWith(prometheus.Labels{"ring": "compactor"}, reg),
-		})
-	}
-
-	if runs(targetStoreGateway) || runs(targetQuerier) {
-		bkt, err := b.openBucket(cfg, "store-gateway", log, reg)
-		if err != nil {
-			return nil, err
-		}
-		b.indexes = bucketindex.NewLoader(cfg.BucketIndex, bkt, log.With("component", "bucket-index"), reg, time.Now)
-		if runs(targetStoreGateway) {
-			b.sg, err = storegateway.New(cfg.StoreGateway, storegateway.Deps{
-				Bucket: bkt, Blocks: bucketindex.IndexLister(b.indexes),
-				Tenants: func(ctx context.Context) ([]string, error) { return bucket.Tenants(ctx, bkt) },
-				Sharder: b.sharder, InstanceID: cfg.Instance.ID,
-				Log: log.With("component", "store-gateway"), Reg: reg,
-			})
-			if err != nil {
-				return nil, fmt.Errorf("create store-gateway: %w", err)
-			}
-			storepb.RegisterStoreGatewayServer(srv.GRPC(), b.sg)
-			// Tokens kept across restarts: a restarted store-gateway owns
-			// the same blocks and finds their index files on disk.
-			lcCfg := cfg.Lifecycler
-			lcCfg.UnregisterOnShutdown = true
-			b.sgLC = ring.NewLifecycler(lcCfg, ring.LifecyclerDeps{
-				ID: cfg.Instance.ID, Addr: advertise, Zone: cfg.Instance.Zone, Store: sgStore,
-				TokensFile: filepath.Join(cfg.StoreGateway.DataDir, ring.TokensFileName),
-				Log:        log.With("component", "ring", "ring", "store-gateway"),
-				Reg:        prometheus.WrapRegistererWith(prometheus.Labels{"ring": "store-gateway"}, reg),
-			})
-		}
-		if runs(targetQuerier) {
-			b.sgClient = storequery.New(storequery.Deps{
-				Blocks: bucketindex.IndexLister(b.indexes), Sharder: b.sharder,
-				Clients: storequery.ConnFunc(pool.Conn), IngesterReplicationFactor: cfg.Ring.ReplicationFactor,
-				Log: log.With("component", "querier"), Reg: reg,
-			})
-		}
-	}
-	return b, nil
-}
-
-// close closes the buckets.
-func (b *blocksComponents) close() error {
+// closeBuckets closes the buckets the modules opened.
+func (b *blocks) closeBuckets() error {
 	var errs []error
 	for _, bkt := range b.buckets {
 		errs = append(errs, bkt.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// newBlocks makes the store-gateway and compactor rings, which every
+// process sees.
+func (w *wiring) newBlocks() error {
+	var err error
+	if w.sgStore, err = ring.NewGossipStore(w.kv, ring.StoreGatewayRingKey, time.Now); err != nil {
+		return err
+	}
+	sgRingCfg := w.cfg.StoreGateway.RingConfig(w.cfg.Ring)
+	w.sgRing = ring.New(sgRingCfg, w.sgStore, time.Now)
+	w.sharder = ring.NewBlockSharder(w.sgRing, sgRingCfg, time.Now)
+	w.srv.Handle("/store-gateway/ring", "store_gateway_ring", w.sgRing.StatusHandlerTitled("Store-gateway ring"))
+
+	if w.compStore, err = ring.NewGossipStore(w.kv, compactor.RingKey, time.Now); err != nil {
+		return err
+	}
+	w.compRing = ring.New(ring.Config{ReplicationFactor: 1, HeartbeatTimeout: w.cfg.Ring.HeartbeatTimeout}, w.compStore, time.Now)
+	w.srv.Handle("/compactor/ring", "compactor_ring", w.compRing.StatusHandlerTitled("Compactor ring"))
+	return nil
+}
+
+// newCompactor: ACTIVE in the compactor ring at once (it owns tenants, not
+// data); a compaction in progress is abandoned at shutdown (its partial
+// output is never visible: meta.json goes last).
+func newCompactor(w *wiring) (*module, error) {
+	cfg := w.cfg
+	bkt, err := w.openBucket("compactor")
+	if err != nil {
+		return nil, err
+	}
+	ccfg := cfg.Compactor
+	if ccfg.DataDir == "" {
+		ccfg.DataDir = filepath.Join(cfg.DataDir, "compactor")
+	}
+	comp, err := compactor.New(ccfg, compactor.Deps{
+		Bucket: bkt, Ring: w.compRing, InstanceID: cfg.Instance.ID, HeartbeatTimeout: cfg.Ring.HeartbeatTimeout,
+		Retention:                 func(t string) time.Duration { return w.overrides.For(t).CompactorBlocksRetentionPeriod },
+		IngesterReplicationFactor: cfg.Ring.ReplicationFactor,
+		Log:                       w.log.With("component", "compactor"), Reg: w.reg, Now: time.Now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create compactor: %w", err)
+	}
+	w.srv.Handle("/compactor/run", "compactor_run", adminOnly(w.tenants, cfg.RuntimeConfig.AdminTenant, comp.RunHandler()))
+	lcCfg := cfg.Lifecycler
+	lcCfg.NumTokens, lcCfg.UnregisterOnShutdown = compactor.RingNumTokens, true
+	return &module{
+		run: comp.Run, stopTimeout: compactorStopTimeout,
+		ring: &ringMember{ring: "compactor", lc: w.lifecycler("compactor", lcCfg, w.compStore, "")},
+	}, nil
+}
+
+// newBucketIndexLoader keeps the bucket indexes the querier and the
+// store-gateway read blocks by.
+func newBucketIndexLoader(w *wiring) (*module, error) {
+	bkt, err := w.openBucket("store-gateway")
+	if err != nil {
+		return nil, err
+	}
+	w.indexBucket = bkt
+	w.indexes = bucketindex.NewLoader(w.cfg.BucketIndex, bkt, w.log.With("component", "bucket-index"), w.reg, time.Now)
+	return &module{run: w.indexes.Run}, nil
+}
+
+// newStoreGateway: JOINING until its first sync of owned blocks, then
+// ACTIVE. Tokens kept across restarts: a restarted store-gateway owns the
+// same blocks and finds their index files on disk.
+func newStoreGateway(w *wiring) (*module, error) {
+	cfg, bkt := w.cfg, w.indexBucket
+	sg, err := storegateway.New(cfg.StoreGateway, storegateway.Deps{
+		Bucket: bkt, Blocks: bucketindex.IndexLister(w.indexes),
+		Tenants: func(ctx context.Context) ([]string, error) { return bucket.Tenants(ctx, bkt) },
+		Sharder: w.sharder, InstanceID: cfg.Instance.ID,
+		Log: w.log.With("component", "store-gateway"), Reg: w.reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create store-gateway: %w", err)
+	}
+	storepb.RegisterStoreGatewayServer(w.srv.GRPC(), sg)
+	lcCfg := cfg.Lifecycler
+	lcCfg.UnregisterOnShutdown = true
+	return &module{
+		run:   sg.Run,
+		ready: []readyCheck{{"store-gateway", sg.CheckReady}},
+		ring: &ringMember{
+			ring: "store-gateway", lc: w.lifecycler("store-gateway", lcCfg, w.sgStore, filepath.Join(cfg.StoreGateway.DataDir, ring.TokensFileName)),
+			activeAfter: sg.CheckReady,
+		},
+	}, nil
 }
 
 // adminOnly guards an operator endpoint (/ingester/flush, /compactor/run)

@@ -6,7 +6,9 @@
 // deploy.LocalCluster.
 //
 // Flow: `make cluster` --build--> bin/strata; `go run ./deploy/local start`
-// --starts--> 10 detached processes, gossip-joined, PIDs in <dir>/state.json;
+// --starts--> 10 detached processes, gossip-joined (ingesters and
+// store-gateways one at a time, each ACTIVE before the next registers, so
+// each owns a third of its ring), PIDs in <dir>/state.json;
 // `go run ./deploy/local stop` (`make cluster-stop`) --SIGTERM, then SIGKILL
 // after -grace--> exactly the PIDs of that file.
 // Owns: <dir> (default deploy/local/.data): one data dir and one log file
@@ -22,5 +24,6 @@
 //	go run ./deploy/local stop [-dir ...] [-grace 30s]
 //
 // Node i listens on HTTP base-port+i, gRPC base-port+100+i and gossip
-// base-port+200+i, all on 127.0.0.1.
+// base-port+200+i, all on 127.0.0.1; `make cluster CLUSTER_PORT_BASE=20000`
+// passes -base-port.
 package main

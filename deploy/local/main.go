@@ -149,30 +149,44 @@ func start(cfg config, out io.Writer) error {
 		}
 	}
 
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.wait)
+	defer cancel()
 	st := &state{Bin: bin, Started: time.Now().UTC()}
+	failed := func(n nodeState, err error) error {
+		fmt.Fprintf(out, "%s did not become ready: %v\nlast lines of %s:\n%s\n", n.Name, err, n.Log, tail(n.Log, 30))
+		killAll(st)
+		_ = os.Remove(statePath(cfg.dir))
+		return fmt.Errorf("cluster did not start; processes killed")
+	}
 	for _, n := range specs {
 		pid, logPath, err := startDetached(bin, n)
 		if err != nil {
 			killAll(st)
 			return err
 		}
-		st.Nodes = append(st.Nodes, nodeState{NodeSpec: n, PID: pid, Log: logPath})
+		node := nodeState{NodeSpec: n, PID: pid, Log: logPath}
+		st.Nodes = append(st.Nodes, node)
 		// Written after every start, so that stop finds whatever runs.
 		if err := writeState(cfg.dir, st); err != nil {
 			killAll(st)
 			return err
 		}
+		// Token owners join one at a time, each ACTIVE before the next
+		// registers: a new instance picks its tokens in the gaps of the
+		// ring it sees, and instances that register together see none of
+		// each other's tokens (ownership like 20/40/40 %, not a third each).
+		if n.Role == procs.RoleIngester || n.Role == procs.RoleStoreGateway {
+			fmt.Fprintf(out, "Started %s; waiting for it to be ACTIVE ...\n", n.Name)
+			if err := waitActive(ctx, st.Bin, node); err != nil {
+				return failed(node, err)
+			}
+		}
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.wait)
-	defer cancel()
 	fmt.Fprintf(out, "Started %d strata processes; waiting for /ready ...\n", len(st.Nodes))
 	for _, n := range st.Nodes {
 		if err := waitReady(ctx, st.Bin, n); err != nil {
-			fmt.Fprintf(out, "%s did not become ready: %v\nlast lines of %s:\n%s\n", n.Name, err, n.Log, tail(n.Log, 30))
-			killAll(st)
-			_ = os.Remove(statePath(cfg.dir))
-			return fmt.Errorf("cluster did not start; processes killed")
+			return failed(n, err)
 		}
 	}
 	printURLs(out, st, cfg.dir)
@@ -232,6 +246,30 @@ func waitReady(ctx context.Context, bin string, n nodeState) error {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, fmt.Sprintf("/ready: %d %s", resp.StatusCode, strings.TrimSpace(string(b)))
+	})
+}
+
+// waitActive waits until n is ready and ACTIVE in the ring it owns tokens
+// of, as n itself sees it.
+func waitActive(ctx context.Context, bin string, n nodeState) error {
+	if err := waitReady(ctx, bin, n); err != nil {
+		return err
+	}
+	base := n.URL()
+	if n.Role == procs.RoleStoreGateway {
+		base += "/store-gateway"
+	}
+	return procs.Poll(ctx, 100*time.Millisecond, func() (bool, string) {
+		r, err := procs.FetchRing(ctx, base)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, in := range r.Instances {
+			if in.ID == n.Name {
+				return in.State == "ACTIVE", "ring state " + in.State
+			}
+		}
+		return false, "not in the ring"
 	})
 }
 

@@ -89,6 +89,21 @@ func TestStartStatusStop(t *testing.T) {
 	require.Contains(t, out.String(), "ring as querier-1 sees it (replication factor 3)")
 	require.Contains(t, out.String(), "store-gateway ring as querier-1 sees it (replication factor 3)")
 	require.Equal(t, 6, strings.Count(out.String(), "ACTIVE"), out.String())
+	// Instances joined one at a time, each seeing the others' tokens: a
+	// third of each ring each.
+	for _, n := range st.Nodes {
+		if n.Role != procs.RoleQuerier {
+			continue
+		}
+		for _, base := range []string{n.URL(), n.URL() + "/store-gateway"} {
+			r, err := procs.FetchRing(t.Context(), base)
+			require.NoError(t, err)
+			require.Len(t, r.Instances, 3)
+			for _, in := range r.Instances {
+				require.InDelta(t, 1.0/3, in.Ownership, 0.05, "%s owns %.1f%% of %s/ring", in.ID, 100*in.Ownership, base)
+			}
+		}
+	}
 
 	// A state file whose PID now belongs to another process: stop must
 	// leave that process alone.
