@@ -64,7 +64,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.GRPCListenAddress, "server.grpc-listen-address", ":9095", "gRPC listen address (host:port) for traffic between components.")
 	fs.IntVar(&c.GRPCMaxRecvBytes, "server.grpc-max-recv-bytes", 100<<20, "Largest gRPC message the server accepts.")
 	fs.UintVar(&c.MaxConcurrentGRPCS, "server.grpc-max-concurrent-streams", 1000, "Concurrent gRPC streams per client connection.")
-	fs.IntVar(&c.GRPCMaxConnections, "server.grpc-max-connections", 4096, "Open gRPC connections at most; more are closed as they are accepted (counted in strata_server_grpc_connections_refused_total). Each distributor, querier and ruler process holds about one per instance it calls. 0: no limit.")
+	fs.IntVar(&c.GRPCMaxConnections, "server.grpc-max-connections", 4096, "Open gRPC connections at most; more are closed as they are accepted (counted in strata_server_grpc_connections_refused_total). Each distributor and querier process holds about one per instance it calls. 0: no limit.")
 	fs.DurationVar(&c.GRPCConnectionTimeout, "server.grpc-connection-timeout", 5*time.Second, "A new gRPC connection must finish its TLS and HTTP/2 handshake within this, or is closed.")
 	fs.DurationVar(&c.GRPCMaxConnectionIdle, "server.grpc-max-connection-idle", 5*time.Minute, "A gRPC connection with no call for this long is closed; the client reconnects on its next call.")
 	fs.DurationVar(&c.ShutdownTimeout, "server.shutdown-timeout", 30*time.Second, "How long shutdown waits for in-flight requests before closing connections.")
