@@ -32,7 +32,7 @@ import (
 	"github.com/strata-metrics/strata/internal/procs"
 )
 
-// Helpers of the long-term storage fault tests (issue 5): a fault-injecting
+// Helpers of the long-term storage fault tests: a fault-injecting
 // S3 proxy, bucket listings, deterministic old data and exact checks.
 
 // ltfProxy is an HTTP reverse proxy on loopback in front of an S3 server.
@@ -244,9 +244,8 @@ func (d ltfData) value(s, k int) float64 { return float64(s)*1e6 + float64(k) }
 func (d ltfData) last() int64            { return d.ts(d.samples - 1) }
 
 // push sends the data in time order, perRequest samples of every series
-// per request, to a push endpoint.
-func (d ltfData) push(ctx context.Context, pushURL string, perRequest int) error {
-	client := &http.Client{Timeout: time.Minute}
+// per request, to dist's /api/v1/push.
+func (d ltfData) push(ctx context.Context, dist *client, perRequest int) error {
 	for k0 := 0; k0 < d.samples; k0 += perRequest {
 		wr := &prompb.WriteRequest{}
 		for s := range d.series {
@@ -260,7 +259,7 @@ func (d ltfData) push(ctx context.Context, pushURL string, perRequest int) error
 			}
 			wr.Timeseries = append(wr.Timeseries, ts)
 		}
-		res, err := push(ctx, client, http.MethodPost, pushURL, encodeWrite(wr), nil)
+		res, err := dist.push(ctx, encodeWrite(wr))
 		if err != nil {
 			return err
 		}
@@ -300,70 +299,6 @@ func (d ltfData) check(r apiResult, from, to int) error {
 		}
 	}
 	return nil
-}
-
-// ltfPost POSTs to url and returns the status and (the start of) the body.
-func ltfPost(ctx context.Context, url string) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
-	if err != nil {
-		return 0, "", err
-	}
-	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	return resp.StatusCode, string(b), nil
-}
-
-// ltfQueryRaw runs an instant query and returns the status and body
-// whatever the status, for error answers.
-func ltfQueryRaw(ctx context.Context, base, q string, at time.Time) (int, string, error) {
-	form := url.Values{"query": {q}, "time": {formatTime(at)}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/query", strings.NewReader(form.Encode()))
-	if err != nil {
-		return 0, "", err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return resp.StatusCode, string(b), nil
-}
-
-// ltfRing reads a ring status page (/store-gateway/ring) as JSON.
-func ltfRing(ctx context.Context, url string) (procs.RingStatus, error) {
-	var r procs.RingStatus
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return r, err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
-	if err != nil {
-		return r, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if resp.StatusCode != http.StatusOK {
-		return r, fmt.Errorf("get %s: status %d: %.200s", url, resp.StatusCode, b)
-	}
-	return r, json.Unmarshal(b, &r)
-}
-
-// ltfPoll polls cond every interval until it holds or timeout passes, and
-// fails the test with cond's last reason then.
-func ltfPoll(t *testing.T, timeout, interval time.Duration, what string, cond func(ctx context.Context) (bool, string)) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	if err := procs.Poll(ctx, interval, func() (bool, string) { return cond(ctx) }); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
 }
 
 // ltfCorruptChunk flips one byte in the data of the chunk in the middle

@@ -66,15 +66,15 @@ func TestPartialUploadRetried(t *testing.T) {
 	d := ltfData{metric: "ltf_upload_samples", series: 10, samples: 180, groups: 2, base: ltfBase(72 * time.Hour), step: time.Minute}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	require.NoError(t, d.push(ctx, s.URL+"/api/v1/push", 60))
+	require.NoError(t, d.push(ctx, newClient(s.URL), 60))
 
 	// The flush cuts the head into blocks and tries to ship them: every
 	// index upload is cut, so it fails.
-	status, body, err := ltfPost(ctx, s.URL+"/ingester/flush")
+	ans, err := newClient(s.URL).post(ctx, "/ingester/flush")
 	require.NoError(t, err)
-	require.Equal(t, http.StatusInternalServerError, status, "flush while every index upload is cut: %s", body)
-	require.Contains(t, body, "index", "the flush error should name the object that failed")
-	failures, err := scrapeSum(ctx, s.URL+"/metrics", "strata_ingester_shipper_upload_failures_total", nil)
+	require.Equal(t, http.StatusInternalServerError, ans.Status, "flush while every index upload is cut: %s", ans.text())
+	require.Contains(t, ans.text(), "index", "the flush error should name the object that failed")
+	failures, err := newClient(s.URL).metric(ctx, "strata_ingester_shipper_upload_failures_total", nil)
 	require.NoError(t, err)
 	require.Positive(t, failures, "strata_ingester_shipper_upload_failures_total after failed uploads")
 	require.NotEmpty(t, proxy.Faulted(), "the proxy cut no upload")
@@ -92,12 +92,12 @@ func TestPartialUploadRetried(t *testing.T) {
 
 	// The compactor's bucket index and the querier (through the
 	// store-gateway) see no block.
-	status, body, err = ltfPost(ctx, s.URL+"/compactor/run")
+	ans, err = newClient(s.URL).post(ctx, "/compactor/run")
 	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, status, "compactor run over partial blocks: %s", body)
+	require.Equal(t, http.StatusOK, ans.Status, "compactor run over partial blocks: %s", ans.text())
 	idx := ltfReadIndex(ctx, t, mc, s3.Bucket, tenant)
 	require.Empty(t, idx.Blocks, "bucket index lists blocks that have no meta.json")
-	api := newAPIClient(s.URL)
+	api := newClient(s.URL)
 	q, at := d.rawQuery(0, d.samples)
 	res, err := api.query(ctx, q, at)
 	require.NoError(t, err, "a query over partial blocks must not fail")
@@ -106,7 +106,7 @@ func TestPartialUploadRetried(t *testing.T) {
 	// Heal: the ship loop retries and every block arrives once, complete.
 	failuresBefore := failures
 	proxy.failing.Store(false)
-	ltfPoll(t, 90*time.Second, 250*time.Millisecond, "blocks shipped after the fault healed", func(ctx context.Context) (bool, string) {
+	poll(ctx, t, "blocks shipped after the fault healed", 90*time.Second, 250*time.Millisecond, func(ctx context.Context) (bool, string) {
 		keys, err := ltfS3Objects(ctx, mc, s3.Bucket, tenant+"/")
 		if err != nil {
 			return false, err.Error()
@@ -140,16 +140,16 @@ func TestPartialUploadRetried(t *testing.T) {
 		total += m.Stats.NumSamples
 	}
 	require.Equal(t, uint64(d.series*d.samples), total, "samples in the shipped blocks")
-	uploads, err := scrapeSum(ctx, s.URL+"/metrics", "strata_ingester_shipper_uploads_total", nil)
+	uploads, err := newClient(s.URL).metric(ctx, "strata_ingester_shipper_uploads_total", nil)
 	require.NoError(t, err)
 	require.Equal(t, 2.0, uploads, "strata_ingester_shipper_uploads_total: each block uploaded once")
 
 	// Indexed and served from the store-gateway: every sample, exactly.
-	status, body, err = ltfPost(ctx, s.URL+"/compactor/run")
+	ans, err = newClient(s.URL).post(ctx, "/compactor/run")
 	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, status, "compactor run: %s", body)
+	require.Equal(t, http.StatusOK, ans.Status, "compactor run: %s", ans.text())
 	require.Len(t, ltfReadIndex(ctx, t, mc, s3.Bucket, tenant).Blocks, 2)
-	ltfPoll(t, 60*time.Second, 250*time.Millisecond, "every sample from the store-gateway", func(ctx context.Context) (bool, string) {
+	poll(ctx, t, "every sample from the store-gateway", 60*time.Second, 250*time.Millisecond, func(ctx context.Context) (bool, string) {
 		res, err := api.query(ctx, q, at)
 		if err != nil {
 			return false, err.Error()
@@ -159,7 +159,7 @@ func TestPartialUploadRetried(t *testing.T) {
 		}
 		return true, ""
 	})
-	failures, err = scrapeSum(ctx, s.URL+"/metrics", "strata_ingester_shipper_upload_failures_total", nil)
+	failures, err = newClient(s.URL).metric(ctx, "strata_ingester_shipper_upload_failures_total", nil)
 	require.NoError(t, err)
 	t.Logf("after healing: %d block(s) complete, uploads_total=%.0f, failures %.0f -> %.0f", len(blocks), uploads, failuresBefore, failures)
 	require.False(t, s.Process().Exited())
@@ -193,10 +193,10 @@ func TestCorruptBlockSkipped(t *testing.T) {
 	d := ltfData{metric: "ltf_corrupt_samples", series: 10, samples: 360, groups: 2, base: ltfBase(96 * time.Hour), step: time.Minute}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	require.NoError(t, d.push(ctx, s.URL+"/api/v1/push", 60))
-	status, body, err := ltfPost(ctx, s.URL+"/ingester/flush")
+	require.NoError(t, d.push(ctx, newClient(s.URL), 60))
+	ans, err := newClient(s.URL).post(ctx, "/ingester/flush")
 	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, status, "flush: %s", body)
+	require.Equal(t, http.StatusOK, ans.Status, "flush: %s", ans.text())
 
 	keys, err := ltfFSObjects(bucketDir, tenant)
 	require.NoError(t, err)
@@ -208,10 +208,10 @@ func TestCorruptBlockSkipped(t *testing.T) {
 	require.NoError(t, err)
 	t.Logf("corrupted block %s [%d, %d] at byte %d of chunks/000001", bad.ULID, bad.MinTime, bad.MaxTime, at)
 
-	status, body, err = ltfPost(ctx, s.URL+"/compactor/run")
+	ans, err = newClient(s.URL).post(ctx, "/compactor/run")
 	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, status, "a corrupt block must not fail the compaction run: %s", body)
-	marked, err := scrapeSum(ctx, s.URL+"/metrics", "strata_compactor_blocks_marked_no_compact_total", nil)
+	require.Equal(t, http.StatusOK, ans.Status, "a corrupt block must not fail the compaction run: %s", ans.text())
+	marked, err := newClient(s.URL).metric(ctx, "strata_compactor_blocks_marked_no_compact_total", nil)
 	require.NoError(t, err)
 	require.Equal(t, 1.0, marked, "strata_compactor_blocks_marked_no_compact_total")
 	line := ltfLogLine(t, s.Process().LogPath, "no-compact", "tenant="+tenant, bad.ULID)
@@ -229,9 +229,9 @@ func TestCorruptBlockSkipped(t *testing.T) {
 	require.Len(t, after, 4, "the three blocks and the compacted one: %v", after)
 
 	// A query of the ranges of the good blocks answers exactly.
-	api := newAPIClient(s.URL)
+	api := newClient(s.URL)
 	q, qAt := d.rawQuery(0, 110) // the first block's range, short of the second's
-	ltfPoll(t, 60*time.Second, 250*time.Millisecond, "query of the good blocks' range", func(ctx context.Context) (bool, string) {
+	poll(ctx, t, "query of the good blocks' range", 60*time.Second, 250*time.Millisecond, func(ctx context.Context) (bool, string) {
 		res, err := api.query(ctx, q, qAt)
 		if err != nil {
 			return false, err.Error()
@@ -244,13 +244,14 @@ func TestCorruptBlockSkipped(t *testing.T) {
 	// A query touching the corrupt block fails and says which block.
 	q, qAt = d.rawQuery(0, d.samples)
 	var last string
-	ltfPoll(t, 60*time.Second, 250*time.Millisecond, "query touching the corrupt block fails naming it", func(ctx context.Context) (bool, string) {
-		status, body, err := ltfQueryRaw(ctx, s.URL, q, qAt)
+	poll(ctx, t, "query touching the corrupt block fails naming it", 60*time.Second, 250*time.Millisecond, func(ctx context.Context) (bool, string) {
+		ans, err := api.do(ctx, http.MethodPost, "/api/v1/query", queryParams(q, qAt), nil, nil)
 		if err != nil {
 			return false, err.Error()
 		}
+		status, body := ans.Status, ans.text()
 		if status == http.StatusOK {
-			res, derr := decodeAPIResult([]byte(body))
+			res, derr := decodeAPIResult(ans.Body)
 			if derr == nil && d.check(res, 0, d.samples) != nil {
 				t.Errorf("query touching the corrupt block answered 200 with wrong data: %v", d.check(res, 0, d.samples))
 			}
@@ -261,7 +262,8 @@ func TestCorruptBlockSkipped(t *testing.T) {
 	})
 	t.Logf("query touching the corrupt block: %s", truncate(last, 600))
 	require.False(t, s.Process().Exited(), "strata exited")
-	require.Equal(t, http.StatusOK, func() int { st, _, _ := ltfQueryRaw(ctx, s.URL, "up", time.Now()); return st }(), "strata still answers")
+	ans, _ = api.do(ctx, http.MethodPost, "/api/v1/query", queryParams("up", time.Now()), nil, nil)
+	require.Equal(t, http.StatusOK, ans.Status, "strata still answers")
 }
 
 // ltfFSMetas reads the meta.json of blocks in a filesystem bucket, sorted
@@ -303,8 +305,8 @@ func TestStoreGatewayKillMidQuery(t *testing.T) {
 	ltfWaitIngesters(t, c)
 	querier := c.ByRole(procs.RoleQuerier)[0]
 	sgs := c.ByRole(procs.RoleStoreGateway)
-	ltfPoll(t, 60*time.Second, 200*time.Millisecond, "store-gateways ACTIVE in the querier's ring", func(ctx context.Context) (bool, string) {
-		r, err := ltfRing(ctx, querier.URL()+"/store-gateway/ring")
+	poll(context.Background(), t, "store-gateways ACTIVE in the querier's ring", 60*time.Second, 200*time.Millisecond, func(ctx context.Context) (bool, string) {
+		r, err := newClient(querier.URL()).ring(ctx, "/store-gateway/ring")
 		if err != nil {
 			return false, err.Error()
 		}
@@ -320,17 +322,17 @@ func TestStoreGatewayKillMidQuery(t *testing.T) {
 	d := ltfData{metric: "ltf_sg_samples", series: 200, samples: 720, groups: 10, base: ltfBase(72 * time.Hour), step: 30 * time.Second}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	require.NoError(t, d.push(ctx, c.ByRole(procs.RoleDistributor)[0].URL()+"/api/v1/push", 60))
-	status, body, err := ltfPost(ctx, c.ByRole(procs.RoleIngester)[0].URL()+"/ingester/flush")
+	require.NoError(t, d.push(ctx, newClient(c.ByRole(procs.RoleDistributor)[0].URL()), 60))
+	ans, err := newClient(c.ByRole(procs.RoleIngester)[0].URL()).post(ctx, "/ingester/flush")
 	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, status, "flush: %s", body)
-	status, body, err = ltfPost(ctx, c.ByRole(procs.RoleCompactor)[0].URL()+"/compactor/run")
+	require.Equal(t, http.StatusOK, ans.Status, "flush: %s", ans.text())
+	ans, err = newClient(c.ByRole(procs.RoleCompactor)[0].URL()).post(ctx, "/compactor/run")
 	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, status, "compactor run: %s", body)
+	require.Equal(t, http.StatusOK, ans.Status, "compactor run: %s", ans.text())
 
-	api := newAPIClient(querier.URL())
+	api := newClient(querier.URL())
 	rq, rAt := d.rawQuery(0, d.samples)
-	ltfPoll(t, 60*time.Second, 250*time.Millisecond, "every sample from the store-gateways", func(ctx context.Context) (bool, string) {
+	poll(ctx, t, "every sample from the store-gateways", 60*time.Second, 250*time.Millisecond, func(ctx context.Context) (bool, string) {
 		res, err := api.query(ctx, rq, rAt)
 		if err != nil {
 			return false, err.Error()
@@ -392,7 +394,7 @@ func TestStoreGatewayKillMidQuery(t *testing.T) {
 		})
 	}
 	waitOK := func(n int64, what string) {
-		ltfPoll(t, 90*time.Second, 50*time.Millisecond, what, func(context.Context) (bool, string) {
+		poll(ctx, t, what, 90*time.Second, 50*time.Millisecond, func(context.Context) (bool, string) {
 			return ok.Load() >= n, fmt.Sprintf("%d good queries", ok.Load())
 		})
 	}
@@ -401,7 +403,7 @@ func TestStoreGatewayKillMidQuery(t *testing.T) {
 	// a primary replica of some block, which queries ask first.
 	victim, most := sgs[0], -1.0
 	for _, sg := range sgs {
-		n, err := scrapeSum(ctx, sg.URL()+"/metrics", "strata_storegateway_series_returned_total", nil)
+		n, err := newClient(sg.URL()).metric(ctx, "strata_storegateway_series_returned_total", nil)
 		require.NoError(t, err)
 		if n > most {
 			victim, most = sg, n
@@ -412,8 +414,8 @@ func TestStoreGatewayKillMidQuery(t *testing.T) {
 	require.NoError(t, victim.Kill())
 	atKill := ok.Load()
 	waitOK(atKill+9, "queries after the kill")
-	ltfPoll(t, 60*time.Second, 200*time.Millisecond, "killed store-gateway unhealthy in the querier's ring", func(ctx context.Context) (bool, string) {
-		r, err := ltfRing(ctx, querier.URL()+"/store-gateway/ring")
+	poll(ctx, t, "killed store-gateway unhealthy in the querier's ring", 60*time.Second, 200*time.Millisecond, func(ctx context.Context) (bool, string) {
+		r, err := newClient(querier.URL()).ring(ctx, "/store-gateway/ring")
 		if err != nil {
 			return false, err.Error()
 		}
@@ -424,7 +426,7 @@ func TestStoreGatewayKillMidQuery(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 
-	retries, err := scrapeSum(ctx, querier.URL()+"/metrics", "strata_querier_store_gateway_block_retries_total", nil)
+	retries, err := newClient(querier.URL()).metric(ctx, "strata_querier_store_gateway_block_retries_total", nil)
 	require.NoError(t, err)
 	t.Logf("queries: %d good (%d before the kill, %d once unhealthy), %d in flight at the kill; block retries on another replica: %.0f",
 		ok.Load(), atKill, afterUnhealthy, inFlightAtKill.Load(), retries)
@@ -483,11 +485,11 @@ func TestCorruptBlockReplicaCopy(t *testing.T) {
 	ltfWaitIngesters(t, c)
 	// 2h from a 2h boundary, five days ago: one block per ingester.
 	d := ltfData{metric: "ltf_copies_samples", series: 10, samples: 120, groups: 2, base: ltfBase(120 * time.Hour), step: time.Minute}
-	require.NoError(t, d.push(ctx, c.ByRole(procs.RoleDistributor)[0].URL()+"/api/v1/push", 60))
+	require.NoError(t, d.push(ctx, newClient(c.ByRole(procs.RoleDistributor)[0].URL()), 60))
 	for _, in := range c.ByRole(procs.RoleIngester) {
-		status, body, err := ltfPost(ctx, in.URL()+"/ingester/flush")
+		ans, err := newClient(in.URL()).post(ctx, "/ingester/flush")
 		require.NoError(t, err)
-		require.Equal(t, http.StatusOK, status, "flush %s: %s", in.Name, body)
+		require.Equal(t, http.StatusOK, ans.Status, "flush %s: %s", in.Name, ans.text())
 	}
 	keys, err := ltfFSObjects(bucketDir, tenant)
 	require.NoError(t, err)
@@ -503,20 +505,20 @@ func TestCorruptBlockReplicaCopy(t *testing.T) {
 	t.Logf("corrupted %s's copy %s", bad.Strata.Ingester, bad.ULID)
 
 	comp := c.ByRole(procs.RoleCompactor)[0]
-	status, body, err := ltfPost(ctx, comp.URL()+"/compactor/run")
+	ans, err := newClient(comp.URL()).post(ctx, "/compactor/run")
 	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, status, "compactor run: %s", body)
-	marked, err := scrapeSum(ctx, comp.URL()+"/metrics", "strata_compactor_blocks_marked_no_compact_total", nil)
+	require.Equal(t, http.StatusOK, ans.Status, "compactor run: %s", ans.text())
+	marked, err := newClient(comp.URL()).metric(ctx, "strata_compactor_blocks_marked_no_compact_total", nil)
 	require.NoError(t, err)
 	require.Equal(t, 1.0, marked, "strata_compactor_blocks_marked_no_compact_total")
 
 	querier := c.ByRole(procs.RoleQuerier)[0]
 	q, at := d.rawQuery(0, d.samples)
 	var last string
-	ctxQ, cancelQ := context.WithTimeout(ctx, 30*time.Second)
-	defer cancelQ()
-	err = procs.Poll(ctxQ, 250*time.Millisecond, func() (bool, string) {
-		status, body, err := ltfQueryRaw(ctxQ, querier.URL(), q, at)
+	api := newClient(querier.URL())
+	poll(ctx, t, "an answer from the intact copies or the checksum error", 30*time.Second, 250*time.Millisecond, func(ctx context.Context) (bool, string) {
+		ans, err := api.do(ctx, http.MethodPost, "/api/v1/query", queryParams(q, at), nil, nil)
+		status, body := ans.Status, ans.text()
 		switch {
 		case err != nil:
 			last = err.Error()
@@ -528,7 +530,7 @@ func TestCorruptBlockReplicaCopy(t *testing.T) {
 				return true, last
 			}
 		default:
-			res, err := decodeAPIResult([]byte(body))
+			res, err := decodeAPIResult(ans.Body)
 			if err == nil {
 				err = d.check(res, 0, d.samples)
 			}
@@ -540,7 +542,6 @@ func TestCorruptBlockReplicaCopy(t *testing.T) {
 		}
 		return false, last
 	})
-	require.NoError(t, err)
 	ltfAlive(t, c)
 	require.Empty(t, last, "a query of a range whose other replica copy is intact should answer from it; got: %s", last)
 }
