@@ -61,11 +61,7 @@ func startTestCluster(t *testing.T, ingesterArgs ...string) *procs.Cluster {
 			"-memberlist.pull-push-interval=2s",
 		},
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for _, in := range c.ByRole(procs.RoleIngester) {
-		require.NoError(t, procs.WaitRing(ctx, clusterObservers(c), procs.InstanceIs(in.Name, "ACTIVE", true)))
-	}
+	waitActive(context.Background(), t, clusterObservers(c), c.ByRole(procs.RoleIngester), 30*time.Second)
 	return c
 }
 

@@ -326,11 +326,7 @@ func startHACluster(t *testing.T, bin string) *procs.Cluster {
 			"-distributor.ha-tracker.update-timeout-jitter-max=" + haUpdateJitter.String(),
 		},
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for _, in := range c.ByRole(procs.RoleIngester) {
-		require.NoError(t, procs.WaitRing(ctx, clusterObservers(c), procs.InstanceIs(in.Name, "ACTIVE", true)))
-	}
+	waitActive(context.Background(), t, clusterObservers(c), c.ByRole(procs.RoleIngester), 30*time.Second)
 	return c
 }
 

@@ -109,11 +109,7 @@ func TestIsolationCluster(t *testing.T) {
 			"-memberlist.pull-push-interval=2s",
 		},
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for _, in := range c.ByRole(procs.RoleIngester) {
-		require.NoError(t, procs.WaitRing(ctx, clusterObservers(c), procs.InstanceIs(in.Name, "ACTIVE", true)))
-	}
+	waitActive(context.Background(), t, clusterObservers(c), c.ByRole(procs.RoleIngester), 30*time.Second)
 	env := isoEnv{
 		root: root,
 		rules: treeRules{

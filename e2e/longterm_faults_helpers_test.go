@@ -391,14 +391,3 @@ func ltfLogLine(t *testing.T, path string, words ...string) string {
 	}
 	return ""
 }
-
-// ltfWaitIngesters waits until every ingester of c is ACTIVE and healthy
-// in the distributors' ring, so pushes find them.
-func ltfWaitIngesters(t *testing.T, c *procs.Cluster) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	for _, in := range c.ByRole(procs.RoleIngester) {
-		require.NoError(t, procs.WaitRing(ctx, c.ByRole(procs.RoleDistributor), procs.InstanceIs(in.Name, "ACTIVE", true)))
-	}
-}

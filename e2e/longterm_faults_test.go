@@ -302,7 +302,7 @@ func TestStoreGatewayKillMidQuery(t *testing.T) {
 			"-blocks-storage.bucket-index.update-interval=1s",
 		},
 	})
-	ltfWaitIngesters(t, c)
+	waitActive(context.Background(), t, c.ByRole(procs.RoleDistributor), c.ByRole(procs.RoleIngester), time.Minute)
 	querier := c.ByRole(procs.RoleQuerier)[0]
 	sgs := c.ByRole(procs.RoleStoreGateway)
 	poll(context.Background(), t, "store-gateways ACTIVE in the querier's ring", 60*time.Second, 200*time.Millisecond, func(ctx context.Context) (bool, string) {
@@ -310,12 +310,7 @@ func TestStoreGatewayKillMidQuery(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		for _, sg := range sgs {
-			if ok, why := procs.InstanceIs(sg.Name, "ACTIVE", true)(r); !ok {
-				return false, why
-			}
-		}
-		return true, ""
+		return allActive(sgs)(r)
 	})
 
 	// 6h of 200 series every 30s, three days ago: three blocks.
@@ -482,7 +477,7 @@ func TestCorruptBlockReplicaCopy(t *testing.T) {
 	bucketDir := filepath.Join(filepath.Dir(c.Nodes[0].DataDir), "bucket")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	ltfWaitIngesters(t, c)
+	waitActive(context.Background(), t, c.ByRole(procs.RoleDistributor), c.ByRole(procs.RoleIngester), time.Minute)
 	// 2h from a 2h boundary, five days ago: one block per ingester.
 	d := ltfData{metric: "ltf_copies_samples", series: 10, samples: 120, groups: 2, base: ltfBase(120 * time.Hour), step: time.Minute}
 	require.NoError(t, d.push(ctx, newClient(c.ByRole(procs.RoleDistributor)[0].URL()), 60))

@@ -89,7 +89,7 @@ func TestLongTermS3(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	require.NoError(t, procs.WaitRing(ctx, []*procs.Node{dist, querier}, allActive(ingesters)))
+	waitActive(ctx, t, []*procs.Node{dist, querier}, ingesters, 0)
 	started := time.Now()
 	for _, d := range tenants {
 		require.NoError(t, d.pushAll(ctx, newClient(dist.URL(), d.id)))
@@ -159,7 +159,7 @@ func TestLongTermS3(t *testing.T) {
 			require.NoError(t, n.Restart(rctx), "restart %s", n.Name)
 			rcancel()
 		}
-		require.NoError(t, procs.WaitRing(ctx, []*procs.Node{dist, querier}, allActive(ingesters)))
+		waitActive(ctx, t, []*procs.Node{dist, querier}, ingesters, 0)
 		// Nothing on the ingesters' disks any more: every answer comes from
 		// the store-gateways.
 		requireLTAnswers(t, tenants, apis, before)
@@ -347,17 +347,4 @@ func requireLTAnswers(t *testing.T, tenants []*ltTenant, apis map[string]*client
 		}
 		return true, ""
 	})
-}
-
-// allActive is a procs.WaitRing condition: every node of ns is ACTIVE and
-// healthy.
-func allActive(ns []*procs.Node) func(procs.RingStatus) (bool, string) {
-	return func(r procs.RingStatus) (bool, string) {
-		for _, n := range ns {
-			if ok, why := procs.InstanceIs(n.Name, "ACTIVE", true)(r); !ok {
-				return false, why
-			}
-		}
-		return true, ""
-	}
 }

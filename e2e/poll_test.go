@@ -29,3 +29,30 @@ func waitFor(ctx context.Context, timeout, interval time.Duration, cond func(ctx
 	}
 	return procs.Poll(ctx, interval, func() (bool, string) { return cond(ctx) })
 }
+
+// waitActive polls the /ring page of every node in at until each node of ns
+// is ACTIVE and healthy there; the test fails after timeout (0: when ctx
+// ends) with the last node and instance that was not.
+func waitActive(ctx context.Context, t testing.TB, at, ns []*procs.Node, timeout time.Duration) {
+	t.Helper()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	if err := procs.WaitRing(ctx, at, allActive(ns)); err != nil {
+		t.Fatalf("wait for every instance ACTIVE and healthy in the ring: %v", err)
+	}
+}
+
+// allActive is a ring condition: every node of ns is ACTIVE and healthy.
+func allActive(ns []*procs.Node) func(procs.RingStatus) (bool, string) {
+	return func(r procs.RingStatus) (bool, string) {
+		for _, n := range ns {
+			if ok, why := procs.InstanceIs(n.Name, "ACTIVE", true)(r); !ok {
+				return false, why
+			}
+		}
+		return true, ""
+	}
+}
