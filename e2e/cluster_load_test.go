@@ -33,7 +33,7 @@ const (
 func clusterValue(r, s int) float64 { return float64(r)*1000 + float64(s) }
 
 // clusterBinary returns the strata binary and fails the test if it lacks the
-// cluster flags (issue 3: -target=ingester etc. with gossip).
+// cluster flags (-target=ingester etc. with gossip).
 func clusterBinary(t *testing.T) string {
 	t.Helper()
 	bin := strataBin(t)

@@ -14,7 +14,7 @@ import (
 	"github.com/strata-metrics/strata/internal/procs"
 )
 
-// HA-pair dedup with real processes (issue 4): two Debian Prometheus
+// HA-pair dedup with real processes: two Debian Prometheus
 // servers scrape one node_exporter every second as an HA pair (external
 // labels cluster="ha-1", __replica__="r1" / "r2") and remote-write to a
 // cluster of 3 ingesters (RF=3), 2 distributors and a querier, each replica

@@ -1,11 +1,8 @@
 package e2e
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,8 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
@@ -126,39 +121,6 @@ type ltfErrReader struct{}
 
 func (ltfErrReader) Read([]byte) (int, error) {
 	return 0, errors.New("fault injected: connection cut half way through the upload")
-}
-
-// ltfMinio is an S3 client straight to s (not through any proxy).
-func ltfMinio(t *testing.T, s *procs.S3) *minio.Client {
-	t.Helper()
-	c, err := minio.New(s.Endpoint, &minio.Options{
-		Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""), Region: s.Region, BucketLookup: minio.BucketLookupPath,
-	})
-	require.NoError(t, err)
-	return c
-}
-
-// ltfS3Objects lists every object key under prefix.
-func ltfS3Objects(ctx context.Context, c *minio.Client, bucket, prefix string) ([]string, error) {
-	var keys []string
-	for o := range c.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
-		if o.Err != nil {
-			return nil, fmt.Errorf("list %s/%s: %w", bucket, prefix, o.Err)
-		}
-		keys = append(keys, o.Key)
-	}
-	sort.Strings(keys)
-	return keys, nil
-}
-
-// ltfS3Get reads one object.
-func ltfS3Get(ctx context.Context, c *minio.Client, bucket, key string) ([]byte, error) {
-	o, err := c.GetObject(ctx, bucket, key, minio.GetObjectOptions{})
-	if err != nil {
-		return nil, err
-	}
-	defer o.Close()
-	return io.ReadAll(o)
 }
 
 // ltfFSObjects lists every file under root/prefix as slash paths relative
@@ -360,18 +322,6 @@ func ltfPathIsBlockIndex(r *http.Request) bool {
 		return false
 	}
 	return len(path.Base(path.Dir(r.URL.Path))) == 26
-}
-
-// ltfReadIndex reads a tenant's bucket-index.json.gz from S3.
-func ltfReadIndex(ctx context.Context, t *testing.T, mc *minio.Client, bucket, tenant string) ltfIndex {
-	t.Helper()
-	b, err := ltfS3Get(ctx, mc, bucket, tenant+"/bucket-index.json.gz")
-	require.NoError(t, err, "read the bucket index")
-	zr, err := gzip.NewReader(bytes.NewReader(b))
-	require.NoError(t, err, "gunzip the bucket index")
-	var ix ltfIndex
-	require.NoError(t, json.NewDecoder(zr).Decode(&ix), "decode the bucket index")
-	return ix
 }
 
 // ltfLogLine returns the first line of the log at path that holds every

@@ -19,7 +19,7 @@ import (
 	"github.com/strata-metrics/strata/internal/procs"
 )
 
-// The fault tests of issue 5: an upload cut half way, a corrupt block in
+// The long-term storage fault tests: an upload cut half way, a corrupt block in
 // the bucket, a store-gateway killed mid-query. Each runs real processes on
 // loopback; data lies days in the past, so the querier reads it from the
 // store-gateways only (-querier.query-ingesters-within is 13h).
@@ -45,7 +45,7 @@ func TestPartialUploadRetried(t *testing.T) {
 	s3 := procs.StartS3T(t)
 	proxy := startLTFProxy(t, s3.Endpoint, ltfPathIsBlockIndex)
 	proxy.failing.Store(true)
-	mc := ltfMinio(t, s3)
+	bkt := newBucket(t, s3)
 	const tenant = "anonymous"
 
 	s := procs.StartStrataT(t, procs.StrataConfig{Bin: bin, Args: []string{
@@ -80,7 +80,7 @@ func TestPartialUploadRetried(t *testing.T) {
 	require.NotEmpty(t, proxy.Faulted(), "the proxy cut no upload")
 
 	// While it fails: the bucket holds parts of blocks, never a meta.json.
-	keys, err := ltfS3Objects(ctx, mc, s3.Bucket, tenant+"/")
+	keys, err := bkt.keys(ctx, tenant+"/")
 	require.NoError(t, err)
 	partial := ltfBlockFiles(keys, tenant)
 	require.NotEmpty(t, partial, "no object of any block reached the bucket: %v", keys)
@@ -95,7 +95,7 @@ func TestPartialUploadRetried(t *testing.T) {
 	ans, err = newClient(s.URL).post(ctx, "/compactor/run")
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, ans.Status, "compactor run over partial blocks: %s", ans.text())
-	idx := ltfReadIndex(ctx, t, mc, s3.Bucket, tenant)
+	idx := bkt.requireIndex(ctx, t, tenant)
 	require.Empty(t, idx.Blocks, "bucket index lists blocks that have no meta.json")
 	api := newClient(s.URL)
 	q, at := d.rawQuery(0, d.samples)
@@ -107,7 +107,7 @@ func TestPartialUploadRetried(t *testing.T) {
 	failuresBefore := failures
 	proxy.failing.Store(false)
 	poll(ctx, t, "blocks shipped after the fault healed", 90*time.Second, 250*time.Millisecond, func(ctx context.Context) (bool, string) {
-		keys, err := ltfS3Objects(ctx, mc, s3.Bucket, tenant+"/")
+		keys, err := bkt.keys(ctx, tenant+"/")
 		if err != nil {
 			return false, err.Error()
 		}
@@ -119,7 +119,7 @@ func TestPartialUploadRetried(t *testing.T) {
 		}
 		return len(blocks) > 0, fmt.Sprintf("blocks %v", blocks)
 	})
-	keys, err = ltfS3Objects(ctx, mc, s3.Bucket, tenant+"/")
+	keys, err = bkt.keys(ctx, tenant+"/")
 	require.NoError(t, err)
 	blocks := ltfBlockFiles(keys, tenant)
 	require.Len(t, blocks, 2, "3h from a 2h boundary make two blocks; bucket: %v", keys)
@@ -127,7 +127,7 @@ func TestPartialUploadRetried(t *testing.T) {
 	var total uint64
 	for id, files := range blocks {
 		require.True(t, ltfHas(files, "index") && ltfHas(files, "chunks/000001"), "block %s: %v", id, files)
-		b, err := ltfS3Get(ctx, mc, s3.Bucket, tenant+"/"+id+"/meta.json")
+		b, err := bkt.get(ctx, tenant+"/"+id+"/meta.json")
 		require.NoError(t, err)
 		var m ltfMeta
 		require.NoError(t, json.Unmarshal(b, &m))
@@ -148,7 +148,7 @@ func TestPartialUploadRetried(t *testing.T) {
 	ans, err = newClient(s.URL).post(ctx, "/compactor/run")
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, ans.Status, "compactor run: %s", ans.text())
-	require.Len(t, ltfReadIndex(ctx, t, mc, s3.Bucket, tenant).Blocks, 2)
+	require.Len(t, bkt.requireIndex(ctx, t, tenant).Blocks, 2)
 	poll(ctx, t, "every sample from the store-gateway", 60*time.Second, 250*time.Millisecond, func(ctx context.Context) (bool, string) {
 		res, err := api.query(ctx, q, at)
 		if err != nil {
@@ -163,13 +163,6 @@ func TestPartialUploadRetried(t *testing.T) {
 	require.NoError(t, err)
 	t.Logf("after healing: %d block(s) complete, uploads_total=%.0f, failures %.0f -> %.0f", len(blocks), uploads, failuresBefore, failures)
 	require.False(t, s.Process().Exited())
-}
-
-// ltfIndex is the part of a bucket index the tests read.
-type ltfIndex struct {
-	Blocks []struct {
-		ID string `json:"id"`
-	} `json:"blocks"`
 }
 
 // TestCorruptBlockSkipped ships three blocks of one 12h window to a

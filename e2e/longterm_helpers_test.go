@@ -1,26 +1,16 @@
 package e2e
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/url"
-	"path"
 	"slices"
 	"sort"
 	"strings"
-	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
-
-	"github.com/strata-metrics/strata/internal/procs"
 )
 
 // The long-term tests write a few simulated days of one sample a minute per
@@ -268,35 +258,6 @@ func ltCheckRaw(ctx context.Context, a *client, d *ltTenant, keepFrom int64) (in
 	return read, nil
 }
 
-// ltBucket reads the S3 bucket directly (the test's view of object storage).
-type ltBucket struct {
-	c      *minio.Client
-	bucket string
-}
-
-func newLTBucket(t *testing.T, s3 *procs.S3) *ltBucket {
-	t.Helper()
-	c, err := minio.New(s3.Endpoint, &minio.Options{
-		Creds: credentials.NewStaticV4(s3.AccessKey, s3.SecretKey, ""), Region: s3.Region, BucketLookup: minio.BucketLookupPath,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &ltBucket{c: c, bucket: s3.Bucket}
-}
-
-// objects lists every object under prefix: key → size.
-func (b *ltBucket) objects(ctx context.Context, prefix string) (map[string]int64, error) {
-	out := map[string]int64{}
-	for o := range b.c.ListObjects(ctx, b.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
-		if o.Err != nil {
-			return nil, fmt.Errorf("list %s: %w", prefix, o.Err)
-		}
-		out[o.Key] = o.Size
-	}
-	return out, nil
-}
-
 // ltUsage sums a tenant's block objects in the bucket.
 type ltUsage struct {
 	Blocks      int   // directories with a meta.json
@@ -341,50 +302,8 @@ func usageOf(tenantID string, objs map[string]int64) ltUsage {
 	return u
 }
 
-// ltIndex is the part of a tenant's bucket-index.json.gz the test reads.
-type ltIndex struct {
-	UpdatedAt int64 `json:"updated_at"`
-	Blocks    []struct {
-		ID              string `json:"id"`
-		MinTime         int64  `json:"min_time"`
-		MaxTime         int64  `json:"max_time"`
-		Source          string `json:"source"`
-		CompactionLevel int    `json:"compaction_level"`
-		Ingester        string `json:"ingester"`
-		SizeBytes       int64  `json:"size_bytes"`
-	} `json:"blocks"`
-	DeletionMarks []struct {
-		ID string `json:"id"`
-	} `json:"deletion_marks"`
-}
-
-// index reads tenantID's bucket index; nil when there is none yet.
-func (b *ltBucket) index(ctx context.Context, tenantID string) (*ltIndex, error) {
-	o, err := b.c.GetObject(ctx, b.bucket, path.Join(tenantID, "bucket-index.json.gz"), minio.GetObjectOptions{})
-	if err != nil {
-		return nil, err
-	}
-	defer o.Close()
-	raw, err := io.ReadAll(o)
-	if err != nil {
-		if minio.ToErrorResponse(err).Code == "NoSuchKey" {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("read bucket index of %s: %w", tenantID, err)
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(raw))
-	if err != nil {
-		return nil, fmt.Errorf("bucket index of %s: %w", tenantID, err)
-	}
-	var ix ltIndex
-	if err := json.NewDecoder(zr).Decode(&ix); err != nil {
-		return nil, fmt.Errorf("bucket index of %s: %w", tenantID, err)
-	}
-	return &ix, nil
-}
-
 // live returns the index's blocks without a deletion mark.
-func (ix *ltIndex) live() []int {
+func (ix *bucketIndex) live() []int {
 	marked := map[string]bool{}
 	for _, m := range ix.DeletionMarks {
 		marked[m.ID] = true
@@ -400,7 +319,7 @@ func (ix *ltIndex) live() []int {
 
 // perRange counts the live blocks overlapping each ltRange-aligned range
 // of [start, end] (ms): the key is the range's start.
-func (ix *ltIndex) perRange(start, end int64) map[int64]int {
+func (ix *bucketIndex) perRange(start, end int64) map[int64]int {
 	r := ltRange.Milliseconds()
 	out := map[int64]int{}
 	for w := start - start%r; w <= end; w += r {
@@ -416,7 +335,7 @@ func (ix *ltIndex) perRange(start, end int64) map[int64]int {
 
 // ingestersPerRange counts the distinct ingesters whose live blocks
 // overlap each ltRange-aligned range of [start, end] (ms).
-func (ix *ltIndex) ingestersPerRange(start, end int64) map[int64]int {
+func (ix *bucketIndex) ingestersPerRange(start, end int64) map[int64]int {
 	r := ltRange.Milliseconds()
 	out := map[int64]int{}
 	for w := start - start%r; w <= end; w += r {

@@ -31,7 +31,7 @@ import (
 func TestLongTermS3(t *testing.T) {
 	bin := strataBin(t)
 	s3 := procs.StartS3T(t)
-	bkt := newLTBucket(t, s3)
+	bkt := newBucket(t, s3)
 	dir := t.TempDir()
 	runtimeCfg := filepath.Join(dir, "runtime.yaml")
 	require.NoError(t, os.WriteFile(runtimeCfg, []byte("overrides: {}\n"), 0o644))
