@@ -177,6 +177,28 @@ func truncate(s string, n int) string {
 	return s
 }
 
+// diffResult compares two query answers, values bit for bit.
+func diffResult(want, got apiResult) string {
+	if want.Type != got.Type || len(want.Series) != len(got.Series) {
+		return fmt.Sprintf("want %s of %d series, got %s of %d", want.Type, len(want.Series), got.Type, len(got.Series))
+	}
+	for i := range want.Series {
+		w, g := want.Series[i], got.Series[i]
+		if !labels.Equal(w.Labels, g.Labels) {
+			return fmt.Sprintf("series %d: want %s, got %s", i, w.Labels, g.Labels)
+		}
+		if len(w.Points) != len(g.Points) {
+			return fmt.Sprintf("%s: want %d points, got %d", w.Labels, len(w.Points), len(g.Points))
+		}
+		for j := range w.Points {
+			if w.Points[j].T != g.Points[j].T || !sameBits(w.Points[j].V, g.Points[j].V) {
+				return fmt.Sprintf("%s point %d: want %v, got %v", w.Labels, j, w.Points[j], g.Points[j])
+			}
+		}
+	}
+	return ""
+}
+
 // sameBits reports whether a and b are the same float64, bit for bit; any
 // two NaNs count as equal because the JSON API does not carry NaN payloads.
 func sameBits(a, b float64) bool {

@@ -175,28 +175,6 @@ func diffMeta(want, got ltMeta) string {
 	return strings.Join(out, "; ")
 }
 
-// diffResult compares two query answers, values bit for bit.
-func diffResult(want, got apiResult) string {
-	if want.Type != got.Type || len(want.Series) != len(got.Series) {
-		return fmt.Sprintf("want %s of %d series, got %s of %d", want.Type, len(want.Series), got.Type, len(got.Series))
-	}
-	for i := range want.Series {
-		w, g := want.Series[i], got.Series[i]
-		if !labels.Equal(w.Labels, g.Labels) {
-			return fmt.Sprintf("series %d: want %s, got %s", i, w.Labels, g.Labels)
-		}
-		if len(w.Points) != len(g.Points) {
-			return fmt.Sprintf("%s: want %d points, got %d", w.Labels, len(w.Points), len(g.Points))
-		}
-		for j := range w.Points {
-			if w.Points[j].T != g.Points[j].T || !sameBits(w.Points[j].V, g.Points[j].V) {
-				return fmt.Sprintf("%s point %d: want %v, got %v", w.Labels, j, w.Points[j], g.Points[j])
-			}
-		}
-	}
-	return ""
-}
-
 // ltCheckRaw reads, through a, every raw sample of d with matrix selectors over
 // ltWindow-long windows and compares them with what was written, from
 // keepFrom on (ms; earlier samples must be gone). It returns the number of
