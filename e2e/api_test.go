@@ -2,13 +2,9 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
-	"net/http"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -39,56 +35,9 @@ type apiResult struct {
 	Series []series // sorted by labels
 }
 
-// apiClient talks to the Prometheus HTTP API of Strata or Prometheus.
-type apiClient struct {
-	base   string
-	client *http.Client
-}
-
-func newAPIClient(base string) *apiClient {
-	return &apiClient{base: base, client: &http.Client{Timeout: time.Minute}}
-}
-
-// query runs an instant query at ts.
-func (c *apiClient) query(ctx context.Context, q string, ts time.Time) (apiResult, error) {
-	return c.get(ctx, "/api/v1/query", url.Values{"query": {q}, "time": {formatTime(ts)}})
-}
-
-// queryRange runs a range query.
-func (c *apiClient) queryRange(ctx context.Context, q string, start, end time.Time, step time.Duration) (apiResult, error) {
-	return c.get(ctx, "/api/v1/query_range", url.Values{
-		"query": {q}, "start": {formatTime(start)}, "end": {formatTime(end)},
-		"step": {strconv.FormatFloat(step.Seconds(), 'f', -1, 64)},
-	})
-}
-
+// formatTime formats t as the API's decimal seconds.
 func formatTime(t time.Time) string {
 	return strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', 3, 64)
-}
-
-func (c *apiClient) get(ctx context.Context, path string, params url.Values) (apiResult, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, strings.NewReader(params.Encode()))
-	if err != nil {
-		return apiResult{}, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return apiResult{}, fmt.Errorf("%s %s: %w", path, params.Get("query"), err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return apiResult{}, fmt.Errorf("read answer to %s: %w", params.Get("query"), err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return apiResult{}, fmt.Errorf("%s %s: status %d: %s", path, params.Get("query"), resp.StatusCode, truncate(string(body), 500))
-	}
-	r, err := decodeAPIResult(body)
-	if err != nil {
-		return apiResult{}, fmt.Errorf("%s %s: %w", path, params.Get("query"), err)
-	}
-	return r, nil
 }
 
 // decodeAPIResult decodes the JSON of a successful query answer. Values are
@@ -192,11 +141,62 @@ func sortSeries(ss []series) {
 	sort.Slice(ss, func(i, j int) bool { return labels.Compare(ss[i].Labels, ss[j].Labels) < 0 })
 }
 
+// decodeData decodes the data of a successful answer into data.
+func decodeData(body []byte, data any) error {
+	var env struct {
+		Status string          `json:"status"`
+		Data   json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		return fmt.Errorf("decode answer: %w (%s)", err, truncate(string(body), 300))
+	}
+	if env.Status != "success" {
+		return fmt.Errorf("status %q: %s", env.Status, truncate(string(body), 300))
+	}
+	if err := json.Unmarshal(env.Data, data); err != nil {
+		return fmt.Errorf("decode data: %w (%s)", err, truncate(string(body), 300))
+	}
+	return nil
+}
+
+// errorText is the "error" of a Prometheus error answer, or the plain body.
+func errorText(body string) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal([]byte(body), &e) == nil && e.Error != "" {
+		return e.Error
+	}
+	return strings.TrimSpace(body)
+}
+
 func truncate(s string, n int) string {
 	if len(s) > n {
 		return s[:n] + "..."
 	}
 	return s
+}
+
+// diffResult compares two query answers, values bit for bit.
+func diffResult(want, got apiResult) string {
+	if want.Type != got.Type || len(want.Series) != len(got.Series) {
+		return fmt.Sprintf("want %s of %d series, got %s of %d", want.Type, len(want.Series), got.Type, len(got.Series))
+	}
+	for i := range want.Series {
+		w, g := want.Series[i], got.Series[i]
+		if !labels.Equal(w.Labels, g.Labels) {
+			return fmt.Sprintf("series %d: want %s, got %s", i, w.Labels, g.Labels)
+		}
+		if len(w.Points) != len(g.Points) {
+			return fmt.Sprintf("%s: want %d points, got %d", w.Labels, len(w.Points), len(g.Points))
+		}
+		for j := range w.Points {
+			if w.Points[j].T != g.Points[j].T || !sameBits(w.Points[j].V, g.Points[j].V) {
+				return fmt.Sprintf("%s point %d: want %v, got %v", w.Labels, j, w.Points[j], g.Points[j])
+			}
+		}
+	}
+	return ""
 }
 
 // sameBits reports whether a and b are the same float64, bit for bit; any
@@ -208,41 +208,6 @@ func sameBits(a, b float64) bool {
 	return math.Float64bits(a) == math.Float64bits(b)
 }
 
-// pushResult is the answer to one remote-write request.
-type pushResult struct {
-	Status int
-	Body   string
-}
-
-// push sends body (already encoded as it should go on the wire) to url with
-// remote-write 1.0 headers; hdr overrides or adds headers ("" deletes one).
-func push(ctx context.Context, client *http.Client, method, url string, body []byte, hdr map[string]string) (pushResult, error) {
-	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
-	if err != nil {
-		return pushResult{}, err
-	}
-	req.Header.Set("Content-Type", "application/x-protobuf")
-	req.Header.Set("Content-Encoding", "snappy")
-	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
-	for k, v := range hdr {
-		if v == "" {
-			req.Header.Del(k)
-		} else {
-			req.Header.Set(k, v)
-		}
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return pushResult{}, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return pushResult{}, err
-	}
-	return pushResult{Status: resp.StatusCode, Body: string(b)}, nil
-}
-
 // encodeWrite marshals and snappy-compresses a remote-write 1.0 request.
 func encodeWrite(wr *prompb.WriteRequest) []byte {
 	b, err := wr.Marshal()
@@ -250,52 +215,6 @@ func encodeWrite(wr *prompb.WriteRequest) []byte {
 		panic(fmt.Sprintf("BUG: marshal write request: %v", err))
 	}
 	return snappy.Encode(nil, b)
-}
-
-// remoteRead fetches every sample of series matching ms in [start, end] from
-// Prometheus' /api/v1/read as raw samples. Unlike the query API it returns
-// staleness markers, which the PromQL comparison needs.
-func remoteRead(ctx context.Context, base string, start, end int64, ms ...*prompb.LabelMatcher) ([]prompb.TimeSeries, error) {
-	rr := &prompb.ReadRequest{Queries: []*prompb.Query{{StartTimestampMs: start, EndTimestampMs: end, Matchers: ms}}}
-	b, err := rr.Marshal()
-	if err != nil {
-		return nil, fmt.Errorf("marshal read request: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/read", bytes.NewReader(snappy.Encode(nil, b)))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-protobuf")
-	req.Header.Set("Content-Encoding", "snappy")
-	req.Header.Set("X-Prometheus-Remote-Read-Version", "0.1.0")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("remote read: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("read remote-read answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("remote read: status %d: %s", resp.StatusCode, truncate(string(body), 500))
-	}
-	raw, err := snappy.Decode(nil, body)
-	if err != nil {
-		return nil, fmt.Errorf("decompress remote-read answer: %w", err)
-	}
-	var rresp prompb.ReadResponse
-	if err := rresp.Unmarshal(raw); err != nil {
-		return nil, fmt.Errorf("decode remote-read answer: %w", err)
-	}
-	if len(rresp.Results) != 1 {
-		return nil, fmt.Errorf("remote read: %d results, want 1", len(rresp.Results))
-	}
-	var out []prompb.TimeSeries
-	for _, ts := range rresp.Results[0].Timeseries {
-		out = append(out, *ts)
-	}
-	return out, nil
 }
 
 // toLabels converts remote-write labels.

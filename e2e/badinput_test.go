@@ -68,8 +68,7 @@ func TestBadInput(t *testing.T) {
 	s := procs.StartStrataT(t, procs.StrataConfig{Bin: bin})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	client := &http.Client{Timeout: 30 * time.Second}
-	api := newAPIClient(s.URL)
+	api := newClient(s.URL).withTimeout(30 * time.Second)
 
 	now := time.Now().Truncate(time.Second)
 	good := now.Add(-time.Minute).UnixMilli() // timestamp of accepted samples
@@ -82,7 +81,7 @@ func TestBadInput(t *testing.T) {
 		}
 		before = append(before, ts)
 	}
-	res, err := push(ctx, client, http.MethodPost, s.URL+"/api/v1/push", write(before...), nil)
+	res, err := api.push(ctx, write(before...))
 	require.NoError(t, err)
 	require.Equal(t, http.StatusNoContent/100, res.Status/100, "seed push: %d %s", res.Status, res.Body)
 	checkBefore := func(t *testing.T) {
@@ -164,13 +163,13 @@ func TestBadInput(t *testing.T) {
 			if path == "" {
 				path = "/api/v1/push"
 			}
-			res, err := push(ctx, client, method, s.URL+path, tc.body, tc.headers)
+			res, err := api.send(ctx, method, path, tc.body, tc.headers)
 			require.NoError(t, err)
 			require.Equal(t, tc.status, res.Status, "answer: %s", res.Body)
 			for _, m := range tc.msgs {
-				require.Contains(t, strings.ToLower(res.Body), strings.ToLower(m), "the answer should name %q", m)
+				require.Contains(t, strings.ToLower(res.text()), strings.ToLower(m), "the answer should name %q", m)
 			}
-			t.Logf("%d %s", res.Status, truncate(strings.TrimSpace(res.Body), 300))
+			t.Logf("%d %s", res.Status, truncate(strings.TrimSpace(res.text()), 300))
 			if tc.stored != "" {
 				r, err := api.query(ctx, tc.stored+`[1s]`, time.UnixMilli(good))
 				require.NoError(t, err)
@@ -195,7 +194,7 @@ func TestBadInput(t *testing.T) {
 	procs.WaitHTTPT(t, s.Process(), s.URL+"/ready", 10*time.Second)
 	require.False(t, s.Process().Exited())
 	checkBefore(t)
-	res, err = push(ctx, client, http.MethodPost, s.URL+"/api/v1/push", write(series1(now.UnixMilli(), 1, "__name__", "e2e_after")), nil)
+	res, err = api.push(ctx, write(series1(now.UnixMilli(), 1, "__name__", "e2e_after")))
 	require.NoError(t, err)
 	require.Equal(t, 2, res.Status/100, "push after the table: %d %s", res.Status, res.Body)
 }

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -34,7 +33,7 @@ const (
 func clusterValue(r, s int) float64 { return float64(r)*1000 + float64(s) }
 
 // clusterBinary returns the strata binary and fails the test if it lacks the
-// cluster flags (issue 3: -target=ingester etc. with gossip).
+// cluster flags (-target=ingester etc. with gossip).
 func clusterBinary(t *testing.T) string {
 	t.Helper()
 	bin := strataBin(t)
@@ -62,11 +61,7 @@ func startTestCluster(t *testing.T, ingesterArgs ...string) *procs.Cluster {
 			"-memberlist.pull-push-interval=2s",
 		},
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for _, in := range c.ByRole(procs.RoleIngester) {
-		require.NoError(t, procs.WaitRing(ctx, clusterObservers(c), procs.InstanceIs(in.Name, "ACTIVE", true)))
-	}
+	waitActive(context.Background(), t, clusterObservers(c), c.ByRole(procs.RoleIngester), 30*time.Second)
 	return c
 }
 
@@ -77,11 +72,10 @@ func clusterObservers(c *procs.Cluster) []*procs.Node {
 
 // clusterLoad is the writer and a reader of one test.
 type clusterLoad struct {
-	metric   string
-	base     int64 // ms: timestamp of round 0
-	pushURLs []string
-	queryURL string
-	client   *http.Client
+	metric  string
+	base    int64     // ms: timestamp of round 0
+	dists   []*client // one per distributor, 10s a request
+	querier *client
 
 	acked     atomic.Int64 // rounds acknowledged
 	attempted atomic.Int64 // rounds sent at least once
@@ -99,14 +93,13 @@ type clusterLoad struct {
 
 func newClusterLoad(t *testing.T, c *procs.Cluster) *clusterLoad {
 	l := &clusterLoad{
-		metric:   "strata_cluster_test_" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "_")),
-		base:     time.Now().Add(-3 * time.Minute).Truncate(time.Second).UnixMilli(),
-		queryURL: c.ByRole(procs.RoleQuerier)[0].URL(),
-		client:   &http.Client{Timeout: 10 * time.Second},
-		stop:     make(chan struct{}),
+		metric:  "strata_cluster_test_" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "_")),
+		base:    time.Now().Add(-3 * time.Minute).Truncate(time.Second).UnixMilli(),
+		querier: newClient(c.ByRole(procs.RoleQuerier)[0].URL()).withTimeout(time.Minute),
+		stop:    make(chan struct{}),
 	}
 	for _, d := range c.ByRole(procs.RoleDistributor) {
-		l.pushURLs = append(l.pushURLs, d.URL()+"/api/v1/push")
+		l.dists = append(l.dists, newClient(d.URL()).withTimeout(10*time.Second))
 	}
 	l.lastRetry.Store("")
 	return l
@@ -134,15 +127,16 @@ func (l *clusterLoad) pushRound(ctx context.Context, r int) error {
 	body := l.round(r)
 	backoff := 20 * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		url := l.pushURLs[(r+attempt)%len(l.pushURLs)]
-		res, err := push(ctx, l.client, http.MethodPost, url, body, nil)
+		dist := l.dists[(r+attempt)%len(l.dists)]
+		url := dist.base + "/api/v1/push"
+		res, err := dist.push(ctx, body)
 		switch {
 		case err == nil && res.Status/100 == 2:
 			return nil
 		case err == nil && res.Status/100 == 4:
-			return fmt.Errorf("round %d to %s: %d %s (a 4xx must not be retried)", r, url, res.Status, truncate(res.Body, 300))
+			return fmt.Errorf("round %d to %s: %d %s (a 4xx must not be retried)", r, url, res.Status, truncate(res.text(), 300))
 		case err == nil:
-			l.lastRetry.Store(fmt.Sprintf("round %d to %s: %d %s", r, url, res.Status, truncate(res.Body, 200)))
+			l.lastRetry.Store(fmt.Sprintf("round %d to %s: %d %s", r, url, res.Status, truncate(res.text(), 200)))
 		default:
 			l.lastRetry.Store(fmt.Sprintf("round %d to %s: %v", r, url, err))
 		}
@@ -183,7 +177,6 @@ func (l *clusterLoad) start(t *testing.T) {
 		}
 	})
 	l.wg.Go(func() {
-		api := newAPIClient(l.queryURL)
 		evalT := time.UnixMilli(l.base + clusterMaxRounds*clusterStep)
 		pace := time.NewTicker(100 * time.Millisecond)
 		defer pace.Stop()
@@ -195,7 +188,7 @@ func (l *clusterLoad) start(t *testing.T) {
 				return
 			case <-pace.C:
 			}
-			if err := l.readOnce(ctx, api, evalT); err != nil {
+			if err := l.readOnce(ctx, evalT); err != nil {
 				l.mu.Lock()
 				l.readErrs = append(l.readErrs, err.Error())
 				l.mu.Unlock()
@@ -208,12 +201,12 @@ func (l *clusterLoad) start(t *testing.T) {
 
 // readOnce counts every series' samples and checks that no acknowledged
 // round is missing: read-your-writes through the querier.
-func (l *clusterLoad) readOnce(ctx context.Context, api *apiClient, evalT time.Time) error {
+func (l *clusterLoad) readOnce(ctx context.Context, evalT time.Time) error {
 	acked := int(l.acked.Load())
 	if acked == 0 {
 		return nil
 	}
-	res, err := api.query(ctx, fmt.Sprintf("count_over_time(%s[1h])", l.metric), evalT)
+	res, err := l.querier.query(ctx, fmt.Sprintf("count_over_time(%s[1h])", l.metric), evalT)
 	if err != nil {
 		return fmt.Errorf("%s: %w", time.Now().Format("15:04:05.000"), err)
 	}
@@ -260,9 +253,7 @@ func (l *clusterLoad) String() string {
 // writer stopped or after timeout.
 func (l *clusterLoad) waitAcked(t *testing.T, n, reads int64, timeout time.Duration) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	err := procs.Poll(ctx, 20*time.Millisecond, func() (bool, string) {
+	err := waitFor(context.Background(), timeout, 20*time.Millisecond, func(context.Context) (bool, string) {
 		if werr, _ := l.errs(); werr != nil {
 			return true, ""
 		}
@@ -293,7 +284,7 @@ func (l *clusterLoad) verifyExactlyOnce(t *testing.T) {
 	defer cancel()
 	evalT := time.UnixMilli(l.base + clusterMaxRounds*clusterStep)
 	window := strconv.Itoa(clusterMaxRounds*clusterStep/1000+5) + "s"
-	res, err := newAPIClient(l.queryURL).query(ctx, l.metric+"["+window+"]", evalT)
+	res, err := l.querier.query(ctx, l.metric+"["+window+"]", evalT)
 	require.NoError(t, err)
 	problems := clusterCheck(res.Series, l.base, acked, attempted)
 	if len(problems) > 0 {

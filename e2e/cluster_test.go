@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"net/http"
 	"slices"
 	"syscall"
 	"testing"
@@ -90,10 +89,11 @@ func TestClusterQuorumLoss(t *testing.T) {
 		l.attempted.Store(int64(round + 1)) // may land on the survivor: allowed, not acknowledged
 		body := l.round(round)
 		for i := range n {
-			url := l.pushURLs[i%len(l.pushURLs)]
-			res, err := push(ctx, l.client, http.MethodPost, url, body, nil)
+			dist := l.dists[i%len(l.dists)]
+			url := dist.base + "/api/v1/push"
+			res, err := dist.push(ctx, body)
 			require.NoError(t, err, "push to %s with 2 of 3 ingesters down: the distributor must answer", url)
-			require.Equal(t, 5, res.Status/100, "push %d to %s with 2 of 3 ingesters down: %d %s", i, url, res.Status, truncate(res.Body, 300))
+			require.Equal(t, 5, res.Status/100, "push %d to %s with 2 of 3 ingesters down: %d %s", i, url, res.Status, truncate(res.text(), 300))
 		}
 	}
 	pushFails(10)
@@ -103,7 +103,7 @@ func TestClusterQuorumLoss(t *testing.T) {
 	pushFails(10)
 	// Reads cannot be complete with one replica: whatever the querier
 	// answers, it must not crash.
-	_, qerr := newAPIClient(l.queryURL).query(ctx, "count("+l.metric+")", time.Now())
+	_, qerr := l.querier.query(ctx, "count("+l.metric+")", time.Now())
 	t.Logf("query with 2 of 3 ingesters down: err=%v", qerr)
 	exited := c.Exited()
 	slices.Sort(exited)
@@ -145,11 +145,10 @@ func TestClusterPausedIngester(t *testing.T) {
 	// New reads skip the unhealthy ingester and see every acknowledged
 	// round. (A read that was in flight to it when it stopped may wait for
 	// it: the background reader is only checked at the end.)
-	api := newAPIClient(l.queryURL)
 	evalT := time.UnixMilli(l.base + clusterMaxRounds*clusterStep)
 	for i := range 5 {
 		rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
-		require.NoError(t, l.readOnce(rctx, api, evalT), "read %d with %s paused", i, victim.Name)
+		require.NoError(t, l.readOnce(rctx, evalT), "read %d with %s paused", i, victim.Name)
 		rcancel()
 	}
 	l.waitAcked(t, atUnhealthy+150, 0, 30*time.Second)

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -68,7 +67,7 @@ func TestCrashSafety(t *testing.T) {
 		killOnce sync.Once
 		killErr  error
 		wg       sync.WaitGroup
-		client   = &http.Client{Timeout: 30 * time.Second}
+		dist     = newClient(s.URL).withTimeout(30 * time.Second)
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -77,7 +76,7 @@ func TestCrashSafety(t *testing.T) {
 			for r := range crashMaxRounds {
 				body := encodeWrite(crashRequest(sender, r, base))
 				attempts[sender] = r + 1
-				res, err := push(ctx, client, http.MethodPost, s.URL+"/api/v1/push", body, nil)
+				res, err := dist.push(ctx, body)
 				if err != nil || res.Status/100 != 2 {
 					return // the process is gone (or refused): stop this sender
 				}
@@ -99,7 +98,7 @@ func TestCrashSafety(t *testing.T) {
 
 	evalT := time.UnixMilli(base + crashMaxRounds*crashSamplesPerSeries*1000)
 	window := strconv.Itoa(crashMaxRounds*crashSamplesPerSeries+60) + "s"
-	got, err := newAPIClient(s.URL).query(ctx, crashMetric+`[`+window+`]`, evalT)
+	got, err := newClient(s.URL).query(ctx, crashMetric+`[`+window+`]`, evalT)
 	require.NoError(t, err)
 	bySeries := map[string][]point{}
 	for _, se := range got.Series {
@@ -130,7 +129,7 @@ func TestCrashSafety(t *testing.T) {
 
 	// The restarted process accepts the next round of every sender.
 	for sender := range crashSenders {
-		res, err := push(ctx, client, http.MethodPost, s.URL+"/api/v1/push", encodeWrite(crashRequest(sender, attempts[sender], base)), nil)
+		res, err := dist.push(ctx, encodeWrite(crashRequest(sender, attempts[sender], base)))
 		require.NoError(t, err)
 		require.Equal(t, 2, res.Status/100, "push after restart: %d %s", res.Status, res.Body)
 	}

@@ -1,15 +1,8 @@
 package e2e
 
 import (
-	"bufio"
-	"context"
 	"fmt"
-	"io"
-	"math"
-	"net/http"
 	"os"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -171,81 +164,6 @@ func upTo(ps []point, t int64) []point {
 		}
 	}
 	return ps
-}
-
-var metricLabelRE = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
-
-// scrapeSum fetches the text exposition at url and sums the samples of
-// metric name whose labels include match. A metric that is absent sums to 0.
-func scrapeSum(ctx context.Context, url, name string, match map[string]string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Accept", "text/plain")
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("scrape %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
-		return 0, fmt.Errorf("scrape %s: status %d: %s", url, resp.StatusCode, b)
-	}
-	sum := 0.0
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		end := strings.IndexAny(line, "{ ")
-		if end < 0 || line[:end] != name {
-			continue
-		}
-		rest := line[end:]
-		got := map[string]string{}
-		if rest[0] == '{' {
-			closeAt := strings.LastIndexByte(rest, '}')
-			if closeAt < 0 {
-				return 0, fmt.Errorf("scrape %s: bad line %q", url, line)
-			}
-			for _, m := range metricLabelRE.FindAllStringSubmatch(rest[1:closeAt], -1) {
-				val, err := strconv.Unquote(`"` + m[2] + `"`)
-				if err != nil {
-					return 0, fmt.Errorf("scrape %s: label in %q: %w", url, line, err)
-				}
-				got[m[1]] = val
-			}
-			rest = rest[closeAt+1:]
-		}
-		ok := true
-		for k, want := range match {
-			if got[k] != want {
-				ok = false
-				break
-			}
-		}
-		if !ok {
-			continue
-		}
-		fields := strings.Fields(rest)
-		if len(fields) == 0 {
-			return 0, fmt.Errorf("scrape %s: no value in %q", url, line)
-		}
-		f, err := strconv.ParseFloat(fields[0], 64)
-		if err != nil {
-			return 0, fmt.Errorf("scrape %s: value in %q: %w", url, line, err)
-		}
-		if !math.IsNaN(f) {
-			sum += f
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("scrape %s: %w", url, err)
-	}
-	return sum, nil
 }
 
 // remoteWriteTrouble returns the lines of a Prometheus log (logfmt) in

@@ -14,7 +14,7 @@ import (
 	"github.com/strata-metrics/strata/internal/procs"
 )
 
-// HA-pair dedup with real processes (issue 4): two Debian Prometheus
+// HA-pair dedup with real processes: two Debian Prometheus
 // servers scrape one node_exporter every second as an HA pair (external
 // labels cluster="ha-1", __replica__="r1" / "r2") and remote-write to a
 // cluster of 3 ingesters (RF=3), 2 distributors and a querier, each replica
@@ -65,7 +65,7 @@ type haReplica struct {
 }
 
 func (r *haReplica) distMetric(ctx context.Context, name string) (float64, error) {
-	return scrapeSum(ctx, r.dist.URL()+"/metrics", name, map[string]string{"tenant": haTenant, "cluster": haCluster})
+	return newClient(r.dist.URL()).metric(ctx, name, map[string]string{"tenant": haTenant, "cluster": haCluster})
 }
 
 // TestHAPairFailover: only the elected replica's samples are stored, with
@@ -83,10 +83,10 @@ func TestHAPairFailover(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dists := c.ByRole(procs.RoleDistributor)
-	querier := newAPIClient(c.ByRole(procs.RoleQuerier)[0].URL())
+	querier := newClient(c.ByRole(procs.RoleQuerier)[0].URL())
 	ne := procs.StartNodeExporterT(t)
 	replicas := []*haReplica{{name: "r1", dist: dists[0]}, {name: "r2", dist: dists[1]}}
-	stored := func(at time.Time) (labels.Labels, []point, error) {
+	stored := func(ctx context.Context, at time.Time) (labels.Labels, []point, error) {
 		r, err := querier.query(ctx, haRangeQuery(testStart, at), at)
 		if err != nil {
 			return labels.EmptyLabels(), nil, err
@@ -96,10 +96,8 @@ func TestHAPairFailover(t *testing.T) {
 	// waitStored polls until the stored series has a sample after t.
 	waitStored := func(what string, after time.Time, timeout time.Duration) {
 		t.Helper()
-		pctx, pcancel := context.WithTimeout(ctx, timeout)
-		defer pcancel()
-		err := procs.Poll(pctx, 500*time.Millisecond, func() (bool, string) {
-			_, ps, err := stored(time.Now())
+		poll(ctx, t, "wait for "+what, timeout, 500*time.Millisecond, func(ctx context.Context) (bool, string) {
+			_, ps, err := stored(ctx, time.Now())
 			if err != nil {
 				return false, err.Error()
 			}
@@ -108,7 +106,6 @@ func TestHAPairFailover(t *testing.T) {
 			}
 			return true, ""
 		})
-		require.NoError(t, err, "wait for %s", what)
 	}
 
 	// r1 alone first: it is elected by its first request (two replicas
@@ -117,14 +114,20 @@ func TestHAPairFailover(t *testing.T) {
 	replicas[0].prom = startHAReplica(t, replicas[0].name, replicas[0].dist, ne)
 	waitStored("the first replica's samples", testStart, time.Minute)
 	// r2 starts once its distributor has the election from gossip.
-	require.NoError(t, pollMetric(ctx, dists[1].URL()+"/metrics", "strata_distributor_ha_tracked_clusters", nil, 1))
+	poll(ctx, t, "the election on "+dists[1].Name, 0, 250*time.Millisecond, func(ctx context.Context) (bool, string) {
+		n, err := newClient(dists[1].URL()).metric(ctx, "strata_distributor_ha_tracked_clusters", nil)
+		if err != nil {
+			return false, err.Error()
+		}
+		return n >= 1, fmt.Sprintf("strata_distributor_ha_tracked_clusters is %v, want at least 1", n)
+	})
 	replicas[1].prom = startHAReplica(t, replicas[1].name, replicas[1].dist, ne)
 	bothUp := time.Now()
 
 	// Which replica is elected: the other one's distributor drops its
 	// samples with 202.
 	var elected, survivor *haReplica
-	err := procs.Poll(ctx, 250*time.Millisecond, func() (bool, string) {
+	poll(ctx, t, "wait for one replica to be answered 202", 0, 250*time.Millisecond, func(ctx context.Context) (bool, string) {
 		var reasons []string
 		for i, r := range replicas {
 			n, err := r.distMetric(ctx, "strata_distributor_ha_deduped_samples_total")
@@ -139,7 +142,6 @@ func TestHAPairFailover(t *testing.T) {
 		}
 		return false, strings.Join(reasons, ", ")
 	})
-	require.NoError(t, err, "wait for one replica to be answered 202")
 	t.Logf("elected %s (writes to %s), standby %s (writes to %s)", elected.name, elected.dist.Name, survivor.name, survivor.dist.Name)
 	// Both run beyond the failover timeout, through several refreshes of
 	// the election: a refresh that did not reach the other distributor
@@ -148,7 +150,7 @@ func TestHAPairFailover(t *testing.T) {
 
 	// The standby was answered 202 and took it as success: no failed or
 	// retried sample, no remote-write warning in its log.
-	n, err := scrapeSum(ctx, survivor.dist.URL()+"/metrics", "strata_distributor_push_duration_seconds_count", map[string]string{"code": "202"})
+	n, err := newClient(survivor.dist.URL()).metric(ctx, "strata_distributor_push_duration_seconds_count", map[string]string{"code": "202"})
 	require.NoError(t, err)
 	require.Positive(t, n, "%s answered no push of %s with 202", survivor.dist.Name, survivor.name)
 	n, err = elected.distMetric(ctx, "strata_distributor_ha_deduped_samples_total")
@@ -171,9 +173,9 @@ func TestHAPairFailover(t *testing.T) {
 	// The end of the comparison: once the survivor has scraped past it,
 	// its TSDB holds all its samples up to end; Strata then catches up.
 	end := time.Now()
-	survivorAPI := newAPIClient(survivor.prom.URL)
+	survivorAPI := newClient(survivor.prom.URL)
 	var survPts []point
-	err = procs.Poll(ctx, 250*time.Millisecond, func() (bool, string) {
+	poll(ctx, t, "the survivor's samples past the end", 0, 250*time.Millisecond, func(ctx context.Context) (bool, string) {
 		now := time.Now()
 		r, err := survivorAPI.query(ctx, haRangeQuery(testStart, now), now)
 		if err != nil {
@@ -189,12 +191,11 @@ func TestHAPairFailover(t *testing.T) {
 		survPts = upTo(ps, end.UnixMilli())
 		return true, ""
 	})
-	require.NoError(t, err)
 	var storedLabels labels.Labels
 	var storedPts []point
-	err = procs.Poll(ctx, 250*time.Millisecond, func() (bool, string) {
+	poll(ctx, t, "the stored series up to the survivor's last sample", 0, 250*time.Millisecond, func(ctx context.Context) (bool, string) {
 		var err error
-		storedLabels, storedPts, err = stored(end)
+		storedLabels, storedPts, err = stored(ctx, end)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -204,7 +205,6 @@ func TestHAPairFailover(t *testing.T) {
 		}
 		return true, ""
 	})
-	require.NoError(t, err)
 
 	// The elected replica's samples: every sample it sent is in its WAL
 	// (remote-write reads the WAL), so a Prometheus started on its data
@@ -216,7 +216,7 @@ func TestHAPairFailover(t *testing.T) {
 			t.Logf("stop reopened prometheus: %v", err)
 		}
 	})
-	r, err := newAPIClient(reopened.URL).query(ctx, haRangeQuery(testStart, end), end)
+	r, err := newClient(reopened.URL).query(ctx, haRangeQuery(testStart, end), end)
 	require.NoError(t, err)
 	_, electedPts, err := onlySeries(r)
 	require.NoError(t, err)
@@ -253,7 +253,7 @@ func TestHAPairFailover(t *testing.T) {
 	// After the failover the survivor's pushes reach the ingesters, where
 	// a loaded machine may legitimately cause a retried 5xx: logged only.
 	for _, m := range []string{"prometheus_remote_storage_samples_failed_total", "prometheus_remote_storage_samples_retried_total"} {
-		n, err := scrapeSum(ctx, survivor.prom.URL+"/metrics", m, nil)
+		n, err := newClient(survivor.prom.URL).metric(ctx, m, nil)
 		require.NoError(t, err)
 		t.Logf("%s of %s after the failover: %v", m, survivor.name, n)
 	}
@@ -326,11 +326,7 @@ func startHACluster(t *testing.T, bin string) *procs.Cluster {
 			"-distributor.ha-tracker.update-timeout-jitter-max=" + haUpdateJitter.String(),
 		},
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for _, in := range c.ByRole(procs.RoleIngester) {
-		require.NoError(t, procs.WaitRing(ctx, clusterObservers(c), procs.InstanceIs(in.Name, "ACTIVE", true)))
-	}
+	waitActive(context.Background(), t, clusterObservers(c), c.ByRole(procs.RoleIngester), 30*time.Second)
 	return c
 }
 
@@ -352,29 +348,17 @@ func haRangeQuery(from, at time.Time) string {
 	return haSelector + "[" + strconv.Itoa(int(at.Sub(from)/time.Second)+60) + "s]"
 }
 
-// pollMetric polls the exposition at url until metric name (with match)
-// sums to at least atLeast.
-func pollMetric(ctx context.Context, url, name string, match map[string]string, atLeast float64) error {
-	return procs.Poll(ctx, 250*time.Millisecond, func() (bool, string) {
-		n, err := scrapeSum(ctx, url, name, match)
-		if err != nil {
-			return false, err.Error()
-		}
-		return n >= atLeast, fmt.Sprintf("%s is %v, want at least %v", name, n, atLeast)
-	})
-}
-
 // requireRemoteWriteClean checks that r's Prometheus sent everything
 // without a failure or retry, and logged no remote-write warning or error:
 // a 202 is a success to it.
 func requireRemoteWriteClean(ctx context.Context, t *testing.T, r *haReplica) {
 	t.Helper()
 	for _, m := range []string{"prometheus_remote_storage_samples_failed_total", "prometheus_remote_storage_samples_retried_total"} {
-		n, err := scrapeSum(ctx, r.prom.URL+"/metrics", m, nil)
+		n, err := newClient(r.prom.URL).metric(ctx, m, nil)
 		require.NoError(t, err)
 		require.Zero(t, n, "%s of %s", m, r.name)
 	}
-	n, err := scrapeSum(ctx, r.prom.URL+"/metrics", "prometheus_remote_storage_samples_total", nil)
+	n, err := newClient(r.prom.URL).metric(ctx, "prometheus_remote_storage_samples_total", nil)
 	require.NoError(t, err)
 	require.Positive(t, n, "prometheus_remote_storage_samples_total of %s", r.name)
 	lines, err := remoteWriteTrouble(r.prom.LogPath)

@@ -1,21 +1,15 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -310,28 +304,10 @@ func checkCount(n int) func([]byte) error {
 	}
 }
 
-// isoData decodes the data of a successful answer.
-func isoData(body []byte, data any) error {
-	var env struct {
-		Status string          `json:"status"`
-		Data   json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal(body, &env); err != nil {
-		return fmt.Errorf("decode answer: %w (%s)", err, truncate(string(body), 300))
-	}
-	if env.Status != "success" {
-		return fmt.Errorf("status %q: %s", env.Status, truncate(string(body), 300))
-	}
-	if err := json.Unmarshal(env.Data, data); err != nil {
-		return fmt.Errorf("decode data: %w (%s)", err, truncate(string(body), 300))
-	}
-	return nil
-}
-
 func checkSeries(keys []string) func([]byte) error {
 	return func(body []byte) error {
 		var data []map[string]string
-		if err := isoData(body, &data); err != nil {
+		if err := decodeData(body, &data); err != nil {
 			return err
 		}
 		var got []string
@@ -346,7 +322,7 @@ func checkSeries(keys []string) func([]byte) error {
 func checkStrings(want []string) func([]byte) error {
 	return func(body []byte) error {
 		var got []string
-		if err := isoData(body, &got); err != nil {
+		if err := decodeData(body, &got); err != nil {
 			return err
 		}
 		return equalStrings("data", want, got)
@@ -356,7 +332,7 @@ func checkStrings(want []string) func([]byte) error {
 func (d *isoTenant) checkMetadata(metrics []string) func([]byte) error {
 	return func(body []byte) error {
 		var data map[string][]struct{ Type, Help, Unit string }
-		if err := isoData(body, &data); err != nil {
+		if err := decodeData(body, &data); err != nil {
 			return err
 		}
 		got := make([]string, 0, len(data))
@@ -378,7 +354,7 @@ func checkExemplars(want []string) func([]byte) error {
 				Labels map[string]string `json:"labels"`
 			} `json:"exemplars"`
 		}
-		if err := isoData(body, &data); err != nil {
+		if err := decodeData(body, &data); err != nil {
 			return err
 		}
 		var got []string
@@ -401,7 +377,7 @@ func (d *isoTenant) checkTSDBStatus() func([]byte) error {
 			SeriesCountByMetricName    []struct{ Name string } `json:"seriesCountByMetricName"`
 			LabelValueCountByLabelName []struct{ Name string } `json:"labelValueCountByLabelName"`
 		}
-		if err := isoData(body, &data); err != nil {
+		if err := decodeData(body, &data); err != nil {
 			return err
 		}
 		if data.HeadStats.NumSeries != uint64(len(d.series)) {
@@ -445,87 +421,6 @@ func equalStrings(what string, want, got []string) error {
 		return fmt.Errorf("%s %q, want %q", what, got, want)
 	}
 	return nil
-}
-
-// isoDo sends one API request with one X-Scope-OrgID header per orgIDs
-// (none: no header). GET carries params in the URL, POST form-encoded.
-func isoDo(ctx context.Context, client *http.Client, method, base, path string, params url.Values, orgIDs ...string) (int, []byte, error) {
-	target := base + path
-	var body io.Reader
-	if method == http.MethodPost {
-		body = strings.NewReader(params.Encode())
-	} else if len(params) > 0 {
-		target += "?" + params.Encode()
-	}
-	req, err := http.NewRequestWithContext(ctx, method, target, body)
-	if err != nil {
-		return 0, nil, err
-	}
-	if method == http.MethodPost {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	for _, id := range orgIDs {
-		req.Header.Add(tenant.Header, id)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	return resp.StatusCode, b, err
-}
-
-// isoRaw sends one HTTP/1.1 request over a fresh TCP connection, writing
-// the X-Scope-OrgID header byte for byte: Go's client refuses header values
-// with control characters, which a hostile client can send anyway.
-// target is the request-target (path and encoded query).
-func isoRaw(ctx context.Context, addr, method, target, orgID string, hdr map[string]string, body []byte) (int, string, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return 0, "", err
-	}
-	defer conn.Close()
-	deadline := time.Now().Add(20 * time.Second)
-	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
-		deadline = dl
-	}
-	if err := conn.SetDeadline(deadline); err != nil {
-		return 0, "", err
-	}
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", method, target, addr)
-	b.WriteString(tenant.Header + ": " + orgID + "\r\n")
-	for k, v := range hdr {
-		b.WriteString(k + ": " + v + "\r\n")
-	}
-	if body != nil {
-		b.WriteString("Content-Length: " + strconv.Itoa(len(body)) + "\r\n")
-	}
-	b.WriteString("\r\n")
-	b.Write(body)
-	if _, err := conn.Write(b.Bytes()); err != nil {
-		return 0, "", fmt.Errorf("write request: %w", err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		return 0, "", fmt.Errorf("read response: %w", err)
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	return resp.StatusCode, string(out), err
-}
-
-// errorText is the "error" of a Prometheus error answer, or the plain body.
-func errorText(body string) string {
-	var e struct {
-		Error string `json:"error"`
-	}
-	if json.Unmarshal([]byte(body), &e) == nil && e.Error != "" {
-		return e.Error
-	}
-	return strings.TrimSpace(body)
 }
 
 // hostileID is one tenant id a client may send to break out of its tenant.

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -110,11 +109,7 @@ func TestIsolationCluster(t *testing.T) {
 			"-memberlist.pull-push-interval=2s",
 		},
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for _, in := range c.ByRole(procs.RoleIngester) {
-		require.NoError(t, procs.WaitRing(ctx, clusterObservers(c), procs.InstanceIs(in.Name, "ACTIVE", true)))
-	}
+	waitActive(context.Background(), t, clusterObservers(c), c.ByRole(procs.RoleIngester), 30*time.Second)
 	env := isoEnv{
 		root: root,
 		rules: treeRules{
@@ -157,7 +152,6 @@ func makeSentinel(t *testing.T, root string) {
 func runIsolation(t *testing.T, env isoEnv) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	client := &http.Client{Timeout: 20 * time.Second}
 	base := time.Now().Add(-5 * time.Minute).Truncate(time.Second).UnixMilli()
 	a := newIsoTenant(isoTenantA, "alpha", 2, base, 1000)
 	b := newIsoTenant(isoTenantB, "bravo", 1, base, 5000)
@@ -165,22 +159,22 @@ func runIsolation(t *testing.T, env isoEnv) {
 		url string
 		d   *isoTenant
 	}{{env.pushA, a}, {env.pushB, b}} {
-		code, body, err := isoPush(ctx, client, p.url+"/api/v1/push", p.d.body(), p.d.id)
+		res, err := newClient(p.url, p.d.id).push(ctx, p.d.body())
 		require.NoError(t, err)
-		require.Equal(t, http.StatusNoContent, code, "push of tenant %s: %s", p.d.id, body)
+		require.Equal(t, http.StatusNoContent, res.Status, "push of tenant %s: %s", p.d.id, res.text())
 	}
 
 	t.Run("each tenant reads only its own data", func(t *testing.T) {
 		for _, pair := range [][2]*isoTenant{{b, a}, {a, b}} {
 			own, other := pair[0], pair[1]
 			for _, p := range isoProbes(own, other) {
-				t.Run(own.marker+" "+p.name, func(t *testing.T) { requireProbe(ctx, t, client, env.querier, own, other, p) })
+				t.Run(own.marker+" "+p.name, func(t *testing.T) { requireProbe(ctx, t, env.querier, own, other, p) })
 			}
 		}
 	})
-	t.Run("remote read", func(t *testing.T) { checkRemoteRead(ctx, t, client, env.querier, b, a) })
-	t.Run("tenant required", func(t *testing.T) { checkTenantRequired(ctx, t, client, env, a, b) })
-	t.Run("tenant-less routes", func(t *testing.T) { checkTenantless(ctx, t, client, env.querier) })
+	t.Run("remote read", func(t *testing.T) { checkRemoteRead(ctx, t, env.querier, b, a) })
+	t.Run("tenant required", func(t *testing.T) { checkTenantRequired(ctx, t, env, a, b) })
+	t.Run("tenant-less routes", func(t *testing.T) { checkTenantless(ctx, t, env.querier) })
 
 	before, err := snapshotTree(env.root)
 	require.NoError(t, err)
@@ -190,7 +184,7 @@ func runIsolation(t *testing.T, env isoEnv) {
 		t.Run("querier", func(t *testing.T) { checkHostileQuery(ctx, t, env, hostile) })
 		t.Run("ingester gRPC", func(t *testing.T) { checkHostileGRPC(ctx, t, env, hostile, a) })
 	})
-	t.Run("valid id of 150 bytes", func(t *testing.T) { checkLongValidID(ctx, t, client, env) })
+	t.Run("valid id of 150 bytes", func(t *testing.T) { checkLongValidID(ctx, t, env) })
 
 	t.Run("nothing written outside the data dirs", func(t *testing.T) {
 		after, err := snapshotTree(env.root)
@@ -217,9 +211,9 @@ func runIsolation(t *testing.T, env isoEnv) {
 	})
 
 	t.Run("tenant A intact", func(t *testing.T) {
-		requireIntact(ctx, t, client, env.querier, a)
+		requireIntact(ctx, t, env.querier, a)
 		for _, p := range isoProbes(a, b) {
-			t.Run(p.name, func(t *testing.T) { requireProbe(ctx, t, client, env.querier, a, b, p) })
+			t.Run(p.name, func(t *testing.T) { requireProbe(ctx, t, env.querier, a, b, p) })
 		}
 	})
 	require.Empty(t, env.exited(), "processes that exited")
@@ -227,38 +221,36 @@ func runIsolation(t *testing.T, env isoEnv) {
 
 // requireProbe polls p as own until its check passes; an answer that
 // mentions the other tenant's marker fails at once.
-func requireProbe(ctx context.Context, t *testing.T, client *http.Client, querier string, own, other *isoTenant, p isoProbe) {
+func requireProbe(ctx context.Context, t *testing.T, querier string, own, other *isoTenant, p isoProbe) {
 	t.Helper()
-	pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	err := procs.Poll(pctx, 100*time.Millisecond, func() (bool, string) {
-		code, body, err := isoDo(pctx, client, p.method, querier, p.path, p.params, own.id)
+	api := newClient(querier, own.id)
+	poll(ctx, t, fmt.Sprintf("%s %s %v as %s", p.method, p.path, p.params, own.id), 20*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, string) {
+		res, err := api.do(ctx, p.method, p.path, p.params, nil, nil)
 		if err != nil {
 			return false, err.Error()
 		}
-		if bytes.Contains(body, []byte(other.marker)) {
-			t.Fatalf("LEAK: %s %s as %s answers with tenant %s's data (%q): %s", p.method, p.path, own.id, other.id, other.marker, truncate(string(body), 2000))
+		if bytes.Contains(res.Body, []byte(other.marker)) {
+			t.Fatalf("LEAK: %s %s as %s answers with tenant %s's data (%q): %s", p.method, p.path, own.id, other.id, other.marker, truncate(res.text(), 2000))
 		}
-		if code != http.StatusOK {
-			return false, fmt.Sprintf("status %d: %s", code, truncate(string(body), 300))
+		if res.Status != http.StatusOK {
+			return false, fmt.Sprintf("status %d: %s", res.Status, truncate(res.text(), 300))
 		}
-		if err := p.check(body); err != nil {
+		if err := p.check(res.Body); err != nil {
 			return false, err.Error()
 		}
 		return true, ""
 	})
-	require.NoError(t, err, "%s %s %v as %s", p.method, p.path, p.params, own.id)
 }
 
 // requireIntact reads every raw sample of d back (a range selector over the
 // whole push) and compares it with what was pushed, bit for bit.
-func requireIntact(ctx context.Context, t *testing.T, client *http.Client, querier string, d *isoTenant) {
+func requireIntact(ctx context.Context, t *testing.T, querier string, d *isoTenant) {
 	t.Helper()
 	params := url.Values{"query": {`{__name__=~".+"}[10m]`}, "time": {isoSecs(d.last())}}
-	code, body, err := isoDo(ctx, client, http.MethodGet, querier, "/api/v1/query", params, d.id)
+	res, err := newClient(querier, d.id).do(ctx, http.MethodGet, "/api/v1/query", params, nil, nil)
 	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, code, string(body))
-	r, err := decodeAPIResult(body)
+	require.Equal(t, http.StatusOK, res.Status, res.text())
+	r, err := decodeAPIResult(res.Body)
 	require.NoError(t, err)
 	var got []string
 	for _, s := range r.Series {
@@ -269,28 +261,6 @@ func requireIntact(ctx context.Context, t *testing.T, client *http.Client, queri
 		require.NoError(t, samePoints(want.Samples, s.Points), "series %s", k)
 	}
 	require.Equal(t, d.keys(), got)
-}
-
-// isoPush pushes a snappy-compressed remote-write 1.0 body with one
-// X-Scope-OrgID header per orgIDs.
-func isoPush(ctx context.Context, client *http.Client, url string, body []byte, orgIDs ...string) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return 0, "", err
-	}
-	req.Header.Set("Content-Type", "application/x-protobuf")
-	req.Header.Set("Content-Encoding", "snappy")
-	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
-	for _, id := range orgIDs {
-		req.Header.Add(tenant.Header, id)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	return resp.StatusCode, string(b), err
 }
 
 // tenantRoutes are one request per tenant-scoped route of the querier
@@ -314,7 +284,7 @@ func tenantRoutes() []isoProbe {
 // checkTenantRequired: every tenant-scoped route and every distributor's
 // push answers 401 without X-Scope-OrgID and 400 with an invalid one or
 // with two of them (tenants A and B at once).
-func checkTenantRequired(ctx context.Context, t *testing.T, client *http.Client, env isoEnv, a, b *isoTenant) {
+func checkTenantRequired(ctx context.Context, t *testing.T, env isoEnv, a, b *isoTenant) {
 	cases := []struct {
 		name   string
 		orgIDs []string
@@ -328,10 +298,10 @@ func checkTenantRequired(ctx context.Context, t *testing.T, client *http.Client,
 	for _, r := range tenantRoutes() {
 		for _, tc := range cases {
 			t.Run(r.name+" "+tc.name, func(t *testing.T) {
-				code, body, err := isoDo(ctx, client, r.method, env.querier, r.path, r.params, tc.orgIDs...)
+				res, err := newClient(env.querier, tc.orgIDs...).do(ctx, r.method, r.path, r.params, nil, nil)
 				require.NoError(t, err)
-				require.Equal(t, tc.code, code, string(body))
-				require.Contains(t, errorText(string(body)), tc.msg)
+				require.Equal(t, tc.code, res.Status, res.text())
+				require.Contains(t, errorText(res.text()), tc.msg)
 			})
 		}
 	}
@@ -339,10 +309,10 @@ func checkTenantRequired(ctx context.Context, t *testing.T, client *http.Client,
 		for _, path := range []string{"/api/v1/push", "/api/v1/write"} {
 			for _, tc := range cases {
 				t.Run(d+path+" "+tc.name, func(t *testing.T) {
-					code, body, err := isoPush(ctx, client, "http://"+d+path, a.body(), tc.orgIDs...)
+					res, err := newClient("http://"+d, tc.orgIDs...).send(ctx, http.MethodPost, path, a.body(), nil)
 					require.NoError(t, err)
-					require.Equal(t, tc.code, code, body)
-					require.Contains(t, body, tc.msg)
+					require.Equal(t, tc.code, res.Status, res.text())
+					require.Contains(t, res.text(), tc.msg)
 				})
 			}
 		}
@@ -352,18 +322,18 @@ func checkTenantRequired(ctx context.Context, t *testing.T, client *http.Client,
 // checkTenantless: build info and query formatting touch no tenant's data;
 // they answer without a tenant (whatever the header says) and mention no
 // tenant.
-func checkTenantless(ctx context.Context, t *testing.T, client *http.Client, querier string) {
+func checkTenantless(ctx context.Context, t *testing.T, querier string) {
 	for _, r := range []isoProbe{
 		{name: "buildinfo", method: http.MethodGet, path: "/api/v1/status/buildinfo"},
 		{name: "format_query", method: http.MethodGet, path: "/api/v1/format_query", params: url.Values{"query": {"sum(up)"}}},
 	} {
 		for _, orgIDs := range [][]string{nil, {"../x"}, {isoTenantA}} {
 			t.Run(fmt.Sprintf("%s %q", r.name, orgIDs), func(t *testing.T) {
-				code, body, err := isoDo(ctx, client, r.method, querier, r.path, r.params, orgIDs...)
+				res, err := newClient(querier, orgIDs...).do(ctx, r.method, r.path, r.params, nil, nil)
 				require.NoError(t, err)
-				require.Equal(t, http.StatusOK, code, string(body))
-				require.NotContains(t, string(body), "alpha")
-				require.NotContains(t, string(body), "bravo")
+				require.Equal(t, http.StatusOK, res.Status, res.text())
+				require.NotContains(t, res.text(), "alpha")
+				require.NotContains(t, res.text(), "bravo")
 			})
 		}
 	}
@@ -371,36 +341,16 @@ func checkTenantless(ctx context.Context, t *testing.T, client *http.Client, que
 
 // checkRemoteRead: the querier does not serve /api/v1/read today; if it
 // ever does, tenant B must read back its own series and none of A's.
-func checkRemoteRead(ctx context.Context, t *testing.T, client *http.Client, querier string, own, other *isoTenant) {
-	rr := &prompb.ReadRequest{Queries: []*prompb.Query{{
-		StartTimestampMs: own.base, EndTimestampMs: own.last(),
-		Matchers: []*prompb.LabelMatcher{{Type: prompb.LabelMatcher_RE, Name: "__name__", Value: ".+"}},
-	}}}
-	raw, err := rr.Marshal()
-	require.NoError(t, err)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, querier+"/api/v1/read", bytes.NewReader(snappy.Encode(nil, raw)))
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/x-protobuf")
-	req.Header.Set("Content-Encoding", "snappy")
-	req.Header.Set("X-Prometheus-Remote-Read-Version", "0.1.0")
-	req.Header.Set(tenant.Header, own.id)
-	resp, err := client.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	if resp.StatusCode == http.StatusNotFound {
+func checkRemoteRead(ctx context.Context, t *testing.T, querier string, own, other *isoTenant) {
+	all := &prompb.LabelMatcher{Type: prompb.LabelMatcher_RE, Name: "__name__", Value: ".+"}
+	series, err := newClient(querier, own.id).remoteRead(ctx, own.base, own.last(), all)
+	if se := (*statusError)(nil); errors.As(err, &se) && se.Status == http.StatusNotFound {
 		t.Logf("/api/v1/read is not served (404): nothing to isolate there")
 		return
 	}
-	require.Equal(t, http.StatusOK, resp.StatusCode, truncate(string(body), 500))
-	dec, err := snappy.Decode(nil, body)
 	require.NoError(t, err)
-	var rresp prompb.ReadResponse
-	require.NoError(t, rresp.Unmarshal(dec))
-	require.Len(t, rresp.Results, 1)
 	var got []string
-	for _, ts := range rresp.Results[0].Timeseries {
+	for _, ts := range series {
 		k := toLabels(ts.Labels).String()
 		require.NotContains(t, k, other.marker, "LEAK through remote read")
 		got = append(got, k)
@@ -436,9 +386,9 @@ func checkHostilePush(ctx context.Context, t *testing.T, env isoEnv, hostile []h
 		t.Run(h.name, func(t *testing.T) {
 			for _, d := range env.distributors {
 				for _, path := range []string{"/api/v1/push", "/api/v1/write"} {
-					code, resp, err := isoRaw(ctx, d, http.MethodPost, path, h.id, hdr, body)
+					res, err := newClient("http://"+d).raw(ctx, http.MethodPost, path, h.id, hdr, body)
 					require.NoError(t, err, "%s%s", d, path)
-					hostileWant(t, h, code, resp)
+					hostileWant(t, h, res.Status, res.text())
 				}
 			}
 		})
@@ -459,9 +409,9 @@ func checkHostileQuery(ctx context.Context, t *testing.T, env isoEnv, hostile []
 				} else if len(r.params) > 0 {
 					target += "?" + r.params.Encode()
 				}
-				code, resp, err := isoRaw(ctx, env.querierAddr, r.method, target, h.id, hdr, body)
+				res, err := newClient("http://"+env.querierAddr).raw(ctx, r.method, target, h.id, hdr, body)
 				require.NoError(t, err, r.name)
-				hostileWant(t, h, code, resp)
+				hostileWant(t, h, res.Status, res.text())
 			}
 		})
 	}
@@ -482,10 +432,8 @@ func checkHostileGRPC(ctx context.Context, t *testing.T, env isoEnv, hostile []h
 		defer conn.Close()
 		c := ingesterpb.NewIngesterClient(conn)
 		t.Run(addr+" control: tenant A reads its data", func(t *testing.T) {
-			pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			defer cancel()
-			require.NoError(t, procs.Poll(pctx, 100*time.Millisecond, func() (bool, string) {
-				resp, err := c.LabelNames(pctx, &ingesterpb.LabelNamesRequest{Tenant: a.id, StartMs: a.base, EndMs: a.last()})
+			poll(ctx, t, "tenant A's label names from "+addr, 20*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, string) {
+				resp, err := c.LabelNames(ctx, &ingesterpb.LabelNamesRequest{Tenant: a.id, StartMs: a.base, EndMs: a.last()})
 				if err != nil {
 					return false, err.Error()
 				}
@@ -493,7 +441,7 @@ func checkHostileGRPC(ctx context.Context, t *testing.T, env isoEnv, hostile []h
 					return false, fmt.Sprintf("label names %q, want %q", resp.GetNames(), a.labelNames())
 				}
 				return true, ""
-			}))
+			})
 		})
 		for _, h := range hostile {
 			if h.httpOnly {
@@ -594,26 +542,25 @@ func streamCount(recv func() (int, error)) (int, error) {
 
 // checkLongValidID: an id of exactly 150 bytes is valid: accepted by every
 // distributor, the querier and an ingester, and read back.
-func checkLongValidID(ctx context.Context, t *testing.T, client *http.Client, env isoEnv) {
+func checkLongValidID(ctx context.Context, t *testing.T, env isoEnv) {
 	ts := time.Now().Add(-time.Minute).Truncate(time.Second).UnixMilli()
 	for i, d := range env.distributors {
 		body := write(series1(ts, float64(i), "__name__", "iso_long_tenant", "distributor", fmt.Sprint(i)))
-		code, resp, err := isoPush(ctx, client, "http://"+d+"/api/v1/push", body, validLong150)
+		res, err := newClient("http://"+d, validLong150).push(ctx, body)
 		require.NoError(t, err)
-		require.Equal(t, http.StatusNoContent, code, "push as the 150-byte tenant to %s: %s", d, resp)
+		require.Equal(t, http.StatusNoContent, res.Status, "push as the 150-byte tenant to %s: %s", d, res.text())
 	}
-	pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
+	api := newClient(env.querier, validLong150)
 	params := url.Values{"query": {"iso_long_tenant"}, "time": {isoSecs(ts)}}
-	require.NoError(t, procs.Poll(pctx, 100*time.Millisecond, func() (bool, string) {
-		code, body, err := isoDo(pctx, client, http.MethodGet, env.querier, "/api/v1/query", params, validLong150)
+	poll(ctx, t, "the 150-byte tenant's series", 20*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, string) {
+		res, err := api.do(ctx, http.MethodGet, "/api/v1/query", params, nil, nil)
 		if err != nil {
 			return false, err.Error()
 		}
-		if code != http.StatusOK {
-			return false, fmt.Sprintf("status %d: %s", code, body)
+		if res.Status != http.StatusOK {
+			return false, fmt.Sprintf("status %d: %s", res.Status, res.Body)
 		}
-		r, err := decodeAPIResult(body)
+		r, err := decodeAPIResult(res.Body)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -621,11 +568,11 @@ func checkLongValidID(ctx context.Context, t *testing.T, client *http.Client, en
 			return false, fmt.Sprintf("%d series, want %d", len(r.Series), len(env.distributors))
 		}
 		return true, ""
-	}))
+	})
 	for _, r := range tenantRoutes() {
-		code, body, err := isoDo(ctx, client, r.method, env.querier, r.path, r.params, validLong150)
+		res, err := api.do(ctx, r.method, r.path, r.params, nil, nil)
 		require.NoError(t, err)
-		require.Equal(t, http.StatusOK, code, "%s as the 150-byte tenant: %s", r.name, body)
+		require.Equal(t, http.StatusOK, res.Status, "%s as the 150-byte tenant: %s", r.name, res.Body)
 	}
 	wr, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
 		series1(ts, 42, "__name__", "iso_long_tenant", "via", "grpc"),

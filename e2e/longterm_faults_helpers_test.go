@@ -1,11 +1,8 @@
 package e2e
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,15 +21,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/strata-metrics/strata/internal/procs"
 )
 
-// Helpers of the long-term storage fault tests (issue 5): a fault-injecting
+// Helpers of the long-term storage fault tests: a fault-injecting
 // S3 proxy, bucket listings, deterministic old data and exact checks.
 
 // ltfProxy is an HTTP reverse proxy on loopback in front of an S3 server.
@@ -128,39 +123,6 @@ func (ltfErrReader) Read([]byte) (int, error) {
 	return 0, errors.New("fault injected: connection cut half way through the upload")
 }
 
-// ltfMinio is an S3 client straight to s (not through any proxy).
-func ltfMinio(t *testing.T, s *procs.S3) *minio.Client {
-	t.Helper()
-	c, err := minio.New(s.Endpoint, &minio.Options{
-		Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""), Region: s.Region, BucketLookup: minio.BucketLookupPath,
-	})
-	require.NoError(t, err)
-	return c
-}
-
-// ltfS3Objects lists every object key under prefix.
-func ltfS3Objects(ctx context.Context, c *minio.Client, bucket, prefix string) ([]string, error) {
-	var keys []string
-	for o := range c.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
-		if o.Err != nil {
-			return nil, fmt.Errorf("list %s/%s: %w", bucket, prefix, o.Err)
-		}
-		keys = append(keys, o.Key)
-	}
-	sort.Strings(keys)
-	return keys, nil
-}
-
-// ltfS3Get reads one object.
-func ltfS3Get(ctx context.Context, c *minio.Client, bucket, key string) ([]byte, error) {
-	o, err := c.GetObject(ctx, bucket, key, minio.GetObjectOptions{})
-	if err != nil {
-		return nil, err
-	}
-	defer o.Close()
-	return io.ReadAll(o)
-}
-
 // ltfFSObjects lists every file under root/prefix as slash paths relative
 // to root (a filesystem bucket).
 func ltfFSObjects(root, prefix string) ([]string, error) {
@@ -244,9 +206,8 @@ func (d ltfData) value(s, k int) float64 { return float64(s)*1e6 + float64(k) }
 func (d ltfData) last() int64            { return d.ts(d.samples - 1) }
 
 // push sends the data in time order, perRequest samples of every series
-// per request, to a push endpoint.
-func (d ltfData) push(ctx context.Context, pushURL string, perRequest int) error {
-	client := &http.Client{Timeout: time.Minute}
+// per request, to dist's /api/v1/push.
+func (d ltfData) push(ctx context.Context, dist *client, perRequest int) error {
 	for k0 := 0; k0 < d.samples; k0 += perRequest {
 		wr := &prompb.WriteRequest{}
 		for s := range d.series {
@@ -260,7 +221,7 @@ func (d ltfData) push(ctx context.Context, pushURL string, perRequest int) error
 			}
 			wr.Timeseries = append(wr.Timeseries, ts)
 		}
-		res, err := push(ctx, client, http.MethodPost, pushURL, encodeWrite(wr), nil)
+		res, err := dist.push(ctx, encodeWrite(wr))
 		if err != nil {
 			return err
 		}
@@ -300,70 +261,6 @@ func (d ltfData) check(r apiResult, from, to int) error {
 		}
 	}
 	return nil
-}
-
-// ltfPost POSTs to url and returns the status and (the start of) the body.
-func ltfPost(ctx context.Context, url string) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
-	if err != nil {
-		return 0, "", err
-	}
-	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	return resp.StatusCode, string(b), nil
-}
-
-// ltfQueryRaw runs an instant query and returns the status and body
-// whatever the status, for error answers.
-func ltfQueryRaw(ctx context.Context, base, q string, at time.Time) (int, string, error) {
-	form := url.Values{"query": {q}, "time": {formatTime(at)}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/query", strings.NewReader(form.Encode()))
-	if err != nil {
-		return 0, "", err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return resp.StatusCode, string(b), nil
-}
-
-// ltfRing reads a ring status page (/store-gateway/ring) as JSON.
-func ltfRing(ctx context.Context, url string) (procs.RingStatus, error) {
-	var r procs.RingStatus
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return r, err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
-	if err != nil {
-		return r, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if resp.StatusCode != http.StatusOK {
-		return r, fmt.Errorf("get %s: status %d: %.200s", url, resp.StatusCode, b)
-	}
-	return r, json.Unmarshal(b, &r)
-}
-
-// ltfPoll polls cond every interval until it holds or timeout passes, and
-// fails the test with cond's last reason then.
-func ltfPoll(t *testing.T, timeout, interval time.Duration, what string, cond func(ctx context.Context) (bool, string)) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	if err := procs.Poll(ctx, interval, func() (bool, string) { return cond(ctx) }); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
 }
 
 // ltfCorruptChunk flips one byte in the data of the chunk in the middle
@@ -427,18 +324,6 @@ func ltfPathIsBlockIndex(r *http.Request) bool {
 	return len(path.Base(path.Dir(r.URL.Path))) == 26
 }
 
-// ltfReadIndex reads a tenant's bucket-index.json.gz from S3.
-func ltfReadIndex(ctx context.Context, t *testing.T, mc *minio.Client, bucket, tenant string) ltfIndex {
-	t.Helper()
-	b, err := ltfS3Get(ctx, mc, bucket, tenant+"/bucket-index.json.gz")
-	require.NoError(t, err, "read the bucket index")
-	zr, err := gzip.NewReader(bytes.NewReader(b))
-	require.NoError(t, err, "gunzip the bucket index")
-	var ix ltfIndex
-	require.NoError(t, json.NewDecoder(zr).Decode(&ix), "decode the bucket index")
-	return ix
-}
-
 // ltfLogLine returns the first line of the log at path that holds every
 // one of words ("" if none).
 func ltfLogLine(t *testing.T, path string, words ...string) string {
@@ -455,15 +340,4 @@ func ltfLogLine(t *testing.T, path string, words ...string) string {
 		}
 	}
 	return ""
-}
-
-// ltfWaitIngesters waits until every ingester of c is ACTIVE and healthy
-// in the distributors' ring, so pushes find them.
-func ltfWaitIngesters(t *testing.T, c *procs.Cluster) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	for _, in := range c.ByRole(procs.RoleIngester) {
-		require.NoError(t, procs.WaitRing(ctx, c.ByRole(procs.RoleDistributor), procs.InstanceIs(in.Name, "ACTIVE", true)))
-	}
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -19,7 +20,7 @@ import (
 	"github.com/strata-metrics/strata/internal/procs"
 )
 
-// The fault tests of issue 5: an upload cut half way, a corrupt block in
+// The long-term storage fault tests: an upload cut half way, a corrupt block in
 // the bucket, a store-gateway killed mid-query. Each runs real processes on
 // loopback; data lies days in the past, so the querier reads it from the
 // store-gateways only (-querier.query-ingesters-within is 13h).
@@ -45,7 +46,7 @@ func TestPartialUploadRetried(t *testing.T) {
 	s3 := procs.StartS3T(t)
 	proxy := startLTFProxy(t, s3.Endpoint, ltfPathIsBlockIndex)
 	proxy.failing.Store(true)
-	mc := ltfMinio(t, s3)
+	bkt := newBucket(t, s3)
 	const tenant = "anonymous"
 
 	s := procs.StartStrataT(t, procs.StrataConfig{Bin: bin, Args: []string{
@@ -66,21 +67,21 @@ func TestPartialUploadRetried(t *testing.T) {
 	d := ltfData{metric: "ltf_upload_samples", series: 10, samples: 180, groups: 2, base: ltfBase(72 * time.Hour), step: time.Minute}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	require.NoError(t, d.push(ctx, s.URL+"/api/v1/push", 60))
+	require.NoError(t, d.push(ctx, newClient(s.URL), 60))
 
 	// The flush cuts the head into blocks and tries to ship them: every
 	// index upload is cut, so it fails.
-	status, body, err := ltfPost(ctx, s.URL+"/ingester/flush")
+	ans, err := newClient(s.URL).post(ctx, "/ingester/flush")
 	require.NoError(t, err)
-	require.Equal(t, http.StatusInternalServerError, status, "flush while every index upload is cut: %s", body)
-	require.Contains(t, body, "index", "the flush error should name the object that failed")
-	failures, err := scrapeSum(ctx, s.URL+"/metrics", "strata_ingester_shipper_upload_failures_total", nil)
+	require.Equal(t, http.StatusInternalServerError, ans.Status, "flush while every index upload is cut: %s", ans.text())
+	require.Contains(t, ans.text(), "index", "the flush error should name the object that failed")
+	failures, err := newClient(s.URL).metric(ctx, "strata_ingester_shipper_upload_failures_total", nil)
 	require.NoError(t, err)
 	require.Positive(t, failures, "strata_ingester_shipper_upload_failures_total after failed uploads")
 	require.NotEmpty(t, proxy.Faulted(), "the proxy cut no upload")
 
 	// While it fails: the bucket holds parts of blocks, never a meta.json.
-	keys, err := ltfS3Objects(ctx, mc, s3.Bucket, tenant+"/")
+	keys, err := bkt.keys(ctx, tenant+"/")
 	require.NoError(t, err)
 	partial := ltfBlockFiles(keys, tenant)
 	require.NotEmpty(t, partial, "no object of any block reached the bucket: %v", keys)
@@ -92,12 +93,12 @@ func TestPartialUploadRetried(t *testing.T) {
 
 	// The compactor's bucket index and the querier (through the
 	// store-gateway) see no block.
-	status, body, err = ltfPost(ctx, s.URL+"/compactor/run")
+	ans, err = newClient(s.URL).post(ctx, "/compactor/run")
 	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, status, "compactor run over partial blocks: %s", body)
-	idx := ltfReadIndex(ctx, t, mc, s3.Bucket, tenant)
+	require.Equal(t, http.StatusOK, ans.Status, "compactor run over partial blocks: %s", ans.text())
+	idx := bkt.requireIndex(ctx, t, tenant)
 	require.Empty(t, idx.Blocks, "bucket index lists blocks that have no meta.json")
-	api := newAPIClient(s.URL)
+	api := newClient(s.URL)
 	q, at := d.rawQuery(0, d.samples)
 	res, err := api.query(ctx, q, at)
 	require.NoError(t, err, "a query over partial blocks must not fail")
@@ -106,8 +107,8 @@ func TestPartialUploadRetried(t *testing.T) {
 	// Heal: the ship loop retries and every block arrives once, complete.
 	failuresBefore := failures
 	proxy.failing.Store(false)
-	ltfPoll(t, 90*time.Second, 250*time.Millisecond, "blocks shipped after the fault healed", func(ctx context.Context) (bool, string) {
-		keys, err := ltfS3Objects(ctx, mc, s3.Bucket, tenant+"/")
+	poll(ctx, t, "blocks shipped after the fault healed", 90*time.Second, 250*time.Millisecond, func(ctx context.Context) (bool, string) {
+		keys, err := bkt.keys(ctx, tenant+"/")
 		if err != nil {
 			return false, err.Error()
 		}
@@ -119,7 +120,7 @@ func TestPartialUploadRetried(t *testing.T) {
 		}
 		return len(blocks) > 0, fmt.Sprintf("blocks %v", blocks)
 	})
-	keys, err = ltfS3Objects(ctx, mc, s3.Bucket, tenant+"/")
+	keys, err = bkt.keys(ctx, tenant+"/")
 	require.NoError(t, err)
 	blocks := ltfBlockFiles(keys, tenant)
 	require.Len(t, blocks, 2, "3h from a 2h boundary make two blocks; bucket: %v", keys)
@@ -127,7 +128,7 @@ func TestPartialUploadRetried(t *testing.T) {
 	var total uint64
 	for id, files := range blocks {
 		require.True(t, ltfHas(files, "index") && ltfHas(files, "chunks/000001"), "block %s: %v", id, files)
-		b, err := ltfS3Get(ctx, mc, s3.Bucket, tenant+"/"+id+"/meta.json")
+		b, err := bkt.get(ctx, tenant+"/"+id+"/meta.json")
 		require.NoError(t, err)
 		var m ltfMeta
 		require.NoError(t, json.Unmarshal(b, &m))
@@ -140,16 +141,16 @@ func TestPartialUploadRetried(t *testing.T) {
 		total += m.Stats.NumSamples
 	}
 	require.Equal(t, uint64(d.series*d.samples), total, "samples in the shipped blocks")
-	uploads, err := scrapeSum(ctx, s.URL+"/metrics", "strata_ingester_shipper_uploads_total", nil)
+	uploads, err := newClient(s.URL).metric(ctx, "strata_ingester_shipper_uploads_total", nil)
 	require.NoError(t, err)
 	require.Equal(t, 2.0, uploads, "strata_ingester_shipper_uploads_total: each block uploaded once")
 
 	// Indexed and served from the store-gateway: every sample, exactly.
-	status, body, err = ltfPost(ctx, s.URL+"/compactor/run")
+	ans, err = newClient(s.URL).post(ctx, "/compactor/run")
 	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, status, "compactor run: %s", body)
-	require.Len(t, ltfReadIndex(ctx, t, mc, s3.Bucket, tenant).Blocks, 2)
-	ltfPoll(t, 60*time.Second, 250*time.Millisecond, "every sample from the store-gateway", func(ctx context.Context) (bool, string) {
+	require.Equal(t, http.StatusOK, ans.Status, "compactor run: %s", ans.text())
+	require.Len(t, bkt.requireIndex(ctx, t, tenant).Blocks, 2)
+	poll(ctx, t, "every sample from the store-gateway", 60*time.Second, 250*time.Millisecond, func(ctx context.Context) (bool, string) {
 		res, err := api.query(ctx, q, at)
 		if err != nil {
 			return false, err.Error()
@@ -159,17 +160,10 @@ func TestPartialUploadRetried(t *testing.T) {
 		}
 		return true, ""
 	})
-	failures, err = scrapeSum(ctx, s.URL+"/metrics", "strata_ingester_shipper_upload_failures_total", nil)
+	failures, err = newClient(s.URL).metric(ctx, "strata_ingester_shipper_upload_failures_total", nil)
 	require.NoError(t, err)
 	t.Logf("after healing: %d block(s) complete, uploads_total=%.0f, failures %.0f -> %.0f", len(blocks), uploads, failuresBefore, failures)
 	require.False(t, s.Process().Exited())
-}
-
-// ltfIndex is the part of a bucket index the tests read.
-type ltfIndex struct {
-	Blocks []struct {
-		ID string `json:"id"`
-	} `json:"blocks"`
 }
 
 // TestCorruptBlockSkipped ships three blocks of one 12h window to a
@@ -193,10 +187,10 @@ func TestCorruptBlockSkipped(t *testing.T) {
 	d := ltfData{metric: "ltf_corrupt_samples", series: 10, samples: 360, groups: 2, base: ltfBase(96 * time.Hour), step: time.Minute}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	require.NoError(t, d.push(ctx, s.URL+"/api/v1/push", 60))
-	status, body, err := ltfPost(ctx, s.URL+"/ingester/flush")
+	require.NoError(t, d.push(ctx, newClient(s.URL), 60))
+	ans, err := newClient(s.URL).post(ctx, "/ingester/flush")
 	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, status, "flush: %s", body)
+	require.Equal(t, http.StatusOK, ans.Status, "flush: %s", ans.text())
 
 	keys, err := ltfFSObjects(bucketDir, tenant)
 	require.NoError(t, err)
@@ -208,10 +202,10 @@ func TestCorruptBlockSkipped(t *testing.T) {
 	require.NoError(t, err)
 	t.Logf("corrupted block %s [%d, %d] at byte %d of chunks/000001", bad.ULID, bad.MinTime, bad.MaxTime, at)
 
-	status, body, err = ltfPost(ctx, s.URL+"/compactor/run")
+	ans, err = newClient(s.URL).post(ctx, "/compactor/run")
 	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, status, "a corrupt block must not fail the compaction run: %s", body)
-	marked, err := scrapeSum(ctx, s.URL+"/metrics", "strata_compactor_blocks_marked_no_compact_total", nil)
+	require.Equal(t, http.StatusOK, ans.Status, "a corrupt block must not fail the compaction run: %s", ans.text())
+	marked, err := newClient(s.URL).metric(ctx, "strata_compactor_blocks_marked_no_compact_total", nil)
 	require.NoError(t, err)
 	require.Equal(t, 1.0, marked, "strata_compactor_blocks_marked_no_compact_total")
 	line := ltfLogLine(t, s.Process().LogPath, "no-compact", "tenant="+tenant, bad.ULID)
@@ -229,9 +223,9 @@ func TestCorruptBlockSkipped(t *testing.T) {
 	require.Len(t, after, 4, "the three blocks and the compacted one: %v", after)
 
 	// A query of the ranges of the good blocks answers exactly.
-	api := newAPIClient(s.URL)
+	api := newClient(s.URL)
 	q, qAt := d.rawQuery(0, 110) // the first block's range, short of the second's
-	ltfPoll(t, 60*time.Second, 250*time.Millisecond, "query of the good blocks' range", func(ctx context.Context) (bool, string) {
+	poll(ctx, t, "query of the good blocks' range", 60*time.Second, 250*time.Millisecond, func(ctx context.Context) (bool, string) {
 		res, err := api.query(ctx, q, qAt)
 		if err != nil {
 			return false, err.Error()
@@ -244,13 +238,14 @@ func TestCorruptBlockSkipped(t *testing.T) {
 	// A query touching the corrupt block fails and says which block.
 	q, qAt = d.rawQuery(0, d.samples)
 	var last string
-	ltfPoll(t, 60*time.Second, 250*time.Millisecond, "query touching the corrupt block fails naming it", func(ctx context.Context) (bool, string) {
-		status, body, err := ltfQueryRaw(ctx, s.URL, q, qAt)
+	poll(ctx, t, "query touching the corrupt block fails naming it", 60*time.Second, 250*time.Millisecond, func(ctx context.Context) (bool, string) {
+		ans, err := api.do(ctx, http.MethodPost, "/api/v1/query", queryParams(q, qAt), nil, nil)
 		if err != nil {
 			return false, err.Error()
 		}
+		status, body := ans.Status, ans.text()
 		if status == http.StatusOK {
-			res, derr := decodeAPIResult([]byte(body))
+			res, derr := decodeAPIResult(ans.Body)
 			if derr == nil && d.check(res, 0, d.samples) != nil {
 				t.Errorf("query touching the corrupt block answered 200 with wrong data: %v", d.check(res, 0, d.samples))
 			}
@@ -261,7 +256,8 @@ func TestCorruptBlockSkipped(t *testing.T) {
 	})
 	t.Logf("query touching the corrupt block: %s", truncate(last, 600))
 	require.False(t, s.Process().Exited(), "strata exited")
-	require.Equal(t, http.StatusOK, func() int { st, _, _ := ltfQueryRaw(ctx, s.URL, "up", time.Now()); return st }(), "strata still answers")
+	ans, _ = api.do(ctx, http.MethodPost, "/api/v1/query", queryParams("up", time.Now()), nil, nil)
+	require.Equal(t, http.StatusOK, ans.Status, "strata still answers")
 }
 
 // ltfFSMetas reads the meta.json of blocks in a filesystem bucket, sorted
@@ -300,37 +296,32 @@ func TestStoreGatewayKillMidQuery(t *testing.T) {
 			"-blocks-storage.bucket-index.update-interval=1s",
 		},
 	})
-	ltfWaitIngesters(t, c)
+	waitActive(context.Background(), t, c.ByRole(procs.RoleDistributor), c.ByRole(procs.RoleIngester), time.Minute)
 	querier := c.ByRole(procs.RoleQuerier)[0]
 	sgs := c.ByRole(procs.RoleStoreGateway)
-	ltfPoll(t, 60*time.Second, 200*time.Millisecond, "store-gateways ACTIVE in the querier's ring", func(ctx context.Context) (bool, string) {
-		r, err := ltfRing(ctx, querier.URL()+"/store-gateway/ring")
+	poll(context.Background(), t, "store-gateways ACTIVE in the querier's ring", 60*time.Second, 200*time.Millisecond, func(ctx context.Context) (bool, string) {
+		r, err := newClient(querier.URL()).ring(ctx, "/store-gateway/ring")
 		if err != nil {
 			return false, err.Error()
 		}
-		for _, sg := range sgs {
-			if ok, why := procs.InstanceIs(sg.Name, "ACTIVE", true)(r); !ok {
-				return false, why
-			}
-		}
-		return true, ""
+		return allActive(sgs)(r)
 	})
 
 	// 6h of 200 series every 30s, three days ago: three blocks.
 	d := ltfData{metric: "ltf_sg_samples", series: 200, samples: 720, groups: 10, base: ltfBase(72 * time.Hour), step: 30 * time.Second}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	require.NoError(t, d.push(ctx, c.ByRole(procs.RoleDistributor)[0].URL()+"/api/v1/push", 60))
-	status, body, err := ltfPost(ctx, c.ByRole(procs.RoleIngester)[0].URL()+"/ingester/flush")
+	require.NoError(t, d.push(ctx, newClient(c.ByRole(procs.RoleDistributor)[0].URL()), 60))
+	ans, err := newClient(c.ByRole(procs.RoleIngester)[0].URL()).post(ctx, "/ingester/flush")
 	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, status, "flush: %s", body)
-	status, body, err = ltfPost(ctx, c.ByRole(procs.RoleCompactor)[0].URL()+"/compactor/run")
+	require.Equal(t, http.StatusOK, ans.Status, "flush: %s", ans.text())
+	ans, err = newClient(c.ByRole(procs.RoleCompactor)[0].URL()).post(ctx, "/compactor/run")
 	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, status, "compactor run: %s", body)
+	require.Equal(t, http.StatusOK, ans.Status, "compactor run: %s", ans.text())
 
-	api := newAPIClient(querier.URL())
+	api := newClient(querier.URL())
 	rq, rAt := d.rawQuery(0, d.samples)
-	ltfPoll(t, 60*time.Second, 250*time.Millisecond, "every sample from the store-gateways", func(ctx context.Context) (bool, string) {
+	poll(ctx, t, "every sample from the store-gateways", 60*time.Second, 250*time.Millisecond, func(ctx context.Context) (bool, string) {
 		res, err := api.query(ctx, rq, rAt)
 		if err != nil {
 			return false, err.Error()
@@ -377,7 +368,9 @@ func TestStoreGatewayKillMidQuery(t *testing.T) {
 				} else {
 					var res apiResult
 					if res, err = api.queryRange(ctx, heavy, start, end, time.Minute); err == nil {
-						err = ltfSameResult(want, res)
+						if d := diffResult(want, res); d != "" {
+							err = errors.New(d)
+						}
 					}
 				}
 				if k := killedAt.Load(); k != 0 && began < k {
@@ -392,7 +385,7 @@ func TestStoreGatewayKillMidQuery(t *testing.T) {
 		})
 	}
 	waitOK := func(n int64, what string) {
-		ltfPoll(t, 90*time.Second, 50*time.Millisecond, what, func(context.Context) (bool, string) {
+		poll(ctx, t, what, 90*time.Second, 50*time.Millisecond, func(context.Context) (bool, string) {
 			return ok.Load() >= n, fmt.Sprintf("%d good queries", ok.Load())
 		})
 	}
@@ -401,7 +394,7 @@ func TestStoreGatewayKillMidQuery(t *testing.T) {
 	// a primary replica of some block, which queries ask first.
 	victim, most := sgs[0], -1.0
 	for _, sg := range sgs {
-		n, err := scrapeSum(ctx, sg.URL()+"/metrics", "strata_storegateway_series_returned_total", nil)
+		n, err := newClient(sg.URL()).metric(ctx, "strata_storegateway_series_returned_total", nil)
 		require.NoError(t, err)
 		if n > most {
 			victim, most = sg, n
@@ -412,8 +405,8 @@ func TestStoreGatewayKillMidQuery(t *testing.T) {
 	require.NoError(t, victim.Kill())
 	atKill := ok.Load()
 	waitOK(atKill+9, "queries after the kill")
-	ltfPoll(t, 60*time.Second, 200*time.Millisecond, "killed store-gateway unhealthy in the querier's ring", func(ctx context.Context) (bool, string) {
-		r, err := ltfRing(ctx, querier.URL()+"/store-gateway/ring")
+	poll(ctx, t, "killed store-gateway unhealthy in the querier's ring", 60*time.Second, 200*time.Millisecond, func(ctx context.Context) (bool, string) {
+		r, err := newClient(querier.URL()).ring(ctx, "/store-gateway/ring")
 		if err != nil {
 			return false, err.Error()
 		}
@@ -424,7 +417,7 @@ func TestStoreGatewayKillMidQuery(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 
-	retries, err := scrapeSum(ctx, querier.URL()+"/metrics", "strata_querier_store_gateway_block_retries_total", nil)
+	retries, err := newClient(querier.URL()).metric(ctx, "strata_querier_store_gateway_block_retries_total", nil)
 	require.NoError(t, err)
 	t.Logf("queries: %d good (%d before the kill, %d once unhealthy), %d in flight at the kill; block retries on another replica: %.0f",
 		ok.Load(), atKill, afterUnhealthy, inFlightAtKill.Load(), retries)
@@ -434,28 +427,6 @@ func TestStoreGatewayKillMidQuery(t *testing.T) {
 	// that time (those in flight at the kill too) asked it first.
 	require.Positive(t, retries, "no block was retried on another replica: the kill was not under load")
 	ltfAlive(t, c, victim.Name)
-}
-
-// ltfSameResult compares two query answers exactly.
-func ltfSameResult(want, got apiResult) error {
-	if len(want.Series) != len(got.Series) {
-		return fmt.Errorf("%d series, want %d", len(got.Series), len(want.Series))
-	}
-	for i := range want.Series {
-		w, g := want.Series[i], got.Series[i]
-		if w.Labels.String() != g.Labels.String() {
-			return fmt.Errorf("series %d is %s, want %s", i, g.Labels, w.Labels)
-		}
-		if len(w.Points) != len(g.Points) {
-			return fmt.Errorf("%s: %d points, want %d", w.Labels, len(g.Points), len(w.Points))
-		}
-		for j := range w.Points {
-			if w.Points[j].T != g.Points[j].T || !sameBits(w.Points[j].V, g.Points[j].V) {
-				return fmt.Errorf("%s point %d: %v@%d, want %v@%d", w.Labels, j, g.Points[j].V, g.Points[j].T, w.Points[j].V, w.Points[j].T)
-			}
-		}
-	}
-	return nil
 }
 
 // TestCorruptBlockReplicaCopy is the corrupt block with replicas: two
@@ -480,14 +451,14 @@ func TestCorruptBlockReplicaCopy(t *testing.T) {
 	bucketDir := filepath.Join(filepath.Dir(c.Nodes[0].DataDir), "bucket")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	ltfWaitIngesters(t, c)
+	waitActive(context.Background(), t, c.ByRole(procs.RoleDistributor), c.ByRole(procs.RoleIngester), time.Minute)
 	// 2h from a 2h boundary, five days ago: one block per ingester.
 	d := ltfData{metric: "ltf_copies_samples", series: 10, samples: 120, groups: 2, base: ltfBase(120 * time.Hour), step: time.Minute}
-	require.NoError(t, d.push(ctx, c.ByRole(procs.RoleDistributor)[0].URL()+"/api/v1/push", 60))
+	require.NoError(t, d.push(ctx, newClient(c.ByRole(procs.RoleDistributor)[0].URL()), 60))
 	for _, in := range c.ByRole(procs.RoleIngester) {
-		status, body, err := ltfPost(ctx, in.URL()+"/ingester/flush")
+		ans, err := newClient(in.URL()).post(ctx, "/ingester/flush")
 		require.NoError(t, err)
-		require.Equal(t, http.StatusOK, status, "flush %s: %s", in.Name, body)
+		require.Equal(t, http.StatusOK, ans.Status, "flush %s: %s", in.Name, ans.text())
 	}
 	keys, err := ltfFSObjects(bucketDir, tenant)
 	require.NoError(t, err)
@@ -503,20 +474,20 @@ func TestCorruptBlockReplicaCopy(t *testing.T) {
 	t.Logf("corrupted %s's copy %s", bad.Strata.Ingester, bad.ULID)
 
 	comp := c.ByRole(procs.RoleCompactor)[0]
-	status, body, err := ltfPost(ctx, comp.URL()+"/compactor/run")
+	ans, err := newClient(comp.URL()).post(ctx, "/compactor/run")
 	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, status, "compactor run: %s", body)
-	marked, err := scrapeSum(ctx, comp.URL()+"/metrics", "strata_compactor_blocks_marked_no_compact_total", nil)
+	require.Equal(t, http.StatusOK, ans.Status, "compactor run: %s", ans.text())
+	marked, err := newClient(comp.URL()).metric(ctx, "strata_compactor_blocks_marked_no_compact_total", nil)
 	require.NoError(t, err)
 	require.Equal(t, 1.0, marked, "strata_compactor_blocks_marked_no_compact_total")
 
 	querier := c.ByRole(procs.RoleQuerier)[0]
 	q, at := d.rawQuery(0, d.samples)
 	var last string
-	ctxQ, cancelQ := context.WithTimeout(ctx, 30*time.Second)
-	defer cancelQ()
-	err = procs.Poll(ctxQ, 250*time.Millisecond, func() (bool, string) {
-		status, body, err := ltfQueryRaw(ctxQ, querier.URL(), q, at)
+	api := newClient(querier.URL())
+	poll(ctx, t, "an answer from the intact copies or the checksum error", 30*time.Second, 250*time.Millisecond, func(ctx context.Context) (bool, string) {
+		ans, err := api.do(ctx, http.MethodPost, "/api/v1/query", queryParams(q, at), nil, nil)
+		status, body := ans.Status, ans.text()
 		switch {
 		case err != nil:
 			last = err.Error()
@@ -528,7 +499,7 @@ func TestCorruptBlockReplicaCopy(t *testing.T) {
 				return true, last
 			}
 		default:
-			res, err := decodeAPIResult([]byte(body))
+			res, err := decodeAPIResult(ans.Body)
 			if err == nil {
 				err = d.check(res, 0, d.samples)
 			}
@@ -540,7 +511,6 @@ func TestCorruptBlockReplicaCopy(t *testing.T) {
 		}
 		return false, last
 	})
-	require.NoError(t, err)
 	ltfAlive(t, c)
 	require.Empty(t, last, "a query of a range whose other replica copy is intact should answer from it; got: %s", last)
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,7 +31,7 @@ import (
 func TestLongTermS3(t *testing.T) {
 	bin := strataBin(t)
 	s3 := procs.StartS3T(t)
-	bkt := newLTBucket(t, s3)
+	bkt := newBucket(t, s3)
 	dir := t.TempDir()
 	runtimeCfg := filepath.Join(dir, "runtime.yaml")
 	require.NoError(t, os.WriteFile(runtimeCfg, []byte("overrides: {}\n"), 0o644))
@@ -42,7 +43,7 @@ func TestLongTermS3(t *testing.T) {
 		Args: []string{
 			"-auth.multitenancy-enabled=true",
 			// The operator's tenant: flush and compactor runs act on every
-			// tenant and need it (ltPost sends it).
+			// tenant and need it (the requests below send it).
 			"-runtime-config.admin-tenant=" + ltAdmin,
 			"-blocks-storage.backend=s3",
 			"-blocks-storage.s3.endpoint=" + s3.Endpoint,
@@ -84,14 +85,14 @@ func TestLongTermS3(t *testing.T) {
 	a := newLTTenant("lt-a", 4, 25, end.Add(-span), span) // 200 series
 	b := newLTTenant("lt-b", 2, 15, end.Add(-span), span) // 60 series
 	tenants := []*ltTenant{a, b}
-	apis := map[string]*ltAPI{a.id: newLTAPI(querier.URL(), a.id), b.id: newLTAPI(querier.URL(), b.id)}
+	apis := map[string]*client{a.id: newClient(querier.URL(), a.id), b.id: newClient(querier.URL(), b.id)}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	require.NoError(t, procs.WaitRing(ctx, []*procs.Node{dist, querier}, allActive(ingesters)))
+	waitActive(ctx, t, []*procs.Node{dist, querier}, ingesters, 0)
 	started := time.Now()
 	for _, d := range tenants {
-		require.NoError(t, d.pushAll(ctx, dist.URL()))
+		require.NoError(t, d.pushAll(ctx, newClient(dist.URL(), d.id)))
 	}
 	t.Logf("wrote %d series × %d samples (%s) and %d × %d (%s) in %s",
 		len(a.series), a.samples(), a.id, len(b.series), b.samples(), b.id, time.Since(started).Round(time.Millisecond))
@@ -100,10 +101,10 @@ func TestLongTermS3(t *testing.T) {
 	// be in the bucket too: the querier merges both).
 	before := map[string]ltMeta{}
 	for _, d := range tenants {
-		n, err := apis[d.id].checkRaw(ctx, d, d.start)
+		n, err := ltCheckRaw(ctx, apis[d.id], d, d.start)
 		require.NoError(t, err)
 		require.Equal(t, len(d.series)*d.samples(), n)
-		m, err := apis[d.id].meta(ctx, d, d.start, d.end)
+		m, err := ltMetaOf(ctx, apis[d.id], d, d.start, d.end)
 		require.NoError(t, err)
 		require.Len(t, m.Series, len(d.series))
 		require.Equal(t, []string{"__name__", "instance", "job"}, m.LabelNames)
@@ -114,15 +115,15 @@ func TestLongTermS3(t *testing.T) {
 
 	// Flush: every ingester cuts its heads into blocks and ships them.
 	for _, n := range ingesters {
-		body, err := ltPost(ctx, n.URL()+"/ingester/flush")
+		body, err := newClient(n.URL(), ltAdmin).ok(ctx, http.MethodPost, "/ingester/flush", nil, nil)
 		require.NoError(t, err, "flush %s", n.Name)
-		t.Logf("flush %s: %s", n.Name, strings.TrimSpace(body))
+		t.Logf("flush %s: %s", n.Name, strings.TrimSpace(string(body)))
 	}
 	// The compactor's cleanup (every 2s, no compaction) lists the blocks in
 	// the bucket index: each 2h range has one block from each ingester.
 	shipped := map[string]ltUsage{}
 	for _, d := range tenants {
-		ltPoll(t, "bucket index lists the RF copies of "+d.id, time.Minute, 500*time.Millisecond, func(ctx context.Context) (bool, string) {
+		poll(context.Background(), t, "bucket index lists the RF copies of "+d.id, time.Minute, 500*time.Millisecond, func(ctx context.Context) (bool, string) {
 			ix, err := bkt.index(ctx, d.id)
 			if err != nil || ix == nil {
 				return false, fmt.Sprintf("index: %v", err)
@@ -158,16 +159,16 @@ func TestLongTermS3(t *testing.T) {
 			require.NoError(t, n.Restart(rctx), "restart %s", n.Name)
 			rcancel()
 		}
-		require.NoError(t, procs.WaitRing(ctx, []*procs.Node{dist, querier}, allActive(ingesters)))
+		waitActive(ctx, t, []*procs.Node{dist, querier}, ingesters, 0)
 		// Nothing on the ingesters' disks any more: every answer comes from
 		// the store-gateways.
 		requireLTAnswers(t, tenants, apis, before)
 		var served, owned []float64
 		for _, n := range c.ByRole(procs.RoleStoreGateway) {
-			v, err := scrapeSum(ctx, n.URL()+"/metrics", "strata_storegateway_series_returned_total", nil)
+			v, err := newClient(n.URL()).metric(ctx, "strata_storegateway_series_returned_total", nil)
 			require.NoError(t, err)
 			served = append(served, v)
-			if v, err = scrapeSum(ctx, n.URL()+"/metrics", "strata_storegateway_blocks_owned", nil); err == nil {
+			if v, err = newClient(n.URL()).metric(ctx, "strata_storegateway_blocks_owned", nil); err == nil {
 				owned = append(owned, v)
 			}
 		}
@@ -179,14 +180,14 @@ func TestLongTermS3(t *testing.T) {
 
 	if !t.Run("compaction", func(t *testing.T) {
 		started := time.Now()
-		body, err := ltPost(ctx, compactor.URL()+"/compactor/run")
+		body, err := newClient(compactor.URL(), ltAdmin).ok(ctx, http.MethodPost, "/compactor/run", nil, nil)
 		require.NoError(t, err)
-		t.Logf("compactor run: %s in %s", strings.TrimSpace(body), time.Since(started).Round(time.Millisecond))
+		t.Logf("compactor run: %s in %s", strings.TrimSpace(string(body)), time.Since(started).Round(time.Millisecond))
 		// The merged blocks are marked and deleted after the deletion
 		// delay: wait until the bucket holds only the compacted blocks.
 		for _, d := range tenants {
 			var last ltUsage
-			ltPoll(t, "only compacted blocks of "+d.id+" left", 2*time.Minute, time.Second, func(ctx context.Context) (bool, string) {
+			poll(context.Background(), t, "only compacted blocks of "+d.id+" left", 2*time.Minute, time.Second, func(ctx context.Context) (bool, string) {
 				ix, err := bkt.index(ctx, d.id)
 				if err != nil || ix == nil {
 					return false, fmt.Sprintf("index: %v", err)
@@ -244,22 +245,22 @@ func TestLongTermS3(t *testing.T) {
 		blocksA := len(ixA.Blocks)
 
 		require.NoError(t, os.WriteFile(runtimeCfg, []byte("overrides:\n  lt-a:\n    compactor_blocks_retention_period: 48h\n"), 0o644))
-		ltPoll(t, "compactor loads the retention override", time.Minute, 500*time.Millisecond, func(ctx context.Context) (bool, string) {
-			body, err := ltGet(ctx, compactor.URL()+"/runtime_config?mode=diff", a.id)
+		poll(context.Background(), t, "compactor loads the retention override", time.Minute, 500*time.Millisecond, func(ctx context.Context) (bool, string) {
+			body, err := newClient(compactor.URL(), a.id).ok(ctx, http.MethodGet, "/runtime_config?mode=diff", nil, nil)
 			if err != nil {
 				return false, err.Error()
 			}
-			return strings.Contains(body, "compactor_blocks_retention_period: 48h"), body
+			return strings.Contains(string(body), "compactor_blocks_retention_period: 48h"), string(body)
 		})
 		runAt := time.Now()
-		body, err := ltPost(ctx, compactor.URL()+"/compactor/run")
+		body, err := newClient(compactor.URL(), ltAdmin).ok(ctx, http.MethodPost, "/compactor/run", nil, nil)
 		require.NoError(t, err)
-		t.Logf("compactor run: %s", strings.TrimSpace(body))
+		t.Logf("compactor run: %s", strings.TrimSpace(string(body)))
 
 		// A's blocks wholly older than 48h are marked, then deleted after
 		// the deletion delay.
 		var keepFrom int64
-		ltPoll(t, "A's expired blocks leave the bucket", 2*time.Minute, time.Second, func(ctx context.Context) (bool, string) {
+		poll(context.Background(), t, "A's expired blocks leave the bucket", 2*time.Minute, time.Second, func(ctx context.Context) (bool, string) {
 			ix, err := bkt.index(ctx, a.id)
 			if err != nil || ix == nil {
 				return false, fmt.Sprintf("index: %v", err)
@@ -300,14 +301,14 @@ func TestLongTermS3(t *testing.T) {
 		delete(objsB2, b.id+"/bucket-index.json.gz")
 		require.Equal(t, objsB, objsB2, "tenant B's objects")
 
-		ltPoll(t, "answers after retention", time.Minute, time.Second, func(ctx context.Context) (bool, string) {
-			if _, err := apis[a.id].checkRaw(ctx, a, keepFrom); err != nil {
+		poll(context.Background(), t, "answers after retention", time.Minute, time.Second, func(ctx context.Context) (bool, string) {
+			if _, err := ltCheckRaw(ctx, apis[a.id], a, keepFrom); err != nil {
 				return false, err.Error()
 			}
-			if _, err := apis[b.id].checkRaw(ctx, b, b.start); err != nil {
+			if _, err := ltCheckRaw(ctx, apis[b.id], b, b.start); err != nil {
 				return false, err.Error()
 			}
-			m, err := apis[b.id].meta(ctx, b, b.start, b.end)
+			m, err := ltMetaOf(ctx, apis[b.id], b, b.start, b.end)
 			if err != nil {
 				return false, err.Error()
 			}
@@ -315,7 +316,7 @@ func TestLongTermS3(t *testing.T) {
 				return false, b.id + ": " + d
 			}
 			// A's answers over what it kept are those of before.
-			m, err = apis[a.id].meta(ctx, a, keepFrom, a.end)
+			m, err = ltMetaOf(ctx, apis[a.id], a, keepFrom, a.end)
 			if err != nil {
 				return false, err.Error()
 			}
@@ -329,14 +330,14 @@ func TestLongTermS3(t *testing.T) {
 
 // requireLTAnswers polls until every tenant's raw samples are what it wrote
 // and its other answers equal before.
-func requireLTAnswers(t *testing.T, tenants []*ltTenant, apis map[string]*ltAPI, before map[string]ltMeta) {
+func requireLTAnswers(t *testing.T, tenants []*ltTenant, apis map[string]*client, before map[string]ltMeta) {
 	t.Helper()
-	ltPoll(t, "answers equal to what was written and to before", 90*time.Second, time.Second, func(ctx context.Context) (bool, string) {
+	poll(context.Background(), t, "answers equal to what was written and to before", 90*time.Second, time.Second, func(ctx context.Context) (bool, string) {
 		for _, d := range tenants {
-			if _, err := apis[d.id].checkRaw(ctx, d, d.start); err != nil {
+			if _, err := ltCheckRaw(ctx, apis[d.id], d, d.start); err != nil {
 				return false, err.Error()
 			}
-			m, err := apis[d.id].meta(ctx, d, d.start, d.end)
+			m, err := ltMetaOf(ctx, apis[d.id], d, d.start, d.end)
 			if err != nil {
 				return false, err.Error()
 			}
@@ -346,17 +347,4 @@ func requireLTAnswers(t *testing.T, tenants []*ltTenant, apis map[string]*ltAPI,
 		}
 		return true, ""
 	})
-}
-
-// allActive is a procs.WaitRing condition: every node of ns is ACTIVE and
-// healthy.
-func allActive(ns []*procs.Node) func(procs.RingStatus) (bool, string) {
-	return func(r procs.RingStatus) (bool, string) {
-		for _, n := range ns {
-			if ok, why := procs.InstanceIs(n.Name, "ACTIVE", true)(r); !ok {
-				return false, why
-			}
-		}
-		return true, ""
-	}
 }

@@ -110,10 +110,10 @@ func localEngineOpts() promql.EngineOpts {
 // Prometheus in [from, evalT], loads them into a local TSDB, and checks that
 // each of promqlCases over the last minute before evalT gives the same answer
 // from Strata's /api/v1/query_range as from the local v0.315.1 engine.
-func comparePromQL(t *testing.T, promURL string, strataAPI *apiClient, evalT, from time.Time) {
+func comparePromQL(t *testing.T, promURL string, strataAPI *client, evalT, from time.Time) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	raw, err := remoteRead(ctx, promURL, from.UnixMilli(), evalT.UnixMilli(),
+	raw, err := newClient(promURL).remoteRead(ctx, from.UnixMilli(), evalT.UnixMilli(),
 		&prompb.LabelMatcher{Type: prompb.LabelMatcher_RE, Name: labels.MetricName, Value: ".+"})
 	require.NoError(t, err)
 	db := teststorage.New(t)

@@ -64,7 +64,7 @@ func TestScrapeAndCompare(t *testing.T) {
 		ScrapeSelf:     true,
 		RemoteWriteURL: s.URL + "/api/v1/push",
 	})
-	promAPI, strataAPI := newAPIClient(prom.URL), newAPIClient(s.URL)
+	promAPI, strataAPI := newClient(prom.URL), newClient(s.URL)
 
 	// Wait for dataFor of scrapes in Prometheus; stop the "node-gone"
 	// exporter a little before the middle of the compared minute.
@@ -72,7 +72,7 @@ func TestScrapeAndCompare(t *testing.T) {
 	defer cancel()
 	waitScrapes := func(want int) {
 		t.Helper()
-		err := procs.Poll(ctx, time.Second, func() (bool, string) {
+		poll(ctx, t, "Prometheus' scrapes", 0, time.Second, func(ctx context.Context) (bool, string) {
 			r, err := promAPI.query(ctx, `min(count_over_time(up{job="node"}[10m]))`, time.Now())
 			if err != nil {
 				return false, err.Error()
@@ -83,7 +83,6 @@ func TestScrapeAndCompare(t *testing.T) {
 			n := int(r.Series[0].Points[0].V)
 			return n >= want, fmt.Sprintf("%d of %d scrapes", n, want)
 		})
-		require.NoError(t, err)
 	}
 	waitScrapes(int(dataFor/time.Second) / 2)
 	require.NoError(t, gone.Stop(10*time.Second))
@@ -111,7 +110,7 @@ func TestScrapeAndCompare(t *testing.T) {
 // compareRaw compares {__name__=~".+"}[window] at evalT in Prometheus and
 // Strata: same series, labels, timestamps and float64 bits. Strata may still
 // be receiving the last batches, so it polls until equal or the deadline.
-func compareRaw(t *testing.T, promAPI, strataAPI *apiClient, evalT time.Time, window time.Duration) {
+func compareRaw(t *testing.T, promAPI, strataAPI *client, evalT time.Time, window time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	q := `{__name__=~".+"}[` + strconv.Itoa(int(window/time.Second)) + `s]`
@@ -131,16 +130,14 @@ func compareRaw(t *testing.T, promAPI, strataAPI *apiClient, evalT time.Time, wi
 	require.Greater(t, len(want.Series), 100, "Prometheus holds too few series")
 	t.Logf("Prometheus: %d series, %d samples in %s before %s", len(want.Series), samples, window, evalT.Format(time.RFC3339))
 
-	var diff string
-	err = procs.Poll(ctx, time.Second, func() (bool, string) {
+	poll(ctx, t, "Strata's raw samples equal to Prometheus'", 0, time.Second, func(ctx context.Context) (bool, string) {
 		got, err := strataAPI.query(ctx, q, evalT)
 		if err != nil {
 			return false, err.Error()
 		}
-		diff = diffRaw(want, got)
-		return diff == "", "Strata differs"
+		diff := diffRaw(want, got)
+		return diff == "", "Strata differs: " + diff
 	})
-	require.NoError(t, err, diff)
 }
 
 // diffRaw describes how got differs from want, in at most a few lines.
