@@ -263,8 +263,12 @@ func TestHADedupInconsistentReplica(t *testing.T) {
 // KV on loopback, joined: an election made through one is obeyed by the
 // other, and so is a failover.
 func TestHADedupAcrossDistributors(t *testing.T) {
+	// The gossip KV expires entries by the real clock (tombstone TTL), so
+	// this test's clock starts at the real time, not at the fixed testNow:
+	// entries stamped with a date weeks old were dropped on arrival.
+	start := time.Now().UTC().Truncate(time.Second)
 	var now atomic.Int64
-	now.Store(testNow.UnixNano())
+	now.Store(start.UnixNano())
 	kv1 := newGossipKV(t, "d1")
 	runGossip(t, kv1)
 	kv2 := newGossipKV(t, "d2", kv1.Addr())
@@ -278,18 +282,18 @@ func TestHADedupAcrossDistributors(t *testing.T) {
 			return ok && e.Replica == replica
 		}
 	}
-	code, body := d1.pushAs(t, "ha", haSeries(testNow, "up", "c1", "a"))
+	code, body := d1.pushAs(t, "ha", haSeries(start, "up", "c1", "a"))
 	require.Equal(t, http.StatusNoContent, code, body)
 	require.Eventually(t, elected(kv2, "a"), 15*time.Second, 10*time.Millisecond, "the election reaches d2")
-	code, body = d2.pushAs(t, "ha", haSeries(testNow, "up", "c1", "b"))
+	code, body = d2.pushAs(t, "ha", haSeries(start, "up", "c1", "b"))
 	require.Equal(t, http.StatusAccepted, code, body)
 	require.Zero(t, d2.ings[0].pushCount())
 
-	now.Store(testNow.Add(time.Minute).UnixNano())
-	code, body = d2.pushAs(t, "ha", haSeries(testNow.Add(time.Minute), "up", "c1", "b"))
+	now.Store(start.Add(time.Minute).UnixNano())
+	code, body = d2.pushAs(t, "ha", haSeries(start.Add(time.Minute), "up", "c1", "b"))
 	require.Equal(t, http.StatusNoContent, code, body)
 	require.Eventually(t, elected(kv1, "b"), 15*time.Second, 10*time.Millisecond, "the failover reaches d1")
-	code, body = d1.pushAs(t, "ha", haSeries(testNow.Add(time.Minute), "up", "c1", "a"))
+	code, body = d1.pushAs(t, "ha", haSeries(start.Add(time.Minute), "up", "c1", "a"))
 	require.Equal(t, http.StatusAccepted, code, body)
 	require.Equal(t, 1, d1.ings[0].pushCount())
 }
