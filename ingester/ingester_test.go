@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
+	"github.com/thanos-io/objstore"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -23,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/strata-metrics/strata/limits"
 	"github.com/strata-metrics/strata/proto/ingesterpb"
 )
 
@@ -55,11 +57,40 @@ type harness struct {
 	stopFn   func() error
 }
 
+// newIngester is the one place the package's tests construct an Ingester;
+// lim and reg may be nil.
+func newIngester(t testing.TB, cfg Config, dir string, lim *limits.Overrides, reg prometheus.Registerer) *Ingester {
+	t.Helper()
+	ing, err := New(cfg, dir, lim, nil, reg)
+	require.NoError(t, err)
+	return ing
+}
+
+// harnessOptions are what a test sets beyond the config and data dir.
+type harnessOptions struct {
+	limits *limits.Overrides // nil: the defaults, no overrides
+	ship   objstore.Bucket   // non-nil: shipping to it is enabled before Run
+	share  RingShare         // non-nil: SetRingShare before Run
+}
+
+// start runs an ingester with cfg over dir; see startWith.
 func start(t testing.TB, cfg Config, dir string) *harness {
 	t.Helper()
+	return startWith(t, cfg, dir, harnessOptions{})
+}
+
+// startWith runs an ingester over dir behind a real gRPC server on
+// loopback and waits until it is ready; t's cleanup stops it.
+func startWith(t testing.TB, cfg Config, dir string, o harnessOptions) *harness {
+	t.Helper()
 	reg := prometheus.NewRegistry()
-	ing, err := New(cfg, dir, nil, nil, reg)
-	require.NoError(t, err)
+	ing := newIngester(t, cfg, dir, o.limits, reg)
+	if o.ship != nil {
+		require.NoError(t, ing.EnableShipping(ShipDeps{Bucket: o.ship, InstanceID: "ing-1", Reg: reg}))
+	}
+	if o.share != nil {
+		ing.SetRingShare(o.share)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	runErr := make(chan error, 1)
@@ -278,8 +309,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestNewDoesNoIO(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	ing, err := New(defaultConfig(t), dir, nil, nil, nil)
-	require.NoError(t, err)
+	ing := newIngester(t, defaultConfig(t), dir, nil, nil)
 	require.NoDirExists(t, dir)
 	require.ErrorContains(t, ing.CheckReady(context.Background()), "starting")
 }
@@ -394,9 +424,8 @@ func TestRunSkipsForeignDirectories(t *testing.T) {
 }
 
 func TestPushBeforeRunIsUnavailable(t *testing.T) {
-	ing, err := New(defaultConfig(t), t.TempDir(), nil, nil, nil)
-	require.NoError(t, err)
-	_, err = ing.Push(context.Background(), &ingesterpb.PushRequest{Tenant: "t"})
+	ing := newIngester(t, defaultConfig(t), t.TempDir(), nil, nil)
+	_, err := ing.Push(context.Background(), &ingesterpb.PushRequest{Tenant: "t"})
 	code, det := errDetails(t, err)
 	require.Equal(t, codes.Unavailable, code)
 	require.Equal(t, ingesterpb.ErrorClass_ERROR_CLASS_UNAVAILABLE, det.Class)
@@ -480,9 +509,8 @@ func TestRunFailsOnBrokenTSDB(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "tsdb", "broken"), 0o777))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "tsdb", "broken", "wal"), []byte("not a directory"), 0o666))
-	ing, err := New(defaultConfig(t), dir, nil, nil, nil)
-	require.NoError(t, err)
-	err = ing.Run(context.Background())
+	ing := newIngester(t, defaultConfig(t), dir, nil, nil)
+	err := ing.Run(context.Background())
 	require.ErrorContains(t, err, `open tsdb of tenant "broken"`)
 	require.Error(t, ing.CheckReady(context.Background()))
 }

@@ -114,8 +114,7 @@ func TestCountDiscarded(t *testing.T) {
 	var clock atomic.Int64
 	clock.Store(time.Now().UnixNano())
 	reg := prometheus.NewRegistry()
-	ing, err := New(defaultConfig(t), t.TempDir(), nil, nil, reg)
-	require.NoError(t, err)
+	ing := newIngester(t, defaultConfig(t), t.TempDir(), nil, reg)
 	ing.SetTenantLabels(newLabelCap(t, 1, &clock))
 	for _, tc := range []struct {
 		tenant string
@@ -159,8 +158,7 @@ func TestCountMetadataDropped(t *testing.T) {
 	var clock atomic.Int64
 	clock.Store(time.Now().UnixNano())
 	reg := prometheus.NewRegistry()
-	ing, err := New(defaultConfig(t), t.TempDir(), nil, nil, reg)
-	require.NoError(t, err)
+	ing := newIngester(t, defaultConfig(t), t.TempDir(), nil, reg)
 	ing.SetTenantLabels(newLabelCap(t, 1, &clock))
 	ing.countMetadataDropped("a", 2)
 	ing.countMetadataDropped("b", 3)

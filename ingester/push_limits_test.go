@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,9 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/strata-metrics/strata/limits"
 	"github.com/strata-metrics/strata/proto/ingesterpb"
@@ -31,35 +28,7 @@ func startLimited(t *testing.T, dir string, def limits.Limits, overrides string,
 	require.NoError(t, err)
 	require.NoError(t, ovr.Load())
 
-	reg := prometheus.NewRegistry()
-	ing, err := New(defaultConfig(t), dir, ovr, nil, reg)
-	require.NoError(t, err)
-	ing.SetRingShare(share)
-	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- ing.Run(ctx) }()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv := grpc.NewServer()
-	ingesterpb.RegisterIngesterServer(srv, ing)
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = srv.Serve(lis)
-	}()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	h := &harness{t: t, ing: ing, client: ingesterpb.NewIngesterClient(conn), reg: reg, dir: dir}
-	h.stopFn = func() error {
-		cancel()
-		err := <-runErr
-		_ = conn.Close()
-		srv.Stop()
-		<-served
-		return err
-	}
-	t.Cleanup(func() { _ = h.stop() })
-	waitReady(t, ing)
+	h := startWith(t, defaultConfig(t), dir, harnessOptions{limits: ovr, share: share})
 	return h, ovr, file
 }
 

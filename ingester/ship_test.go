@@ -2,18 +2,14 @@ package ingester
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/strata-metrics/strata/block"
 	"github.com/strata-metrics/strata/proto/ingesterpb"
@@ -22,37 +18,7 @@ import (
 // startShipping is start with shipping to bkt enabled before Run.
 func startShipping(t testing.TB, cfg Config, dir string, bkt objstore.Bucket) *harness {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	ing, err := New(cfg, dir, nil, nil, reg)
-	require.NoError(t, err)
-	require.NoError(t, ing.EnableShipping(ShipDeps{Bucket: bkt, InstanceID: "ing-1", Reg: reg}))
-
-	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- ing.Run(ctx) }()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv := grpc.NewServer()
-	ingesterpb.RegisterIngesterServer(srv, ing)
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = srv.Serve(lis)
-	}()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	h := &harness{t: t, ing: ing, client: ingesterpb.NewIngesterClient(conn), reg: reg, dir: dir}
-	h.stopFn = func() error {
-		cancel()
-		err := <-runErr
-		_ = conn.Close()
-		srv.Stop()
-		<-served
-		return err
-	}
-	t.Cleanup(func() { _ = h.stop() })
-	waitReady(t, ing)
-	return h
+	return startWith(t, cfg, dir, harnessOptions{ship: bkt})
 }
 
 // bucketBlocks reads the meta.json of every complete block of tenantID.
@@ -270,8 +236,7 @@ func TestFlushOnShutdown(t *testing.T) {
 }
 
 func TestFlushUnavailable(t *testing.T) {
-	ing, err := New(defaultConfig(t), t.TempDir(), nil, nil, nil)
-	require.NoError(t, err)
+	ing := newIngester(t, defaultConfig(t), t.TempDir(), nil, nil)
 	rec := httptest.NewRecorder()
 	ing.FlushHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/ingester/flush", nil))
 	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
