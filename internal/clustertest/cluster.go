@@ -91,6 +91,9 @@ func Start(t testing.TB, o Options) *Cluster {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Cluster{cfg: newConfigs(t, o), opts: o, log: log, instances: map[string]*Instance{}}
+	// The first TempDir registers its removal; the cluster must stop
+	// before it (cleanups run last first).
+	_ = t.TempDir()
 	t.Cleanup(c.stopAll)
 	for i := 1; i <= o.Ingesters; i++ {
 		zone := ""

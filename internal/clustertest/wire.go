@@ -59,6 +59,9 @@ func newConfigs(t testing.TB, o Options) *configs {
 	c.gossip.GossipInterval = 20 * time.Millisecond
 	c.gossip.PullPushInterval = time.Second
 	c.gossip.RejoinInterval = time.Second
+	// A loaded test machine is slow to open a tenant's first TSDB; a
+	// test of timeouts sets its own.
+	c.dist.RemoteTimeout = 30 * time.Second
 	// No store-gateways here: the ingesters hold every range.
 	c.querier.QueryIngestersWithin = 0
 	if o.Limits != nil {
