@@ -85,3 +85,20 @@ func TestIngesterLifecycle(t *testing.T) {
 	c.Stop(t, "ingester-3")
 	checkOnce()
 }
+
+// TestStopLeavesRing: by default a stopped ingester leaves the ring, and
+// several distributors and queriers see one cluster.
+func TestStopLeavesRing(t *testing.T) {
+	c := Start(t, Options{Ingesters: 2, Distributors: 2, Queriers: 2, ReplicationFactor: 2})
+	end := time.Now().Truncate(time.Minute)
+	series := testSeries(end)
+	c.Push(t, "tenant-a", series)
+	c.Stop(t, "ingester-2")
+	c.WaitRing(t, "ingester-2", ring.Left, false)
+	require.Equal(t, series, c.Query(t, "tenant-a", `{job="a"}`, end.Add(-time.Hour), end), "ingester-1 holds every series at RF=2")
+	// The next querier and distributor take over.
+	c.Stop(t, "querier-1")
+	c.Stop(t, "distributor-1")
+	c.Push(t, "tenant-b", series)
+	require.Equal(t, series, c.Query(t, "tenant-b", `{job="a"}`, end.Add(-time.Hour), end))
+}
