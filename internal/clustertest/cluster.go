@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -46,9 +47,8 @@ type Options struct {
 
 // Cluster is a running cluster. Its methods are for the test goroutine.
 type Cluster struct {
-	cfg  *configs
-	opts Options
-	log  *slog.Logger
+	cfg *configs
+	log *slog.Logger
 
 	mu        sync.Mutex
 	instances map[string]*Instance
@@ -71,8 +71,8 @@ type Instance struct {
 	Distributor *distributor.Distributor
 	Querier     *querier.Querier
 
-	// tasks run in start order; stop and kill stop them in the orders
-	// their docs give.
+	// tasks are the instance's goroutines by name; Stop and Kill stop
+	// them in the orders their docs give.
 	tasks   map[string]*task
 	stopped bool
 	closeFn []func() // after every task has stopped
@@ -90,7 +90,7 @@ func Start(t testing.TB, o Options) *Cluster {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Cluster{cfg: newConfigs(t, o), opts: o, log: log, instances: map[string]*Instance{}}
+	c := &Cluster{cfg: newConfigs(t, o), log: log, instances: map[string]*Instance{}}
 	// The first TempDir registers its removal; the cluster must stop
 	// before it (cleanups run last first).
 	_ = t.TempDir()
@@ -129,7 +129,7 @@ func (c *Cluster) running(kind string) []*Instance {
 	defer c.mu.Unlock()
 	var out []*Instance
 	for _, id := range c.order {
-		if in := c.instances[id]; !in.stopped && len(id) > len(kind) && id[:len(kind)] == kind {
+		if in := c.instances[id]; !in.stopped && strings.HasPrefix(id, kind+"-") {
 			out = append(out, in)
 		}
 	}
@@ -338,9 +338,8 @@ func (c *Cluster) stopAll() {
 	c.mu.Lock()
 	ids := slices.Clone(c.order)
 	c.mu.Unlock()
-	slices.SortStableFunc(ids, func(a, b string) int {
-		return boolInt(len(a) >= 8 && a[:8] == "ingester") - boolInt(len(b) >= 8 && b[:8] == "ingester")
-	})
+	ingesters := func(id string) bool { return strings.HasPrefix(id, "ingester-") }
+	ids = append(slices.DeleteFunc(slices.Clone(ids), ingesters), slices.DeleteFunc(ids, func(id string) bool { return !ingesters(id) })...)
 	for _, id := range ids {
 		c.mu.Lock()
 		in := c.instances[id]
@@ -349,13 +348,6 @@ func (c *Cluster) stopAll() {
 			_ = in.stop(gracefulOrder...)
 		}
 	}
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // task is one goroutine of an instance with its own context, so that
