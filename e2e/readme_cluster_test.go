@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,7 +89,7 @@ func TestClusterReadme(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var pushURL, queryURL string
+	var distURL, queryURL string
 	started := map[string]*procs.Process{}
 	for _, c := range cmds {
 		p := procs.StartT(t, procs.Spec{Name: c.name, Path: bin, Args: c.args, Dir: dir})
@@ -102,7 +101,7 @@ func TestClusterReadme(t *testing.T) {
 		}
 		switch c.target {
 		case "distributor":
-			pushURL = "http://" + c.httpAddr + "/api/v1/push"
+			distURL = "http://" + c.httpAddr
 		case "querier":
 			queryURL = "http://" + c.httpAddr
 		}
@@ -110,7 +109,7 @@ func TestClusterReadme(t *testing.T) {
 	for _, c := range cmds {
 		require.NoError(t, procs.WaitHTTP(ctx, started[c.name], "http://"+c.httpAddr+"/ready"), c.name)
 	}
-	require.NotEmpty(t, pushURL)
+	require.NotEmpty(t, distURL)
 	require.NotEmpty(t, queryURL)
 
 	// Ingesters that joined one at a time own a third of the ring each.
@@ -126,34 +125,22 @@ func TestClusterReadme(t *testing.T) {
 		Labels:  []prompb.Label{{Name: "__name__", Value: "readme_cluster_up"}, {Name: "job", Value: "readme"}},
 		Samples: []prompb.Sample{{Timestamp: ts.UnixMilli(), Value: 42}},
 	}}})
-	client := &http.Client{Timeout: 5 * time.Second}
+	dist, querier := newClient(distURL).withTimeout(5*time.Second), newClient(queryURL)
 	// Ready comes before every distributor has seen every ingester ACTIVE:
 	// retry until a push is acknowledged.
-	pollT(t, ctx, "push to "+pushURL, func() (bool, string) {
-		res, err := push(ctx, client, http.MethodPost, pushURL, body, nil)
+	poll(ctx, t, "push to "+distURL, 30*time.Second, 200*time.Millisecond, func(ctx context.Context) (bool, string) {
+		res, err := dist.push(ctx, body)
 		if err != nil {
 			return false, err.Error()
 		}
-		return res.Status/100 == 2, fmt.Sprintf("%d %s", res.Status, truncate(res.Body, 200))
+		return res.Status/100 == 2, fmt.Sprintf("%d %s", res.Status, truncate(res.text(), 200))
 	})
-	api := newAPIClient(queryURL)
-	pollT(t, ctx, "query "+queryURL, func() (bool, string) {
-		res, err := api.query(ctx, `readme_cluster_up{job="readme"}`, ts)
+	poll(ctx, t, "query "+queryURL, 30*time.Second, 200*time.Millisecond, func(ctx context.Context) (bool, string) {
+		res, err := querier.query(ctx, `readme_cluster_up{job="readme"}`, ts)
 		if err != nil {
 			return false, err.Error()
 		}
 		ok := len(res.Series) == 1 && len(res.Series[0].Points) == 1 && res.Series[0].Points[0].V == 42
 		return ok, fmt.Sprint(res.Series)
 	})
-}
-
-// pollT polls f for 30 seconds (at most until ctx ends) and fails the test
-// with f's last word if it never holds.
-func pollT(t *testing.T, ctx context.Context, what string, f func() (bool, string)) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := procs.Poll(ctx, 200*time.Millisecond, f); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
 }

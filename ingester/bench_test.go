@@ -86,10 +86,7 @@ func (b *benchBody) setBatch(batch int) {
 
 func benchIngester(b *testing.B) *Ingester {
 	b.Helper()
-	ing, err := New(defaultConfig(b), Deps{DataDir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
+	ing := newIngester(b, defaultConfig(b), Deps{DataDir: b.TempDir()})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- ing.Run(ctx) }()

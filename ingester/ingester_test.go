@@ -55,6 +55,15 @@ type harness struct {
 	stopFn   func() error
 }
 
+// newIngester is the one place the package's tests construct an Ingester.
+func newIngester(t testing.TB, cfg Config, d Deps) *Ingester {
+	t.Helper()
+	ing, err := New(cfg, d)
+	require.NoError(t, err)
+	return ing
+}
+
+// start runs an ingester with cfg over dir; see startDeps.
 func start(t testing.TB, cfg Config, dir string) *harness {
 	t.Helper()
 	return startDeps(t, cfg, Deps{DataDir: dir})
@@ -66,8 +75,7 @@ func startDeps(t testing.TB, cfg Config, d Deps) *harness {
 	reg := prometheus.NewRegistry()
 	d.Reg = reg
 	dir := d.DataDir
-	ing, err := New(cfg, d)
-	require.NoError(t, err)
+	ing := newIngester(t, cfg, d)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	runErr := make(chan error, 1)
@@ -286,8 +294,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestNewDoesNoIO(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	ing, err := New(defaultConfig(t), Deps{DataDir: dir})
-	require.NoError(t, err)
+	ing := newIngester(t, defaultConfig(t), Deps{DataDir: dir})
 	require.NoDirExists(t, dir)
 	require.ErrorContains(t, ing.CheckReady(context.Background()), "starting")
 }
@@ -402,9 +409,8 @@ func TestRunSkipsForeignDirectories(t *testing.T) {
 }
 
 func TestPushBeforeRunIsUnavailable(t *testing.T) {
-	ing, err := New(defaultConfig(t), Deps{DataDir: t.TempDir()})
-	require.NoError(t, err)
-	_, err = ing.Push(context.Background(), &ingesterpb.PushRequest{Tenant: "t"})
+	ing := newIngester(t, defaultConfig(t), Deps{DataDir: t.TempDir()})
+	_, err := ing.Push(context.Background(), &ingesterpb.PushRequest{Tenant: "t"})
 	code, det := errDetails(t, err)
 	require.Equal(t, codes.Unavailable, code)
 	require.Equal(t, ingesterpb.ErrorClass_ERROR_CLASS_UNAVAILABLE, det.Class)
@@ -488,9 +494,8 @@ func TestRunFailsOnBrokenTSDB(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "tsdb", "broken"), 0o777))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "tsdb", "broken", "wal"), []byte("not a directory"), 0o666))
-	ing, err := New(defaultConfig(t), Deps{DataDir: dir})
-	require.NoError(t, err)
-	err = ing.Run(context.Background())
+	ing := newIngester(t, defaultConfig(t), Deps{DataDir: dir})
+	err := ing.Run(context.Background())
 	require.ErrorContains(t, err, `open tsdb of tenant "broken"`)
 	require.Error(t, ing.CheckReady(context.Background()))
 }

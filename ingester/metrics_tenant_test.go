@@ -113,8 +113,7 @@ func TestCountDiscarded(t *testing.T) {
 	var clock atomic.Int64
 	clock.Store(time.Now().UnixNano())
 	reg := prometheus.NewRegistry()
-	ing, err := New(defaultConfig(t), Deps{DataDir: t.TempDir(), Reg: reg, TenantLabels: newLabelCap(t, 1, &clock)})
-	require.NoError(t, err)
+	ing := newIngester(t, defaultConfig(t), Deps{DataDir: t.TempDir(), Reg: reg, TenantLabels: newLabelCap(t, 1, &clock)})
 	for _, tc := range []struct {
 		tenant string
 		counts map[reason]int
@@ -157,8 +156,7 @@ func TestCountMetadataDropped(t *testing.T) {
 	var clock atomic.Int64
 	clock.Store(time.Now().UnixNano())
 	reg := prometheus.NewRegistry()
-	ing, err := New(defaultConfig(t), Deps{DataDir: t.TempDir(), Reg: reg, TenantLabels: newLabelCap(t, 1, &clock)})
-	require.NoError(t, err)
+	ing := newIngester(t, defaultConfig(t), Deps{DataDir: t.TempDir(), Reg: reg, TenantLabels: newLabelCap(t, 1, &clock)})
 	ing.countMetadataDropped("a", 2)
 	ing.countMetadataDropped("b", 3)
 	ing.countMetadataDropped("c", 0)

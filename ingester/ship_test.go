@@ -236,14 +236,13 @@ func TestFlushOnShutdown(t *testing.T) {
 }
 
 func TestFlushUnavailable(t *testing.T) {
-	ing, err := New(defaultConfig(t), Deps{DataDir: t.TempDir()})
-	require.NoError(t, err)
+	ing := newIngester(t, defaultConfig(t), Deps{DataDir: t.TempDir()})
 	rec := httptest.NewRecorder()
 	ing.FlushHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/ingester/flush", nil))
 	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	require.Contains(t, rec.Body.String(), "ingester is starting")
 
-	_, err = New(defaultConfig(t), Deps{DataDir: t.TempDir(), Bucket: objstore.NewInMemBucket()})
+	_, err := New(defaultConfig(t), Deps{DataDir: t.TempDir(), Bucket: objstore.NewInMemBucket()})
 	require.ErrorContains(t, err, "instance id")
 }
 

@@ -7,59 +7,31 @@ import (
 	"github.com/prometheus/prometheus/storage"
 )
 
-const startTimestampsTest = "testdata/start_timestamps.test"
-
-// TestPromQLConformance runs Prometheus' own PromQL test files through the
-// querier's read path: every series is written to 2 of 3 ingester fakes
+// TestPromQLStartTimestamps runs Prometheus' start_timestamps.test, which
+// TestPromQLConformance (over real ingesters) skips: the ingester's TSDB
+// stores no start timestamps (remote-write 1.0 carries none), so it runs
+// here over ingester fakes that store them, as the ingester will once
+// remote-write 2.0 brings them. Every series is written to 2 of 3 fakes
 // and read back through the gRPC fan-out, the replica merge and the chunk
-// iterators. The engine is upstream's test engine (experimental syntax
-// on), since the read path is under test here.
-func TestPromQLConformance(t *testing.T) {
-	for _, tc := range []struct {
-		name            string
-		startTimestamps bool
-		skip            func(file string) string // reason to skip, or ""
-	}{
-		{
-			name: "ingester TSDB options",
-			skip: func(file string) string {
-				if file == startTimestampsTest {
-					return "needs start timestamps: remote-write 1.0 carries none and the ingester's TSDB stores none (they come with remote-write 2.0); the next case runs it with them stored"
-				}
-				return ""
-			},
-		},
-		{
-			name:            "start timestamps stored",
-			startTimestamps: true,
-			skip: func(file string) string {
-				if file != startTimestampsTest {
-					return "run by the previous case"
-				}
-				return ""
-			},
-		},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			engine := promqltest.NewTestEngine(t, false, 0, promqltest.DefaultMaxSamplesPerQuery)
-			promqltest.RunBuiltinTestsWithStorage(skipper{T: t, skip: tc.skip}, engine, func(t testing.TB) storage.Storage {
-				c := startCluster(t, clusterOptions{startTimestamps: tc.startTimestamps})
-				return &clusterStorage{c: c, tenant: "promqltest"}
-			})
-		})
-	}
+// iterators.
+func TestPromQLStartTimestamps(t *testing.T) {
+	engine := promqltest.NewTestEngine(t, false, 0, promqltest.DefaultMaxSamplesPerQuery)
+	promqltest.RunBuiltinTestsWithStorage(onlyFile{T: t, file: "testdata/start_timestamps.test"}, engine, func(t testing.TB) storage.Storage {
+		c := startCluster(t, clusterOptions{startTimestamps: true})
+		return &clusterStorage{c: c, tenant: "promqltest"}
+	})
 }
 
-// skipper skips the subtests skip gives a reason for.
-type skipper struct {
+// onlyFile skips every promqltest file but one.
+type onlyFile struct {
 	*testing.T
-	skip func(name string) string
+	file string
 }
 
-func (s skipper) Run(name string, f func(*testing.T)) bool {
-	return s.T.Run(name, func(t *testing.T) {
-		if reason := s.skip(name); reason != "" {
-			t.Skip(reason)
+func (o onlyFile) Run(name string, f func(*testing.T)) bool {
+	return o.T.Run(name, func(t *testing.T) {
+		if name != o.file {
+			t.Skip("run by TestPromQLConformance, over real ingesters")
 		}
 		f(t)
 	})
