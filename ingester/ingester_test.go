@@ -57,9 +57,18 @@ type harness struct {
 
 func start(t testing.TB, cfg Config, dir string) *harness {
 	t.Helper()
+	return startWith(t, cfg, dir, nil)
+}
+
+// startWith is start with hook called on the ingester before Run.
+func startWith(t testing.TB, cfg Config, dir string, hook func(*Ingester)) *harness {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	ing, err := New(cfg, dir, nil, nil, reg)
 	require.NoError(t, err)
+	if hook != nil {
+		hook(ing)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	runErr := make(chan error, 1)
@@ -460,7 +469,7 @@ func TestHeadCompaction(t *testing.T) {
 	}
 	u, err := h.ing.acquire(context.Background(), "t", false)
 	require.NoError(t, err)
-	defer h.ing.release()
+	defer h.ing.release(u)
 	deadline := time.Now().Add(30 * time.Second)
 	for len(u.db.Blocks()) == 0 {
 		if time.Now().After(deadline) {
@@ -474,15 +483,4 @@ func TestHeadCompaction(t *testing.T) {
 	for k, s := range got[0].samples {
 		require.Equal(t, t0+int64(k)*1000, s.t)
 	}
-}
-
-func TestRunFailsOnBrokenTSDB(t *testing.T) {
-	dir := t.TempDir()
-	require.NoError(t, os.MkdirAll(filepath.Join(dir, "tsdb", "broken"), 0o777))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "tsdb", "broken", "wal"), []byte("not a directory"), 0o666))
-	ing, err := New(defaultConfig(t), dir, nil, nil, nil)
-	require.NoError(t, err)
-	err = ing.Run(context.Background())
-	require.ErrorContains(t, err, `open tsdb of tenant "broken"`)
-	require.Error(t, ing.CheckReady(context.Background()))
 }
