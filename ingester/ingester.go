@@ -164,7 +164,7 @@ func (i *Ingester) Run(ctx context.Context) error {
 	i.setState(stateStopping)
 	close(i.stopping)
 	i.inflight.Wait()
-	i.stopRecoveries() // tenant_recover.go
+	i.stopRecoveries()                                    // tenant_recover.go
 	err := errors.Join(i.flushOnShutdown(), i.closeAll()) // ship.go: with -ingester.flush-on-shutdown
 	i.setState(stateStopped)
 	i.log.Info("ingester stopped")
