@@ -305,3 +305,26 @@ func TestFullDiskLosesNoAcknowledgedSample(t *testing.T) {
 	h2 := start(t, cfg, crashed)
 	check(h2, "replayed crash copy")
 }
+
+// TestDiskReserveOnTmpfs: the reserve check on a real file system: statfs
+// of the data dir sees the filler, pushes are refused with 503 before
+// anything is appended, and resume once the filler is gone.
+func TestDiskReserveOnTmpfs(t *testing.T) {
+	mnt := mountTmpfs(t, 64<<20)
+	h := start(t, defaultConfig(t, "-ingester.min-free-disk-bytes=33554432"), mnt) // 32 MiB
+	ls := lbls("__name__", "up")
+	h.mustPush("t", floats(ls, float64(t0), 1))
+
+	filler := fillDisk(t, mnt, 16<<20)
+	h.ing.disk.refresh()
+	poll(t, "disk seen below the reserve", func() bool { return h.ing.disk.low.Load() })
+	require.Less(t, h.metricValue("strata_ingester_disk_free_bytes"), float64(32<<20))
+	_, err := h.push("t", floats(lbls("__name__", "refused"), float64(t0+1000), 1))
+	requireUnavailable(t, err, idDiskFull)
+	require.Len(t, h.query("t", t0, t0+1000, matcher(ingesterpb.LabelMatcher_RE, "__name__", ".+")), 1, "a refused push creates nothing")
+
+	require.NoError(t, os.Remove(filler))
+	h.ing.disk.refresh()
+	poll(t, "disk seen above the reserve", func() bool { return !h.ing.disk.low.Load() })
+	h.mustPush("t", floats(ls, float64(t0+1000), 1))
+}
