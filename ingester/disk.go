@@ -80,6 +80,15 @@ func (d *diskMonitor) measure() error {
 	return nil
 }
 
+// hasRoom measures now and reports whether the disk is above the reserve
+// and has at least n bytes free; a disk that cannot be measured has room.
+func (d *diskMonitor) hasRoom(n uint64) bool {
+	if err := d.measure(); err != nil {
+		return true
+	}
+	return !d.low.Load() && d.free.Load() >= n
+}
+
 // refresh asks for a measurement now; it does not wait for it.
 func (d *diskMonitor) refresh() {
 	select {

@@ -235,7 +235,7 @@ func (i *Ingester) recoverTenant(old *tenantDB, backoff bool) {
 			wait = min(2*wait, recoverRetryMax)
 		}
 		backoff = true
-		for i.disk.low.Load() || i.disk.free.Load() < recoverMinFree {
+		for !i.disk.hasRoom(recoverMinFree) {
 			if !i.sleep(diskInterval) {
 				return
 			}
