@@ -22,6 +22,7 @@ type Config struct {
 	ShipInterval           time.Duration `yaml:"ship_interval"`
 	RetainShippedFor       time.Duration `yaml:"retain_shipped_for"`
 	FlushOnShutdown        bool          `yaml:"flush_on_shutdown"`
+	MinFreeDiskBytes       int64         `yaml:"min_free_disk_bytes"`
 }
 
 // RegisterFlags registers the ingester's flags on fs.
@@ -49,6 +50,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	// loses nothing; cutting partial blocks on every rolling restart would
 	// only slow shutdowns and multiply small blocks.
 	fs.BoolVar(&c.FlushOnShutdown, "ingester.flush-on-shutdown", false, "On graceful shutdown, cut every tenant's in-memory data into blocks and upload them before exiting: for scale-down, or a disk that does not outlive the process.")
+	// 256 MiB: two WAL segments (128 MiB each). Reopening a tenant whose WAL
+	// write failed may rewrite its last segment (Prometheus' repair copies
+	// it record by record) and starts a new one; both must fit, or the
+	// repair itself fails. Small beside the disk an ingester needs anyway
+	// (WAL, head chunks and blocks of every tenant).
+	fs.Int64Var(&c.MinFreeDiskBytes, "ingester.min-free-disk-bytes", 256<<20, "Free space the data directory's disk must keep: while it has less, pushes are refused with 503 (retried by the sender) and no tenant's WAL is written. Leave room for a WAL repair (a 128 MiB segment); 0 turns the check off.")
 }
 
 // Validate checks the configuration for values that cannot work.
@@ -68,6 +75,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("-ingester.max-metadata-per-tenant must not be negative, got %d", c.MaxMetadataPerTenant)
 	case c.ShipInterval < time.Second:
 		return fmt.Errorf("-ingester.ship-interval must be at least 1s, got %s", c.ShipInterval)
+	case c.MinFreeDiskBytes < 0:
+		return fmt.Errorf("-ingester.min-free-disk-bytes must not be negative, got %d", c.MinFreeDiskBytes)
 	case c.RetainShippedFor < 0:
 		return fmt.Errorf("-ingester.retain-shipped-for must not be negative, got %s", c.RetainShippedFor)
 	}

@@ -7,7 +7,12 @@
 // the in-memory metric metadata of each tenant, the per-tenant series limits
 // (push_limits.go: series counted per tenant and metric name through the
 // TSDB's SeriesLifecycleCallback, new series over the limit refused as bad
-// input) and the gRPC service ingesterpb.IngesterServer over them.
+// input), the disk's free-space reserve (disk.go: pushes refused below
+// -ingester.min-free-disk-bytes), the failing and reopening of a tenant
+// whose WAL write failed or whose TSDB did not open (wal_failure.go,
+// tenant_recover.go, wal_repair.go: a push is acknowledged only if no
+// failed WAL write precedes it) and the gRPC service
+// ingesterpb.IngesterServer over them.
 // Does not: validate series or apply rate limits (the distributor did), pick
 // replicas (the ring does) or evaluate PromQL (the querier does).
 package ingester

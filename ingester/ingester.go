@@ -52,6 +52,9 @@ type Ingester struct {
 	started  atomic.Bool
 
 	ship *shipping // ship.go: nil without Deps.Bucket
+
+	disk  *diskMonitor // disk.go: the free-space reserve
+	recov *recoveries  // tenant_recover.go: failed tenants' reopening
 }
 
 var _ ingesterpb.IngesterServer = (*Ingester)(nil)
@@ -78,8 +81,6 @@ func (s state) String() string {
 }
 
 // tenantDB is one tenant's TSDB and what the ingester keeps beside it.
-// The shipper of issue 5 will hang off this struct: one upload loop per
-// tenantDB, started in openDB and stopped in closeDB.
 type tenantDB struct {
 	id string
 
@@ -94,6 +95,7 @@ type tenantDB struct {
 	series   *seriesLimiter       // push_limits.go: the TSDB's SeriesLifecycleCallback
 	config   tenantConfig         // tenant_config.go: per-tenant TSDB settings applied
 	ship     tenantShipping       // ship.go: the tenant's shipper and the cut barrier
+	health   tenantHealth         // tenant_recover.go: failure, drain, WAL watch
 
 	// appendMu orders pushes that create series before every other push
 	// (push.go: appendRequest). Prometheus' head makes a new series visible
@@ -155,6 +157,7 @@ func New(cfg Config, d Deps) (*Ingester, error) {
 	i.pushPool.New = newPushState
 	i.metrics = newMetrics(d.Reg, i)
 	i.limitMetrics = newLimitMetrics(d.Reg)
+	i.initDisk(d.DataDir, d.Reg) // tenant_recover.go
 	if d.TenantLabels != nil {
 		i.setTenantLabels(d.TenantLabels)
 	}
@@ -169,16 +172,21 @@ func New(cfg Config, d Deps) (*Ingester, error) {
 
 // Run opens every tenant TSDB found on disk (replaying its WAL), turns ready,
 // serves until ctx is done, then shuts down: it stops taking requests, waits
-// for the in-flight ones, closes every TSDB and returns nil. A TSDB that
-// cannot be opened at start or closed at the end makes Run return an error.
+// for the in-flight ones, closes every TSDB and returns nil. A tenant whose
+// TSDB cannot be opened at start is logged, counted and refused (503) while
+// its reopening is retried (tenant_recover.go); the others serve. A TSDB
+// that cannot be closed at the end makes Run return an error.
 func (i *Ingester) Run(ctx context.Context) error {
 	if !i.started.CompareAndSwap(false, true) {
 		return errors.New("ingester: Run called twice")
 	}
 	start := time.Now()
+	stopDisk := i.startDiskMonitor() // disk.go
+	defer stopDisk()
 	if err := i.openExisting(ctx); err != nil {
 		i.setState(stateStopping)
 		close(i.stopping)
+		i.stopRecoveries()
 		err = errors.Join(err, i.closeAll())
 		i.setState(stateStopped)
 		return err
@@ -195,6 +203,7 @@ func (i *Ingester) Run(ctx context.Context) error {
 	i.setState(stateStopping)
 	close(i.stopping)
 	i.inflight.Wait()
+	i.stopRecoveries()                                    // tenant_recover.go
 	err := errors.Join(i.flushOnShutdown(), i.closeAll()) // ship.go: with -ingester.flush-on-shutdown
 	i.setState(stateStopped)
 	i.log.Info("ingester stopped")
@@ -258,21 +267,12 @@ func (i *Ingester) openExisting(ctx context.Context) error {
 			}
 			i.openDB(u)
 			if u.err != nil {
-				return fmt.Errorf("open tsdb of tenant %q: %w", id, u.err)
+				i.tenantOpenFailed(u) // tenant_recover.go: refused and retried
 			}
 			return nil
 		})
 	}
-	err = g.Wait()
-	// Forget the tenants that did not open, so closeAll skips them.
-	i.mu.Lock()
-	for id, u := range i.dbs {
-		if u.db == nil {
-			delete(i.dbs, id)
-		}
-	}
-	i.mu.Unlock()
-	return err
+	return g.Wait()
 }
 
 // openDB opens u's TSDB, replaying its WAL, and publishes the result.
@@ -296,11 +296,18 @@ func (i *Ingester) openDB(u *tenantDB) {
 		u.err = err
 		return
 	}
-	db, err := tsdb.Open(dir, i.log.With("tenant", u.id), u.reg, opts, nil)
+	if err := i.restoreRepairs(u.id, dir); err != nil { // wal_repair.go
+		u.err = err
+		return
+	}
+	// The registry is wrapped to capture the WAL's failed-write counters
+	// (wal_failure.go).
+	db, err := tsdb.Open(dir, i.log.With("tenant", u.id), watchingRegisterer{u.reg, &u.health.wal}, opts, nil)
 	if err != nil {
 		u.err = err
 		return
 	}
+	i.checkWALWatch(u) // wal_failure.go
 	u.series.enforce() // the WAL is replayed: limits apply from here on
 	u.db = db
 	u.ready.Store(true)
@@ -315,7 +322,9 @@ func (e errUnavailable) Error() string { return "ingester is " + e.s.String() }
 // acquire returns tenant's DB for one request and counts the request as in
 // flight. With create, a tenant without a DB gets one (opened once however
 // many requests race for it); without, a missing DB returns (nil, nil). When
-// err is nil the caller must call i.release() when done with the DB.
+// err is nil the caller must call i.release(u) when done with the DB. A
+// tenant that failed or is being reopened (tenant_recover.go) is refused
+// with a *tenantUnavailableError.
 func (i *Ingester) acquire(ctx context.Context, id string, create bool) (*tenantDB, error) {
 	i.mu.RLock()
 	if i.state != stateRunning {
@@ -327,7 +336,11 @@ func (i *Ingester) acquire(ctx context.Context, id string, create bool) (*tenant
 	u := i.dbs[id]
 	i.mu.RUnlock()
 	if u != nil && u.ready.Load() {
-		return u, nil // the hot path
+		if u.health.drain.TryRLock() {
+			return u, nil // the hot path
+		}
+		i.inflight.Done()
+		return nil, u.unavailable() // tenant_recover.go: being reopened
 	}
 	if u == nil {
 		if !create {
@@ -362,14 +375,23 @@ func (i *Ingester) acquire(ctx context.Context, id string, create bool) (*tenant
 		i.inflight.Done()
 		return nil, ctx.Err()
 	}
-	if u.err != nil {
+	if u.err != nil || !u.health.drain.TryRLock() {
 		i.inflight.Done()
-		return nil, fmt.Errorf("open tsdb of tenant %q: %w", id, u.err)
+		if u.err != nil && u.health.failure.Load() == nil {
+			return nil, fmt.Errorf("open tsdb of tenant %q: %w", id, u.err)
+		}
+		return nil, u.unavailable() // tenant_recover.go: failed or being reopened
 	}
 	return u, nil
 }
 
-func (i *Ingester) release() { i.inflight.Done() }
+// release ends a request that acquire let in; u is acquire's answer.
+func (i *Ingester) release(u *tenantDB) {
+	if u != nil {
+		u.health.drain.RUnlock()
+	}
+	i.inflight.Done()
+}
 
 // closeAll closes every open TSDB; called once nothing is in flight.
 func (i *Ingester) closeAll() error {
@@ -380,7 +402,7 @@ func (i *Ingester) closeAll() error {
 	var errs []error
 	for id, u := range dbs {
 		<-u.opened
-		if u.db == nil {
+		if u.db == nil || u.health.closed.Load() {
 			continue
 		}
 		u.closeShipper() // ship.go

@@ -69,13 +69,30 @@ func start(t testing.TB, cfg Config, dir string) *harness {
 	return startDeps(t, cfg, Deps{DataDir: dir})
 }
 
+// startWith is start with hook called on the ingester before Run.
+func startWith(t testing.TB, cfg Config, dir string, hook func(*Ingester)) *harness {
+	t.Helper()
+	return startHooked(t, cfg, Deps{DataDir: dir}, hook)
+}
+
 // startDeps is start with d (its Reg is the harness' registry).
 func startDeps(t testing.TB, cfg Config, d Deps) *harness {
+	t.Helper()
+	return startHooked(t, cfg, d, nil)
+}
+
+// startHooked runs an ingester built from d behind a real gRPC server on
+// loopback, hook (if any) called before Run, and waits until it is ready;
+// t's cleanup stops it.
+func startHooked(t testing.TB, cfg Config, d Deps, hook func(*Ingester)) *harness {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	d.Reg = reg
 	dir := d.DataDir
 	ing := newIngester(t, cfg, d)
+	if hook != nil {
+		hook(ing)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	runErr := make(chan error, 1)
@@ -474,7 +491,7 @@ func TestHeadCompaction(t *testing.T) {
 	}
 	u, err := h.ing.acquire(context.Background(), "t", false)
 	require.NoError(t, err)
-	defer h.ing.release()
+	defer h.ing.release(u)
 	deadline := time.Now().Add(30 * time.Second)
 	for len(u.db.Blocks()) == 0 {
 		if time.Now().After(deadline) {
@@ -488,14 +505,4 @@ func TestHeadCompaction(t *testing.T) {
 	for k, s := range got[0].samples {
 		require.Equal(t, t0+int64(k)*1000, s.t)
 	}
-}
-
-func TestRunFailsOnBrokenTSDB(t *testing.T) {
-	dir := t.TempDir()
-	require.NoError(t, os.MkdirAll(filepath.Join(dir, "tsdb", "broken"), 0o777))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "tsdb", "broken", "wal"), []byte("not a directory"), 0o666))
-	ing := newIngester(t, defaultConfig(t), Deps{DataDir: dir})
-	err := ing.Run(context.Background())
-	require.ErrorContains(t, err, `open tsdb of tenant "broken"`)
-	require.Error(t, ing.CheckReady(context.Background()))
 }

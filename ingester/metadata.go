@@ -220,7 +220,7 @@ func (i *Ingester) Metadata(ctx context.Context, r *ingesterpb.MetadataRequest) 
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	defer i.release()
+	defer i.release(u)
 	if u == nil {
 		return &ingesterpb.MetadataResponse{}, nil
 	}

@@ -47,11 +47,18 @@ func (i *Ingester) Push(ctx context.Context, r *ingesterpb.PushRequest) (*ingest
 	start := time.Now()
 	defer func() { i.metrics.pushDuration.Observe(time.Since(start).Seconds()) }()
 
+	if err := i.disk.refusePush(); err != nil { // disk.go: below the free-space reserve
+		return nil, err
+	}
 	u, err := i.acquire(ctx, r.GetTenant(), true)
 	if err != nil {
+		i.countUnavailable(err) // tenant_recover.go
 		return nil, grpcError(err)
 	}
-	defer i.release()
+	defer i.release(u)
+	if err := i.refuseFailed(u); err != nil { // tenant_recover.go: a WAL write failed
+		return nil, err
+	}
 	i.applyTenantConfig(u) // tenant_config.go
 
 	st := i.pushPool.Get().(*pushState)
@@ -179,10 +186,13 @@ func (i *Ingester) appendRequest(ctx context.Context, u *tenantDB, st *pushState
 			n.exemplars += st.appendExemplars(app, ref, ls, s.Exemplars)
 		}
 	}
-	if err := app.Commit(); err != nil {
-		// Commit rolled everything back: nothing of this push is stored.
-		// The TSDB counts it (strata_ingester_tsdb_wal_writes_failed_total).
-		return pushCounts{}, statusError(ingesterpb.ErrorClass_ERROR_CLASS_UNAVAILABLE, 0, "commit push to tsdb of tenant "+u.id+": "+err.Error())
+	// A failed Commit rolled the push back, but its series stay in the head
+	// and its records may be torn in the WAL; a Commit that succeeded after
+	// another push's failed write has its records behind the torn one.
+	// Either way the push is refused and the tenant reopened
+	// (tenant_recover.go: checkCommit).
+	if err := i.checkCommit(u, app.Commit()); err != nil {
+		return pushCounts{}, err
 	}
 	var dropped int
 	n.metadata, dropped = u.metadata.update(st.req.Metadata)

@@ -166,7 +166,7 @@ func TestSeriesLimitReplay(t *testing.T) {
 
 	u, err := h.ing.acquire(context.Background(), "a", false)
 	require.NoError(t, err)
-	defer h.ing.release()
+	defer h.ing.release(u)
 	total, up := u.series.seriesCount("up")
 	require.Equal(t, 5, total)
 	require.Equal(t, 5, up)
@@ -224,7 +224,7 @@ func TestMetadataAndExemplarOverrides(t *testing.T) {
 
 	u, err := h.ing.acquire(ctx, "a", false)
 	require.NoError(t, err)
-	defer h.ing.release()
+	defer h.ing.release(u)
 	require.Equal(t, int64(50), u.config.maxExemplars.Load())
 	mfs, err := u.reg.Gather()
 	require.NoError(t, err)

@@ -34,7 +34,7 @@ func (i *Ingester) QueryStream(r *ingesterpb.QueryRequest, stream grpc.ServerStr
 	if err != nil {
 		return grpcError(err)
 	}
-	defer i.release()
+	defer i.release(u)
 	if u == nil || r.GetEndMs() < r.GetStartMs() {
 		return nil
 	}
@@ -202,7 +202,7 @@ func (i *Ingester) Series(r *ingesterpb.SeriesRequest, stream grpc.ServerStreami
 	if err != nil {
 		return grpcError(err)
 	}
-	defer i.release()
+	defer i.release(u)
 	if u == nil || r.GetEndMs() < r.GetStartMs() {
 		return nil
 	}
@@ -300,7 +300,7 @@ func (i *Ingester) withQuerier(ctx context.Context, tenantID string, start, end 
 	if err != nil {
 		return grpcError(err)
 	}
-	defer i.release()
+	defer i.release(u)
 	if u == nil || end < start {
 		return nil
 	}
@@ -343,7 +343,7 @@ func (i *Ingester) QueryExemplars(ctx context.Context, r *ingesterpb.ExemplarsRe
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	defer i.release()
+	defer i.release(u)
 	resp := &ingesterpb.ExemplarsResponse{}
 	if u == nil || len(sets) == 0 || r.GetEndMs() < r.GetStartMs() {
 		return resp, nil

@@ -209,13 +209,13 @@ func (i *Ingester) Flush(ctx context.Context, tenantIDs ...string) (FlushResult,
 			return res, err
 		}
 		if err == nil && u == nil {
-			i.release()
+			i.release(u)
 			continue // no TSDB: nothing to flush
 		}
 		tf := TenantFlush{Tenant: id}
 		if err == nil {
 			tf.BlocksShipped, err = i.flushTenant(ctx, u)
-			i.release()
+			i.release(u)
 		}
 		if err != nil {
 			tf.Error = err.Error()

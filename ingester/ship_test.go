@@ -76,7 +76,7 @@ func TestShipLoop(t *testing.T) {
 	poll(t, "the shipped block deleted locally", func() bool {
 		u, err := h.ing.acquire(context.Background(), "t", false)
 		require.NoError(t, err)
-		defer h.ing.release()
+		defer h.ing.release(u)
 		for _, b := range u.db.Blocks() {
 			if b.Meta().ULID == m.ULID {
 				return false

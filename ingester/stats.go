@@ -38,7 +38,7 @@ func (i *Ingester) TSDBStatus(ctx context.Context, r *ingesterpb.TSDBStatusReque
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	defer i.release()
+	defer i.release(u)
 	if u == nil {
 		return &ingesterpb.TSDBStatusResponse{MinTimeMs: math.MaxInt64, MaxTimeMs: math.MinInt64}, nil
 	}
@@ -89,7 +89,7 @@ func (i *Ingester) UserStats(ctx context.Context, r *ingesterpb.UserStatsRequest
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	defer i.release()
+	defer i.release(u)
 	if u == nil {
 		return &ingesterpb.UserStatsResponse{}, nil
 	}
