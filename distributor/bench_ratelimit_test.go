@@ -15,7 +15,7 @@ import (
 // BenchmarkRefusedPush is the cost of one push of the standard body (2,000
 // series) that its tenant's ingestion rate limit refuses: the tenant has
 // spent its burst and floods far over its rate, as the noisy neighbour of
-// issue 4 does. A refused push should cost far less than an accepted one
+// strata-bench -mode=noisy does. A refused push should cost far less than an accepted one
 // (BenchmarkPushHandler), or the flood takes every other tenant's CPU.
 //
 //	go test ./distributor -run '^$' -bench RefusedPush -count 8

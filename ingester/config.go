@@ -94,7 +94,7 @@ func (c *Config) tsdbOptions() *tsdb.Options {
 	o.RetentionDuration = c.RetentionPeriod.Milliseconds()
 	// Only blocks of one range: blocks are never compacted into larger ones
 	// on the ingester, because they are shipped as they are cut and merged
-	// (with the other replicas' copies) by the compactor (issue 5).
+	// (with the other replicas' copies) by the compactor.
 	o.MinBlockDuration = c.BlockRangesPeriod.Milliseconds()
 	o.MaxBlockDuration = c.BlockRangesPeriod.Milliseconds()
 	// Out-of-order blocks overlap in-order ones; merging them here would

@@ -19,7 +19,7 @@ import (
 	"github.com/strata-metrics/strata/tenant"
 )
 
-// Shipping blocks to object storage (issue 5). The TSDB cuts a tenant's
+// Shipping blocks to object storage. The TSDB cuts a tenant's
 // head into a block every -blocks-storage.tsdb.block-ranges-period; every
 // -ingester.ship-interval the ship loop hands each tenant's new blocks to
 // its shipper.Shipper, which uploads them. The TSDB deletes a local block

@@ -12,7 +12,7 @@
 // memory of every process, queries through the querier, stops it, and does
 // the same at RF=1: the ratio column is the cost of replication.
 //
-// -mode=noisy checks tenant isolation (issue 4): it starts strata with
+// -mode=noisy checks tenant isolation: it starts strata with
 // multi-tenancy on and a runtime overrides file limiting tenant A to 10,000
 // samples/s, has tenant B push at a steady real-time rate alone, then again
 // while tenant A's connections flood far over A's limit, re-sending every
@@ -21,7 +21,7 @@
 // push of B failed, and says PASS or MISS for B's p99 within 2x of solo.
 // -noisy.cluster runs it against a loopback cluster instead.
 //
-// -mode=longterm measures long-term storage (issue 5). It writes
+// -mode=longterm measures long-term storage. It writes
 // node_exporter-like data (series.go's label sets; integer counters, CPU
 // ticks, gauges in whole units, idle devices constant) as 2h blocks with
 // Prometheus' block writer, uploads RF copies of each into a filesystem

@@ -45,7 +45,7 @@ type LongtermConfig struct {
 func (c *LongtermConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Series, "longterm.series", 10000, "Series of the query data set (tenant anonymous), node_exporter-like, 2,000 per host.")
 	fs.DurationVar(&c.Span, "longterm.span", 7*24*time.Hour, "Time the query data set covers, ending at least 13h before now (so only the store-gateway serves it); a multiple of 24h.")
-	fs.DurationVar(&c.Interval, "longterm.interval", time.Minute, "Scrape interval of the query data set; 15s is issue 5's, 60s keeps a 7-day run within minutes on 2 cores.")
+	fs.DurationVar(&c.Interval, "longterm.interval", time.Minute, "Scrape interval of the query data set; 15s is the standard one, 60s keeps a 7-day run within minutes on 2 cores.")
 	fs.IntVar(&c.DensitySeries, "longterm.density-series", 2000, "Series of the bytes-per-sample data set (tenant density), scraped at -longterm.density-interval; 0 skips it.")
 	fs.DurationVar(&c.DensitySpan, "longterm.density-span", 48*time.Hour, "Time the bytes-per-sample data set covers; a multiple of 24h.")
 	fs.DurationVar(&c.DensityInterval, "longterm.density-interval", 15*time.Second, "Scrape interval of the bytes-per-sample data set.")
@@ -96,7 +96,7 @@ const compactionDeletionDelay = 3 * time.Second
 
 const blockRangeMs = int64(2 * time.Hour / time.Millisecond)
 
-// longtermQueries are issue 5's two panels over 7 days.
+// longtermQueries are the two standard panels over 7 days.
 func longtermQueries() []dashboardQuery {
 	return []dashboardQuery{
 		{Name: "one-series", Query: `rate(node_cpu_seconds_total{instance="host-00000:9100",cpu="0",mode="idle"}[5m])`},

@@ -47,7 +47,7 @@ type Config struct {
 	Longterm      LongtermConfig `yaml:"longterm"`
 }
 
-// RegisterFlags registers the bench's flags with issue 2's workload as defaults.
+// RegisterFlags registers the bench's flags with the standard workload (100,000 series of 10 labels) as defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Mode, "mode", "single", "single: one-process servers of -targets side by side; cluster: a multi-process Strata cluster at each of -cluster.replication-factors, side by side; noisy: tenant B pushing alone, then while tenant A floods far over its rate limit (-noisy.*); longterm: bytes per sample in the bucket after compaction and 7-day query latency through the store-gateway, cold and warm (-longterm.*).")
 	fs.StringVar(&c.Targets, "targets", "strata,prometheus", "Comma-separated servers to measure, in order: strata, prometheus.")
@@ -75,7 +75,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Longterm.RegisterFlags(fs)
 }
 
-// The workload of issue 2 (single) and the default of cluster mode; see
+// The standard workload (single) and the default of cluster mode; see
 // clusterSeries for why they differ.
 const (
 	singleSeries = 100000

@@ -37,7 +37,7 @@ const (
 // never comes near, so every one of its refusals is a failure of isolation.
 const noisyBHeadroom = 10
 
-// noisyP99Target is issue 4's bound on B's p99 push latency with A flooding
+// noisyP99Target is the bound on B's p99 push latency with A flooding
 // over its p99 alone. The report says PASS or MISS; it is not asserted.
 const noisyP99Target = 2.0
 

@@ -19,7 +19,7 @@ type dashboardQuery struct {
 	Reps  int
 }
 
-// dashboardQueries are the two panels of issue 2: an aggregation over every
+// dashboardQueries are the two standard panels: an aggregation over every
 // series and one series on its own.
 func dashboardQueries(reps int) []dashboardQuery {
 	return []dashboardQuery{

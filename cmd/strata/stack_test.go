@@ -414,7 +414,7 @@ func requireSameSeries(t *testing.T, query string, want, got []seriesJSON) {
 	}
 }
 
-// stackQueries cover what issue 2 names: instant and range queries, rate,
+// stackQueries cover the standard query mix: instant and range queries, rate,
 // sum by, topk, histogram_quantile over classic and native histograms,
 // every matcher type, offset and subqueries.
 var stackQueries = []string{
