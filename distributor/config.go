@@ -22,7 +22,8 @@ const (
 type Config struct {
 	// MaxRecvMsgSize bounds the decompressed body; the compressed body may be
 	// at most snappy.MaxEncodedLen of it (the worst case of snappy).
-	MaxRecvMsgSize int `yaml:"max_recv_msg_size"`
+	MaxRecvMsgSize       int   `yaml:"max_recv_msg_size"`
+	MaxInflightPushBytes int64 `yaml:"max_inflight_push_bytes"`
 	// RemoteTimeout is the deadline of one Push to one ingester.
 	RemoteTimeout time.Duration `yaml:"remote_timeout"`
 	// NameValidationScheme is SchemeLegacy or SchemeUTF8.
@@ -43,6 +44,7 @@ type Config struct {
 // request's metadata.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxRecvMsgSize, "distributor.max-recv-msg-size", 32<<20, "Largest push body after snappy decompression, in bytes; larger pushes get 413 (the sender drops them).")
+	fs.Int64Var(&c.MaxInflightPushBytes, "distributor.max-inflight-push-bytes", 1<<30, "Push bodies (compressed plus decompressed) this process holds at once, at most; a push that would go over gets 429 and is retried by the sender. Bounds a distributor's memory whatever the number of connections. 0: no limit.")
 	fs.DurationVar(&c.RemoteTimeout, "distributor.remote-timeout", 2*time.Second, "Deadline of one push to one ingester.")
 	fs.StringVar(&c.NameValidationScheme, "distributor.name-validation-scheme", SchemeLegacy, "Metric and label names accepted: legacy (Prometheus' classic [a-zA-Z_:][a-zA-Z0-9_:]* charset) or utf8 (any UTF-8, as Prometheus 3 allows).")
 }
@@ -54,6 +56,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("-distributor.max-recv-msg-size must be at least 1024, got %d", c.MaxRecvMsgSize)
 	case snappy.MaxEncodedLen(c.MaxRecvMsgSize) < 0:
 		return fmt.Errorf("-distributor.max-recv-msg-size %d is too large for snappy", c.MaxRecvMsgSize)
+	case c.MaxInflightPushBytes < 0:
+		return fmt.Errorf("-distributor.max-inflight-push-bytes must not be negative, got %d", c.MaxInflightPushBytes)
 	case c.RemoteTimeout <= 0:
 		return fmt.Errorf("-distributor.remote-timeout must be positive, got %s", c.RemoteTimeout)
 	case c.NameValidationScheme != SchemeLegacy && c.NameValidationScheme != SchemeUTF8:

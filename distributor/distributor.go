@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang/snappy"
@@ -69,6 +70,7 @@ type Distributor struct {
 	m             *metrics
 	tenantLabels  *tenant.LabelCap // nil: every tenant labelled with its id
 	maxCompressed int              // snappy.MaxEncodedLen(cfg.MaxRecvMsgSize)
+	inflightBytes atomic.Int64     // push bytes held, against cfg.MaxInflightPushBytes
 	rate          *rateLimiter     // ingestion rate, samples per tenant
 	reqRate       *rateLimiter     // request rate, pushes per tenant
 	ha            *haTracker       // nil: no HA-pair dedup

@@ -143,4 +143,5 @@ const (
 	idIngesterRejected    = "strata-ingester-rejected"
 	idIngesterLimited     = "strata-ingester-limited"
 	idNoQuorum            = "strata-no-quorum"
+	idInflightPushBytes   = "strata-max-inflight-push-bytes"
 )

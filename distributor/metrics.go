@@ -28,6 +28,7 @@ type metrics struct {
 	ingesterPushDuration prometheus.Histogram
 	ingesterPushFailures *prometheus.CounterVec
 	inflightPushes       prometheus.Gauge
+	inflightPushBytes    prometheus.Gauge
 }
 
 // newMetrics registers the distributor's metrics; tl learns the vectors
@@ -62,7 +63,7 @@ func newMetrics(reg prometheus.Registerer, tl *tenant.LabelCap) *metrics {
 		}, []string{"tenant", "reason"}),
 		rateLimitedPushes: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_distributor_rate_limited_pushes_total",
-			Help: "Pushes refused by a rate limit (429), by reason: ingestion_rate (refused after decoding and validation), ingestion_rate_unread (refused before the body was read, as the tenant's last refused push does not fit yet) or request_rate (refused by the request rate limit, before the body was read).",
+			Help: "Pushes refused by a rate limit (429), by reason: ingestion_rate (refused after decoding and validation), ingestion_rate_unread (refused before the body was read, as the tenant's last refused push does not fit yet) or request_rate (refused by the request rate limit, before the body was read) or inflight_bytes (refused after reading, as the process held -distributor.max-inflight-push-bytes of pushes).",
 		}, []string{"tenant", "reason"}),
 		pushDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:                        "strata_distributor_push_duration_seconds",
@@ -90,6 +91,10 @@ func newMetrics(reg prometheus.Registerer, tl *tenant.LabelCap) *metrics {
 			Name: "strata_distributor_ingester_push_failures_total",
 			Help: "Pushes to an ingester that failed, by ingester id and class (bad_input, limited, unavailable, timeout, error).",
 		}, []string{"ingester", "class"}),
+		inflightPushBytes: f.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_distributor_inflight_push_bytes",
+			Help: "Bytes of push bodies held by requests being served, compressed and decompressed (-distributor.max-inflight-push-bytes bounds it).",
+		}),
 		inflightPushes: f.NewGauge(prometheus.GaugeOpts{
 			Name: "strata_distributor_inflight_pushes",
 			Help: "gRPC pushes to ingesters in flight, including those still running after their request was answered at quorum.",

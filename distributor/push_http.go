@@ -1,6 +1,7 @@
 package distributor
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,6 +23,8 @@ type pushBody struct {
 	body []byte               // the body as received (snappy)
 	raw  []byte               // the decompressed body; req's strings view it
 	req  *remotewrite.Request // decoded from raw
+	// reserved is what reserveInflight counted for this push.
+	reserved int64
 }
 
 func (d *Distributor) getBody() *pushBody {
@@ -106,11 +109,16 @@ func (d *Distributor) pushHTTP(r *http.Request) (string, error) {
 
 	pb := d.getBody()
 	defer d.putBody(pb)
+	defer d.releaseInflight(pb)
 	if err := d.readBody(r, pb); err != nil {
 		return tenantID, err
 	}
 	d.m.compressedSize.Observe(float64(len(pb.body)))
 	if err := d.decompress(pb); err != nil {
+		var lim *LimitedError
+		if errors.As(err, &lim) {
+			d.m.rateLimitedPushes.WithLabelValues(d.tenantLabels.Value(tenantID), limitedInflightBytes).Inc()
+		}
 		return tenantID, err
 	}
 	d.m.decompressedSize.Observe(float64(len(pb.raw)))
@@ -221,12 +229,49 @@ func (d *Distributor) decompress(pb *pushBody) error {
 	if n > d.cfg.MaxRecvMsgSize {
 		return d.tooLarge("decompressed", int64(n))
 	}
+	// A snappy block expands at most 64 bytes per 3-byte copy element, so
+	// a header claiming more than 22 times the body's size is a lie: refuse
+	// it before it makes us allocate what it claims (6 bytes claimed 31 MiB).
+	if n > snappyMaxExpansion*len(pb.body) {
+		return &BadInputError{Msg: fmt.Sprintf("decompress body: snappy header claims %d bytes from a %d-byte body, more than snappy can expand to [%s]", n, len(pb.body), idInvalidSnappy)}
+	}
+	if err := d.reserveInflight(pb, int64(n)); err != nil {
+		return err
+	}
 	raw, err := snappy.Decode(slices.Grow(pb.raw[:0], n)[:n], pb.body)
 	if err != nil {
 		return &BadInputError{Msg: fmt.Sprintf("decompress body: %v [%s]", err, idInvalidSnappy)}
 	}
 	pb.raw = raw
 	return nil
+}
+
+// snappyMaxExpansion bounds decoded/encoded size for any valid snappy block:
+// its densest element is a 3-byte copy of 64 bytes (ratio 21.3).
+const snappyMaxExpansion = 22
+
+// reserveInflight counts pb's compressed body and its decompressed size
+// (about to be allocated) against -distributor.max-inflight-push-bytes; the
+// handler gives them back with releaseInflight when the push is answered.
+func (d *Distributor) reserveInflight(pb *pushBody, decompressed int64) error {
+	n := int64(len(pb.body)) + decompressed
+	now := d.inflightBytes.Add(n)
+	if limit := d.cfg.MaxInflightPushBytes; limit > 0 && now > limit && now != n {
+		// now == n: one push alone may always go (it is under the body limit).
+		d.inflightBytes.Add(-n)
+		return &LimitedError{Msg: fmt.Sprintf("this distributor holds %d bytes of pushes in flight; this one's %d would pass the limit of %d (-distributor.max-inflight-push-bytes): retry later [%s]", now-n, n, limit, idInflightPushBytes)}
+	}
+	pb.reserved = n
+	d.m.inflightPushBytes.Add(float64(n))
+	return nil
+}
+
+func (d *Distributor) releaseInflight(pb *pushBody) {
+	if pb.reserved > 0 {
+		d.inflightBytes.Add(-pb.reserved)
+		d.m.inflightPushBytes.Sub(float64(pb.reserved))
+		pb.reserved = 0
+	}
 }
 
 func (d *Distributor) tooLarge(what string, size int64) error {

@@ -236,6 +236,7 @@ func (d *Distributor) checkIngestionRate(tenantID string, st *pushState) error {
 const (
 	limitedIngestionRate       = "ingestion_rate"        // refused after decoding and validation
 	limitedIngestionRateUnread = "ingestion_rate_unread" // refused before its body was read (refuseEarly)
+	limitedInflightBytes       = "inflight_bytes"        // refused after reading: the process held too many push bytes
 )
 
 // refuseEarly applies the tenant's ingestion rate limit before r's body is

@@ -2,16 +2,20 @@ package distributor
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 )
@@ -40,6 +44,8 @@ func TestPushHandlerAbuse(t *testing.T) {
 	random[0] = 0x7f                                        // a small decoded length: the rest is what is corrupt
 	hugeHeader := binary.AppendUvarint(nil, math.MaxUint32) // claims 4 GiB
 	hugeHeader = append(hugeHeader, 0x00, 0x01, 0x02)
+	lyingHeader := binary.AppendUvarint(nil, 60000) // under the limit, but 6 bytes cannot expand to it
+	lyingHeader = append(lyingHeader, 0x00, 0x01, 0x02)
 
 	post := func(body []byte, hdr ...string) func() *http.Request {
 		return func() *http.Request {
@@ -98,9 +104,15 @@ func TestPushHandlerAbuse(t *testing.T) {
 		{name: "zero-length body", req: post(nil), wantCode: 400,
 			wantMsg: "empty body: remote-write sends a snappy-compressed protobuf WriteRequest [strata-invalid-snappy]"},
 		{name: "truncated snappy", req: post(snappy.Encode(nil, raw)[:200]), wantCode: 400,
+			wantMsg: "decompress body: snappy header claims 5042 bytes from a 200-byte body, more than snappy can expand to [strata-invalid-snappy]"},
+		{name: "truncated snappy, header still plausible", req: post(snappy.Encode(nil, raw)[:400]), wantCode: 400,
 			wantMsg: "decompress body: snappy: corrupt input [strata-invalid-snappy]"},
 		{name: "snappy header claims 4 GiB", req: post(hugeHeader), wantCode: 413,
 			wantMsg: "decompressed body of 4294967295 bytes exceeds the limit of 65536 bytes (-distributor.max-recv-msg-size=65536, decompressed) [strata-request-too-large]"},
+		{name: "snappy header claims more than the body can expand to", req: post(lyingHeader), wantCode: 400,
+			wantMsg: "decompress body: snappy header claims 60000 bytes from a 6-byte body, more than snappy can expand to [strata-invalid-snappy]"},
+		{name: "snappy at its densest is not a lie", req: post(snappy.Encode(nil, make([]byte, 60000))), wantCode: 400,
+			wantPrefix: "decode write request: "},
 		{name: "decompresses beyond the limit", req: post(snappy.Encode(nil, make([]byte, 70<<10))), wantCode: 413,
 			wantMsg: "decompressed body of 71680 bytes exceeds the limit of 65536 bytes (-distributor.max-recv-msg-size=65536, decompressed) [strata-request-too-large]"},
 		{name: "compressed body over the limit", req: post(random), wantCode: 413,
@@ -258,4 +270,68 @@ func TestReadBodyReusesBuffers(t *testing.T) {
 		require.Equal(t, 204, code, msg)
 	}
 	require.Equal(t, 3, h.ings[0].pushCount())
+}
+
+// TestPushLyingSnappyHeaderAllocatesNothing: a body whose snappy header
+// claims far more than it can expand to is refused before anything of the
+// claimed size is allocated (150 such 6-byte bodies once cost 5.2 GB).
+func TestPushLyingSnappyHeaderAllocatesNothing(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	body := append(binary.AppendUvarint(nil, 31<<20), 0x00, 0x01, 0x02)
+	code, msg := h.push(t, body) // warm the pools
+	require.Equal(t, http.StatusBadRequest, code, msg)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 20 {
+		code, _ = h.push(t, body)
+		require.Equal(t, http.StatusBadRequest, code)
+	}
+	runtime.ReadMemStats(&after)
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(4<<20), "20 lying pushes allocated %d bytes", after.TotalAlloc-before.TotalAlloc)
+}
+
+// TestPushInflightBytesBounded: while pushes hold
+// -distributor.max-inflight-push-bytes, another gets 429 naming the limit
+// (and is counted); once they are answered it goes through. One push alone
+// always goes, whatever its size.
+func TestPushInflightBytesBounded(t *testing.T) {
+	cfg := defaultConfig()
+	body := encode(t, &prompb.WriteRequest{Timeseries: nodeSeries(50)})
+	raw, err := snappy.Decode(nil, body)
+	require.NoError(t, err)
+	cfg.MaxInflightPushBytes = int64(len(body)+len(raw)) + 1 // one push fits, two do not
+	h := newHarness(t, harnessOpts{cfg: &cfg})
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	h.ings[0].reply = func(ctx context.Context) error {
+		entered <- struct{}{}
+		<-release
+		return nil
+	}
+	held := make(chan int)
+	go func() {
+		code, _ := h.push(t, body)
+		held <- code
+	}()
+	<-entered
+	require.Equal(t, float64(len(body)+len(raw)), testutil.ToFloat64(h.d.m.inflightPushBytes))
+
+	code, msg := h.push(t, body)
+	require.Equal(t, http.StatusTooManyRequests, code)
+	one := len(body) + len(raw)
+	require.Equal(t, fmt.Sprintf("this distributor holds %d bytes of pushes in flight; this one's %d would pass the limit of %d (-distributor.max-inflight-push-bytes): retry later [strata-max-inflight-push-bytes]", one, one, one+1), msg)
+	require.Equal(t, 1.0, testutil.ToFloat64(h.d.m.rateLimitedPushes.WithLabelValues("anonymous", limitedInflightBytes)))
+
+	close(release)
+	require.Equal(t, http.StatusNoContent, <-held)
+	require.Zero(t, testutil.ToFloat64(h.d.m.inflightPushBytes))
+	h.ings[0].reply = nil
+	code, msg = h.push(t, body)
+	require.Equal(t, http.StatusNoContent, code, msg)
+
+	// One push larger than the whole bound still goes when it is alone.
+	cfg.MaxInflightPushBytes = 1
+	h = newHarness(t, harnessOpts{cfg: &cfg})
+	code, msg = h.push(t, body)
+	require.Equal(t, http.StatusNoContent, code, msg)
 }
