@@ -90,6 +90,9 @@ func (q *Querier) query(r *http.Request, tenantID string) promapi.Result {
 	if err != nil {
 		return invalidParam(err, "time")
 	}
+	if err := q.exprLim.CheckText(r.FormValue("query")); err != nil {
+		return promapi.Result{Err: err}
+	}
 	ctx := r.Context()
 	if to := r.FormValue("timeout"); to != "" {
 		var cancel context.CancelFunc
@@ -113,6 +116,9 @@ func (q *Querier) query(r *http.Request, tenantID string) promapi.Result {
 	if err != nil {
 		return invalidParam(err, "query")
 	}
+	if err := q.checkStatement(qry); err != nil {
+		return promapi.Result{Err: err}
+	}
 	return evaluate(ctx, r, qry, limit)
 }
 
@@ -124,6 +130,9 @@ func (q *Querier) queryRange(r *http.Request, tenantID string) promapi.Result {
 	start, end, step, perr := promapi.ParseRange(r)
 	if perr != nil {
 		return promapi.Result{Err: perr}
+	}
+	if err := q.exprLim.CheckText(r.FormValue("query")); err != nil {
+		return promapi.Result{Err: err}
 	}
 	if max := q.cfg.MaxQueryLength; max > 0 && end.Sub(start) > max {
 		return badData(fmt.Errorf("the query time range exceeds the limit (query length: %s, limit: %s); shorten it or raise -querier.max-query-length", end.Sub(start), max))
@@ -151,7 +160,24 @@ func (q *Querier) queryRange(r *http.Request, tenantID string) promapi.Result {
 	if err != nil {
 		return invalidParam(err, "query")
 	}
+	if err := q.checkStatement(qry); err != nil {
+		return promapi.Result{Err: err}
+	}
 	return evaluate(ctx, r, qry, limit)
+}
+
+// checkStatement refuses a parsed query whose subqueries would cost more
+// than the limits allow, closing it.
+func (q *Querier) checkStatement(qry promql.Query) *promapi.Error {
+	stmt, ok := qry.Statement().(*parser.EvalStmt)
+	if !ok {
+		return nil
+	}
+	if err := q.exprLim.CheckSubqueries(stmt.Expr); err != nil {
+		qry.Close()
+		return err
+	}
+	return nil
 }
 
 // evaluate runs qry and answers its result, cut to limit series (0: no
@@ -180,6 +206,9 @@ func evaluate(ctx context.Context, r *http.Request, qry promql.Query, limit int)
 
 // formatQuery pretty-prints a query, as Grafana's query editor asks.
 func (q *Querier) formatQuery(r *http.Request) promapi.Result {
+	if err := q.exprLim.CheckText(r.FormValue("query")); err != nil {
+		return promapi.Result{Err: err}
+	}
 	expr, err := q.parser.ParseExpr(r.FormValue("query"))
 	if err != nil {
 		return invalidParam(err, "query")
@@ -198,6 +227,9 @@ func (q *Querier) queryExemplars(r *http.Request, tenantID string) promapi.Resul
 	}
 	if end.Before(start) {
 		return badData(errors.New("end timestamp must not be before start timestamp"))
+	}
+	if err := q.exprLim.CheckText(r.FormValue("query")); err != nil {
+		return promapi.Result{Err: err}
 	}
 	expr, err := q.parser.ParseExpr(r.FormValue("query"))
 	if err != nil {

@@ -17,6 +17,9 @@ type Config struct {
 	EnableExperimentalFunctions bool          `yaml:"promql_experimental_functions_enabled"`
 	QueryIngestersWithin        time.Duration `yaml:"query_ingesters_within"`
 	QueryStoreAfter             time.Duration `yaml:"query_store_after"`
+	MaxExpressionBytes          int           `yaml:"max_expression_bytes"`
+	MaxExpressionOperators      int           `yaml:"max_expression_operators"`
+	MaxSubquerySteps            int64         `yaml:"max_subquery_steps"`
 }
 
 // RegisterFlags registers the querier's flags.
@@ -26,6 +29,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LookbackDelta, "querier.lookback-delta", 5*time.Minute, "How far back an instant vector selector looks for the latest sample (Prometheus' --query.lookback-delta); the lookback_delta parameter overrides it per query.")
 	fs.IntVar(&c.MaxConcurrent, "querier.max-concurrent", 20, "Most PromQL queries this process evaluates at once; more wait for a slot (Prometheus' --query.max-concurrency).")
 	fs.DurationVar(&c.DefaultEvaluationInterval, "querier.default-evaluation-interval", time.Minute, "Step of a subquery that gives none, as in rate(x[1h:]) (Prometheus' global evaluation_interval).")
+	fs.IntVar(&c.MaxExpressionBytes, "querier.max-expression-bytes", 256<<10, "Longest PromQL expression, in bytes, checked before parsing (a long regular expression of alternatives is the usual large query). 0: no limit.")
+	fs.IntVar(&c.MaxExpressionOperators, "querier.max-expression-operators", 1000, "Most binary operators and parentheses in a PromQL expression, checked before parsing: Prometheus' parser takes time quadratic in them (1,000 parse in about 10 ms, 8,000 in 0.3 s) and cannot be stopped. 0: no limit.")
+	fs.Int64Var(&c.MaxSubquerySteps, "querier.max-subquery-steps", 11000, "Most steps of a subquery's range divided by its step ([30d:1ms] is 2.6 billion): the engine holds a subquery's points before counting them against -querier.max-samples. 11,000 is Prometheus' bound on a range query's points. 0: no limit.")
 	fs.DurationVar(&c.MaxQueryLength, "querier.max-query-length", 0, "Longest time range (end - start) of a range query; 0 allows any.")
 	fs.BoolVar(&c.EnableExperimentalFunctions, "querier.promql-experimental-functions-enabled", false, "Allow PromQL's experimental functions (Prometheus' --enable-feature=promql-experimental-functions).")
 	fs.DurationVar(&c.QueryIngestersWithin, "querier.query-ingesters-within", 13*time.Hour, "Ask the ingesters only for the part of a query's range newer than this; keep it at most -ingester.retain-shipped-for (what they still hold) and above -querier.query-store-after (the two overlap so that no block is missed while it is on its way to the bucket index). 0 asks them for every range.")
@@ -37,6 +43,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Timeout <= 0:
 		return fmt.Errorf("-querier.timeout must be positive, got %s", c.Timeout)
+	case c.MaxExpressionBytes < 0 || c.MaxExpressionOperators < 0 || c.MaxSubquerySteps < 0:
+		return fmt.Errorf("-querier.max-expression-bytes, -querier.max-expression-operators and -querier.max-subquery-steps must not be negative")
 	case c.MaxSamples <= 0:
 		return fmt.Errorf("-querier.max-samples must be positive, got %d", c.MaxSamples)
 	case c.LookbackDelta <= 0:

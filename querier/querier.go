@@ -54,6 +54,7 @@ type Querier struct {
 	fanout  *fanout
 	sources []source
 	parser  parser.Parser
+	exprLim promapi.ExprLimits
 	engine  *promql.Engine
 	limits  *limits.Overrides // nil: no per-tenant query limits (limits.go)
 	running tenantQueries     // queries evaluating, per tenant (limits.go)
@@ -112,6 +113,12 @@ func New(cfg Config, deps Deps) (*Querier, error) {
 	return &Querier{
 		cfg: cfg, log: log, tenants: deps.Tenants, build: deps.Build, now: now,
 		fanout: f, sources: sources, parser: p, engine: engine,
+		exprLim: promapi.ExprLimits{
+			MaxBytes: cfg.MaxExpressionBytes, MaxOperators: cfg.MaxExpressionOperators,
+			MaxSubquerySteps: int64(cfg.MaxSubquerySteps), DefaultSubqueryStep: cfg.DefaultEvaluationInterval,
+			BytesFlag: "-querier.max-expression-bytes", OperatorsFlag: "-querier.max-expression-operators",
+			SubqueryStepsFlag: "-querier.max-subquery-steps",
+		},
 		limits: deps.Limits, m: m, tenantLabels: deps.TenantLabels,
 	}, nil
 }
