@@ -86,7 +86,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.S3.BucketName, "blocks-storage.s3.bucket-name", "", "S3 bucket name.")
 	fs.StringVar(&c.S3.Region, "blocks-storage.s3.region", "", "S3 region; empty lets the client ask the server.")
 	fs.StringVar(&c.S3.AccessKeyID, "blocks-storage.s3.access-key-id", "", "S3 access key id; empty uses the AWS environment variables, credentials file or instance role.")
-	fs.Var(&c.S3.SecretAccessKey, "blocks-storage.s3.secret-access-key", "S3 secret access key (never printed).")
+	fs.Var(&c.S3.SecretAccessKey, "blocks-storage.s3.secret-access-key", "S3 secret access key (never printed). Prefer AWS_SECRET_ACCESS_KEY in the environment, or this key in the -config.file: a flag shows in process listings.")
 	fs.BoolVar(&c.S3.Insecure, "blocks-storage.s3.insecure", false, "Talk plain HTTP to the S3 endpoint instead of HTTPS (a server on a trusted network or loopback).")
 	fs.StringVar(&c.S3.BucketLookupType, "blocks-storage.s3.bucket-lookup-type", lookupAuto, "How requests name the bucket: auto (virtual-hosted for AWS and Google endpoints, path-style otherwise), virtual-hosted or path (http://endpoint/bucket/object, what MinIO and most S3-compatible servers expect).")
 
@@ -94,13 +94,13 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.GCS.ServiceAccountFile, "blocks-storage.gcs.service-account-file", "", "JSON key file of the GCS service account; empty uses Google's default credentials (GOOGLE_APPLICATION_CREDENTIALS, workload identity).")
 
 	fs.StringVar(&c.Azure.AccountName, "blocks-storage.azure.account-name", "", "Azure storage account name.")
-	fs.Var(&c.Azure.AccountKey, "blocks-storage.azure.account-key", "Azure storage account key (never printed); empty uses the default Azure credential chain (managed identity, environment).")
+	fs.Var(&c.Azure.AccountKey, "blocks-storage.azure.account-key", "Azure storage account key (never printed); empty uses the default Azure credential chain (managed identity, environment). Prefer the environment or -config.file: a flag shows in process listings.")
 	fs.StringVar(&c.Azure.ContainerName, "blocks-storage.azure.container-name", "", "Azure Blob Storage container name; the container must exist.")
 	fs.StringVar(&c.Azure.EndpointSuffix, "blocks-storage.azure.endpoint-suffix", "blob.core.windows.net", "Azure Blob Storage endpoint suffix (another cloud, or an emulator).")
 
 	fs.StringVar(&c.Swift.AuthURL, "blocks-storage.swift.auth-url", "", "OpenStack Keystone URL of Swift.")
 	fs.StringVar(&c.Swift.Username, "blocks-storage.swift.username", "", "OpenStack user name.")
-	fs.Var(&c.Swift.Password, "blocks-storage.swift.password", "OpenStack password (never printed).")
+	fs.Var(&c.Swift.Password, "blocks-storage.swift.password", "OpenStack password (never printed). Prefer -config.file: a flag shows in process listings.")
 	fs.StringVar(&c.Swift.DomainName, "blocks-storage.swift.domain-name", "", "OpenStack domain of the user and the project (Keystone v3), e.g. Default.")
 	fs.StringVar(&c.Swift.ProjectName, "blocks-storage.swift.project-name", "", "OpenStack project (tenant) name.")
 	fs.StringVar(&c.Swift.RegionName, "blocks-storage.swift.region-name", "", "OpenStack region.")

@@ -266,7 +266,8 @@ func (c *client) remoteRead(ctx context.Context, start, end int64, ms ...*prompb
 // ring reads a ring status page (/ring, /store-gateway/ring) as JSON.
 func (c *client) ring(ctx context.Context, path string) (procs.RingStatus, error) {
 	var r procs.RingStatus
-	b, err := c.ok(ctx, http.MethodGet, path, nil, map[string]string{"Accept": "application/json"})
+	// The rings are operator pages: with multi-tenancy, the operator's.
+	b, err := c.ok(ctx, http.MethodGet, path, nil, map[string]string{"Accept": "application/json", "X-Scope-OrgID": procs.OperatorTenant})
 	if err != nil {
 		return r, err
 	}

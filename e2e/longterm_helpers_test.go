@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/strata-metrics/strata/internal/procs"
 )
 
 // The long-term tests write a few simulated days of one sample a minute per
@@ -338,4 +340,4 @@ func countsOf(per map[int64]int) map[int]int {
 }
 
 // ltAdmin is the cluster's -runtime-config.admin-tenant.
-const ltAdmin = "lt-operator"
+const ltAdmin = procs.OperatorTenant

@@ -39,7 +39,7 @@ type RuntimeConfig struct {
 func (c *RuntimeConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.File, "runtime-config.file", "", "YAML file of per-tenant limit overrides (overrides: {tenant: {ingestion_rate: 50000}}), reloaded without a restart; empty: every tenant gets the flag defaults.")
 	fs.DurationVar(&c.ReloadPeriod, "runtime-config.reload-period", 10*time.Second, "How often the runtime config file is read; it is applied when its content changed.")
-	fs.StringVar(&c.AdminTenant, "runtime-config.admin-tenant", "", "Tenant id that sees every tenant's limits at GET /runtime_config; any other tenant sees the defaults and its own. Give it only to operators (a tenants-file entry, or a header only the gateway sets). Empty: no tenant sees the others' when multi-tenancy is on.")
+	fs.StringVar(&c.AdminTenant, "runtime-config.admin-tenant", "", "The operator's tenant id. With multi-tenancy it alone may use the operator pages (the rings and their Forget button, /memberlist, /debug/pprof/, /ingester/flush, /compactor/run, and with -auth.tenants-file /metrics) and sees every tenant's limits at GET /runtime_config; any other tenant gets 403 there and sees the defaults and its own limits. Give it only to operators (a tenants-file entry, or a header only the gateway sets). Empty: with multi-tenancy nobody may use the operator pages.")
 }
 
 // Validate checks the configuration.

@@ -41,6 +41,10 @@ type Server struct {
 	httpAddr, grpcAddr chan net.Addr
 
 	httpTLS, grpcTLS *listenerTLS // nil: plain text
+	// guard protects the operator pages the server serves itself; set by
+	// SetOperatorGuard before Serve, read on every request to them.
+	guard          func(http.Handler) http.Handler
+	guardedMetrics bool
 	reg              prometheus.Registerer
 	authed           http.Handler // mux behind the authentication middleware; nil: none
 }
@@ -86,13 +90,14 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer, gatherer prome
 	s.grpc = grpc.NewServer(opts...)
 
 	s.Handle("/ready", "ready", http.HandlerFunc(s.serveReady))
-	s.Handle("/metrics", "metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{EnableOpenMetrics: true}))
+	s.Handle("/metrics", "metrics", s.operatorPage(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{EnableOpenMetrics: true}), true))
 	if cfg.RegisterPprof {
-		s.mux.HandleFunc("/debug/pprof/", pprof.Index)
-		s.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		s.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		for path, h := range map[string]http.HandlerFunc{
+			"/debug/pprof/": pprof.Index, "/debug/pprof/cmdline": pprof.Cmdline, "/debug/pprof/profile": pprof.Profile,
+			"/debug/pprof/symbol": pprof.Symbol, "/debug/pprof/trace": pprof.Trace,
+		} {
+			s.mux.Handle(path, s.operatorPage(h, false))
+		}
 	}
 	return s
 }
@@ -133,11 +138,33 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 }
 
 // RequireAuth puts every route mounted with Handle behind mw, typically
-// tenant.Resolver.Middleware with an Authenticator; /ready and /metrics
-// stay open for probes and scrapers, /debug/pprof/ does not (a profile
-// costs CPU and the command line names files). Call it before Serve.
+// tenant.Resolver.Middleware with an Authenticator; /ready stays open for
+// probes, and /metrics for scrapers unless SetOperatorGuard covers it.
+// Call it before Serve.
 func (s *Server) RequireAuth(mw func(http.Handler) http.Handler) {
 	s.authed = mw(s.mux)
+}
+
+// SetOperatorGuard puts guard (tenant.Resolver.OperatorOnly) in front of
+// the operator pages the server serves itself: /debug/pprof/ (the command
+// line names secret files; a profile costs CPU), and /metrics too when
+// metricsToo (its series carry tenant ids; set it with built-in
+// authentication, where scrapers can send the operator's credentials).
+// Call it before Serve.
+func (s *Server) SetOperatorGuard(guard func(http.Handler) http.Handler, metricsToo bool) {
+	s.guard, s.guardedMetrics = guard, metricsToo
+}
+
+// operatorPage serves h behind the operator guard, if one is set (for
+// /metrics only when the guard covers it).
+func (s *Server) operatorPage(h http.Handler, metrics bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.guard == nil || (metrics && !s.guardedMetrics) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		s.guard(h).ServeHTTP(w, r)
+	})
 }
 
 // Handler is the HTTP handler with every mounted route, for tests.
@@ -146,7 +173,7 @@ func (s *Server) Handler() http.Handler {
 		return s.mux
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p := r.URL.Path; p == "/ready" || p == "/metrics" {
+		if p := r.URL.Path; p == "/ready" || (p == "/metrics" && !s.guardedMetrics) {
 			s.mux.ServeHTTP(w, r)
 			return
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -15,12 +16,13 @@ import (
 )
 
 // TestStackAuth runs the process with -auth.tenants-file: credentials name
-// the tenant on every route but /ready and /metrics, and nobody can claim
-// another tenant with X-Scope-OrgID.
+// the tenant on every route but /ready, nobody can claim another tenant
+// with X-Scope-OrgID, and the operator pages (/metrics, /debug/pprof/,
+// the rings, /memberlist) are the admin tenant's (team-b here) only.
 func TestStackAuth(t *testing.T) {
 	file, err := filepath.Abs("../../auth/testdata/tenants.yaml")
 	require.NoError(t, err)
-	s := startStack(t, t.TempDir(), "-auth.multitenancy-enabled", "-auth.tenants-file="+file)
+	s := startStack(t, t.TempDir(), "-auth.multitenancy-enabled", "-auth.tenants-file="+file, "-runtime-config.admin-tenant=team-b")
 
 	body := func() []byte {
 		req := prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
@@ -45,6 +47,7 @@ func TestStackAuth(t *testing.T) {
 		return resp.StatusCode, string(out)
 	}
 	tokenA := map[string]string{"Authorization": "Bearer example-token-of-team-a"}
+	basicB := map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("prometheus-b:example-password-of-b"))}
 	for _, tc := range []struct {
 		name   string
 		method string
@@ -61,7 +64,18 @@ func TestStackAuth(t *testing.T) {
 		{"query without credentials", http.MethodGet, "/api/v1/query?query=auth_test", nil, http.StatusUnauthorized},
 		{"ring page needs credentials", http.MethodGet, "/ring", nil, http.StatusUnauthorized},
 		{"ready stays open", http.MethodGet, "/ready", nil, http.StatusOK},
-		{"metrics stay open", http.MethodGet, "/metrics", nil, http.StatusOK},
+		{"metrics need credentials", http.MethodGet, "/metrics", nil, http.StatusUnauthorized},
+		{"metrics are the operator's", http.MethodGet, "/metrics", tokenA, http.StatusForbidden},
+		{"metrics for the operator", http.MethodGet, "/metrics", basicB, http.StatusOK},
+		{"command line is the operator's", http.MethodGet, "/debug/pprof/cmdline", tokenA, http.StatusForbidden},
+		{"command line for the operator", http.MethodGet, "/debug/pprof/cmdline", basicB, http.StatusOK},
+		{"ring is the operator's", http.MethodGet, "/ring", tokenA, http.StatusForbidden},
+		{"ring for the operator", http.MethodGet, "/ring", basicB, http.StatusOK},
+		{"memberlist is the operator's", http.MethodGet, "/memberlist", tokenA, http.StatusForbidden},
+		{"store-gateway ring is the operator's", http.MethodGet, "/store-gateway/ring", tokenA, http.StatusForbidden},
+		{"forget is the operator's", http.MethodPost, "/ring", tokenA, http.StatusForbidden},
+		{"forget from another site's page", http.MethodPost, "/ring", map[string]string{"Authorization": basicB["Authorization"], "Origin": "https://evil.example"}, http.StatusForbidden},
+		{"flush is the operator's", http.MethodPost, "/ingester/flush", tokenA, http.StatusForbidden},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b []byte

@@ -89,9 +89,6 @@ func newWiring(cfg *Config, srv *server.Server, advertise string, log *slog.Logg
 	}
 	w.ingRing = ring.New(cfg.Ring, w.ingStore, time.Now)
 	w.distRing = ring.New(cfg.Ring, w.distStore, time.Now)
-	srv.Handle("/memberlist", "memberlist", kv.MembersHandler())
-	srv.Handle("/ring", "ring", w.ingRing.StatusHandler())
-	srv.Handle("/distributor/ring", "distributor_ring", w.distRing.MembershipHandler("Distributor ring"))
 
 	w.overrides, err = limits.NewRuntimeOverrides(cfg.RuntimeConfig, cfg.Limits, log.With("component", "runtime-config"), reg)
 	if err != nil {
@@ -114,6 +111,11 @@ func newWiring(cfg *Config, srv *server.Server, advertise string, log *slog.Logg
 	w.tenants = cfg.Auth.Resolver(w.authn)
 	w.tenants.WriteRefusal = promapi.WriteAuthError // JSON on the Prometheus API, plain text elsewhere
 	srv.RequireAuth(w.tenants.Middleware)
+	// Operator pages: the admin tenant's only, with multi-tenancy.
+	srv.SetOperatorGuard(w.operator, w.authn != nil)
+	srv.Handle("/memberlist", "memberlist", w.operator(kv.MembersHandler()))
+	srv.Handle("/ring", "ring", w.operator(w.ingRing.StatusHandler()))
+	srv.Handle("/distributor/ring", "distributor_ring", w.operator(w.distRing.MembershipHandler("Distributor ring")))
 	// With multi-tenancy a tenant sees only its own overrides there;
 	// -runtime-config.admin-tenant sees everyone's.
 	srv.Handle("/runtime_config", "runtime_config", w.overrides.Handler(w.tenants))
@@ -165,7 +167,7 @@ func newIngester(w *wiring) (*module, error) {
 		return nil, fmt.Errorf("create ingester: %w", err)
 	}
 	ingesterpb.RegisterIngesterServer(w.srv.GRPC(), ing)
-	w.srv.Handle("/ingester/flush", "ingester_flush", adminOnly(w.tenants, cfg.RuntimeConfig.AdminTenant, ing.FlushHandler()))
+	w.srv.Handle("/ingester/flush", "ingester_flush", w.operator(ing.FlushHandler()))
 	stop := cfg.Server.ShutdownTimeout + stopTimeout
 	if cfg.Ingester.FlushOnShutdown {
 		stop += flushTimeout // cut every head into a block and upload it

@@ -16,7 +16,6 @@ import (
 	"github.com/strata-metrics/strata/proto/storepb"
 	"github.com/strata-metrics/strata/ring"
 	"github.com/strata-metrics/strata/storegateway"
-	"github.com/strata-metrics/strata/tenant"
 )
 
 // blocks is the long-term storage side of the wiring: the bucket and the
@@ -83,13 +82,13 @@ func (w *wiring) newBlocks() error {
 	sgRingCfg := w.cfg.StoreGateway.RingConfig(w.cfg.Ring)
 	w.sgRing = ring.New(sgRingCfg, w.sgStore, time.Now)
 	w.sharder = ring.NewBlockSharder(w.sgRing, sgRingCfg, time.Now)
-	w.srv.Handle("/store-gateway/ring", "store_gateway_ring", w.sgRing.StatusHandlerTitled("Store-gateway ring"))
+	w.srv.Handle("/store-gateway/ring", "store_gateway_ring", w.operator(w.sgRing.StatusHandlerTitled("Store-gateway ring")))
 
 	if w.compStore, err = ring.NewGossipStore(w.kv, compactor.RingKey, time.Now); err != nil {
 		return err
 	}
 	w.compRing = ring.New(ring.Config{ReplicationFactor: 1, HeartbeatTimeout: w.cfg.Ring.HeartbeatTimeout}, w.compStore, time.Now)
-	w.srv.Handle("/compactor/ring", "compactor_ring", w.compRing.StatusHandlerTitled("Compactor ring"))
+	w.srv.Handle("/compactor/ring", "compactor_ring", w.operator(w.compRing.StatusHandlerTitled("Compactor ring")))
 	return nil
 }
 
@@ -115,7 +114,7 @@ func newCompactor(w *wiring) (*module, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create compactor: %w", err)
 	}
-	w.srv.Handle("/compactor/run", "compactor_run", adminOnly(w.tenants, cfg.RuntimeConfig.AdminTenant, comp.RunHandler()))
+	w.srv.Handle("/compactor/run", "compactor_run", w.operator(comp.RunHandler()))
 	lcCfg := cfg.Lifecycler
 	lcCfg.NumTokens, lcCfg.UnregisterOnShutdown = compactor.RingNumTokens, true
 	return &module{
@@ -163,25 +162,7 @@ func newStoreGateway(w *wiring) (*module, error) {
 	}, nil
 }
 
-// adminOnly guards an operator endpoint (/ingester/flush, /compactor/run)
-// that acts on every tenant's data. Without multi-tenancy anyone who reaches
-// the port is the operator; with it, only -runtime-config.admin-tenant may
-// call it, and every other tenant gets 403 (none at all when no admin
-// tenant is configured).
-func adminOnly(tenants tenant.Resolver, admin string, h http.Handler) http.Handler {
-	if !tenants.MultitenancyEnabled && tenants.Auth == nil {
-		return h
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := tenants.FromHTTP(r)
-		if err != nil {
-			tenant.WriteError(w, err)
-			return
-		}
-		if admin == "" || id != admin {
-			http.Error(w, fmt.Sprintf("%s acts on every tenant's data: only the operator's tenant (-runtime-config.admin-tenant) may call it, not tenant %q", r.URL.Path, id), http.StatusForbidden)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
+// operator guards an operator page (tenant.Resolver.OperatorOnly).
+func (w *wiring) operator(h http.Handler) http.Handler {
+	return w.tenants.OperatorOnly(w.cfg.RuntimeConfig.AdminTenant, h)
 }

@@ -156,6 +156,9 @@ func PlanCluster(cfg ClusterConfig, nextAddr func() (string, error)) ([]NodeSpec
 			// One bucket for the whole cluster, as object storage would be.
 			"-blocks-storage.filesystem.dir=" + filepath.Join(cfg.Dir, "bucket"),
 			"-store-gateway.replication-factor=" + strconv.Itoa(min(cfg.ReplicationFactor, max(cfg.StoreGateways, 1))),
+			// The operator pages (rings, flush) are this tenant's when
+			// multi-tenancy is on; FetchRing and WaitRing send it.
+			"-runtime-config.admin-tenant=" + OperatorTenant,
 		}
 		if n.Zone != "" {
 			n.Args = append(n.Args, "-instance.zone="+n.Zone)

@@ -230,6 +230,12 @@ type MemberlistStatus struct {
 	} `json:"members"`
 }
 
+// OperatorTenant is the -runtime-config.admin-tenant of every strata these
+// tools start: with multi-tenancy the operator pages (/ring, /memberlist,
+// /ingester/flush) answer only it, and FetchRing and FetchMemberlist send
+// it. Args given later on the command line may name another.
+const OperatorTenant = "strata-operator"
+
 // FetchRing reads base's /ring as JSON.
 func FetchRing(ctx context.Context, base string) (RingStatus, error) {
 	var r RingStatus
@@ -248,6 +254,7 @@ func getJSON(ctx context.Context, url string, v any) error {
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
+	req.Header.Set("X-Scope-OrgID", OperatorTenant) // ignored without multi-tenancy
 	client := &http.Client{Timeout: 5 * time.Second}
 	resp, err := client.Do(req)
 	if err != nil {

@@ -102,6 +102,7 @@ func StartStrata(ctx context.Context, dir string, cfg StrataConfig) (*Strata, er
 		"-server.http-listen-address=" + s.HTTPAddr,
 		"-server.grpc-listen-address=" + s.GRPCAddr,
 		"-data.dir=" + s.DataDir,
+		"-runtime-config.admin-tenant=" + OperatorTenant,
 	}
 	// -memberlist.bind-address is in the contract, but binaries from before
 	// gossip lack it: pass it only where it exists, so a missing flag does not
