@@ -35,6 +35,7 @@ const (
 	outcomeMalformed = "malformed" // an Authorization header that does not parse
 	outcomeInvalid   = "invalid"   // unknown token, unknown user or wrong password
 	outcomeForbidden = "forbidden" // valid credentials claiming another tenant
+	outcomeThrottled = "throttled" // basic credentials not checked: their source failed too often (throttle.go)
 )
 
 // Authenticator maps a request's credentials to its tenant with the
@@ -50,6 +51,8 @@ type Authenticator struct {
 	cache     map[[sha256.Size]byte]cached // sha256(len(user), user, password) → result
 	dummyHash []byte                       // checked for unknown users; tests lower its cost
 	checking  singleflight.Group           // one bcrypt per credential at a time
+	fails     *failures                    // throttle.go: failed checks per source address
+	slots     chan struct{}                // throttle.go: bcrypt checks running at once
 
 	outcomes   map[string]prometheus.Counter
 	reloadOK   prometheus.Gauge
@@ -69,6 +72,7 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Authenticato
 	f := promauto.With(reg)
 	a := &Authenticator{
 		cfg: cfg, log: log, cache: map[[sha256.Size]byte]cached{}, dummyHash: []byte(dummyHash),
+		fails: newFailures(time.Now), slots: bcryptSlots(),
 		outcomes: map[string]prometheus.Counter{},
 		reloadOK: f.NewGauge(prometheus.GaugeOpts{
 			Name: "strata_auth_tenants_file_last_reload_successful",
@@ -81,9 +85,9 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Authenticato
 	}
 	requests := f.NewCounterVec(prometheus.CounterOpts{
 		Name: "strata_auth_requests_total",
-		Help: "Authenticated requests by outcome: ok, missing, malformed, invalid (unknown credentials) or forbidden (another tenant claimed).",
+		Help: "Authenticated requests by outcome: ok, missing, malformed, invalid (unknown credentials), forbidden (another tenant claimed) or throttled (basic credentials refused unchecked: their source failed too often).",
 	}, []string{"outcome"})
-	for _, o := range []string{outcomeOK, outcomeMissing, outcomeMalformed, outcomeInvalid, outcomeForbidden} {
+	for _, o := range []string{outcomeOK, outcomeMissing, outcomeMalformed, outcomeInvalid, outcomeForbidden, outcomeThrottled} {
 		a.outcomes[o] = requests.WithLabelValues(o)
 	}
 	if err := a.reload(); err != nil {
@@ -179,7 +183,10 @@ func (a *Authenticator) authenticate(r *http.Request) (string, string, error) {
 		// steer, so it leaks nothing about a real token.
 		id = t.tokens[sha256.Sum256([]byte(c.token))]
 	} else {
-		id = a.checkPassword(t, c.user, c.password)
+		var throttled error
+		if id, throttled = a.checkPassword(r, t, c.user, c.password); throttled != nil {
+			return "", outcomeThrottled, throttled
+		}
 	}
 	if id == "" {
 		return "", outcomeInvalid, &tenant.UnauthenticatedError{Reason: "invalid credentials"}
@@ -199,8 +206,11 @@ const dummyHash = "$2a$10$JyJdzUf8ciyZWsf/eXA.eekezL8jS7loCey/Z0.nLaESfh0RLlFPK"
 
 // checkPassword returns the user's tenant if password is right, else "".
 // A right password is remembered (bcrypt costs tens of milliseconds); a
-// wrong one is not, so that guesses cannot evict the agents' entries.
-func (a *Authenticator) checkPassword(t *table, name, password string) string {
+// wrong one is not, so that guesses cannot evict the agents' entries. A
+// password not remembered is checked only if its source has failed checks
+// left (else a *tenant.ThrottledError), by at most len(a.slots) checks at
+// once (throttle.go).
+func (a *Authenticator) checkPassword(r *http.Request, t *table, name, password string) (string, error) {
 	h := sha256.New()
 	var n [8]byte
 	binary.LittleEndian.PutUint64(n[:], uint64(len(name))) // no two (name, password) pairs share a key
@@ -214,14 +224,40 @@ func (a *Authenticator) checkPassword(t *table, name, password string) string {
 	c, ok := a.cache[key]
 	a.mu.Unlock()
 	if ok && c.table == t {
-		return c.tenant
+		return c.tenant, nil
+	}
+	src := sourceOf(r)
+	if ok, wait := a.fails.allowed(src); !ok {
+		return "", &tenant.ThrottledError{Source: src, RetryAfter: wait}
 	}
 	// A Prometheus starting with many shards sends its first pushes at
 	// once: they share one bcrypt check instead of paying one each.
-	v, _, _ := a.checking.Do(string(key[:]), func() (any, error) {
-		return a.bcryptCheck(t, key, name, password), nil
-	})
-	return v.(string)
+	// The check waits for a slot only while its client waits; a caller
+	// that shared the check of a client that left tries once more.
+	ctx := r.Context()
+	for range 2 {
+		v, err, _ := a.checking.Do(string(key[:]), func() (any, error) {
+			select {
+			case a.slots <- struct{}{}:
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+			defer func() { <-a.slots }()
+			return a.bcryptCheck(t, key, name, password), nil
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return "", nil // our client left: nothing to answer
+			}
+			continue
+		}
+		id := v.(string)
+		if id == "" {
+			a.fails.failed(src)
+		}
+		return id, nil
+	}
+	return "", nil
 }
 
 func (a *Authenticator) bcryptCheck(t *table, key [sha256.Size]byte, name, password string) string {

@@ -7,12 +7,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -164,13 +166,14 @@ func TestAuthenticate(t *testing.T) {
 		})
 	}
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP strata_auth_requests_total Authenticated requests by outcome: ok, missing, malformed, invalid (unknown credentials) or forbidden (another tenant claimed).
+# HELP strata_auth_requests_total Authenticated requests by outcome: ok, missing, malformed, invalid (unknown credentials), forbidden (another tenant claimed) or throttled (basic credentials refused unchecked: their source failed too often).
 # TYPE strata_auth_requests_total counter
 strata_auth_requests_total{outcome="forbidden"} 4
 strata_auth_requests_total{outcome="invalid"} 6
 strata_auth_requests_total{outcome="malformed"} 13
 strata_auth_requests_total{outcome="missing"} 2
 strata_auth_requests_total{outcome="ok"} 7
+strata_auth_requests_total{outcome="throttled"} 0
 `), "strata_auth_requests_total"))
 }
 
@@ -328,4 +331,58 @@ func BenchmarkAuthenticate(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestFailedLoginsThrottled: a source that failed failureBurst password
+// checks gets 429 for its next uncached basic credentials, without a
+// bcrypt check, until its budget refills; other sources, bearer tokens
+// and credentials already checked are not held up.
+func TestFailedLoginsThrottled(t *testing.T) {
+	a, _, _ := newTestAuthenticator(t, tenantsYAML(t))
+	now := time.Unix(1_700_000_000, 0)
+	a.fails = newFailures(func() time.Time { return now })
+	from := func(src, auth string) *http.Request {
+		r := request([]string{auth})
+		r.RemoteAddr = src + ":40000"
+		return r
+	}
+	// A right password checked once is remembered, and passes throttled.
+	_, err := a.Authenticate(from("192.0.2.7", basic("prom-a", "pw-a")))
+	require.NoError(t, err)
+	for i := range failureBurst {
+		_, err := a.Authenticate(from("192.0.2.7", basic("prom-a", fmt.Sprintf("guess-%d", i))))
+		require.Equal(t, http.StatusUnauthorized, tenant.HTTPStatus(err), "guess %d: %v", i, err)
+	}
+	_, err = a.Authenticate(from("192.0.2.7", basic("prom-a", "guess-x")))
+	require.Equal(t, http.StatusTooManyRequests, tenant.HTTPStatus(err), "%v", err)
+	require.EqualError(t, err, "too many failed logins from 192.0.2.7: retry in 1s")
+	rec := httptest.NewRecorder()
+	tenant.WriteError(rec, err)
+	require.Equal(t, "1", rec.Header().Get("Retry-After"))
+
+	got, err := a.Authenticate(from("192.0.2.7", basic("prom-a", "pw-a")))
+	require.NoError(t, err, "a remembered password passes a throttled source")
+	require.Equal(t, "team-a", got)
+	got, err = a.Authenticate(from("192.0.2.7", "Bearer "+tokenA))
+	require.NoError(t, err, "bearer tokens cost no bcrypt and are not throttled")
+	require.Equal(t, "team-a", got)
+	_, err = a.Authenticate(from("198.51.100.9", basic("prom-a", "guess-y")))
+	require.Equal(t, http.StatusUnauthorized, tenant.HTTPStatus(err), "another source is checked: %v", err)
+
+	now = now.Add(failureEvery)
+	_, err = a.Authenticate(from("192.0.2.7", basic("prom-a", "guess-z")))
+	require.Equal(t, http.StatusUnauthorized, tenant.HTTPStatus(err), "one more check after a refill: %v", err)
+	_, err = a.Authenticate(from("192.0.2.7", basic("prom-a", "guess-w")))
+	require.Equal(t, http.StatusTooManyRequests, tenant.HTTPStatus(err))
+	require.Equal(t, 2.0, testutil.ToFloat64(a.outcomes[outcomeThrottled]))
+}
+
+func TestFailureSourcesBounded(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	f := newFailures(func() time.Time { return now })
+	for i := range maxFailureSources + 100 {
+		f.failed(fmt.Sprintf("10.0.%d.%d", i/256, i%256))
+	}
+	require.LessOrEqual(t, len(f.sources), maxFailureSources)
+	require.Equal(t, max(1, runtime.GOMAXPROCS(0)/2), cap(bcryptSlots()))
 }

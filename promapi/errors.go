@@ -30,6 +30,9 @@ const (
 	// the query, when the credentials are what is wrong.
 	ErrorUnauthorized ErrorType = "unauthorized"
 	ErrorForbidden    ErrorType = "forbidden"
+	// ErrorTooManyRequests is a refusal that will pass later (429), such
+	// as a source throttled after failed logins.
+	ErrorTooManyRequests ErrorType = "too_many_requests"
 )
 
 // StatusClientClosedConnection is nginx's 499, which Prometheus answers a
@@ -59,6 +62,8 @@ func (t ErrorType) HTTPStatus() int {
 		return http.StatusUnauthorized
 	case ErrorForbidden:
 		return http.StatusForbidden
+	case ErrorTooManyRequests:
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }
@@ -101,6 +106,8 @@ func TenantError(err error) *Error {
 		return &Error{Type: ErrorUnauthorized, Err: err}
 	case http.StatusForbidden:
 		return &Error{Type: ErrorForbidden, Err: err}
+	case http.StatusTooManyRequests:
+		return &Error{Type: ErrorTooManyRequests, Err: err}
 	}
 	return BadData(err)
 }

@@ -107,5 +107,6 @@ func WriteAuthError(w http.ResponseWriter, r *http.Request, err error) {
 	if e.Status() == http.StatusUnauthorized {
 		tenant.AddChallenges(w.Header())
 	}
+	tenant.AddRetryAfter(w.Header(), err)
 	RespondError(w, slog.New(slog.DiscardHandler), e, nil)
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // Header carries the tenant id on HTTP requests, as in Cortex and Mimir.
@@ -89,6 +91,17 @@ func (e *UnauthenticatedError) Error() string { return "unauthenticated: " + e.R
 
 // Is makes errors.Is(err, ErrMissing) true: both mean "no tenant established".
 func (e *UnauthenticatedError) Is(target error) bool { return target == ErrMissing }
+
+// ThrottledError means a source failed authentication too often and its
+// next attempts are refused for a while without being checked: 429.
+type ThrottledError struct {
+	Source     string
+	RetryAfter time.Duration
+}
+
+func (e *ThrottledError) Error() string {
+	return fmt.Sprintf("too many failed logins from %s: retry in %s", e.Source, e.RetryAfter.Round(time.Second))
+}
 
 // ForbiddenError means valid credentials of one tenant claim another
 // through the header: 403.
@@ -175,6 +188,15 @@ func AddChallenges(h http.Header) {
 	}
 }
 
+// AddRetryAfter sets Retry-After (whole seconds, at least 1) when err is a
+// *ThrottledError.
+func AddRetryAfter(h http.Header, err error) {
+	var te *ThrottledError
+	if errors.As(err, &te) {
+		h.Set("Retry-After", strconv.Itoa(max(1, int(te.RetryAfter.Round(time.Second)/time.Second))))
+	}
+}
+
 // WriteError writes a FromHTTP or Authenticate error as a plain-text
 // response with its status code, and the challenges with a 401.
 func WriteError(w http.ResponseWriter, err error) {
@@ -182,6 +204,7 @@ func WriteError(w http.ResponseWriter, err error) {
 	if code == http.StatusUnauthorized {
 		AddChallenges(w.Header())
 	}
+	AddRetryAfter(w.Header(), err)
 	http.Error(w, err.Error(), code)
 }
 
@@ -192,6 +215,8 @@ func HTTPStatus(err error) int {
 		return http.StatusUnauthorized
 	case errors.As(err, new(*ForbiddenError)):
 		return http.StatusForbidden
+	case errors.As(err, new(*ThrottledError)):
+		return http.StatusTooManyRequests
 	}
 	return http.StatusBadRequest
 }
