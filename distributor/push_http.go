@@ -1,7 +1,6 @@
 package distributor
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -114,11 +113,15 @@ func (d *Distributor) pushHTTP(r *http.Request) (string, error) {
 		return tenantID, err
 	}
 	d.m.compressedSize.Observe(float64(len(pb.body)))
+	n, err := d.decodedLen(pb)
+	if err != nil {
+		return tenantID, err
+	}
+	if err := d.reserveInflight(pb, int64(n)); err != nil {
+		d.m.rateLimitedPushes.WithLabelValues(d.tenantLabels.Value(tenantID), limitedInflightBytes).Inc()
+		return tenantID, err
+	}
 	if err := d.decompress(pb); err != nil {
-		var lim *LimitedError
-		if errors.As(err, &lim) {
-			d.m.rateLimitedPushes.WithLabelValues(d.tenantLabels.Value(tenantID), limitedInflightBytes).Inc()
-		}
 		return tenantID, err
 	}
 	d.m.decompressedSize.Observe(float64(len(pb.raw)))
@@ -216,26 +219,33 @@ func (d *Distributor) readBody(r *http.Request, pb *pushBody) error {
 	return nil
 }
 
-// decompress snappy-decodes pb.body into pb.raw, checking the length the
-// snappy header claims before allocating anything.
-func (d *Distributor) decompress(pb *pushBody) error {
+// decodedLen is the size pb.body's snappy header claims, refused when it
+// is over the limit or more than the body can expand to.
+func (d *Distributor) decodedLen(pb *pushBody) (int, error) {
 	if len(pb.body) == 0 {
-		return &BadInputError{Msg: fmt.Sprintf("empty body: remote-write sends a snappy-compressed protobuf WriteRequest [%s]", idInvalidSnappy)}
+		return 0, &BadInputError{Msg: fmt.Sprintf("empty body: remote-write sends a snappy-compressed protobuf WriteRequest [%s]", idInvalidSnappy)}
 	}
 	n, err := snappy.DecodedLen(pb.body)
 	if err != nil {
-		return &BadInputError{Msg: fmt.Sprintf("decompress body: %v [%s]", err, idInvalidSnappy)}
+		return 0, &BadInputError{Msg: fmt.Sprintf("decompress body: %v [%s]", err, idInvalidSnappy)}
 	}
 	if n > d.cfg.MaxRecvMsgSize {
-		return d.tooLarge("decompressed", int64(n))
+		return 0, d.tooLarge("decompressed", int64(n))
 	}
 	// A snappy block expands at most 64 bytes per 3-byte copy element, so
 	// a header claiming more than 22 times the body's size is a lie: refuse
 	// it before it makes us allocate what it claims (6 bytes claimed 31 MiB).
 	if n > snappyMaxExpansion*len(pb.body) {
-		return &BadInputError{Msg: fmt.Sprintf("decompress body: snappy header claims %d bytes from a %d-byte body, more than snappy can expand to [%s]", n, len(pb.body), idInvalidSnappy)}
+		return 0, &BadInputError{Msg: fmt.Sprintf("decompress body: snappy header claims %d bytes from a %d-byte body, more than snappy can expand to [%s]", n, len(pb.body), idInvalidSnappy)}
 	}
-	if err := d.reserveInflight(pb, int64(n)); err != nil {
+	return n, nil
+}
+
+// decompress snappy-decodes pb.body into pb.raw, checking the length the
+// snappy header claims (decodedLen) before allocating anything.
+func (d *Distributor) decompress(pb *pushBody) error {
+	n, err := d.decodedLen(pb)
+	if err != nil {
 		return err
 	}
 	raw, err := snappy.Decode(slices.Grow(pb.raw[:0], n)[:n], pb.body)
