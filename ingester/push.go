@@ -118,6 +118,28 @@ func (i *Ingester) Push(ctx context.Context, r *ingesterpb.PushRequest) (*ingest
 // that found a series already exists therefore appends to it only after the
 // push that created it has committed. Steady state (no new series) runs in
 // parallel as before; pushes that create series run one at a time per tenant.
+// The ingester bounds the future itself, whoever calls it: the distributor
+// checks the same bound, but a sample years ahead that reached a head
+// another way (any gRPC client) would block the tenant's ingestion until
+// its block is cut, through restarts and flushes. futureSkew allows the
+// clocks of distributor and ingester machines to differ.
+const futureSkew = time.Minute
+
+var errTooFarInFuture = errors.New("sample timestamp too far in the future")
+
+// defaultCreationGracePeriod bounds the future without per-tenant limits,
+// as -validation.create-grace-period's default.
+const defaultCreationGracePeriod = 10 * time.Minute
+
+// futureBound is the newest timestamp tenant's samples may have now.
+func (i *Ingester) futureBound(tenantID string) int64 {
+	grace := defaultCreationGracePeriod
+	if i.limits != nil {
+		grace = i.limits.For(tenantID).CreationGracePeriod
+	}
+	return time.Now().Add(grace + futureSkew).UnixMilli()
+}
+
 func (i *Ingester) appendRequest(ctx context.Context, u *tenantDB, st *pushState) (pushCounts, error) {
 	var n pushCounts
 	app := u.db.Appender(ctx)
@@ -130,6 +152,7 @@ func (i *Ingester) appendRequest(ctx context.Context, u *tenantDB, st *pushState
 		u.appendMu.RLock()
 		defer u.appendMu.RUnlock()
 	}
+	maxTs := i.futureBound(u.id)
 	for k := range st.req.Series {
 		s := &st.req.Series[k]
 		nsamples := len(s.Samples) + len(s.Histograms)
@@ -152,6 +175,10 @@ func (i *Ingester) appendRequest(ctx context.Context, u *tenantDB, st *pushState
 			ls = ls.Copy() // a new series: the head keeps these labels
 		}
 		for _, smp := range s.Samples {
+			if smp.Timestamp > maxTs {
+				st.rej.sample(errTooFarInFuture, ls, smp.Timestamp)
+				continue
+			}
 			r, err := app.Append(ref, ls, smp.Timestamp, smp.Value)
 			if err != nil {
 				st.rej.sample(err, ls, smp.Timestamp)
@@ -162,6 +189,10 @@ func (i *Ingester) appendRequest(ctx context.Context, u *tenantDB, st *pushState
 		}
 		for h := range s.Histograms {
 			hp := &s.Histograms[h]
+			if hp.Timestamp > maxTs {
+				st.rej.sample(errTooFarInFuture, ls, hp.Timestamp)
+				continue
+			}
 			var (
 				r   storage.SeriesRef
 				err error

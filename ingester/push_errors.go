@@ -29,6 +29,7 @@ const (
 	reasonInvalidExemplar
 	reasonMaxSeriesPerUser   // push_limits.go
 	reasonMaxSeriesPerMetric // push_limits.go
+	reasonTooFarInFuture     // push.go: futureBound
 	reasonOther              // not attributable to the input: the push fails as a server error
 	numReasons
 )
@@ -43,6 +44,7 @@ var reasonNames = [numReasons]string{
 	reasonInvalidExemplar:    "invalid_exemplar",
 	reasonMaxSeriesPerUser:   "per_user_series_limit",
 	reasonMaxSeriesPerMetric: "per_metric_series_limit",
+	reasonTooFarInFuture:     "too_far_in_future",
 	reasonOther:              "other",
 }
 
@@ -67,6 +69,8 @@ func rejectReason(err error) reason {
 		return reasonInvalidHistogram
 	case errors.Is(err, tsdb.ErrInvalidSample):
 		return reasonInvalidSeries
+	case errors.Is(err, errTooFarInFuture):
+		return reasonTooFarInFuture
 	}
 	return reasonOther
 }
@@ -178,6 +182,8 @@ func (j rejection) describe(b *strings.Builder, cfg Config, u *tenantDB) {
 		what, id = "new series refused", "max-series-per-user"
 	case reasonMaxSeriesPerMetric:
 		what, id = "new series refused", "max-series-per-metric"
+	case reasonTooFarInFuture:
+		what, id = "sample too far in the future", "sample-too-far-in-future"
 	default:
 		what, id = "sample not appended", "append-failed"
 	}
@@ -192,6 +198,8 @@ func (j rejection) describe(b *strings.Builder, cfg Config, u *tenantDB) {
 		} else {
 			b.WriteString(j.err.Error())
 		}
+	case reasonTooFarInFuture:
+		fmt.Fprintf(b, "more than the creation grace period (-validation.create-grace-period, override \"creation_grace_period\") plus %s of clock skew ahead of this ingester's clock", futureSkew)
 	case reasonTooOld:
 		fmt.Fprintf(b, "the tenant's newest sample is at %s and the out-of-order window is %s (-ingester.out-of-order-time-window, override \"out_of_order_time_window\")", formatMillis(head.MaxTime()), u.appliedOOOWindow())
 	default:

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/value"
@@ -429,4 +430,27 @@ func TestMetadata(t *testing.T) {
 	require.Empty(t, resp.Metadata[0].Unit)
 	require.Len(t, resp.Metadata, 2)
 	require.Equal(t, "Help of a_metric.", resp.Metadata[1].Help)
+}
+
+// TestPushRefusesFarFuture: whoever calls Push, a sample further ahead than
+// the creation grace period (plus clock skew) is refused, naming the
+// series and the bound, and never reaches the head; the rest is stored.
+func TestPushRefusesFarFuture(t *testing.T) {
+	h := start(t, defaultConfig(t), t.TempDir())
+	now := time.Now().UnixMilli()
+	tenYears := time.Now().AddDate(10, 0, 0).UnixMilli()
+	_, err := h.push("t",
+		floats(lbls("__name__", "up", "job", "now"), float64(now), 1),
+		floats(lbls("__name__", "up", "job", "future"), float64(tenYears), 1),
+	)
+	code, det := errDetails(t, err)
+	require.Equal(t, codes.InvalidArgument, code)
+	require.Equal(t, ingesterpb.ErrorClass_ERROR_CLASS_BAD_INPUT, det.Class)
+	require.Contains(t, err.Error(), `sample too far in the future for series {__name__="up", job="future"}`)
+	require.Contains(t, err.Error(), "plus 1m0s of clock skew ahead of this ingester's clock [strata-sample-too-far-in-future]")
+	require.Len(t, h.query("t", now, now+1), 1, "the sample of now is stored")
+	require.Empty(t, h.query("t", tenYears-1, tenYears+1), "the future one is not")
+
+	// The head still takes ordinary samples: nothing blocks the tenant.
+	h.mustPush("t", floats(lbls("__name__", "up", "job", "now"), float64(now+1000), 2))
 }

@@ -31,6 +31,23 @@ func memberlistConfig(cfg *Config) gossip.Config {
 	return c
 }
 
+// grpcListenAddress is -server.grpc-listen-address adjusted to the target:
+// -target=all without -memberlist.join serves gRPC on loopback only (the
+// port of the flag), as it gossips: its components call each other there,
+// and nothing else should reach an ingester's or store-gateway's gRPC,
+// which trusts its callers to have validated tenants and samples.
+func grpcListenAddress(cfg *Config) string {
+	addr := cfg.Server.GRPCListenAddress
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || cfg.Target != targetAll || cfg.Memberlist.Join != "" {
+		return addr
+	}
+	if host == "" || net.ParseIP(host).IsUnspecified() {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
+}
+
 // advertiseAddr is the gRPC address other components dial: the listener's,
 // with an unspecified host replaced by this machine's first non-loopback
 // IPv4 (127.0.0.1 for -target=all, and when the machine has none).

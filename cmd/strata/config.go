@@ -74,7 +74,7 @@ type InstanceConfig struct {
 // RegisterFlags registers every flag of the process on fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	host, _ := os.Hostname()
-	fs.StringVar(&c.Target, "target", targetAll, "Components this process runs: all (every component in one process, gossip on loopback, replication factor 1, blocks in a filesystem bucket under -data.dir), distributor, ingester, querier, store-gateway or compactor (one component; a cluster of them joins with -memberlist.join).")
+	fs.StringVar(&c.Target, "target", targetAll, "Components this process runs: all (every component in one process, gossip and gRPC on loopback unless -memberlist.join is given, replication factor 1, blocks in a filesystem bucket under -data.dir), distributor, ingester, querier, store-gateway or compactor (one component; a cluster of them joins with -memberlist.join).")
 	fs.StringVar(&c.configFile, "config.file", "", "YAML file with the configuration; flags given on the command line win over it.")
 	fs.BoolVar(&c.printVersion, "version", false, "Print the version, revision, branch, build date and Go version, and exit.")
 	fs.StringVar(&c.DataDir, "data.dir", "./data", "Directory for the ingesters' TSDBs and WAL.")
@@ -191,6 +191,7 @@ func parseConfig(args []string) (*Config, *flag.FlagSet, error) {
 	if cfg.Target == targetAll && !sgRFGiven {
 		cfg.StoreGateway.ReplicationFactor = 1
 	}
+	cfg.Server.GRPCListenAddress = grpcListenAddress(cfg)
 	cfg.StoreGateway.Resolve(cfg.DataDir)
 	bucketDirGiven := cfg.Blocks.Filesystem.Dir != ""
 	cfg.Blocks.Resolve(cfg.DataDir)

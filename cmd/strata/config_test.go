@@ -94,3 +94,25 @@ func TestAdvertiseAddr(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) { require.Equal(t, tc.want, advertiseAddr(tc.listen, tc.target)) })
 	}
 }
+
+// TestGRPCListenAddress: -target=all alone serves gRPC on loopback only,
+// like its gossip; other targets, and all joining a cluster, bind as told.
+func TestGRPCListenAddress(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"all alone: loopback", nil, "127.0.0.1:9095"},
+		{"all alone, 0.0.0.0", []string{"-server.grpc-listen-address=0.0.0.0:9200"}, "127.0.0.1:9200"},
+		{"all alone, explicit IP kept", []string{"-server.grpc-listen-address=192.0.2.1:9095"}, "192.0.2.1:9095"},
+		{"all joining binds as told", []string{"-memberlist.join=127.0.0.1:7946"}, ":9095"},
+		{"distributor binds as told", []string{"-target=distributor"}, ":9095"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, _, err := parseConfig(tc.args)
+			require.NoError(t, err)
+			require.Equal(t, tc.want, cfg.Server.GRPCListenAddress)
+		})
+	}
+}
