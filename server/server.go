@@ -45,8 +45,8 @@ type Server struct {
 	// SetOperatorGuard before Serve, read on every request to them.
 	guard          func(http.Handler) http.Handler
 	guardedMetrics bool
-	reg              prometheus.Registerer
-	authed           http.Handler // mux behind the authentication middleware; nil: none
+	reg            prometheus.Registerer
+	authed         http.Handler // mux behind the authentication middleware; nil: none
 }
 
 // New returns a Server; nothing listens until Run. gatherer serves /metrics.
