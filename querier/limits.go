@@ -136,6 +136,19 @@ func (q *Querier) limitQuery(ctx context.Context, tenantID string, start, end ti
 	return ctx, lq, done, nil
 }
 
+// tenantSlots is how many queries one tenant may run at once: its
+// max_concurrent_queries, or by default, with multi-tenancy, half of
+// -querier.max-concurrent (at least one), so that one tenant's dashboards
+// can never take every slot and make a trivial query of another wait (one
+// tenant held all 20 and another waited 70 s). Without tenants, 0: only
+// the process-wide gate.
+func (q *Querier) tenantSlots(lim *limits.Limits) int {
+	if lim.MaxConcurrentQueries > 0 || (!q.tenants.MultitenancyEnabled && q.tenants.Auth == nil) {
+		return lim.MaxConcurrentQueries
+	}
+	return max(1, q.cfg.MaxConcurrent/2)
+}
+
 // admit takes one of tenantID's concurrent query slots (a 429 when it has
 // none left) and applies its timeout; the caller must call done when the
 // request is answered.
@@ -146,7 +159,7 @@ func (q *Querier) limitQuery(ctx context.Context, tenantID string, start, end ti
 // slots that another tenant's queries need. 429 tells Grafana and other
 // clients that a retry will pass.
 func (q *Querier) admit(ctx context.Context, tenantID string, lim *limits.Limits) (context.Context, func(), *promapi.Error) {
-	maxConc := lim.MaxConcurrentQueries
+	maxConc := q.tenantSlots(lim)
 	if !q.running.acquire(tenantID, maxConc) {
 		return ctx, nil, &promapi.Error{Type: promapi.ErrorUnavailable, Err: &ConcurrencyLimitError{Tenant: tenantID, Limit: maxConc}, Code: http.StatusTooManyRequests}
 	}

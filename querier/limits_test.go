@@ -3,6 +3,7 @@ package querier
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -316,4 +317,24 @@ strata_querier_queries_rejected_total{reason="strata-max-query-length",tenant="<
 strata_querier_queries_rejected_total{reason="strata-max-query-length",tenant="a"} 1
 `
 	require.NoError(t, testutil.GatherAndCompare(c.reg, strings.NewReader(want), "strata_querier_queries_rejected_total"))
+}
+
+// TestDefaultTenantShare: with multi-tenancy and no per-tenant limit, one
+// tenant may hold half of -querier.max-concurrent, so another tenant's
+// query always finds a slot.
+func TestDefaultTenantShare(t *testing.T) {
+	c, _, _ := limitedCluster(t, "overrides: {}\n")
+	share := max(1, c.q.cfg.MaxConcurrent/2)
+	for range share {
+		require.True(t, c.q.running.acquire("busy", share))
+	}
+	path := "/api/v1/query?query=up&time=" + ts(600)
+	code, a := limitedGet(t, c, "busy", path)
+	require.Equal(t, http.StatusTooManyRequests, code)
+	require.Contains(t, a.Error, fmt.Sprintf(`tenant "busy" already runs %d queries at once`, share))
+	code, _ = limitedGet(t, c, "other", path)
+	require.Equal(t, http.StatusOK, code, "another tenant is served")
+	for range share {
+		c.q.running.release("busy", share)
+	}
 }
