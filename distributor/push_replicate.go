@@ -178,19 +178,30 @@ func (d *Distributor) sendBatch(ctx context.Context, tenantID string, inst ring.
 	return class, err
 }
 
-// callIngester calls Push on the ingester at addr, within
-// -distributor.remote-timeout; an ingester whose client cannot be had is
-// UNAVAILABLE.
+// callIngester calls Push on the ingester at addr, within pushTimeout; an
+// ingester whose client cannot be had is UNAVAILABLE.
 func (d *Distributor) callIngester(ctx context.Context, tenantID, addr string, body []byte) error {
 	c, err := d.clients.Get(addr)
 	if err != nil {
 		return &ingesterpb.ClassError{Class: ingesterpb.ErrorClass_ERROR_CLASS_UNAVAILABLE, Msg: err.Error()}
 	}
-	ctx, cancel := context.WithTimeout(ctx, d.cfg.RemoteTimeout)
+	ctx, cancel := context.WithTimeout(ctx, pushTimeout(d.cfg.RemoteTimeout, len(body)))
 	defer cancel()
 	// Push marshals body before it returns; the caller may reuse it then.
 	_, err = c.Push(ctx, &ingesterpb.PushRequest{Tenant: tenantID, WriteRequest: body})
 	return err
+}
+
+// timeoutPerBytes is how much batch -distributor.remote-timeout covers.
+const timeoutPerBytes = 8 << 20
+
+// pushTimeout is the deadline of one batch of size bytes:
+// -distributor.remote-timeout for every started 8 MiB. A Prometheus batch
+// (a few hundred KiB) gets the flag's value; a push of 600,000 series was
+// stored by the ingesters but answered 500 after a flat 2 s, and its
+// sender resent it whole.
+func pushTimeout(base time.Duration, size int) time.Duration {
+	return base * time.Duration(1+size/timeoutPerBytes)
 }
 
 // grpcMessage is the message of a gRPC status, or err's text.

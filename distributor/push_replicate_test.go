@@ -295,3 +295,18 @@ func TestRunWaitsForBackgroundPushes(t *testing.T) {
 	require.NoError(t, <-ran)
 	require.Equal(t, 0.0, testutil.ToFloat64(d.m.inflightPushes))
 }
+
+func TestPushTimeoutGrowsWithTheBatch(t *testing.T) {
+	for _, tc := range []struct {
+		size int
+		want time.Duration
+	}{
+		{0, 2 * time.Second},
+		{300 << 10, 2 * time.Second}, // a Prometheus batch
+		{8<<20 - 1, 2 * time.Second},
+		{8 << 20, 4 * time.Second},
+		{90 << 20, 24 * time.Second}, // 600,000 series
+	} {
+		require.Equal(t, tc.want, pushTimeout(2*time.Second, tc.size), "%d bytes", tc.size)
+	}
+}
