@@ -5,7 +5,9 @@
 // or, with an Authenticator (auth.Authenticator, -auth.tenants-file), the
 // request's credentials into the id they may act as.
 // Owns: the tenant id syntax, the header name, the single-tenant default,
-// the errors of resolution and their HTTP statuses (400, 401, 403), the
+// the errors of resolution and their HTTP statuses (400, 401, 403, 429),
+// who may use the operator pages (OperatorOnly: the admin tenant, and no
+// form posted from another site), the
 // Authenticator interface the auth layer implements, and the LabelCap that
 // bounds the tenant label of every component's self-metrics
 // (-metrics.max-tenant-labels; the rest are summed under tenant="<other>").

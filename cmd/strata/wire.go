@@ -100,8 +100,8 @@ func newWiring(cfg *Config, srv *server.Server, advertise string, log *slog.Logg
 		return nil, fmt.Errorf("create tenant label cap: %w", err)
 	}
 	// With a tenants file, credentials decide the tenant and every route
-	// but /ready and /metrics requires them; otherwise X-Scope-OrgID (from
-	// a gateway) names it.
+	// but /ready requires them (/metrics: the operator's); otherwise
+	// X-Scope-OrgID (from a gateway) names it.
 	if cfg.Auth.Enabled() {
 		w.authn, err = auth.New(cfg.Auth, log.With("component", "auth"), reg)
 		if err != nil {
