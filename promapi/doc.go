@@ -10,7 +10,9 @@
 // PromQL values, label sets, metadata and exemplars that write exactly
 // Prometheus' bytes without its global jsoniter registrations; ErrorType,
 // its status codes, Classify (the engine's and context's error classes) and
-// TenantError (401 unauthorized, 403 forbidden); Handler, which serves a
+// TenantError (401 unauthorized, 403 forbidden, 429 too_many_requests);
+// ExprLimits (cost.go: an expression's length and operators checked before
+// parsing, its subqueries' steps before evaluation); Handler, which serves a
 // function's Result compressed; buildinfo; and WriteAuthError, which
 // answers the refusals of tenant.Resolver.Middleware in JSON on the API's
 // paths and in plain text elsewhere.
