@@ -48,6 +48,12 @@ type LimitedError struct{ Msg string }
 
 func (e *LimitedError) Error() string { return e.Msg }
 
+// RequestTimeoutError means the body did not arrive within the server's
+// read deadline (-server.http-read-timeout): 408, nothing was stored.
+type RequestTimeoutError struct{ Msg string }
+
+func (e *RequestTimeoutError) Error() string { return e.Msg }
+
 // IngesterError means some series did not reach a quorum of its replicas
 // because ingesters failed, timed out or were unreachable: HTTP 500. The
 // sender retries; nothing of the request was acknowledged.
@@ -74,8 +80,10 @@ func httpStatus(err error) int {
 		return http.StatusRequestEntityTooLarge // 4xx: the sender drops it
 	case errors.As(err, new(*UnsupportedMediaTypeError)):
 		return http.StatusUnsupportedMediaType
-	case errors.As(err, new(*LimitedError)):
+	case errors.As(err, new(*LimitedError)), errors.As(err, new(*tenant.ThrottledError)):
 		return http.StatusTooManyRequests // will pass later
+	case errors.As(err, new(*RequestTimeoutError)):
+		return http.StatusRequestTimeout // the body did not arrive in time
 	case errors.Is(err, ring.ErrTooFewHealthy), errors.Is(err, ring.ErrEmpty):
 		return http.StatusServiceUnavailable // the ring cannot place a quorum now
 	}

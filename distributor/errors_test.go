@@ -32,6 +32,8 @@ func TestHTTPStatus(t *testing.T) {
 		{"too large", &TooLargeError{Msg: "x"}, http.StatusRequestEntityTooLarge},
 		{"media type", &UnsupportedMediaTypeError{Msg: "x"}, http.StatusUnsupportedMediaType},
 		{"limited", &LimitedError{Msg: "x"}, http.StatusTooManyRequests},
+		{"throttled credentials", &tenant.ThrottledError{Source: "192.0.2.1"}, http.StatusTooManyRequests},
+		{"body too slow", &RequestTimeoutError{Msg: "x"}, http.StatusRequestTimeout},
 		{"too few healthy", fmt.Errorf("find ingesters: %w", ring.ErrTooFewHealthy), http.StatusServiceUnavailable},
 		{"empty ring", fmt.Errorf("find ingesters: %w", ring.ErrEmpty), http.StatusServiceUnavailable},
 		{"ingesters failed", &IngesterError{Msg: "x"}, http.StatusInternalServerError},

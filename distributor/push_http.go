@@ -1,8 +1,10 @@
 package distributor
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -212,6 +214,9 @@ func (d *Distributor) readBody(r *http.Request, pb *pushBody) error {
 		}
 		if err != nil {
 			pb.body = buf[:0]
+			if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+				return &RequestTimeoutError{Msg: fmt.Sprintf("read body: %d bytes arrived before the read deadline (-server.http-read-timeout) passed; send the whole body at once", len(buf))}
+			}
 			return &BadInputError{Msg: fmt.Sprintf("read body: %v", err)}
 		}
 	}

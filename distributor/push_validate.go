@@ -627,7 +627,14 @@ func msDuration(ms int64) time.Duration {
 	return time.Duration(ms) * time.Millisecond
 }
 
+// formatTs writes a timestamp as RFC 3339 when it is a date of years 0 to
+// 9999, and as milliseconds otherwise: math.MaxInt64 is not "the year
+// 292278994", it is a broken sender.
 func formatTs(ms int64) string {
+	const minMs, maxMs = -62167219200000, 253402300799999 // 0000-01-01, 9999-12-31
+	if ms < minMs || ms > maxMs {
+		return fmt.Sprintf("%d ms since 1970 (not a date)", ms)
+	}
 	return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
 }
 

@@ -209,6 +209,10 @@ func (j rejection) describe(b *strings.Builder, cfg Config, u *tenantDB) {
 }
 
 func formatMillis(ms int64) string {
+	const minMs, maxMs = -62167219200000, 253402300799999 // 0000-01-01, 9999-12-31
+	if ms < minMs || ms > maxMs {
+		return "not a date"
+	}
 	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.999Z07:00")
 }
 

@@ -1,6 +1,8 @@
 package promapi
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -26,6 +28,10 @@ type Result struct {
 // success, neither as 204. log receives failed writes and 5xx errors.
 func Handler(log *slog.Logger, f func(r *http.Request) Result) http.Handler {
 	return httputil.CompressionHandler{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := parseForm(r); err != nil {
+			RespondError(w, log, err, nil)
+			return
+		}
 		result := f(r)
 		if result.Finalize != nil {
 			defer result.Finalize()
@@ -40,6 +46,28 @@ func Handler(log *slog.Logger, f func(r *http.Request) Result) http.Handler {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})}
+}
+
+// maxFormBytes is the largest form body the API reads; net/http's own
+// bound, named so that the refusal can say it.
+const maxFormBytes = 10 << 20
+
+// parseForm parses the request's parameters up front, so that a form too
+// large or malformed is refused as such (413, 400) instead of reading as a
+// request without parameters ("no expression found").
+func parseForm(r *http.Request) *Error {
+	if r.Body != nil && (r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch) {
+		r.Body = http.MaxBytesReader(nil, r.Body, maxFormBytes)
+	}
+	err := r.ParseForm()
+	if err == nil {
+		return nil
+	}
+	if mb := (*http.MaxBytesError)(nil); errors.As(err, &mb) {
+		return &Error{Type: ErrorBadData, Code: http.StatusRequestEntityTooLarge,
+			Err: fmt.Errorf("the form body is over %d bytes; a query is at most -querier.max-expression-bytes long", int64(maxFormBytes))}
+	}
+	return BadData(fmt.Errorf("parse form: %w", err))
 }
 
 // Respond writes a success with data and warnings, the warnings' positions

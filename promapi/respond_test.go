@@ -99,3 +99,33 @@ func TestIsAPIPath(t *testing.T) {
 		require.Equal(t, want, IsAPIPath(path), path)
 	}
 }
+
+// TestHandlerFormErrors: a form too large is 413 and a malformed one 400,
+// both saying so, never an answer as if no parameter had been sent.
+func TestHandlerFormErrors(t *testing.T) {
+	h := Handler(slog.New(slog.DiscardHandler), func(r *http.Request) Result {
+		return Result{Data: r.FormValue("query")}
+	})
+	for _, tc := range []struct {
+		name, method, target, body string
+		wantCode                   int
+		wantBody                   string
+	}{
+		{"11 MB form", http.MethodPost, "/api/v1/query", "query=" + strings.Repeat("a", 11<<20), 413,
+			`{"status":"error","errorType":"bad_data","error":"the form body is over 10485760 bytes; a query is at most -querier.max-expression-bytes long"}`},
+		{"malformed form", http.MethodPost, "/api/v1/query", "query=%zz", 400, `"error":"parse form: invalid URL escape \"%zz\""`},
+		{"malformed query string", http.MethodGet, "/api/v1/query?query=%zz", "", 400, `"error":"parse form: invalid URL escape \"%zz\""`},
+		{"ok", http.MethodPost, "/api/v1/query", "query=up", 200, `"data":"up"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(tc.method, tc.target, strings.NewReader(tc.body))
+			if tc.body != "" {
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			require.Equal(t, tc.wantCode, rec.Code, rec.Body.String())
+			require.Contains(t, rec.Body.String(), tc.wantBody)
+		})
+	}
+}
