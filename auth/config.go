@@ -15,6 +15,8 @@ type Config struct {
 	MultitenancyEnabled   bool          `yaml:"multitenancy_enabled"`
 	TenantsFile           string        `yaml:"tenants_file"`
 	TenantsReloadInterval time.Duration `yaml:"tenants_file_reload_interval"`
+	// ClusterSecretFile: cluster_secret.go.
+	ClusterSecretFile string `yaml:"cluster_secret_file"`
 }
 
 // RegisterFlags registers the authentication flags.
@@ -22,12 +24,18 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.MultitenancyEnabled, "auth.multitenancy-enabled", false, "Require the X-Scope-OrgID header on every request; when off every request belongs to tenant \"anonymous\".")
 	fs.StringVar(&c.TenantsFile, "auth.tenants-file", "", "YAML file mapping bearer-token SHA-256 digests and basic-auth users (bcrypt hashes) to tenant ids. When set, every request must carry credentials, its tenant comes from them and X-Scope-OrgID may only repeat it. Reloaded on change.")
 	fs.DurationVar(&c.TenantsReloadInterval, "auth.tenants-file-reload-interval", 5*time.Second, "How often the tenants file is checked for changes.")
+	fs.StringVar(&c.ClusterSecretFile, "auth.cluster-secret-file", "", "File of secrets, one a line (16 bytes at least): every gRPC call between components carries the first, and a process accepts only calls carrying one of them. Give every process of a cluster the same file; rotate by adding the new secret second, then moving it first, then removing the old one, a rolling restart each. Without it (and without gRPC mutual TLS), whoever reaches a gRPC port is trusted.")
 }
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	if c.TenantsFile != "" && c.TenantsReloadInterval <= 0 {
 		return fmt.Errorf("-auth.tenants-file-reload-interval must be positive, got %s", c.TenantsReloadInterval)
+	}
+	if c.ClusterSecretFile != "" {
+		if _, err := LoadClusterSecrets(c.ClusterSecretFile); err != nil {
+			return err
+		}
 	}
 	return nil
 }

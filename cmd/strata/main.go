@@ -15,7 +15,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
 
+	"github.com/strata-metrics/strata/auth"
 	"github.com/strata-metrics/strata/server"
 )
 
@@ -50,7 +52,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		collectors.NewBuildInfoCollector(),
 	)
 
-	srv := server.New(cfg.Server, log, reg, reg)
+	// With a cluster secret every gRPC call in and out carries it.
+	var secrets *auth.ClusterSecrets
+	var grpcOpts []grpc.ServerOption
+	if cfg.Auth.ClusterSecretFile != "" {
+		if secrets, err = auth.LoadClusterSecrets(cfg.Auth.ClusterSecretFile); err != nil {
+			return err
+		}
+		grpcOpts = secrets.ServerOptions()
+	}
+	srv := server.New(cfg.Server, log, reg, reg, grpcOpts...)
 	httpL, grpcL, err := srv.Listen()
 	if err != nil {
 		return err
@@ -60,6 +71,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		advertise = advertiseAddr(grpcL.Addr(), cfg.Target)
 	}
 	w, err := newWiring(cfg, srv, advertise, log, reg)
+	if err == nil {
+		w.clusterSecrets = secrets
+	}
 	if err != nil {
 		_, _ = httpL.Close(), grpcL.Close()
 		return err

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 
 	"github.com/strata-metrics/strata/auth"
 	"github.com/strata-metrics/strata/bucketindex"
@@ -57,9 +58,11 @@ type wiring struct {
 	// field by field from -runtime-config.file, reloaded while running.
 	overrides *limits.Overrides
 	// authn checks credentials against -auth.tenants-file; nil without one.
-	authn        *auth.Authenticator
-	tenants      tenant.Resolver
-	tenantLabels *tenant.LabelCap
+	authn *auth.Authenticator
+	// clusterSecrets, when set, go with every gRPC call to other components.
+	clusterSecrets *auth.ClusterSecrets
+	tenants        tenant.Resolver
+	tenantLabels   *tenant.LabelCap
 
 	// pool is the gRPC clients of ingesters and store-gateways; nil until
 	// a module asks for it (clients), closed at shutdown.
@@ -128,7 +131,11 @@ func newWiring(cfg *Config, srv *server.Server, advertise string, log *slog.Logg
 // clients returns the process' one pool of gRPC clients.
 func (w *wiring) clients() *clientpool.Pool {
 	if w.pool == nil {
-		w.pool = clientpool.New(w.cfg.IngesterClient, w.reg)
+		var opts []grpc.DialOption
+		if w.clusterSecrets != nil {
+			opts = append(opts, w.clusterSecrets.DialOption())
+		}
+		w.pool = clientpool.New(w.cfg.IngesterClient, w.reg, opts...)
 	}
 	return w.pool
 }
