@@ -7,7 +7,9 @@
 // Owns: the tenants file (-auth.tenants-file: bearer-token digests and
 // basic-auth users with bcrypt hashes, mapped to tenant ids), reloaded
 // without a restart; the rule that credentials of one tenant cannot claim
-// another with X-Scope-OrgID; the bounds on password checks (throttle.go:
+// another with X-Scope-OrgID; the cluster secret every gRPC call between
+// components carries (cluster_secret.go, -auth.cluster-secret-file); the
+// bounds on password checks (throttle.go:
 // failed checks per source address, bcrypt on at most half the cores);
 // certificate, key and CA files reloaded on
 // change for the TLS servers (server/) and clients (clientpool/).
