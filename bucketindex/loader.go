@@ -60,6 +60,9 @@ type Loader struct {
 	bkt objstore.BucketReader
 	log *slog.Logger
 	now func() time.Time
+	// missingRetry is how often an index found missing is looked for again
+	// (defaultMissingRetry; tests shorten it).
+	missingRetry time.Duration
 
 	mu      sync.Mutex
 	tenants map[string]*entry
@@ -91,7 +94,7 @@ const (
 // NewLoader returns a Loader over bkt (the bucket root). now is the clock
 // (time.Now in production).
 func NewLoader(cfg LoaderConfig, bkt objstore.BucketReader, log *slog.Logger, reg prometheus.Registerer, now func() time.Time) *Loader {
-	l := &Loader{cfg: cfg, bkt: bkt, log: log, now: now, tenants: map[string]*entry{}}
+	l := &Loader{cfg: cfg, bkt: bkt, log: log, now: now, tenants: map[string]*entry{}, missingRetry: defaultMissingRetry}
 	f := promauto.With(reg)
 	l.loads = f.NewCounter(prometheus.CounterOpts{
 		Name: "strata_bucket_index_loads_total", Help: "Bucket index loads (first use and background reloads).",
@@ -162,30 +165,49 @@ func (l *Loader) Blocks(ctx context.Context, tenant string, mint, maxt int64) ([
 // at or before it are no longer read.
 func (l *Loader) MarkedBefore() time.Time { return l.now().Add(-l.cfg.IgnoreDeletionMarksDelay) }
 
-// Run reloads every tenant's index every UpdateInterval and drops the
-// tenants not used for IdleTimeout, until ctx is done; returns nil.
+// defaultMissingRetry: a tenant whose index was missing (a new tenant, or
+// the bucket before the compactor's first run) is looked for again this
+// often, not only every UpdateInterval: its first blocks (those of an
+// ingester that lost its disk, say) would otherwise stay invisible for a
+// whole interval after the index appears.
+const defaultMissingRetry = 30 * time.Second
+
+// Run reloads every tenant's index every UpdateInterval, the missing ones
+// every missingRetry, and drops the tenants not used for IdleTimeout,
+// until ctx is done; returns nil.
 func (l *Loader) Run(ctx context.Context) error {
-	t := time.NewTicker(l.cfg.UpdateInterval)
+	t := time.NewTicker(min(l.cfg.UpdateInterval, l.missingRetry))
 	defer t.Stop()
+	lastFull := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
-			l.refresh(ctx)
+		case now := <-t.C:
+			full := now.Sub(lastFull) >= l.cfg.UpdateInterval
+			if full {
+				lastFull = now
+			}
+			l.refresh(ctx, !full)
 		}
 	}
 }
 
-// refresh reloads the used tenants' indexes and drops the idle ones.
-func (l *Loader) refresh(ctx context.Context) {
+// refresh reloads the used tenants' indexes (only the missing ones with
+// onlyMissing) and, on a full refresh, drops the idle ones.
+func (l *Loader) refresh(ctx context.Context, onlyMissing bool) {
 	idleBefore := l.now().Add(-l.cfg.IdleTimeout).UnixNano()
 	l.mu.Lock()
 	var reload []string
 	for tenant, e := range l.tenants {
-		if e.lastUsed.Load() < idleBefore {
+		if !onlyMissing && e.lastUsed.Load() < idleBefore {
 			delete(l.tenants, tenant)
 			continue
+		}
+		if onlyMissing {
+			if _, missing, _ := e.get(); !missing {
+				continue
+			}
 		}
 		reload = append(reload, tenant)
 	}

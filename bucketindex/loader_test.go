@@ -63,17 +63,17 @@ func TestLoader(t *testing.T) {
 	ix, err = l.Index(ctx, "t1")
 	require.NoError(t, err)
 	require.Empty(t, ix.Blocks, "served from memory until the next refresh")
-	l.refresh(ctx)
+	l.refresh(ctx, false)
 	ix, err = l.Index(ctx, "t1")
 	require.NoError(t, err)
 	require.Equal(t, want, ix)
 
 	// A corrupt or unreadable index on refresh: the previous one serves.
 	put(t, mem, "t1/"+IndexFilename, "garbage")
-	l.refresh(ctx)
+	l.refresh(ctx, false)
 	require.Equal(t, 1.0, failures(reasonCorrupted))
 	bkt.on = true
-	l.refresh(ctx)
+	l.refresh(ctx, false)
 	bkt.on = false
 	require.Equal(t, 1.0, failures(reasonError))
 	ix, err = l.Index(ctx, "t1")
@@ -93,7 +93,7 @@ func TestLoader(t *testing.T) {
 	// A tenant not used for the idle timeout is dropped on refresh.
 	require.Equal(t, 1.0, gauge(t, reg, "strata_bucket_index_loaded_tenants"))
 	clk.Add(time.Hour + time.Second)
-	l.refresh(ctx)
+	l.refresh(ctx, false)
 	require.Equal(t, 0.0, gauge(t, reg, "strata_bucket_index_loaded_tenants"))
 	require.Equal(t, 4.0, testutil.ToFloat64(l.loads), "first use and three refreshes")
 }
@@ -200,4 +200,32 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("metric %s not registered", name)
 	return 0
+}
+
+// TestLoaderRetriesMissingIndex: an index found missing is looked for
+// again within missingRetry, long before UpdateInterval (an hour here).
+func TestLoaderRetriesMissingIndex(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	bkt := objstore.NewInMemBucket()
+	cfg := testLoaderConfig()
+	cfg.UpdateInterval = time.Hour
+	l := NewLoader(cfg, bkt, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), time.Now)
+	l.missingRetry = 10 * time.Millisecond
+	present := testIndex()
+	present.UpdatedAt = time.Now().Unix()
+	ix, err := l.Index(ctx, "new")
+	require.NoError(t, err)
+	require.Empty(t, ix.Blocks)
+
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+	}()
+	require.NoError(t, WriteIndex(ctx, bkt, "new", present))
+	require.Eventually(t, func() bool {
+		ix, err := l.Index(ctx, "new")
+		return err == nil && len(ix.Blocks) == 3
+	}, 10*time.Second, 10*time.Millisecond, "the new tenant's index is found within missingRetry")
 }
