@@ -226,9 +226,12 @@ func (a *Authenticator) checkPassword(r *http.Request, t *table, name, password 
 	if ok && c.table == t {
 		return c.tenant, nil
 	}
+	// The budget is per source and user: agents behind one address (a load
+	// balancer) are not locked out by another agent's wrong password.
 	src := sourceOf(r)
-	if ok, wait := a.fails.allowed(src); !ok {
-		return "", &tenant.ThrottledError{Source: src, RetryAfter: wait}
+	budget := src + "\x00" + name
+	if ok, wait := a.fails.allowed(budget); !ok {
+		return "", &tenant.ThrottledError{Source: src, User: name, RetryAfter: wait}
 	}
 	// A Prometheus starting with many shards sends its first pushes at
 	// once: they share one bcrypt check instead of paying one each.
@@ -253,7 +256,7 @@ func (a *Authenticator) checkPassword(r *http.Request, t *table, name, password 
 		}
 		id := v.(string)
 		if id == "" {
-			a.fails.failed(src)
+			a.fails.failed(budget)
 		}
 		return id, nil
 	}

@@ -355,7 +355,7 @@ func TestFailedLoginsThrottled(t *testing.T) {
 	}
 	_, err = a.Authenticate(from("192.0.2.7", basic("prom-a", "guess-x")))
 	require.Equal(t, http.StatusTooManyRequests, tenant.HTTPStatus(err), "%v", err)
-	require.EqualError(t, err, "too many failed logins from 192.0.2.7: retry in 1s")
+	require.EqualError(t, err, `too many failed logins from 192.0.2.7 as user "prom-a": retry in 1s`)
 	rec := httptest.NewRecorder()
 	tenant.WriteError(rec, err)
 	require.Equal(t, "1", rec.Header().Get("Retry-After"))
@@ -368,6 +368,8 @@ func TestFailedLoginsThrottled(t *testing.T) {
 	require.Equal(t, "team-a", got)
 	_, err = a.Authenticate(from("198.51.100.9", basic("prom-a", "guess-y")))
 	require.Equal(t, http.StatusUnauthorized, tenant.HTTPStatus(err), "another source is checked: %v", err)
+	_, err = a.Authenticate(from("192.0.2.7", basic("prom-b", "guess-u")))
+	require.Equal(t, http.StatusUnauthorized, tenant.HTTPStatus(err), "another user behind the same address is checked: %v", err)
 
 	now = now.Add(failureEvery)
 	_, err = a.Authenticate(from("192.0.2.7", basic("prom-a", "guess-z")))

@@ -13,9 +13,10 @@ import (
 // moved another tenant's p50 from 0.7 ms to 807 ms. Three bounds:
 //   - a password that passed is cached (checkPassword), and bearer tokens
 //     never touch bcrypt, so agents that authenticate once cost nothing;
-//   - each source address gets failureBurst failed checks, then one per
-//     failureEvery; beyond that its uncached basic credentials are refused
-//     with 429 before any bcrypt;
+//   - each source address and user gets failureBurst failed checks, then
+//     one per failureEvery; beyond that its uncached basic credentials are
+//     refused with 429 before any bcrypt (per user too, so that agents
+//     behind one load balancer are not locked out by one wrong password);
 //   - at most half the cores run bcrypt at once (at least one): a flood
 //     from many addresses queues behind the others' work instead of taking
 //     every core.
@@ -26,7 +27,7 @@ const (
 	maxFailureSources = 10_000 // addresses remembered; beyond, the stalest go
 )
 
-// failures is the failed-check budget of each source address.
+// failures is the failed-check budget of each source address and user.
 type failures struct {
 	mu      sync.Mutex
 	sources map[string]*failureBudget

@@ -176,19 +176,18 @@ const defaultMissingRetry = 30 * time.Second
 // every missingRetry, and drops the tenants not used for IdleTimeout,
 // until ctx is done; returns nil.
 func (l *Loader) Run(ctx context.Context) error {
-	t := time.NewTicker(min(l.cfg.UpdateInterval, l.missingRetry))
-	defer t.Stop()
-	lastFull := time.Now()
+	full := time.NewTicker(l.cfg.UpdateInterval)
+	defer full.Stop()
+	missing := time.NewTicker(l.missingRetry)
+	defer missing.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case now := <-t.C:
-			full := now.Sub(lastFull) >= l.cfg.UpdateInterval
-			if full {
-				lastFull = now
-			}
-			l.refresh(ctx, !full)
+		case <-full.C:
+			l.refresh(ctx, false)
+		case <-missing.C:
+			l.refresh(ctx, true)
 		}
 	}
 }

@@ -114,7 +114,6 @@ const (
 	reasonMetadataMissingName
 	reasonMetadataTooLong
 	reasonMetadataInvalidUTF8
-	reasonOutOfOrderInRequest
 	numReasons
 )
 
@@ -137,7 +136,6 @@ var reasonIDs = [numReasons]string{
 	reasonMetadataMissingName:      "strata-metadata-missing-metric-name",
 	reasonMetadataTooLong:          "strata-metadata-too-long",
 	reasonMetadataInvalidUTF8:      "strata-metadata-invalid-utf8",
-	reasonOutOfOrderInRequest:      "strata-sample-out-of-order-in-request",
 }
 
 func (r reason) String() string { return reasonIDs[r] }

@@ -111,6 +111,15 @@ func (d *Distributor) pushHTTP(r *http.Request) (string, error) {
 	pb := d.getBody()
 	defer d.putBody(pb)
 	defer d.releaseInflight(pb)
+	// A body whose length is announced is counted before it is read, the
+	// rest once its snappy header says how large it decompresses.
+	if r.ContentLength > 0 {
+		if err := d.reserveInflight(pb, r.ContentLength); err != nil {
+			d.m.rateLimitedPushes.WithLabelValues(d.tenantLabels.Value(tenantID), limitedInflightBytes).Inc()
+			d.drain(r)
+			return tenantID, err
+		}
+	}
 	if err := d.readBody(r, pb); err != nil {
 		return tenantID, err
 	}
@@ -119,9 +128,11 @@ func (d *Distributor) pushHTTP(r *http.Request) (string, error) {
 	if err != nil {
 		return tenantID, err
 	}
-	if err := d.reserveInflight(pb, int64(n)); err != nil {
-		d.m.rateLimitedPushes.WithLabelValues(d.tenantLabels.Value(tenantID), limitedInflightBytes).Inc()
-		return tenantID, err
+	if more := int64(len(pb.body)+n) - pb.reserved; more > 0 {
+		if err := d.reserveInflight(pb, more); err != nil {
+			d.m.rateLimitedPushes.WithLabelValues(d.tenantLabels.Value(tenantID), limitedInflightBytes).Inc()
+			return tenantID, err
+		}
 	}
 	if err := d.decompress(pb); err != nil {
 		return tenantID, err
@@ -265,18 +276,19 @@ func (d *Distributor) decompress(pb *pushBody) error {
 // its densest element is a 3-byte copy of 64 bytes (ratio 21.3).
 const snappyMaxExpansion = 22
 
-// reserveInflight counts pb's compressed body and its decompressed size
-// (about to be allocated) against -distributor.max-inflight-push-bytes; the
-// handler gives them back with releaseInflight when the push is answered.
-func (d *Distributor) reserveInflight(pb *pushBody, decompressed int64) error {
-	n := int64(len(pb.body)) + decompressed
+// reserveInflight counts n more bytes of pb (its compressed body, then its
+// decompressed size, each before it is allocated) against
+// -distributor.max-inflight-push-bytes; the handler gives them back with
+// releaseInflight when the push is answered.
+func (d *Distributor) reserveInflight(pb *pushBody, n int64) error {
 	now := d.inflightBytes.Add(n)
-	if limit := d.cfg.MaxInflightPushBytes; limit > 0 && now > limit && now != n {
-		// now == n: one push alone may always go (it is under the body limit).
+	others := now - pb.reserved - n
+	if limit := d.cfg.MaxInflightPushBytes; limit > 0 && now > limit && others > 0 {
+		// others == 0: one push alone may always go (it is under the body limit).
 		d.inflightBytes.Add(-n)
-		return &LimitedError{Msg: fmt.Sprintf("this distributor holds %d bytes of pushes in flight; this one's %d would pass the limit of %d (-distributor.max-inflight-push-bytes): retry later [%s]", now-n, n, limit, idInflightPushBytes)}
+		return &LimitedError{Msg: fmt.Sprintf("this distributor holds %d bytes of other pushes in flight; this one's %d bytes would pass the limit of %d (-distributor.max-inflight-push-bytes): retry later [%s]", others, pb.reserved+n, limit, idInflightPushBytes)}
 	}
-	pb.reserved = n
+	pb.reserved += n
 	d.m.inflightPushBytes.Add(float64(n))
 	return nil
 }

@@ -315,13 +315,12 @@ func (v *validator) checkTs(ts int64) (reason, bool) {
 	return 0, true
 }
 
-// checkSamples drops the float samples out of the time bounds, and those
-// not after the series' previous sample in the request: the TSDB would drop
-// them at commit without a word, after the push was acknowledged. NaN and
-// ±Inf are values like any other (staleness markers are NaNs).
+// checkSamples drops the float samples out of the time bounds. NaN and
+// ±Inf are values like any other (staleness markers are NaNs). Their order
+// within the request is the ingester's to check: it alone knows the
+// tenant's out-of-order window.
 func (v *validator) checkSamples(s *remotewrite.Series) {
 	ss, n := s.Samples, 0
-	last := int64(math.MinInt64)
 	for i := range ss {
 		if why, ok := v.checkTs(ss[i].Timestamp); !ok {
 			v.samples[why]++
@@ -330,14 +329,6 @@ func (v *validator) checkSamples(s *remotewrite.Series) {
 			}
 			continue
 		}
-		if ss[i].Timestamp <= last {
-			v.samples[reasonOutOfOrderInRequest]++
-			if v.problem() {
-				v.msg = orderMessage(s.Labels, "a sample", ss[i].Timestamp, last)
-			}
-			continue
-		}
-		last = ss[i].Timestamp
 		ss[n] = ss[i]
 		n++
 	}
@@ -348,20 +339,12 @@ func (v *validator) checkSamples(s *remotewrite.Series) {
 // buckets do not add up; deeper checks are the TSDB's.
 func (v *validator) checkHistograms(s *remotewrite.Series) {
 	hs, n := s.Histograms, 0
-	last := int64(math.MinInt64)
 	for i := range hs {
 		h := &hs[i]
 		if why, ok := v.checkTs(h.Timestamp); !ok {
 			v.samples[why]++
 			if v.problem() {
 				v.msg = timeMessage(s.Labels, "a native histogram", h.Timestamp, v.nowMs, why, v.lim)
-			}
-			continue
-		}
-		if h.Timestamp <= last {
-			v.samples[reasonOutOfOrderInRequest]++
-			if v.problem() {
-				v.msg = orderMessage(s.Labels, "a native histogram", h.Timestamp, last)
 			}
 			continue
 		}
@@ -373,7 +356,6 @@ func (v *validator) checkHistograms(s *remotewrite.Series) {
 			}
 			continue
 		}
-		last = h.Timestamp
 		if n != i {
 			hs[n] = *h
 		}
@@ -548,16 +530,6 @@ func timeMessage(ls []remotewrite.Label, what string, ts, nowMs int64, why reaso
 	}
 	return fmt.Sprintf("series %s has %s at %s, %s in the past, limit %s (-validation.past-grace-period, override \"past_grace_period\") [%s]",
 		formatLabels(ls), what, formatTs(ts), msDuration(nowMs-ts), lim.PastGracePeriod, why)
-}
-
-// orderMessage says that a sample is not after its series' previous one.
-func orderMessage(ls []remotewrite.Label, what string, ts, prev int64) string {
-	rel := "before"
-	if ts == prev {
-		rel = "at the same time as"
-	}
-	return fmt.Sprintf("series %s has %s at %s, %s the previous one in the request at %s: a series' samples must be sent in increasing time order, once each [%s]",
-		formatLabels(ls), what, formatTs(ts), rel, formatTs(prev), reasonOutOfOrderInRequest)
 }
 
 func exemplarMessage(ls []remotewrite.Label, e *remotewrite.Exemplar, at int, why reason, nowMs int64, lim *limits.Limits) string {

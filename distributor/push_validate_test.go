@@ -68,16 +68,6 @@ func TestValidate(t *testing.T) {
 	}{
 		{name: "ok", in: []prompb.TimeSeries{good}, wantCode: 204, want: []prompb.TimeSeries{good}},
 		{
-			name: "native histograms out of order in one request", wantCode: 400,
-			in: []prompb.TimeSeries{withHists(series("__name__", "h"), intHist, func() prompb.Histogram {
-				h := floatHist
-				h.Timestamp = testNowMs - 1
-				return h
-			}())},
-			wantMsg: `series {__name__="h"} has a native histogram at 2026-11-25T11:59:59.999Z, before the previous one in the request at 2026-11-25T12:00:00Z: a series' samples must be sent in increasing time order, once each [strata-sample-out-of-order-in-request]`,
-			want:    []prompb.TimeSeries{withHists(series("__name__", "h"), intHist)},
-		},
-		{
 			name: "unsorted labels are sorted", wantCode: 204,
 			in:   []prompb.TimeSeries{series("job", "a", "__name__", "up", "instance", "h:1")},
 			want: []prompb.TimeSeries{series("__name__", "up", "instance", "h:1", "job", "a")},

@@ -3,6 +3,7 @@ package ingester
 import (
 	"context"
 	"errors"
+	"math"
 	"slices"
 	"time"
 
@@ -127,6 +128,16 @@ const futureSkew = time.Minute
 
 var errTooFarInFuture = errors.New("sample timestamp too far in the future")
 
+// orderInRequestError is the error of a sample not after its series'
+// previous one in the same request: a repeated timestamp is a duplicate,
+// an earlier one out of order (rejectReason picks the message).
+func orderInRequestError(ts, prev int64) error {
+	if ts == prev {
+		return storage.ErrDuplicateSampleForTimestamp
+	}
+	return storage.ErrOutOfOrderSample
+}
+
 // defaultCreationGracePeriod bounds the future without per-tenant limits,
 // as -validation.create-grace-period's default.
 const defaultCreationGracePeriod = 10 * time.Minute
@@ -153,6 +164,10 @@ func (i *Ingester) appendRequest(ctx context.Context, u *tenantDB, st *pushState
 		defer u.appendMu.RUnlock()
 	}
 	maxTs := i.futureBound(u.id)
+	// Without an out-of-order window, a series' samples must increase within
+	// the request: the head would drop the others at commit, silently, after
+	// the push was acknowledged. With one, they go to the out-of-order head.
+	inOrder := u.appliedOOOWindow() == 0
 	for k := range st.req.Series {
 		s := &st.req.Series[k]
 		nsamples := len(s.Samples) + len(s.Histograms)
@@ -174,11 +189,17 @@ func (i *Ingester) appendRequest(ctx context.Context, u *tenantDB, st *pushState
 			}
 			ls = ls.Copy() // a new series: the head keeps these labels
 		}
+		last := int64(math.MinInt64)
 		for _, smp := range s.Samples {
 			if smp.Timestamp > maxTs {
 				st.rej.sample(errTooFarInFuture, ls, smp.Timestamp)
 				continue
 			}
+			if inOrder && smp.Timestamp <= last {
+				st.rej.sample(orderInRequestError(smp.Timestamp, last), ls, smp.Timestamp)
+				continue
+			}
+			last = smp.Timestamp
 			r, err := app.Append(ref, ls, smp.Timestamp, smp.Value)
 			if err != nil {
 				st.rej.sample(err, ls, smp.Timestamp)
@@ -187,12 +208,18 @@ func (i *Ingester) appendRequest(ctx context.Context, u *tenantDB, st *pushState
 			ref = r
 			n.floats++
 		}
+		lastH := int64(math.MinInt64)
 		for h := range s.Histograms {
 			hp := &s.Histograms[h]
 			if hp.Timestamp > maxTs {
 				st.rej.sample(errTooFarInFuture, ls, hp.Timestamp)
 				continue
 			}
+			if inOrder && hp.Timestamp <= lastH {
+				st.rej.sample(orderInRequestError(hp.Timestamp, lastH), ls, hp.Timestamp)
+				continue
+			}
+			lastH = hp.Timestamp
 			var (
 				r   storage.SeriesRef
 				err error

@@ -454,3 +454,30 @@ func TestPushRefusesFarFuture(t *testing.T) {
 	// The head still takes ordinary samples: nothing blocks the tenant.
 	h.mustPush("t", floats(lbls("__name__", "up", "job", "now"), float64(now+1000), 2))
 }
+
+// TestPushOrderWithinRequest: without an out-of-order window a series'
+// samples must increase within a request; the others are refused, naming
+// the series, instead of vanishing at commit after the acknowledgement.
+// With a window the same request is stored whole.
+func TestPushOrderWithinRequest(t *testing.T) {
+	series := floats(lbls("__name__", "up", "job", "a"), float64(t0+1000), 1, float64(t0), 2, float64(t0+1000), 3, float64(t0+2000), 4)
+	h := start(t, defaultConfig(t), t.TempDir())
+	_, err := h.push("t", series)
+	code, det := errDetails(t, err)
+	require.Equal(t, codes.InvalidArgument, code)
+	require.Equal(t, ingesterpb.ErrorClass_ERROR_CLASS_BAD_INPUT, det.Class)
+	require.Contains(t, err.Error(), `out of order sample for series {__name__="up", job="a"}`)
+	require.Contains(t, err.Error(), "[strata-sample-duplicate-timestamp]")
+	got := h.query("t", t0, t0+3000)
+	require.Len(t, got, 1)
+	require.Len(t, got[0].samples, 2, "the samples in order are stored: %v", got[0].samples)
+
+	cfg := defaultConfig(t)
+	cfg.OutOfOrderTimeWindow = time.Hour
+	h = start(t, cfg, t.TempDir())
+	series = floats(lbls("__name__", "up", "job", "a"), float64(t0+1000), 1, float64(t0), 2, float64(t0+2000), 4)
+	h.mustPush("t", series)
+	got = h.query("t", t0, t0+3000)
+	require.Len(t, got, 1)
+	require.Len(t, got[0].samples, 3, "with an out-of-order window every sample is kept")
+}

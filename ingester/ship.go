@@ -134,6 +134,16 @@ func (i *Ingester) shipTenant(ctx context.Context, u *tenantDB) (int, error) {
 	if u.ship.shipper == nil {
 		return 0, nil
 	}
+	// Ship only while no recovery reopens the tenant (tenant_recover.go):
+	// it closes this shipper and opens another over the same directory.
+	// A tenant being reopened ships at the next round.
+	if !u.health.drain.TryRLock() {
+		return 0, nil
+	}
+	defer u.health.drain.RUnlock()
+	if u.health.closed.Load() {
+		return 0, nil
+	}
 	return u.ship.shipper.Sync(ctx)
 }
 

@@ -91,7 +91,9 @@ func (r *seriesReader) add(series []*ingesterpb.StreamSeries) error {
 }
 
 // answer returns the series read, sorted by labels, each once, each with
-// its chunks sorted.
+// its chunks sorted and byte-identical copies dropped: a store-gateway
+// sends each series once with the chunks of every block it read, so the
+// copies of uncompacted replica blocks reach no merge of answers.
 func (r *seriesReader) answer() streamAnswer {
 	a, slab := r.a, r.slab
 	a.chunks = len(slab)
@@ -104,7 +106,7 @@ func (r *seriesReader) answer() streamAnswer {
 		if !slices.IsSortedFunc(cs, compareChunks) {
 			slices.SortFunc(cs, compareChunks)
 		}
-		a.series[i].chunks = cs
+		a.series[i].chunks = dedupeChunks(cs)
 	}
 	if r.unsorted {
 		a.series = sortUniqueSeries(a.series)

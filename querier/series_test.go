@@ -333,4 +333,18 @@ func TestReadQueryStreamSortsAndValidates(t *testing.T) {
 			require.Equal(t, tc.want, names)
 		})
 	}
+
+	// A store-gateway sends a series once with the chunks of every block it
+	// read: the copies of uncompacted replica blocks are dropped here, where
+	// no merge of answers would see them.
+	cs := xorChunks(t, 0, samples)
+	copies := []*ingesterpb.StreamSeries{streamSeries(t, labels.FromStrings("__name__", "a"), append(append(append([]chunk{}, cs...), cs...), cs...))}
+	f.scripted.Store(&copies)
+	defer f.scripted.Store(nil)
+	client, err := c.pool.Get(f.addr)
+	require.NoError(t, err)
+	a, err := readQueryStream(t.Context(), client, &ingesterpb.QueryRequest{EndMs: math.MaxInt64}, 0, 0, math.MaxInt64)
+	require.NoError(t, err)
+	require.Len(t, a.series, 1)
+	require.Len(t, a.series[0].chunks, len(cs), "one copy of each chunk")
 }

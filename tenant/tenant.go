@@ -95,12 +95,12 @@ func (e *UnauthenticatedError) Is(target error) bool { return target == ErrMissi
 // ThrottledError means a source failed authentication too often and its
 // next attempts are refused for a while without being checked: 429.
 type ThrottledError struct {
-	Source     string
-	RetryAfter time.Duration
+	Source, User string
+	RetryAfter   time.Duration
 }
 
 func (e *ThrottledError) Error() string {
-	return fmt.Sprintf("too many failed logins from %s: retry in %s", e.Source, e.RetryAfter.Round(time.Second))
+	return fmt.Sprintf("too many failed logins from %s as user %q: retry in %s", e.Source, truncate(e.User, 64), e.RetryAfter.Round(time.Second))
 }
 
 // ForbiddenError means valid credentials of one tenant claim another

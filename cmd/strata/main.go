@@ -70,10 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if advertise == "" {
 		advertise = advertiseAddr(grpcL.Addr(), cfg.Target)
 	}
-	w, err := newWiring(cfg, srv, advertise, log, reg)
-	if err == nil {
-		w.clusterSecrets = secrets
-	}
+	w, err := newWiring(cfg, srv, secrets, advertise, log, reg)
 	if err != nil {
 		_, _ = httpL.Close(), grpcL.Close()
 		return err

@@ -73,8 +73,8 @@ type wiring struct {
 
 // newWiring makes what every target shares and registers its handlers on
 // srv. It does no network I/O.
-func newWiring(cfg *Config, srv *server.Server, advertise string, log *slog.Logger, reg prometheus.Registerer) (*wiring, error) {
-	w := &wiring{cfg: cfg, srv: srv, advertise: advertise, log: log, reg: reg}
+func newWiring(cfg *Config, srv *server.Server, secrets *auth.ClusterSecrets, advertise string, log *slog.Logger, reg prometheus.Registerer) (*wiring, error) {
+	w := &wiring{cfg: cfg, srv: srv, clusterSecrets: secrets, advertise: advertise, log: log, reg: reg}
 	kv, err := gossip.New(memberlistConfig(cfg), cfg.Instance.ID, log.With("component", "memberlist"), reg)
 	if err != nil {
 		return nil, fmt.Errorf("create gossip: %w", err)
