@@ -85,9 +85,9 @@ func checkKept(t *testing.T, r *remotewrite.Request) {
 			}
 			if l.Name == metricNameLabel {
 				hasName = true
-				require.True(t, legacyName(l.Value, true))
+				require.True(t, remotewrite.LegacyName(l.Value, true))
 			} else {
-				require.True(t, legacyName(l.Name, false))
+				require.True(t, remotewrite.LegacyName(l.Name, false))
 			}
 		}
 		require.True(t, hasName)

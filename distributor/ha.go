@@ -293,7 +293,7 @@ func (d *Distributor) stripReplica(st *pushState, tenantID string, lim *limits.L
 			v.curBad = false
 			if v.problem() {
 				v.msg = fmt.Sprintf("series %s has %s=%q, but the request's first series has %s=%q: one request must come from one HA replica [%s]",
-					formatLabels(s.Labels), lim.HAReplicaLabel, r, lim.HAReplicaLabel, replica, idHAReplicaMixed)
+					remotewrite.FormatLabels(s.Labels), lim.HAReplicaLabel, r, lim.HAReplicaLabel, replica, idHAReplicaMixed)
 			}
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/proto/ingesterpb"
+	"github.com/strata-metrics/strata/remotewrite"
 	"github.com/strata-metrics/strata/ring"
 )
 
@@ -140,9 +141,9 @@ func (d *Distributor) quorumError(st *pushState, idx int32, failed []batchResult
 	it := &st.items[idx]
 	var what string
 	if n := len(st.req.Series); int(idx) < n {
-		what = "series " + formatLabels(st.req.Series[idx].Labels)
+		what = "series " + remotewrite.FormatLabels(st.req.Series[idx].Labels)
 	} else {
-		what = "metadata for " + quoteTrunc(st.req.Metadata[int(idx)-n].FamilyName)
+		what = "metadata for " + remotewrite.QuoteTrunc(st.req.Metadata[int(idx)-n].FamilyName)
 	}
 	var b strings.Builder
 	limited := true

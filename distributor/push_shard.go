@@ -76,7 +76,7 @@ func (d *Distributor) shard(st *pushState, tenantID string) error {
 		tok, st.key = seriesToken(st.key, tenantID, s.Labels)
 		rs, err := d.ring.Get(tok, ring.Write, st.replicas)
 		if err != nil {
-			return fmt.Errorf("find ingesters for series %s: %w", formatLabels(s.Labels), err)
+			return fmt.Errorf("find ingesters for series %s: %w", remotewrite.FormatLabels(s.Labels), err)
 		}
 		st.replicas = rs.Instances[:0]
 		it := st.addItem(rs)

@@ -230,7 +230,7 @@ func (v *validator) validName(s string, metric bool) bool {
 	if v.utf8Names {
 		return s != "" && validUTF8(s)
 	}
-	return legacyName(s, metric)
+	return remotewrite.LegacyName(s, metric)
 }
 
 // validUTF8 is utf8.ValidString with a faster path for ASCII strings,
@@ -261,47 +261,6 @@ func compareNames(a, b string) int {
 		return 1
 	}
 	return strings.Compare(a, b)
-}
-
-// Classes of bytes in legacy names.
-const (
-	labelFirst  = 1 << iota // [a-zA-Z_]
-	labelNext               // [a-zA-Z0-9_]
-	metricFirst             // [a-zA-Z_:]
-	metricNext              // [a-zA-Z0-9_:]
-)
-
-// nameChars classifies every byte value; it is never modified.
-var nameChars = func() (t [256]uint8) {
-	for c := range 256 {
-		switch {
-		case c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z':
-			t[c] = labelFirst | labelNext | metricFirst | metricNext
-		case '0' <= c && c <= '9':
-			t[c] = labelNext | metricNext
-		case c == ':':
-			t[c] = metricFirst | metricNext
-		}
-	}
-	return t
-}()
-
-// legacyName reports whether s is a classic Prometheus label name
-// [a-zA-Z_][a-zA-Z0-9_]*, or metric name [a-zA-Z_:][a-zA-Z0-9_:]*.
-func legacyName(s string, metric bool) bool {
-	first, next := uint8(labelFirst), uint8(labelNext)
-	if metric {
-		first, next = metricFirst, metricNext
-	}
-	if s == "" || nameChars[s[0]]&first == 0 {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		if nameChars[s[i]]&next == 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // checkTs reports whether a sample timestamp is within the grace periods.
@@ -352,7 +311,7 @@ func (v *validator) checkHistograms(s *remotewrite.Series) {
 			v.samples[reasonInvalidHistogram]++
 			if v.problem() {
 				v.msg = fmt.Sprintf("series %s has an invalid native histogram at %s: %s [%s]",
-					formatLabels(s.Labels), formatTs(h.Timestamp), detail, reasonInvalidHistogram)
+					remotewrite.FormatLabels(s.Labels), remotewrite.FormatTimestamp(h.Timestamp), detail, reasonInvalidHistogram)
 			}
 			continue
 		}
@@ -463,9 +422,9 @@ func (v *validator) metadataEntry(m *remotewrite.Metadata) bool {
 			v.msg = fmt.Sprintf("metadata of type %s has no metric family name [%s]", metricTypeName(m.Type), why)
 		case reasonMetadataTooLong:
 			v.msg = fmt.Sprintf("metadata for %s has a %s of %d bytes, limit %d (-validation.max-metadata-length, override \"max_metadata_length\") [%s]",
-				quoteTrunc(m.FamilyName), field, size, v.lim.MaxMetadataLength, why)
+				remotewrite.QuoteTrunc(m.FamilyName), field, size, v.lim.MaxMetadataLength, why)
 		default:
-			v.msg = fmt.Sprintf("metadata for %s has a %s that is not valid UTF-8 [%s]", quoteTrunc(m.FamilyName), field, why)
+			v.msg = fmt.Sprintf("metadata for %s has a %s that is not valid UTF-8 [%s]", remotewrite.QuoteTrunc(m.FamilyName), field, why)
 		}
 	}
 	return false
@@ -490,7 +449,7 @@ func (v *validator) checkMetadata(m *remotewrite.Metadata) (why reason, field st
 // (when one does) and the rule's stable id.
 
 func labelsMessage(ls []remotewrite.Label, why reason, at int, lim *limits.Limits, utf8Names bool) string {
-	series := formatLabels(ls)
+	series := remotewrite.FormatLabels(ls)
 	var l remotewrite.Label
 	if at >= 0 {
 		l = ls[at]
@@ -505,20 +464,20 @@ func labelsMessage(ls []remotewrite.Label, why reason, at int, lim *limits.Limit
 	case reasonMissingMetricName:
 		return fmt.Sprintf("series %s has no metric name (label %s) [%s]", series, metricNameLabel, why)
 	case reasonDuplicateLabelNames:
-		return fmt.Sprintf("series %s has duplicate label name %s [%s]", series, quoteTrunc(l.Name), why)
+		return fmt.Sprintf("series %s has duplicate label name %s [%s]", series, remotewrite.QuoteTrunc(l.Name), why)
 	case reasonLabelNameTooLong:
 		return fmt.Sprintf("series %s has a label name of %d bytes, limit %d (-validation.max-length-label-name, override \"max_label_name_length\") [%s]", series, len(l.Name), lim.MaxLabelNameLength, why)
 	case reasonInvalidMetricName:
 		if !utf8Names {
 			charset = "the legacy charset [a-zA-Z_:][a-zA-Z0-9_:]*; -distributor.name-validation-scheme=utf8 accepts any UTF-8"
 		}
-		return fmt.Sprintf("series %s has invalid metric name %s (%s) [%s]", series, quoteTrunc(l.Value), charset, why)
+		return fmt.Sprintf("series %s has invalid metric name %s (%s) [%s]", series, remotewrite.QuoteTrunc(l.Value), charset, why)
 	case reasonInvalidLabelName:
-		return fmt.Sprintf("series %s has invalid label name %s (%s) [%s]", series, quoteTrunc(l.Name), charset, why)
+		return fmt.Sprintf("series %s has invalid label name %s (%s) [%s]", series, remotewrite.QuoteTrunc(l.Name), charset, why)
 	case reasonLabelValueTooLong:
-		return fmt.Sprintf("series %s has a value of %d bytes for label %s, limit %d (-validation.max-length-label-value, override \"max_label_value_length\") [%s]", series, len(l.Value), quoteTrunc(l.Name), lim.MaxLabelValueLength, why)
+		return fmt.Sprintf("series %s has a value of %d bytes for label %s, limit %d (-validation.max-length-label-value, override \"max_label_value_length\") [%s]", series, len(l.Value), remotewrite.QuoteTrunc(l.Name), lim.MaxLabelValueLength, why)
 	case reasonInvalidLabelValue:
-		return fmt.Sprintf("series %s has a value that is not valid UTF-8 for label %s [%s]", series, quoteTrunc(l.Name), why)
+		return fmt.Sprintf("series %s has a value that is not valid UTF-8 for label %s [%s]", series, remotewrite.QuoteTrunc(l.Name), why)
 	}
 	return fmt.Sprintf("BUG: series %s: no message for %s", series, why)
 }
@@ -526,68 +485,23 @@ func labelsMessage(ls []remotewrite.Label, why reason, at int, lim *limits.Limit
 func timeMessage(ls []remotewrite.Label, what string, ts, nowMs int64, why reason, lim *limits.Limits) string {
 	if why == reasonTooFarInFuture {
 		return fmt.Sprintf("series %s has %s at %s, %s in the future, limit %s (-validation.create-grace-period, override \"creation_grace_period\") [%s]",
-			formatLabels(ls), what, formatTs(ts), msDuration(ts-nowMs), lim.CreationGracePeriod, why)
+			remotewrite.FormatLabels(ls), what, remotewrite.FormatTimestamp(ts), msDuration(ts-nowMs), lim.CreationGracePeriod, why)
 	}
 	return fmt.Sprintf("series %s has %s at %s, %s in the past, limit %s (-validation.past-grace-period, override \"past_grace_period\") [%s]",
-		formatLabels(ls), what, formatTs(ts), msDuration(nowMs-ts), lim.PastGracePeriod, why)
+		remotewrite.FormatLabels(ls), what, remotewrite.FormatTimestamp(ts), msDuration(nowMs-ts), lim.PastGracePeriod, why)
 }
 
 func exemplarMessage(ls []remotewrite.Label, e *remotewrite.Exemplar, at int, why reason, nowMs int64, lim *limits.Limits) string {
-	series := formatLabels(ls)
+	series := remotewrite.FormatLabels(ls)
 	switch why {
 	case reasonExemplarInvalidLabels:
-		return fmt.Sprintf("series %s has an exemplar with invalid label %s=%s [%s]", series, quoteTrunc(e.Labels[at].Name), quoteTrunc(e.Labels[at].Value), why)
+		return fmt.Sprintf("series %s has an exemplar with invalid label %s=%s [%s]", series, remotewrite.QuoteTrunc(e.Labels[at].Name), remotewrite.QuoteTrunc(e.Labels[at].Value), why)
 	case reasonExemplarLabelsTooLong:
-		return fmt.Sprintf("series %s has an exemplar with labels %s of %d characters, limit %d (OpenMetrics) [%s]", series, formatLabels(e.Labels), at, exemplarMaxRunes, why)
+		return fmt.Sprintf("series %s has an exemplar with labels %s of %d characters, limit %d (OpenMetrics) [%s]", series, remotewrite.FormatLabels(e.Labels), at, exemplarMaxRunes, why)
 	case reasonExemplarMissingTimestamp:
-		return fmt.Sprintf("series %s has an exemplar %s without a timestamp [%s]", series, formatLabels(e.Labels), why)
+		return fmt.Sprintf("series %s has an exemplar %s without a timestamp [%s]", series, remotewrite.FormatLabels(e.Labels), why)
 	}
 	return timeMessage(ls, "an exemplar", e.Timestamp, nowMs, why, lim)
-}
-
-// Bounds of what a message prints of a series, so that an abusive series
-// does not make an abusive message.
-const (
-	msgMaxLabels = 32
-	msgMaxBytes  = 128
-)
-
-// formatLabels prints ls as Prometheus does, {__name__="up", job="a"},
-// quoting names outside the legacy charset and cutting long values.
-func formatLabels(ls []remotewrite.Label) string {
-	var b strings.Builder
-	b.WriteByte('{')
-	for i, l := range ls {
-		if i == msgMaxLabels {
-			fmt.Fprintf(&b, ", ... %d more", len(ls)-i)
-			break
-		}
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		if legacyName(l.Name, false) {
-			b.WriteString(l.Name)
-		} else {
-			b.WriteString(quoteTrunc(l.Name))
-		}
-		b.WriteByte('=')
-		b.WriteString(quoteTrunc(l.Value))
-	}
-	b.WriteByte('}')
-	return b.String()
-}
-
-// quoteTrunc quotes s, cut to msgMaxBytes (at a character boundary) with
-// "..." after the quote.
-func quoteTrunc(s string) string {
-	if len(s) <= msgMaxBytes {
-		return strconv.Quote(s)
-	}
-	n := msgMaxBytes
-	for n > msgMaxBytes-utf8.UTFMax && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return strconv.Quote(s[:n]) + "..."
 }
 
 // msDuration converts milliseconds to a Duration, saturating instead of
@@ -597,17 +511,6 @@ func msDuration(ms int64) time.Duration {
 		return time.Duration(math.MaxInt64).Truncate(time.Second)
 	}
 	return time.Duration(ms) * time.Millisecond
-}
-
-// formatTs writes a timestamp as RFC 3339 when it is a date of years 0 to
-// 9999, and as milliseconds otherwise: math.MaxInt64 is not "the year
-// 292278994", it is a broken sender.
-func formatTs(ms int64) string {
-	const minMs, maxMs = -62167219200000, 253402300799999 // 0000-01-01, 9999-12-31
-	if ms < minMs || ms > maxMs {
-		return fmt.Sprintf("%d ms since 1970 (not a date)", ms)
-	}
-	return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
 }
 
 func metricTypeName(t remotewrite.MetricType) string {

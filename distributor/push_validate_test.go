@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/strata-metrics/strata/limits"
+	"github.com/strata-metrics/strata/remotewrite"
 )
 
 // TestValidate pushes one request per rule through the handler to one fake
@@ -337,6 +338,6 @@ func TestFormatLabelsIsBounded(t *testing.T) {
 	code, msg := h.push(t, encode(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts}}))
 	require.Equal(t, 400, code)
 	require.Contains(t, msg, `, ... 8 more} has 40 labels, limit 30`)
-	require.Contains(t, msg, `="`+strings.Repeat("v", msgMaxBytes)+`"...`)
-	require.Less(t, len(msg), 32*(msgMaxBytes+50))
+	require.Contains(t, msg, `="`+strings.Repeat("v", remotewrite.MessageMaxValueBytes)+`"...`)
+	require.Less(t, len(msg), 32*(remotewrite.MessageMaxValueBytes+50))
 }

@@ -256,6 +256,7 @@ func (i *Ingester) appendRequest(ctx context.Context, u *tenantDB, st *pushState
 	n.metadata, dropped = u.metadata.update(st.req.Metadata)
 	if dropped > 0 {
 		i.countMetadataDropped(u.id, dropped)
+		st.rej.metadataDropped(dropped, int(u.config.maxMetadata.Load()))
 	}
 	return n, nil
 }

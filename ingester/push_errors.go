@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -12,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/strata-metrics/strata/proto/ingesterpb"
+	"github.com/strata-metrics/strata/remotewrite"
 	"github.com/strata-metrics/strata/tenant"
 )
 
@@ -95,6 +95,9 @@ type rejections struct {
 	exemplars int             // rejected (invalid) exemplars
 	dropped   [numExemplarDrops]int
 	n         int // rejections of samples and exemplars, reported or not
+	// metadata is how many metadata entries were not kept because the
+	// tenant has metadataMax families (max_metadata_per_user).
+	metadata, metadataMax int
 	first     [maxReported]rejection
 }
 
@@ -122,13 +125,28 @@ func (r *rejections) exemplarDropped(why exemplarDrop, n int) { r.dropped[why] +
 
 func (r *rejections) record(why reason, ls labels.Labels, ts int64, err error) {
 	if r.n < maxReported {
-		r.first[r.n] = rejection{reason: why, series: ls.String(), ts: ts, err: err}
+		r.first[r.n] = rejection{reason: why, series: formatSeries(ls), ts: ts, err: err}
 	}
 	r.n++
 }
 
-// total is the number of rejections that fail the push.
-func (r *rejections) total() int { return r.n }
+// formatSeries prints ls as the distributor's messages do: label values
+// cut, at most remotewrite.MessageMaxLabels labels. Only the few reported
+// rejections of a push are printed.
+func formatSeries(ls labels.Labels) string {
+	rw := make([]remotewrite.Label, 0, ls.Len())
+	ls.Range(func(l labels.Label) {
+		rw = append(rw, remotewrite.Label{Name: l.Name, Value: l.Value})
+	})
+	return remotewrite.FormatLabels(rw)
+}
+
+func (r *rejections) metadataDropped(n, limit int) { r.metadata, r.metadataMax = n, limit }
+
+// total is the number of rejections that fail the push: samples,
+// exemplars and metadata entries. Samples and exemplars of a push whose
+// metadata was refused are stored all the same.
+func (r *rejections) total() int { return r.n + r.metadata }
 
 func (r *rejections) rejectedSamples() int64 {
 	var n int
@@ -151,6 +169,12 @@ func (r *rejections) status(cfg Config, u *tenantDB) error {
 	}
 	if more := r.n - reported; more > 0 {
 		fmt.Fprintf(&b, "; %d more rejected", more)
+	}
+	if r.metadata > 0 {
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%d metadata entries of new metric families not kept: the tenant already has metadata for %d metric families, its limit (-ingester.max-metadata-per-tenant, override \"max_metadata_per_user\"); samples were stored [strata-max-metadata-per-user]", r.metadata, r.metadataMax)
 	}
 	if r.samples[reasonOther] > 0 {
 		return statusError(ingesterpb.ErrorClass_ERROR_CLASS_UNSPECIFIED, r.rejectedSamples(), b.String())
@@ -187,33 +211,25 @@ func (j rejection) describe(b *strings.Builder, cfg Config, u *tenantDB) {
 	default:
 		what, id = "sample not appended", "append-failed"
 	}
-	fmt.Fprintf(b, "%s for series %s at %s (%d): ", what, j.series, formatMillis(j.ts), j.ts)
+	fmt.Fprintf(b, "%s for series %s at %s: ", what, j.series, remotewrite.FormatTimestamp(j.ts))
 	head := u.db.Head()
 	switch j.reason {
 	case reasonOutOfOrder:
 		fmt.Fprintf(b, "the series has a newer sample and out-of-order samples are not accepted (-ingester.out-of-order-time-window=%s, override \"out_of_order_time_window\")", u.appliedOOOWindow())
 	case reasonOutOfBounds:
 		if minValid, ok := head.AppendableMinValidTime(); ok {
-			fmt.Fprintf(b, "the tenant's head accepts samples from %s on (half a block range, %s, behind its newest sample)", formatMillis(minValid), cfg.BlockRangesPeriod/2)
+			fmt.Fprintf(b, "the tenant's head accepts samples from %s on (half a block range, %s, behind its newest sample)", remotewrite.FormatTimestamp(minValid), cfg.BlockRangesPeriod/2)
 		} else {
 			b.WriteString(j.err.Error())
 		}
 	case reasonTooFarInFuture:
 		fmt.Fprintf(b, "more than the creation grace period (-validation.create-grace-period, override \"creation_grace_period\") plus %s of clock skew ahead of this ingester's clock", futureSkew)
 	case reasonTooOld:
-		fmt.Fprintf(b, "the tenant's newest sample is at %s and the out-of-order window is %s (-ingester.out-of-order-time-window, override \"out_of_order_time_window\")", formatMillis(head.MaxTime()), u.appliedOOOWindow())
+		fmt.Fprintf(b, "the tenant's newest sample is at %s and the out-of-order window is %s (-ingester.out-of-order-time-window, override \"out_of_order_time_window\")", remotewrite.FormatTimestamp(head.MaxTime()), u.appliedOOOWindow())
 	default:
 		b.WriteString(j.err.Error())
 	}
 	fmt.Fprintf(b, " [strata-%s]", id)
-}
-
-func formatMillis(ms int64) string {
-	const minMs, maxMs = -62167219200000, 253402300799999 // 0000-01-01, 9999-12-31
-	if ms < minMs || ms > maxMs {
-		return "not a date"
-	}
-	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.999Z07:00")
 }
 
 // statusError is the gRPC status of class with msg (ingesterpb.ToStatus).

@@ -212,14 +212,16 @@ func TestMetadataAndExemplarOverrides(t *testing.T) {
 		require.NoError(t, err)
 		return len(md.Metadata)
 	}
-	h.pushMetadata(t, "a", "x", "y", "z")
+	_, err := h.pushRequest("a", metadataRequest("x", "y", "z"))
+	require.ErrorContains(t, err, "the tenant already has metadata for 1 metric families")
 	h.pushMetadata(t, "b", "x", "y", "z")
 	require.Equal(t, 1, families("a"))
 	require.Equal(t, 3, families("b"), "b keeps the flag's 10000")
 
 	require.NoError(t, os.WriteFile(file, []byte("overrides:\n  a:\n    max_metadata_per_user: 2\n    max_exemplars: 50\n"), 0o644))
 	require.NoError(t, ovr.Load())
-	h.pushMetadata(t, "a", "x", "y", "z")
+	_, err = h.pushRequest("a", metadataRequest("x", "y", "z"))
+	require.ErrorContains(t, err, "the tenant already has metadata for 2 metric families")
 	require.Equal(t, 2, families("a"))
 
 	u, err := h.ing.acquire(ctx, "a", false)

@@ -2,6 +2,7 @@ package ingester
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -11,8 +12,10 @@ import (
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/strata-metrics/strata/proto/ingesterpb"
+	"github.com/strata-metrics/strata/remotewrite"
 )
 
 func testHistogram(k int) *histogram.Histogram {
@@ -193,7 +196,7 @@ func TestPushRejections(t *testing.T) {
 			first:  []*ingesterpb.TimeSeries{floats(up, float64(t0+60000), 1)},
 			second: []*ingesterpb.TimeSeries{floats(up, float64(t0), 2, float64(t0+120000), 3)},
 			wantErr: []string{
-				`out of order sample for series {__name__="up", job="a"} at 2026-11-25T03:00:00Z (1795575600000)`,
+				`out of order sample for series {__name__="up", job="a"} at 2026-11-25T03:00:00Z`,
 				"-ingester.out-of-order-time-window=0s", "[strata-sample-out-of-order]",
 			},
 			wantRejected: 1,
@@ -381,12 +384,16 @@ func TestExemplars(t *testing.T) {
 
 func (h *harness) pushMetadata(t testing.TB, tenantID string, families ...string) {
 	t.Helper()
+	_, err := h.pushRequest(tenantID, metadataRequest(families...))
+	require.NoError(t, err)
+}
+
+func metadataRequest(families ...string) *ingesterpb.WriteRequest {
 	wr := &ingesterpb.WriteRequest{}
 	for _, f := range families {
 		wr.Metadata = append(wr.Metadata, &ingesterpb.MetricMetadata{Type: ingesterpb.MetricMetadata_GAUGE, MetricFamilyName: f, Help: "Help of " + f + ".", Unit: "seconds"})
 	}
-	_, err := h.pushRequest(tenantID, wr)
-	require.NoError(t, err)
+	return wr
 }
 
 func TestMetadata(t *testing.T) {
@@ -398,8 +405,15 @@ func TestMetadata(t *testing.T) {
 	_, err := h.pushRequest("t", &ingesterpb.WriteRequest{Metadata: []*ingesterpb.MetricMetadata{
 		{Type: ingesterpb.MetricMetadata_COUNTER, MetricFamilyName: "a_metric", Help: "New help."},
 		{Type: ingesterpb.MetricMetadata_COUNTER, MetricFamilyName: "d_metric", Help: "Dropped."},
-	}})
-	require.NoError(t, err)
+	}, Timeseries: []*ingesterpb.TimeSeries{{
+		Labels:  []*ingesterpb.Label{{Name: "__name__", Value: "d_metric"}},
+		Samples: []*ingesterpb.Sample{{Timestamp: 1000, Value: 1}},
+	}}})
+	// The push is refused as bad input naming the limit, and what it could
+	// keep is kept: a_metric's new entry and the sample.
+	require.Equal(t, codes.InvalidArgument, status.Code(err))
+	require.ErrorContains(t, err, `1 metadata entries of new metric families not kept: the tenant already has metadata for 3 metric families, its limit (-ingester.max-metadata-per-tenant, override "max_metadata_per_user"); samples were stored [strata-max-metadata-per-user]`)
+	require.Len(t, h.query("t", 0, 2000), 1)
 
 	for _, tc := range []struct {
 		name  string
@@ -453,6 +467,23 @@ func TestPushRefusesFarFuture(t *testing.T) {
 
 	// The head still takes ordinary samples: nothing blocks the tenant.
 	h.mustPush("t", floats(lbls("__name__", "up", "job", "now"), float64(now+1000), 2))
+}
+
+// TestRejectionMessageBounded: a rejected series with huge label values
+// and many labels is printed cut, as the distributor prints it, so a hostile
+// series cannot make a hostile error message.
+func TestRejectionMessageBounded(t *testing.T) {
+	h := start(t, defaultConfig(t), t.TempDir())
+	kv := []string{"__name__", "up", "huge", strings.Repeat("v", 1<<20)}
+	for k := range 60 {
+		kv = append(kv, fmt.Sprintf("l%02d", k), "x")
+	}
+	ls := lbls(kv...)
+	h.mustPush("t", floats(ls, float64(t0+1000), 1))
+	_, err := h.push("t", floats(ls, float64(t0), 2))
+	require.ErrorContains(t, err, `out of order sample for series {__name__="up", huge="`+strings.Repeat("v", remotewrite.MessageMaxValueBytes)+`"..., l00="x"`)
+	require.ErrorContains(t, err, ", ... 30 more}")
+	require.Less(t, len(err.Error()), 2048)
 }
 
 // TestPushOrderWithinRequest: without an out-of-order window a series'

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Header carries the tenant id on HTTP requests, as in Cortex and Mimir.
@@ -44,7 +45,7 @@ func Validate(id string) error {
 	}
 	for i := 0; i < len(id); i++ {
 		if !safeChar(id[i]) {
-			return &InvalidError{ID: id, Reason: fmt.Sprintf("character %q at byte %d is not allowed (letters, digits and !-_.*'() only)", rune(id[i]), i)}
+			return &InvalidError{ID: id, Reason: fmt.Sprintf("character %s at byte %d is not allowed (letters, digits and !-_.*'() only)", quoteCharAt(id, i), i)}
 		}
 	}
 	return nil
@@ -62,9 +63,25 @@ func safeChar(c byte) bool {
 	return false
 }
 
+// quoteCharAt quotes the character that starts at byte i of s: a whole
+// UTF-8 sequence ('é', not the 'Ã' of its first byte), or the byte escaped
+// when s is not valid UTF-8 there.
+func quoteCharAt(s string, i int) string {
+	r, size := utf8.DecodeRuneInString(s[i:])
+	if r == utf8.RuneError && size <= 1 {
+		return fmt.Sprintf("'\\x%02x'", s[i])
+	}
+	return strconv.QuoteRune(r)
+}
+
+// truncate cuts s to at most n bytes at a character boundary, marking the
+// cut with "...".
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "..."
 }

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestValidate(t *testing.T) {
@@ -23,8 +24,9 @@ func TestValidate(t *testing.T) {
 		{"space", "a b", `character ' ' at byte 1`},
 		{"nul", "a\x00b", `character '\x00' at byte 1`},
 		{"newline", "a\nb", `character '\n' at byte 1`},
-		{"unicode lookalike", "tenаnt", "at byte 3"}, // Cyrillic а
-		{"fullwidth slash", "a／b", "at byte 1"},
+		{"unicode lookalike", "tenаnt", `character 'а' at byte 3`}, // Cyrillic а, whole, not the mojibake of its first byte
+		{"fullwidth slash", "a／b", `character '／' at byte 1`},
+		{"invalid utf-8", "a\xc3(b", `character '\xc3' at byte 1`},
 		{"pipe for multi-tenant queries", "a|b", `character '|' at byte 1`},
 		{"percent encoding", "%2e%2e", `character '%' at byte 0`},
 	} {
@@ -93,4 +95,17 @@ func FuzzValidate(f *testing.F) {
 			t.Fatalf("Validate accepted unsafe id %q", id)
 		}
 	})
+}
+
+// TestInvalidErrorCutsAtCharacter: a long unicode tenant id is cut in its
+// message at a character boundary, so the message stays valid UTF-8.
+func TestInvalidErrorCutsAtCharacter(t *testing.T) {
+	id := "a" + strings.Repeat("é", 100)
+	err := Validate(id)
+	if err == nil || !utf8.ValidString(err.Error()) {
+		t.Fatalf("Validate(%q) = %v: want an error in valid UTF-8", id, err)
+	}
+	if want := `invalid tenant id "a` + strings.Repeat("é", 31) + `..."`; !strings.Contains(err.Error(), want) {
+		t.Fatalf("message %q does not contain %q", err, want)
+	}
 }

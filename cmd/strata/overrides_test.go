@@ -28,18 +28,7 @@ func pushAs(t *testing.T, base, tenantID string, series, samples int, t0 time.Ti
 		}
 		req.Timeseries = append(req.Timeseries, ts)
 	}
-	b, err := req.Marshal()
-	require.NoError(t, err)
-	hr, err := http.NewRequest(http.MethodPost, base+"/api/v1/push", bytes.NewReader(snappy.Encode(nil, b)))
-	require.NoError(t, err)
-	hr.Header.Set("Content-Encoding", "snappy")
-	hr.Header.Set("Content-Type", "application/x-protobuf")
-	hr.Header.Set("X-Scope-OrgID", tenantID)
-	resp, err := http.DefaultClient.Do(hr)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
+	return pushRaw(t, base, tenantID, &req)
 }
 
 // TestStackRuntimeOverrides: a tenant's override in -runtime-config.file
@@ -103,4 +92,61 @@ func queryStrataAs(t *testing.T, base, tenantID, q string, at time.Time) apiResu
 	var env struct{ Data apiResult }
 	require.NoError(t, json.Unmarshal(b, &env), string(b))
 	return env.Data
+}
+
+// TestStackMetadataOverTenantLimit: metadata of more metric families than a
+// tenant's max_metadata_per_user gets 400 naming the limit and the override,
+// as the README's limits table says; the samples of the same push and the
+// metadata kept before are intact.
+func TestStackMetadataOverTenantLimit(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "overrides.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("overrides:\n  small:\n    max_metadata_per_user: 1\n"), 0o644))
+	s := startStack(t, t.TempDir(), "-auth.multitenancy-enabled", "-runtime-config.file="+file)
+	now := time.Now()
+	push := func(families ...string) (int, string) {
+		req := prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+			Labels:  lbls("__name__", families[len(families)-1]),
+			Samples: []prompb.Sample{{Timestamp: now.UnixMilli(), Value: 1}},
+		}}}
+		for _, f := range families {
+			req.Metadata = append(req.Metadata, prompb.MetricMetadata{Type: prompb.MetricMetadata_GAUGE, MetricFamilyName: f, Help: "Help of " + f + "."})
+		}
+		return pushRaw(t, s.base, "small", &req)
+	}
+	code, body := push("first")
+	require.Equal(t, http.StatusNoContent, code, body)
+	code, body = push("first", "second")
+	require.Equal(t, http.StatusBadRequest, code, body)
+	require.Contains(t, body, `override "max_metadata_per_user"`)
+	require.Contains(t, body, "[strata-max-metadata-per-user]")
+
+	got := queryStrataAs(t, s.base, "small", "second", now)
+	require.Len(t, normalise(t, got.Result), 1, "the sample of the refused push is stored")
+	hr, err := http.NewRequest(http.MethodGet, s.base+"/api/v1/metadata", nil)
+	require.NoError(t, err)
+	hr.Header.Set("X-Scope-OrgID", "small")
+	resp, err := http.DefaultClient.Do(hr)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	md, _ := io.ReadAll(resp.Body)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(md))
+	require.Contains(t, string(md), `"first":[{"type":"gauge","unit":"","help":"Help of first."}]`)
+	require.NotContains(t, string(md), `"second"`)
+}
+
+// pushRaw sends req for tenantID and returns the status and body.
+func pushRaw(t *testing.T, base, tenantID string, req *prompb.WriteRequest) (int, string) {
+	t.Helper()
+	b, err := req.Marshal()
+	require.NoError(t, err)
+	hr, err := http.NewRequest(http.MethodPost, base+"/api/v1/push", bytes.NewReader(snappy.Encode(nil, b)))
+	require.NoError(t, err)
+	hr.Header.Set("Content-Encoding", "snappy")
+	hr.Header.Set("Content-Type", "application/x-protobuf")
+	hr.Header.Set("X-Scope-OrgID", tenantID)
+	resp, err := http.DefaultClient.Do(hr)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }
