@@ -98,7 +98,7 @@ type rejections struct {
 	// metadata is how many metadata entries were not kept because the
 	// tenant has metadataMax families (max_metadata_per_user).
 	metadata, metadataMax int
-	first     [maxReported]rejection
+	first                 [maxReported]rejection
 }
 
 type rejection struct {
