@@ -21,7 +21,9 @@ func TestRunServesAndStops(t *testing.T) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"-listen-address=" + addr, "-load.rate=100", "-train.samples=200"}, io.Discard) }()
+	go func() {
+		done <- run(ctx, []string{"-listen-address=" + addr, "-load.rate=100", "-train.samples=200"}, io.Discard)
+	}()
 	procs.WaitHTTPT(t, nil, "http://"+addr+"/healthz", 30*time.Second)
 	cancel()
 	select {

@@ -75,7 +75,7 @@ func TestWindow(t *testing.T) {
 		{true, 1},
 		{false, 0.5},
 		{false, 1.0 / 3},
-		{false, 0},     // the first true fell out
+		{false, 0},      // the first true fell out
 		{true, 1.0 / 3}, // and one came in
 		{true, 2.0 / 3},
 		{true, 1},
