@@ -8,11 +8,8 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,18 +18,16 @@ import (
 	"github.com/strata-metrics/strata/internal/procs"
 )
 
-// TestQuickstartEndToEnd runs the quickstart as `make example-ml` does, with
-// real processes: the built strata, the example service, and Debian's
+// TestQuickstartEndToEnd runs run-local.sh, what `make example-ml` runs,
+// with real processes: the built strata, the example service, and Debian's
 // prometheus with this folder's prometheus.yml and rules.yml (host names
-// rewritten to loopback, intervals shortened to 1s). Every dashboard query
-// must return data from Strata, so must the recording rules; after
+// rewritten to loopback ports, intervals shortened to 1s), and Debian's
+// prometheus-alertmanager where installed. Every dashboard query must
+// return data from Strata, so must the recording rules; after
 // POST /drift?level=0.8 Strata must see the accuracy below the alert's
 // threshold and the ModelAccuracyLow alert pending.
-//
-// Strata runs without multi-tenancy, as in run-local.sh: Debian's
-// Prometheus 2.42 does not send remote_write's headers.
 func TestQuickstartEndToEnd(t *testing.T) {
-	promBin := procs.LookPathT(t, "prometheus", "prometheus")
+	procs.LookPathT(t, "prometheus", "prometheus")
 	dir := t.TempDir()
 	start := time.Now()
 	step := func(what string) { t.Logf("%5.1fs %s", time.Since(start).Seconds(), what) }
@@ -40,40 +35,38 @@ func TestQuickstartEndToEnd(t *testing.T) {
 	strataBin, err := procs.BuildStrata(dir)
 	require.NoError(t, err)
 	step("strata built")
-	strata := procs.StartStrataT(t, procs.StrataConfig{Bin: strataBin})
-	step("strata ready")
-
-	svcBin := filepath.Join(dir, "ml-model")
-	out, err := exec.Command("go", "build", "-o", svcBin, ".").CombinedOutput()
-	require.NoError(t, err, "go build the example service: %s", out)
-	svcAddr, err := procs.FreeAddr()
+	ports := map[string]int{}
+	env := []string{"STRATA_BIN=" + strataBin, "SCRAPE_INTERVAL=1s", "RULE_INTERVAL=1s", "LOAD_RATE=50", "TMPDIR=" + dir}
+	for _, name := range []string{"STRATA_PORT", "STRATA_GRPC_PORT", "STRATA_GOSSIP_PORT", "MODEL_PORT", "PROM_PORT", "AM_PORT"} {
+		p, err := procs.FreePort()
+		require.NoError(t, err)
+		ports[name] = p
+		env = append(env, fmt.Sprintf("%s=%d", name, p))
+	}
+	script, err := filepath.Abs("run-local.sh")
 	require.NoError(t, err)
-	svc := procs.StartT(t, procs.Spec{Name: "ml-model", Path: svcBin, Dir: dir,
-		Args: []string{"-listen-address=" + svcAddr, "-load.rate=50", "-seed=1"}})
-	procs.WaitHTTPT(t, svc, "http://"+svcAddr+"/healthz", 30*time.Second)
-	step("service ready")
-
-	promAddr, err := procs.FreeAddr()
-	require.NoError(t, err)
-	amAddr, err := procs.FreeAddr() // nobody listens: the alerts are read from Strata
-	require.NoError(t, err)
-	writeRewritten(t, "prometheus.yml", filepath.Join(dir, "prometheus.yml"), []string{
-		"ml-model:8080", svcAddr,
-		"http://strata:9009", strata.URL,
-		"alertmanager:9093", amAddr,
-		"scrape_interval: 5s", "scrape_interval: 1s",
-		"scrape_timeout: 5s", "scrape_timeout: 1s",
-		"evaluation_interval: 15s", "evaluation_interval: 1s",
+	run := procs.StartT(t, procs.Spec{Name: "run-local", Path: script, Dir: dir, Env: env})
+	// The script stops its children on SIGTERM, Prometheus first (it flushes
+	// to Strata); give it the time before procs' own cleanup kills it.
+	t.Cleanup(func() {
+		if err := run.Stop(time.Minute); err != nil {
+			t.Errorf("stop run-local.sh: %v", err)
+		}
 	})
-	writeRewritten(t, "rules.yml", filepath.Join(dir, "rules.yml"), []string{"interval: 15s", "interval: 1s"})
-	prom := procs.StartT(t, procs.Spec{Name: "prometheus", Path: promBin, Dir: dir, Args: []string{
-		"--config.file=" + filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path=" + filepath.Join(dir, "prometheus-data"),
-		"--web.listen-address=" + promAddr,
-		"--storage.remote.flush-deadline=5s",
-	}})
-	procs.WaitHTTPT(t, prom, "http://"+promAddr+"/-/ready", 30*time.Second)
-	step("prometheus ready")
+	strataURL := fmt.Sprintf("http://127.0.0.1:%d", ports["STRATA_PORT"])
+	promURL := fmt.Sprintf("http://127.0.0.1:%d", ports["PROM_PORT"])
+	procs.WaitHTTPT(t, run, promURL+"/-/ready", 2*time.Minute) // run-local.sh starts Prometheus last
+	step("run-local.sh ready")
+
+	// The configs Prometheus runs are the rewritten ones.
+	resp, err := http.Get(promURL + "/api/v1/status/config")
+	require.NoError(t, err)
+	cfg, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	for _, want := range []string{"scrape_interval: 1s", fmt.Sprintf("127.0.0.1:%d", ports["MODEL_PORT"]), strataURL + "/api/v1/push"} {
+		require.Contains(t, string(cfg), want)
+	}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Second)
 	defer cancel()
@@ -84,38 +77,23 @@ func TestQuickstartEndToEnd(t *testing.T) {
 	}
 	for _, q := range queries {
 		err := procs.Poll(ctx, 250*time.Millisecond, func() (bool, string) {
-			return hasFiniteSample(ctx, strata.URL, q.expr)
+			return hasFiniteSample(ctx, strataURL, q.expr)
 		})
 		require.NoError(t, err, "panel %q query %s: %s", q.panel, q.refID, q.expr)
 	}
 	step(fmt.Sprintf("%d queries answered", len(queries)))
 
-	resp, err := http.Post("http://"+svcAddr+"/drift?level=0.8", "", nil)
+	resp, err = http.Post(fmt.Sprintf("http://127.0.0.1:%d/drift?level=0.8", ports["MODEL_PORT"]), "", nil)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	for _, expr := range []string{`model_accuracy < 0.8`, `ALERTS{alertname="ModelAccuracyLow"}`} {
 		err := procs.Poll(ctx, 250*time.Millisecond, func() (bool, string) {
-			return hasFiniteSample(ctx, strata.URL, expr)
+			return hasFiniteSample(ctx, strataURL, expr)
 		})
 		require.NoError(t, err, "after drift: %s", expr)
 	}
 	step("drift seen")
-}
-
-// writeRewritten copies src to dst with each old string of pairs (old, new,
-// old, new, ...) replaced; every old string must occur, so a change of the
-// shipped file that the rewrite no longer matches fails here.
-func writeRewritten(t *testing.T, src, dst string, pairs []string) {
-	t.Helper()
-	b, err := os.ReadFile(src)
-	require.NoError(t, err)
-	s := string(b)
-	for i := 0; i < len(pairs); i += 2 {
-		require.Contains(t, s, pairs[i], "%s", src)
-		s = strings.ReplaceAll(s, pairs[i], pairs[i+1])
-	}
-	require.NoError(t, os.WriteFile(dst, []byte(s), 0o644))
 }
 
 // hasFiniteSample runs an instant query against Strata's Prometheus API and

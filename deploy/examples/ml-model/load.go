@@ -35,7 +35,12 @@ func runLoad(ctx context.Context, cfg loadConfig, baseURL string, seed uint64, l
 	world := rand.New(rand.NewPCG(seed, 2)) // only this goroutine draws from it
 	slots := make(chan struct{}, cfg.concurrency)
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		wg.Wait()
+		// A connection dialled for a request cancelled meanwhile waits in
+		// the idle pool; the server's Shutdown would wait for it.
+		client.CloseIdleConnections()
+	}()
 	tick := time.NewTicker(time.Duration(float64(time.Second) / cfg.rate))
 	defer tick.Stop()
 	for {

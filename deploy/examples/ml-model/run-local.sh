@@ -13,7 +13,8 @@
 #
 # Environment: STRATA_BIN (default bin/strata), STRATA_PORT (9009),
 # STRATA_GRPC_PORT (9095), STRATA_GOSSIP_PORT (7946), MODEL_PORT (8080),
-# PROM_PORT (9090), AM_PORT (9093), LOAD_RATE (20).
+# PROM_PORT (9090), AM_PORT (9093), LOAD_RATE (20), SCRAPE_INTERVAL (5s),
+# RULE_INTERVAL (15s); TMPDIR says where the temporary directory goes.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,6 +27,8 @@ MODEL_PORT=${MODEL_PORT:-8080}
 PROM_PORT=${PROM_PORT:-9090}
 AM_PORT=${AM_PORT:-9093}
 LOAD_RATE=${LOAD_RATE:-20}
+SCRAPE_INTERVAL=${SCRAPE_INTERVAL:-5s}
+RULE_INTERVAL=${RULE_INTERVAL:-15s}
 
 strata_url=http://127.0.0.1:$STRATA_PORT
 model_url=http://127.0.0.1:$MODEL_PORT
@@ -58,13 +61,21 @@ stop_all() {
 	echo "stopped ${names[*]:-nothing}; logs and data are in $work"
 }
 trap stop_all EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT # Ctrl-C
+trap 'exit 0' TERM  # asked to stop: a clean stop
+
+# Children get SIGTERM when this script dies, however it dies (util-linux's
+# setpriv; without it a `kill -9` of the script leaves them running).
+reaper=()
+if command -v setpriv >/dev/null && setpriv --pdeathsig TERM true 2>/dev/null; then
+	reaper=(setpriv --pdeathsig TERM)
+fi
 
 # start NAME CMD...: runs CMD in the background, its output in $work/NAME.log.
 start() {
 	local name=$1
 	shift
-	"$@" >"$work/$name.log" 2>&1 &
+	"${reaper[@]}" "$@" >"$work/$name.log" 2>&1 &
 	pids+=($!)
 	names+=("$name")
 }
@@ -92,9 +103,10 @@ wait_ready() {
 # Strata's ruler, where the binary has one, evaluates rules.yml and sends
 # its alerts to Alertmanager; until then Prometheus does.
 ruler=false
-if "$STRATA_BIN" -help 2>&1 | grep -q -- '-ruler.alertmanager-url'; then
-	ruler=true
-fi
+strata_help=$("$STRATA_BIN" -help 2>&1 || true) # -help exits 2
+case "$strata_help" in
+*-ruler.alertmanager-url*) ruler=true ;;
+esac
 
 strata_args=(
 	-target=all
@@ -110,11 +122,15 @@ fi
 echo "building the example service"
 (cd "$root" && go build -o "$work/ml-model" ./deploy/examples/ml-model)
 
-# The Compose host names of the configs, rewritten to loopback ports.
+# The Compose host names of the configs, rewritten to loopback ports, and
+# the intervals.
 rewrite() {
 	sed -e "s#ml-model:8080#127.0.0.1:$MODEL_PORT#g" \
 		-e "s#http://strata:9009#$strata_url#g" \
 		-e "s#alertmanager:9093#127.0.0.1:$AM_PORT#g" \
+		-e "s#scrape_interval: 5s#scrape_interval: $SCRAPE_INTERVAL#" \
+		-e "s#scrape_timeout: 5s#scrape_timeout: $SCRAPE_INTERVAL#" \
+		-e "s#evaluation_interval: 15s#evaluation_interval: $RULE_INTERVAL#" \
 		"$1"
 }
 if $ruler; then
@@ -122,7 +138,7 @@ if $ruler; then
 else
 	rewrite "$here/prometheus.yml" >"$work/prometheus.yml"
 fi
-cp "$here/rules.yml" "$work/rules.yml"
+sed -e "s#interval: 15s#interval: $RULE_INTERVAL#" "$here/rules.yml" >"$work/rules.yml"
 rewrite "$here/alertmanager.yml" >"$work/alertmanager.yml"
 
 start strata "$STRATA_BIN" "${strata_args[@]}"
@@ -147,7 +163,7 @@ start prometheus prometheus \
 	--storage.remote.flush-deadline=10s
 wait_ready prometheus "$prom_url/-/ready"
 
-upload="curl -X POST --data-binary @$here/rules.yml -H 'Content-Type: application/yaml' $strata_url/config/v1/rules/ml-model"
+upload="curl -X POST --data-binary @$work/rules.yml -H 'Content-Type: application/yaml' $strata_url/config/v1/rules/ml-model"
 if $ruler; then
 	if eval "$upload -fsS -o /dev/null"; then
 		rules="uploaded to Strata's ruler (namespace ml-model); list: curl $strata_url/api/v1/rules"
@@ -172,7 +188,7 @@ The ML-model quickstart is running; Ctrl-C stops it. Logs and data: $work
                  curl '$strata_url/api/v1/query?query=model_accuracy'
   the service:   $model_url  (curl '$model_url/predict?x1=1&x2=0.5'; $model_url/metrics)
   drift:         curl -X POST '$model_url/drift?level=0.8'   (accuracy falls, latency rises; level=0 undoes it)
-  Prometheus:    $prom_url  (scrapes the service every 5s, remote-writes to Strata)
+  Prometheus:    $prom_url  (scrapes the service every $SCRAPE_INTERVAL, remote-writes to Strata)
   Alertmanager:  $am
   rules.yml:     $rules
   Grafana:       a Prometheus data source with URL $strata_url (no path, no header),
