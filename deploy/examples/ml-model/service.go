@@ -335,14 +335,15 @@ func (s *service) webhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
-	s.mu.Lock()
-	for _, a := range msg.Alerts {
+	for i := range msg.Alerts {
+		a := &msg.Alerts[i]
 		a.Received = now
 		s.log.Info("alert notification", "receiver", msg.Receiver, "status", a.Status,
 			"alertname", a.Labels["alertname"], "labels", a.Labels, "summary", a.Annotations["summary"])
-		s.notified = append(s.notified, a)
-		s.notifyCount++
 	}
+	s.mu.Lock()
+	s.notified = append(s.notified, msg.Alerts...)
+	s.notifyCount += len(msg.Alerts)
 	if n := len(s.notified); n > keptNotifications {
 		s.notified = append([]notification(nil), s.notified[n-keptNotifications:]...)
 	}
