@@ -12,7 +12,7 @@ PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.0
 BENCHSTAT          := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test test-deps bench bench-go proto lint docs cluster clean
+.PHONY: all build run test test-deps bench bench-go proto lint docs cluster clean example-ml
 
 all: build
 
@@ -42,6 +42,7 @@ test-deps:
 	@missing=""; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	command -v prometheus-node-exporter >/dev/null || missing="$$missing prometheus-node-exporter"; \
+	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
 		$(SUDO) apt-get update -qq && \
@@ -87,6 +88,12 @@ docs:
 
 clean:
 	rm -rf $(BIN)
+
+## example-ml: the ML-model quickstart (deploy/examples/ml-model) without Docker: Strata,
+## the example service, Debian's prometheus and prometheus-alertmanager on loopback; prints
+## where to look, Ctrl-C stops it. Ports: make example-ml STRATA_PORT=9009 MODEL_PORT=8080 PROM_PORT=9090 AM_PORT=9093
+example-ml: build
+	STRATA_BIN=$(CURDIR)/$(STRATA) deploy/examples/ml-model/run-local.sh
 
 ## cluster: start a real multi-process cluster on loopback (deploy/local): 3
 ## ingesters and 3 store-gateways in 3 zones (RF=3), 2 distributors, 1 querier,

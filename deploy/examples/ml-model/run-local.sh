@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# The ML-model quickstart without Docker (`make example-ml`): Strata
+# (-target=all), the example service, Debian's prometheus with this folder's
+# prometheus.yml and, when installed, Debian's prometheus-alertmanager with
+# alertmanager.yml, all on 127.0.0.1. The configs are copied to a temporary
+# directory with the Compose host names rewritten to loopback ports. Ctrl-C
+# stops everything this script started.
+#
+# Strata runs without multi-tenancy here (every request is tenant
+# "anonymous"): Debian's Prometheus 2.42 does not send remote_write's
+# `headers` (prometheus/prometheus#13030), so the X-Scope-OrgID of
+# prometheus.yml never arrives.
+#
+# Environment: STRATA_BIN (default bin/strata), STRATA_PORT (9009),
+# STRATA_GRPC_PORT (9095), STRATA_GOSSIP_PORT (7946), MODEL_PORT (8080),
+# PROM_PORT (9090), AM_PORT (9093), LOAD_RATE (20), SCRAPE_INTERVAL (5s),
+# RULE_INTERVAL (15s); TMPDIR says where the temporary directory goes.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../../.." && pwd)
+STRATA_BIN=${STRATA_BIN:-$root/bin/strata}
+STRATA_PORT=${STRATA_PORT:-9009}
+STRATA_GRPC_PORT=${STRATA_GRPC_PORT:-9095}
+STRATA_GOSSIP_PORT=${STRATA_GOSSIP_PORT:-7946}
+MODEL_PORT=${MODEL_PORT:-8080}
+PROM_PORT=${PROM_PORT:-9090}
+AM_PORT=${AM_PORT:-9093}
+LOAD_RATE=${LOAD_RATE:-20}
+SCRAPE_INTERVAL=${SCRAPE_INTERVAL:-5s}
+RULE_INTERVAL=${RULE_INTERVAL:-15s}
+
+strata_url=http://127.0.0.1:$STRATA_PORT
+model_url=http://127.0.0.1:$MODEL_PORT
+prom_url=http://127.0.0.1:$PROM_PORT
+am_url=http://127.0.0.1:$AM_PORT
+
+[ -x "$STRATA_BIN" ] || { echo "no strata binary at $STRATA_BIN: run make build (or make example-ml)" >&2; exit 1; }
+command -v prometheus >/dev/null || { echo "prometheus is not installed: apt-get install prometheus (make test-deps installs it)" >&2; exit 1; }
+alertmanager=$(command -v prometheus-alertmanager || true)
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/strata-example-ml.XXXXXX")
+pids=()
+names=()
+
+stop_all() {
+	trap - EXIT INT TERM
+	local i pid n
+	# Newest first: Prometheus flushes its last samples to a Strata that
+	# still runs. SIGTERM, then SIGKILL after 15s.
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+		pid=${pids[$i]}
+		kill -TERM "$pid" 2>/dev/null || continue
+		for ((n = 0; n < 150; n++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	echo "stopped ${names[*]:-nothing}; logs and data are in $work"
+}
+trap stop_all EXIT
+trap 'exit 130' INT # Ctrl-C
+trap 'exit 0' TERM  # asked to stop: a clean stop
+
+# Children get SIGTERM when this script dies, however it dies (util-linux's
+# setpriv; without it a `kill -9` of the script leaves them running).
+reaper=()
+if command -v setpriv >/dev/null && setpriv --pdeathsig TERM true 2>/dev/null; then
+	reaper=(setpriv --pdeathsig TERM)
+fi
+
+# start NAME CMD...: runs CMD in the background, its output in $work/NAME.log.
+start() {
+	local name=$1
+	shift
+	"${reaper[@]}" "$@" >"$work/$name.log" 2>&1 &
+	pids+=($!)
+	names+=("$name")
+}
+
+# wait_ready NAME URL: polls URL until it answers 2xx, for at most 60s, and
+# fails early when the last process started has exited.
+wait_ready() {
+	local name=$1 url=$2 pid=${pids[-1]} i
+	for i in $(seq 1 300); do
+		if curl -fsS -o /dev/null "$url" 2>/dev/null; then
+			return 0
+		fi
+		if ! kill -0 "$pid" 2>/dev/null; then
+			echo "$name exited before $url answered; the end of $work/$name.log:" >&2
+			tail -n 20 "$work/$name.log" >&2
+			exit 1
+		fi
+		sleep 0.2
+	done
+	echo "$name did not answer $url within 60s; the end of $work/$name.log:" >&2
+	tail -n 20 "$work/$name.log" >&2
+	exit 1
+}
+
+# Strata's ruler, where the binary has one, evaluates rules.yml and sends
+# its alerts to Alertmanager; until then Prometheus does.
+ruler=false
+strata_help=$("$STRATA_BIN" -help 2>&1 || true) # -help exits 2
+case "$strata_help" in
+*-ruler.alertmanager-url*) ruler=true ;;
+esac
+
+strata_args=(
+	-target=all
+	-data.dir="$work/strata"
+	-server.http-listen-address="127.0.0.1:$STRATA_PORT"
+	-server.grpc-listen-address="127.0.0.1:$STRATA_GRPC_PORT"
+	-memberlist.bind-address="127.0.0.1:$STRATA_GOSSIP_PORT"
+)
+if $ruler && [ -n "$alertmanager" ]; then
+	strata_args+=(-ruler.alertmanager-url="$am_url")
+fi
+
+echo "building the example service"
+(cd "$root" && go build -o "$work/ml-model" ./deploy/examples/ml-model)
+
+# The Compose host names of the configs, rewritten to loopback ports, and
+# the intervals.
+rewrite() {
+	sed -e "s#ml-model:8080#127.0.0.1:$MODEL_PORT#g" \
+		-e "s#http://strata:9009#$strata_url#g" \
+		-e "s#alertmanager:9093#127.0.0.1:$AM_PORT#g" \
+		-e "s#scrape_interval: 5s#scrape_interval: $SCRAPE_INTERVAL#" \
+		-e "s#scrape_timeout: 5s#scrape_timeout: $SCRAPE_INTERVAL#" \
+		-e "s#evaluation_interval: 15s#evaluation_interval: $RULE_INTERVAL#" \
+		"$1"
+}
+if $ruler; then
+	rewrite "$here/prometheus.yml" | sed '/^# BEGIN rules-in-prometheus/,/^# END rules-in-prometheus/d' >"$work/prometheus.yml"
+else
+	rewrite "$here/prometheus.yml" >"$work/prometheus.yml"
+fi
+sed -e "s#interval: 15s#interval: $RULE_INTERVAL#" "$here/rules.yml" >"$work/rules.yml"
+rewrite "$here/alertmanager.yml" >"$work/alertmanager.yml"
+
+start strata "$STRATA_BIN" "${strata_args[@]}"
+wait_ready strata "$strata_url/ready"
+
+start ml-model "$work/ml-model" -listen-address="127.0.0.1:$MODEL_PORT" -load.rate="$LOAD_RATE"
+wait_ready ml-model "$model_url/healthz"
+
+if [ -n "$alertmanager" ]; then
+	start alertmanager "$alertmanager" \
+		--config.file="$work/alertmanager.yml" \
+		--storage.path="$work/alertmanager" \
+		--web.listen-address="127.0.0.1:$AM_PORT" \
+		--cluster.listen-address=
+	wait_ready alertmanager "$am_url/-/ready"
+fi
+
+start prometheus prometheus \
+	--config.file="$work/prometheus.yml" \
+	--storage.tsdb.path="$work/prometheus" \
+	--web.listen-address="127.0.0.1:$PROM_PORT" \
+	--storage.remote.flush-deadline=10s
+wait_ready prometheus "$prom_url/-/ready"
+
+upload="curl -X POST --data-binary @$work/rules.yml -H 'Content-Type: application/yaml' $strata_url/config/v1/rules/ml-model"
+if $ruler; then
+	if eval "$upload -fsS -o /dev/null"; then
+		rules="uploaded to Strata's ruler (namespace ml-model); list: curl $strata_url/api/v1/rules"
+	else
+		rules="upload to Strata's ruler failed; retry: $upload"
+	fi
+else
+	rules="evaluated by Prometheus for now ($prom_url/rules); once Strata has its ruler:
+                 $upload
+                 and delete the rules-in-prometheus block of prometheus.yml"
+fi
+if [ -n "$alertmanager" ]; then
+	am="$am_url  (webhook receiver: the service's log; curl $model_url/webhook)"
+else
+	am="not installed (apt-get install prometheus-alertmanager); alerts show in Prometheus only"
+fi
+
+cat <<EOF
+
+The ML-model quickstart is running; Ctrl-C stops it. Logs and data: $work
+  Strata:        $strata_url  (one tenant, "anonymous": Debian's Prometheus sends no X-Scope-OrgID)
+                 curl '$strata_url/api/v1/query?query=model_accuracy'
+  the service:   $model_url  (curl '$model_url/predict?x1=1&x2=0.5'; $model_url/metrics)
+  drift:         curl -X POST '$model_url/drift?level=0.8'   (accuracy falls, latency rises; level=0 undoes it)
+  Prometheus:    $prom_url  (scrapes the service every $SCRAPE_INTERVAL, remote-writes to Strata)
+  Alertmanager:  $am
+  rules.yml:     $rules
+  Grafana:       a Prometheus data source with URL $strata_url (no path, no header),
+                 then import $here/grafana/dashboards/ml-model.json
+EOF
+
+# Until Ctrl-C, or until one of the processes exits on its own.
+set +e
+wait -n "${pids[@]}"
+echo "a process exited on its own; see the logs in $work" >&2
+exit 1
