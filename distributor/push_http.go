@@ -121,6 +121,9 @@ func (d *Distributor) pushHTTP(r *http.Request) (string, error) {
 		}
 	}
 	if err := d.readBody(r, pb); err != nil {
+		if errors.As(err, new(*LimitedError)) {
+			d.m.rateLimitedPushes.WithLabelValues(d.tenantLabels.Value(tenantID), limitedInflightBytes).Inc()
+		}
 		return tenantID, err
 	}
 	d.m.compressedSize.Observe(float64(len(pb.body)))
@@ -197,7 +200,8 @@ func checkContentEncoding(enc string) error {
 
 // readBody reads the compressed body into pb.body, refusing it as soon as
 // it exceeds the largest snappy encoding of -distributor.max-recv-msg-size
-// bytes (before reading, when Content-Length says so).
+// bytes (before reading, when Content-Length says so), or, for a body of
+// unknown length, as soon as it would pass -distributor.max-inflight-push-bytes.
 func (d *Distributor) readBody(r *http.Request, pb *pushBody) error {
 	limit := d.maxCompressed
 	if r.ContentLength > int64(limit) {
@@ -214,7 +218,19 @@ func (d *Distributor) readBody(r *http.Request, pb *pushBody) error {
 		if len(buf) == cap(buf) {
 			buf = slices.Grow(buf, min(cap(buf), limit+1-len(buf)))
 		}
-		n, err := r.Body.Read(buf[len(buf):min(cap(buf), limit+1)])
+		window := buf[len(buf):min(cap(buf), limit+1)]
+		if r.ContentLength < 0 {
+			// A body of unknown length is counted in flight as it arrives:
+			// each read window before the read, what it did not fill after.
+			if err := d.reserveInflight(pb, int64(len(window))); err != nil {
+				pb.body = buf[:0]
+				return err
+			}
+		}
+		n, err := r.Body.Read(window)
+		if r.ContentLength < 0 {
+			d.unreserveInflight(pb, int64(len(window)-n))
+		}
 		buf = buf[:len(buf)+n]
 		if len(buf) > limit {
 			pb.body = buf[:0]
@@ -291,6 +307,15 @@ func (d *Distributor) reserveInflight(pb *pushBody, n int64) error {
 	pb.reserved += n
 	d.m.inflightPushBytes.Add(float64(n))
 	return nil
+}
+
+// unreserveInflight gives back n of pb's reserved bytes.
+func (d *Distributor) unreserveInflight(pb *pushBody, n int64) {
+	if n > 0 {
+		d.inflightBytes.Add(-n)
+		d.m.inflightPushBytes.Sub(float64(n))
+		pb.reserved -= n
+	}
 }
 
 func (d *Distributor) releaseInflight(pb *pushBody) {

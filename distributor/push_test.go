@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -307,6 +308,9 @@ func TestPushInflightBytesBounded(t *testing.T) {
 	cfg.MaxInflightPushBytes = int64(len(body)+len(raw)) + 1 // one push fits, two do not
 	h := newHarness(t, harnessOpts{cfg: &cfg})
 	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // a failed check must not leave the held push hanging
 	entered := make(chan struct{}, 1)
 	h.ings[0].reply = func(ctx context.Context) error {
 		entered <- struct{}{}
@@ -328,8 +332,26 @@ func TestPushInflightBytesBounded(t *testing.T) {
 	require.Equal(t, fmt.Sprintf("this distributor holds %d bytes of other pushes in flight; this one's %d bytes would pass the limit of %d (-distributor.max-inflight-push-bytes): retry later [strata-max-inflight-push-bytes]", one, len(body), one+1), msg)
 	require.Equal(t, 1.0, testutil.ToFloat64(h.d.m.rateLimitedPushes.WithLabelValues("anonymous", limitedInflightBytes)))
 
-	close(release)
+	// A body of unknown length (chunked) is counted as it arrives: refused
+	// at its first read window, not after it has been read whole.
+	chunked := newPushRequest(body)
+	chunked.ContentLength = -1
+	counted := &countingReader{r: chunked.Body}
+	chunked.Body = io.NopCloser(counted)
+	code, msg = h.do(t, chunked)
+	require.Equal(t, http.StatusTooManyRequests, code)
+	require.Less(t, counted.n, len(body), "refused before it was read whole")
+	require.Contains(t, msg, "[strata-max-inflight-push-bytes]")
+	require.Equal(t, 2.0, testutil.ToFloat64(h.d.m.rateLimitedPushes.WithLabelValues("anonymous", limitedInflightBytes)))
+	require.Equal(t, float64(one), testutil.ToFloat64(h.d.m.inflightPushBytes), "the refused chunked push gave back what it reserved")
+
+	unblock()
 	require.Equal(t, http.StatusNoContent, <-held)
+	require.Zero(t, testutil.ToFloat64(h.d.m.inflightPushBytes))
+	chunked = newPushRequest(body)
+	chunked.ContentLength = -1
+	code, msg = h.do(t, chunked)
+	require.Equal(t, http.StatusNoContent, code, msg)
 	require.Zero(t, testutil.ToFloat64(h.d.m.inflightPushBytes))
 	h.ings[0].reply = nil
 	code, msg = h.push(t, body)
@@ -366,4 +388,16 @@ func TestPushTrickledBody(t *testing.T) {
 	require.Equal(t, http.StatusRequestTimeout, resp.StatusCode, string(msg))
 	require.Contains(t, string(msg), "before the read deadline (-server.http-read-timeout) passed")
 	require.Zero(t, h.ings[0].pushCount())
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
 }
