@@ -206,10 +206,21 @@ func (l *clusterLoad) readOnce(ctx context.Context, evalT time.Time) error {
 	if acked == 0 {
 		return nil
 	}
-	res, err := l.querier.query(ctx, fmt.Sprintf("count_over_time(%s[1h])", l.metric), evalT)
+	res, err := l.querier.query(ctx, l.countQuery(), evalT)
 	if err != nil {
 		return fmt.Errorf("%s: %w", time.Now().Format("15:04:05.000"), err)
 	}
+	return l.checkCounts(res, acked)
+}
+
+// countQuery counts every series' samples (readOnce's query).
+func (l *clusterLoad) countQuery() string {
+	return fmt.Sprintf("count_over_time(%s[1h])", l.metric)
+}
+
+// checkCounts checks the answer of countQuery: every series, none missing
+// an acknowledged round (acked of them, read before the query was sent).
+func (l *clusterLoad) checkCounts(res apiResult, acked int) error {
 	if len(res.Series) != clusterSeries {
 		return fmt.Errorf("%d series counted, want %d", len(res.Series), clusterSeries)
 	}

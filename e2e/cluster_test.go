@@ -143,8 +143,8 @@ func TestClusterPausedIngester(t *testing.T) {
 	atUnhealthy, readsAtUnhealthy := l.acked.Load(), l.reads.Load()
 	t.Logf("%s paused, unhealthy everywhere after %d acknowledged rounds", victim.Name, atUnhealthy)
 	// New reads skip the unhealthy ingester and see every acknowledged
-	// round. (A read that was in flight to it when it stopped may wait for
-	// it: the background reader is only checked at the end.)
+	// round. (A read that was in flight to it when it stopped does not
+	// wait for it either: TestClusterHungIngesterInFlight.)
 	evalT := time.UnixMilli(l.base + clusterMaxRounds*clusterStep)
 	for i := range 5 {
 		rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)

@@ -177,3 +177,30 @@ func BenchmarkQueryRange(b *testing.B) {
 		qry.Close()
 	}
 }
+
+// BenchmarkFanOutSelect reads 1,000 series × 41 samples, each on all 3
+// ingester fakes (RF=3), through one Select (QueryStream fan-out, merge of
+// the replicas, every sample iterated): with every ingester answering, and
+// with one hung (it answers nothing until its call is canceled, as a
+// SIGSTOPped process).
+func BenchmarkFanOutSelect(b *testing.B) {
+	for _, hung := range []bool{false, true} {
+		b.Run(fmt.Sprintf("hung=%v", hung), func(b *testing.B) {
+			c := startCluster(b, clusterOptions{replicas: 3})
+			loadSeries(b, c, 1000, 1_700_000_000_000)
+			c.ings[1].hang.Store(hung)
+			m := labels.MustNewMatcher(labels.MatchEqual, "__name__", "x")
+			b.ReportAllocs()
+			for b.Loop() {
+				qr, err := c.q.Queryable("t").Querier(0, 1<<62)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if n := iterateAll(b, qr.Select(context.Background(), true, nil, m)); n != 41_000 {
+					b.Fatalf("%d samples", n)
+				}
+				_ = qr.Close()
+			}
+		})
+	}
+}

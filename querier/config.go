@@ -20,6 +20,7 @@ type Config struct {
 	MaxExpressionBytes          int           `yaml:"max_expression_bytes"`
 	MaxExpressionOperators      int           `yaml:"max_expression_operators"`
 	MaxSubquerySteps            int64         `yaml:"max_subquery_steps"`
+	IngesterStragglerGrace      time.Duration `yaml:"ingester_straggler_grace"`
 }
 
 // RegisterFlags registers the querier's flags.
@@ -34,6 +35,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MaxSubquerySteps, "querier.max-subquery-steps", 11000, "Most steps of a subquery's range divided by its step ([30d:1ms] is 2.6 billion): the engine holds a subquery's points before counting them against -querier.max-samples. 11,000 is Prometheus' bound on a range query's points. 0: no limit.")
 	fs.DurationVar(&c.MaxQueryLength, "querier.max-query-length", 0, "Longest time range (end - start) of a range query; 0 allows any.")
 	fs.BoolVar(&c.EnableExperimentalFunctions, "querier.promql-experimental-functions-enabled", false, "Allow PromQL's experimental functions (Prometheus' --enable-feature=promql-experimental-functions).")
+	fs.DurationVar(&c.IngesterStragglerGrace, "querier.ingester-straggler-grace", 200*time.Millisecond, "Most a read waits for the ingesters still out once those that answered hold every series (2 of 3 replicas at replication factor 3; every zone but one): it waits as long as those answers took, at most this, then cancels the others. A hung ingester costs a read at most this instead of -querier.timeout. 0 cancels them at once.")
 	fs.DurationVar(&c.QueryIngestersWithin, "querier.query-ingesters-within", 13*time.Hour, "Ask the ingesters only for the part of a query's range newer than this; keep it at most -ingester.retain-shipped-for (what they still hold) and above -querier.query-store-after (the two overlap so that no block is missed while it is on its way to the bucket index). 0 asks them for every range.")
 	fs.DurationVar(&c.QueryStoreAfter, "querier.query-store-after", 12*time.Hour, "Ask the store-gateways (long-term blocks) only for the part of a query's range older than this; newer data is on the ingesters. 0 asks them for every range: set it when ingesters may lose their disks after shipping (-ingester.flush-on-shutdown on ephemeral disks, -target=all without a persistent -data.dir), or the last hours would be missing until they are this old.")
 }
@@ -59,6 +61,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("-querier.query-ingesters-within (%s) must be above -querier.query-store-after (%s): the range between them would be asked of nobody", c.QueryIngestersWithin, c.QueryStoreAfter)
 	case c.MaxQueryLength < 0:
 		return fmt.Errorf("-querier.max-query-length must not be negative, got %s", c.MaxQueryLength)
+	case c.IngesterStragglerGrace < 0:
+		return fmt.Errorf("-querier.ingester-straggler-grace must not be negative, got %s", c.IngesterStragglerGrace)
 	}
 	return nil
 }

@@ -33,6 +33,7 @@ func TestConfigValidate(t *testing.T) {
 		{"zero concurrency", func(c *Config) { c.MaxConcurrent = 0 }, "-querier.max-concurrent must be positive, got 0"},
 		{"tiny evaluation interval", func(c *Config) { c.DefaultEvaluationInterval = time.Microsecond }, "-querier.default-evaluation-interval must be at least 1ms, got 1µs"},
 		{"negative max query length", func(c *Config) { c.MaxQueryLength = -time.Hour }, "-querier.max-query-length must not be negative, got -1h0m0s"},
+		{"negative straggler grace", func(c *Config) { c.IngesterStragglerGrace = -time.Second }, "-querier.ingester-straggler-grace must not be negative, got -1s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := defaultConfig()

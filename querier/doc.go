@@ -10,7 +10,8 @@
 // limits (limits.go: length, lookback, timeout, concurrent queries, series
 // fetched per query), the per-tenant
 // storage.Queryable that fans out to the ingesters (tolerating the failures
-// the ring allows, reported as warnings) and the store-gateways, the one reader of chunks for
+// the ring allows, reported as warnings, and canceling the stragglers after
+// a grace once the answers hold every series) and the store-gateways, the one reader of chunks for
 // ingesters' and store-gateways' answers (decode.go) and the one merge that
 // turns every copy of a series, from replicas, blocks or both sources, into
 // one (identical chunks dropped unread, overlapping ones merged sample by

@@ -42,6 +42,9 @@ type fakeIngester struct {
 	done chan struct{}
 	fail atomic.Pointer[error] // when set, every RPC fails with it
 	hang atomic.Bool           // when set, every RPC waits for its context to end
+	// held, when set, makes every RPC wait until the channel is closed (then
+	// it is served) or its context ends.
+	held atomic.Pointer[chan struct{}]
 	// scripted, when set, is what QueryStream sends, in one message.
 	scripted atomic.Pointer[[]*ingesterpb.StreamSeries]
 
@@ -74,16 +77,14 @@ func startFakeIngester(t testing.TB, id string, startTimestamps bool) *fakeInges
 	f := &fakeIngester{id: id, addr: lis.Addr().String(), db: db, done: make(chan struct{})}
 	f.srv = grpc.NewServer(
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			if f.hang.Load() {
-				<-ctx.Done()
-				return nil, status.FromContextError(ctx.Err()).Err()
+			if err := f.wait(ctx); err != nil {
+				return nil, err
 			}
 			return h(ctx, req)
 		}),
 		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-			if f.hang.Load() {
-				<-ss.Context().Done()
-				return status.FromContextError(ss.Context().Err()).Err()
+			if err := f.wait(ss.Context()); err != nil {
+				return err
 			}
 			return h(srv, ss)
 		}),
@@ -94,6 +95,25 @@ func startFakeIngester(t testing.TB, id string, startTimestamps bool) *fakeInges
 		_ = f.srv.Serve(lis)
 	}()
 	return f
+}
+
+// wait holds an RPC while the fake hangs or is held, and returns ctx's
+// error as gRPC status when the call ended first.
+func (f *fakeIngester) wait(ctx context.Context) error {
+	var release <-chan struct{}
+	switch {
+	case f.hang.Load():
+	case f.held.Load() != nil:
+		release = *f.held.Load()
+	default:
+		return nil
+	}
+	select {
+	case <-release:
+		return nil
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
 }
 
 // stop stops serving and closes the TSDB; it may be called twice.

@@ -43,6 +43,11 @@ type fanout struct {
 	clients IngesterClients
 	m       *metrics
 	log     *slog.Logger
+	// grace is the most a read whose answers already cover every series
+	// waits for its stragglers (-querier.ingester-straggler-grace).
+	grace time.Duration
+	// since is time.Since, the clock of the grace; tests stretch it.
+	since func(time.Time) time.Duration
 }
 
 // UnavailableError means more ingesters failed than the ring's read set
@@ -96,35 +101,52 @@ func (e *UnavailableError) badInput() bool {
 // when ctx ended first). replica is the instance's index in the set, for provenance.
 //
 // For the reads whose answers are merged as a union (see returnsWhenCovered),
-// fanOut also stops waiting as soon as the instances that succeeded cover
-// every series: once the instances that have not answered (failed or still
-// running) are a set the read set tolerates, the stragglers are canceled
-// and counted as canceled, without a warning. A hung ingester (SIGSTOP, a
-// dead host whose connection has not reset) then costs nothing while its
-// replicas answer, instead of holding every query until -querier.timeout.
+// fanOut also stops waiting once the instances that succeeded cover every
+// series: once the instances that have not answered (failed or still
+// running) are a set the read set tolerates, the stragglers get a grace of
+// as long as the cover took, at most f.grace
+// (-querier.ingester-straggler-grace); those still running then are
+// canceled and counted (strata_querier_ingester_stragglers_total), without
+// a warning. A hung ingester (SIGSTOP, a dead host whose connection has not
+// reset) then costs a read at most that grace while its replicas answer,
+// instead of holding it until -querier.timeout, whether the read was sent
+// before or after it hung.
 //
-// Why that answer is whole: a write is acknowledged once RF/2+1 of each
-// series' RF replicas accepted it (distinct zones with zone awareness).
-// The read set leaves out the unhealthy instances and tolerates failures
-// so that, counted together, at most RF/2 instances (or, with zones,
-// instances in at most RF/2 zones) are missing from the answer (see
-// ring.GetAllHealthy); rs.Tolerates is that test. At most RF/2 missing
+// Why the grace scales with the cover's time: healthy replicas hold the same
+// series and answer in about the same time, so a straggler that is not hung
+// is almost always in within as long again, and a read then merges every
+// replica, the same answer whichever were first (a sample no quorum
+// acknowledged, still being written or refused by the others, shows or not
+// alike in repeated reads); a hung one costs at most twice the cover's time
+// (a fast read stays fast) and never more than f.grace.
+//
+// Why the answer is whole without the stragglers: a write is acknowledged
+// once RF/2+1 of each series' RF replicas accepted it (distinct zones with
+// zone awareness). The read set leaves out the unhealthy instances and
+// tolerates failures so that, counted together, at most RF/2 instances (or,
+// with zones, instances in at most RF/2 zones) are missing from the answer
+// (see ring.GetAllHealthy); rs.Tolerates is that test. At most RF/2 missing
 // cannot include all RF/2+1 instances (zones) that acknowledged a sample,
-// so one of them answered. Whether an instance is missing because it
-// failed or because it is slow does not matter to that count, so a
-// straggler may be given up under exactly the rule that already tolerates
-// a failure: nothing the existing failure tolerance did not already
-// assume. Without zones this returns after Quorum() successes; with zones,
-// once every zone but MaxUnavailableZones has answered completely (as
-// Cortex's and Mimir's ReplicationSet.Do do). A hang on more instances than
-// that still waits, as before, for ctx (-querier.timeout) to end the read.
-// What a stopped straggler alone held (samples no quorum acknowledged)
-// may be missing, as it may when that straggler fails.
+// so one of them answered: R+W > RF, with R = RF-RF/2 answers. Whether an
+// instance is missing because it failed or because it is slow does not
+// matter to that count, so a straggler may be given up under exactly the
+// rule that already tolerates a failure. Without zones this holds after
+// Quorum() successes (2 of 3 at RF 3; all of them at RF 1, where MaxErrors
+// is 0 and nothing is ever given up); with zones, once every zone but
+// MaxUnavailableZones has answered completely. A hang on more instances
+// than that still waits, as before, for ctx (-querier.timeout) to end the
+// read. The rule is the ring's, not each series' replication set's: with
+// tokens spread over every instance, any two instances share some set, so
+// the finer rule would give up no more in practice. What a stopped
+// straggler alone held (samples no quorum acknowledged) may be missing, as
+// it may when that straggler fails; the merge deduplicates the replicas
+// that answered as it does every replica.
 func fanOut[T any](ctx context.Context, f *fanout, rpc string, call func(ctx context.Context, c ingesterpb.IngesterClient, replica int) (T, error)) ([]T, annotations.Annotations, error) {
 	rs, err := f.ring.GetAllHealthy(ring.Read)
 	if err != nil {
 		return nil, nil, fmt.Errorf("find ingesters for %s: %w", rpc, err)
 	}
+	start := time.Now()
 	callCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -136,25 +158,43 @@ func fanOut[T any](ctx context.Context, f *fanout, rpc string, call func(ctx con
 		zones    []string // of failures
 		gaveUp   bool
 		// answered[i] is set when instance i succeeded; covered once the
-		// others may be given up (see above).
+		// others may be given up (see above), cut once they were.
 		answered  = make([]bool, len(rs.Instances))
 		succeeded int
+		running   = len(rs.Instances)
 		covered   bool
+		cut       bool
+		graceEnd  *time.Timer
 		early     = returnsWhenCovered(rpc)
 	)
+	// cutStragglers cancels the calls still running, with mu held.
+	cutStragglers := func() {
+		if cut {
+			return
+		}
+		cut = true
+		if running > 0 {
+			f.m.stragglers.WithLabelValues(rpc, stragglerCanceled).Add(float64(running))
+		}
+		cancel() // their replicas answered
+	}
 	for i := range rs.Instances {
 		in := &rs.Instances[i]
 		wg.Go(func() {
-			start := time.Now()
+			callStart := time.Now()
 			c, err := f.clients.Get(in.Addr)
 			var v T
 			if err == nil {
 				v, err = call(callCtx, c, i)
 			}
-			f.m.requestDuration.WithLabelValues(rpc).Observe(time.Since(start).Seconds())
+			f.m.requestDuration.WithLabelValues(rpc).Observe(time.Since(callStart).Seconds())
 
 			mu.Lock()
 			defer mu.Unlock()
+			running--
+			if covered && !cut {
+				f.m.stragglers.WithLabelValues(rpc, stragglerAnswered).Inc()
+			}
 			switch {
 			case err == nil:
 				results = append(results, v)
@@ -163,9 +203,17 @@ func fanOut[T any](ctx context.Context, f *fanout, rpc string, call func(ctx con
 				succeeded++
 				if early && !covered && !gaveUp && coveredBy(rs, answered, succeeded) {
 					covered = true
-					cancel() // the stragglers: their replicas answered
+					if wait := min(f.grace, f.since(start)); wait > 0 && running > 0 {
+						graceEnd = time.AfterFunc(wait, func() {
+							mu.Lock()
+							defer mu.Unlock()
+							cutStragglers()
+						})
+					} else {
+						cutStragglers()
+					}
 				}
-			case gaveUp || ctx.Err() != nil || (covered && isCanceled(err)):
+			case gaveUp || ctx.Err() != nil || (cut && isCanceled(err)):
 				// A straggler given up once the answer was complete is
 				// canceled, not failed. One that failed on its own (its
 				// error beat the cancel) still gets its warning below; it
@@ -183,10 +231,14 @@ func fanOut[T any](ctx context.Context, f *fanout, rpc string, call func(ctx con
 			}
 		})
 	}
-	// Once covered or given up, the calls still running were canceled:
-	// gRPC ends a call locally on cancel, without an answer from the
-	// (maybe hung) ingester, so this waits only for the calls that matter.
+	// Once cut or given up, the calls still running were canceled: gRPC
+	// ends a call locally on cancel, without an answer from the (maybe
+	// hung) ingester, so this waits only for the calls that matter and,
+	// once covered, for the grace.
 	wg.Wait()
+	if graceEnd != nil {
+		graceEnd.Stop() // every straggler answered within it
+	}
 
 	awaitDeadline(ctx)
 	if err := ctx.Err(); err != nil {

@@ -14,6 +14,7 @@ import (
 type metrics struct {
 	rejected        *prometheus.CounterVec   // tenant, reason
 	requests        *prometheus.CounterVec   // rpc, outcome
+	stragglers      *prometheus.CounterVec   // rpc, outcome (straggler*)
 	requestDuration *prometheus.HistogramVec // rpc
 	seriesFetched   prometheus.Histogram
 	chunksFetched   prometheus.Histogram
@@ -29,6 +30,13 @@ const (
 	outcomeCanceled = "canceled" // the query ended or had already failed
 )
 
+// Outcomes of a straggler: an ingester still running once the others'
+// answers covered every series.
+const (
+	stragglerAnswered = "answered" // ended within the grace (success or error)
+	stragglerCanceled = "canceled" // canceled when the grace ran out
+)
+
 // newMetrics registers the querier's metrics; tl learns the vectors
 // labelled by tenant.
 func newMetrics(reg prometheus.Registerer, tl *tenant.LabelCap) *metrics {
@@ -41,6 +49,10 @@ func newMetrics(reg prometheus.Registerer, tl *tenant.LabelCap) *metrics {
 		requests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_querier_ingester_requests_total",
 			Help: "Requests from the querier to ingesters, by RPC and outcome (success, error, canceled).",
+		}, []string{"rpc", "outcome"}),
+		stragglers: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_querier_ingester_stragglers_total",
+			Help: "Ingester requests still running when the other ingesters' answers already covered every series, by RPC and outcome: answered within the grace (-querier.ingester-straggler-grace) or canceled when it ran out (a hung or slow ingester the read did without).",
 		}, []string{"rpc", "outcome"}),
 		requestDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:                        "strata_querier_ingester_request_duration_seconds",

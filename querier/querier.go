@@ -81,7 +81,7 @@ func New(cfg Config, deps Deps) (*Querier, error) {
 		now = time.Now
 	}
 	m := newMetrics(deps.Reg, deps.TenantLabels)
-	f := &fanout{ring: deps.Ring, clients: deps.Clients, m: m, log: log}
+	f := &fanout{ring: deps.Ring, clients: deps.Clients, m: m, log: log, grace: cfg.IngesterStragglerGrace, since: time.Since}
 	p := parser.NewParser(parser.Options{EnableExperimentalFunctions: cfg.EnableExperimentalFunctions})
 	evalInterval := cfg.DefaultEvaluationInterval.Milliseconds()
 	engine := promql.NewEngine(promql.EngineOpts{
