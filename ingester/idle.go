@@ -88,7 +88,6 @@ func (i *Ingester) cutIdleHeads(ctx context.Context, now time.Time) int {
 		cut, err := i.cutIfIdle(ctx, u, idleSince)
 		if cut {
 			n++
-			i.idle.cuts.Inc()
 		}
 		if err != nil && ctx.Err() == nil {
 			i.idle.failures.Inc()
@@ -116,6 +115,7 @@ func (i *Ingester) cutIfIdle(ctx context.Context, u *tenantDB, idleSince int64) 
 	if !cut || err != nil {
 		return cut, err
 	}
+	i.idle.cuts.Inc()
 	if u.ship.shipper != nil {
 		_, err = u.ship.shipper.Sync(ctx)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
 
+	"github.com/strata-metrics/strata/bucketindex"
 	"github.com/strata-metrics/strata/proto/ingesterpb"
 )
 
@@ -48,6 +49,9 @@ func TestCutIdleHeads(t *testing.T) {
 	require.Equal(t, 1.0, cuts())
 	require.Equal(t, uint64(n), bucketSamples(t, bkt, "idle"), "the whole head shipped")
 	require.Len(t, bucketBlocks(t, bkt, "idle"), 3)
+	ix, err := bucketindex.ReadIndex(ctx, bkt, "idle")
+	require.NoError(t, err)
+	require.Len(t, ix.Blocks, 3, "and in the bucket index")
 	require.Empty(t, bucketBlocks(t, bkt, "busy"))
 
 	require.Zero(t, h.ing.cutIdleHeads(ctx, now), "an empty head is not cut again")

@@ -125,6 +125,10 @@ type Deps struct {
 	// InstanceID is written into every shipped block's meta.json: the
 	// compactor tells the replicas' copies apart by it. Needed with Bucket.
 	InstanceID string
+	// BlocksIndexed, if set, is called after a tenant's shipper added
+	// blocks to the tenant's bucket index (shipper.Deps.Indexed): -target=all
+	// reloads its querier's copy of the index.
+	BlocksIndexed func(ctx context.Context, tenant string)
 	// TenantLabels caps the tenant label of the ingester's metrics
 	// (-metrics.max-tenant-labels), shared by every component of the
 	// process; nil labels every tenant with its id.
@@ -168,7 +172,7 @@ func New(cfg Config, d Deps) (*Ingester, error) {
 		if d.InstanceID == "" {
 			return nil, errors.New("ingester shipping needs the instance id (-instance.id)")
 		}
-		i.ship = &shipping{bkt: d.Bucket, instanceID: d.InstanceID, metrics: shipper.NewMetrics(d.Reg, d.TenantLabels)}
+		i.ship = &shipping{bkt: d.Bucket, instanceID: d.InstanceID, metrics: shipper.NewMetrics(d.Reg, d.TenantLabels), indexed: d.BlocksIndexed}
 	}
 	return i, nil
 }

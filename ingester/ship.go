@@ -33,6 +33,7 @@ type shipping struct {
 	bkt        objstore.Bucket
 	instanceID string
 	metrics    *shipper.Metrics
+	indexed    func(ctx context.Context, tenant string) // Deps.BlocksIndexed
 }
 
 // tenantShipping is what shipping keeps per tenant (tenantDB.ship).
@@ -67,7 +68,7 @@ func (i *Ingester) openShipper(u *tenantDB, dir string, opts *tsdb.Options) erro
 	}
 	s, err := shipper.New(shipper.Deps{
 		Dir: dir, Bucket: i.ship.bkt, Tenant: u.id, Ingester: i.ship.instanceID,
-		Metrics: i.ship.metrics, Log: i.log,
+		Metrics: i.ship.metrics, Log: i.log, Indexed: i.ship.indexed,
 	})
 	if err != nil {
 		return err
