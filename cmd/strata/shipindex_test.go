@@ -46,3 +46,23 @@ func TestStackShippedBlockQueryableAtOnce(t *testing.T) {
 		require.Equal(t, fmt.Sprint(want), sr.Values[0][1], "series %v", sr.Metric)
 	}
 }
+
+// An idle tenant's head reaches the store path on its own: with a short
+// idle timeout the ingester cuts and ships it (and indexes it) without a
+// flush or a new push.
+func TestStackIdleHeadShipped(t *testing.T) {
+	s := startStack(t, t.TempDir(), "-querier.query-store-after=0", "-querier.query-ingesters-within=1m",
+		"-blocks-storage.tsdb.head-compaction-idle-timeout=1s", "-blocks-storage.tsdb.head-compaction-interval=1s")
+	d := makeTestData(time.Now())
+	d.series = d.series[:4]
+	push(t, s.base, d)
+	at := d.end.Add(-30 * time.Minute)
+	var got []seriesJSON
+	for k := 0; len(got) < 4; k++ {
+		require.Less(t, k, 300, "no block of the idle head reached the store path")
+		time.Sleep(100 * time.Millisecond)
+		got = normalise(t, queryStrata(t, s.base, "/api/v1/query", url.Values{
+			"query": {"count_over_time(http_requests_total[1h])"}, "time": {fmt.Sprint(at.Unix())},
+		}).Result)
+	}
+}
