@@ -159,8 +159,8 @@ func (i *Ingester) cutHead(ctx context.Context, u *tenantDB) error {
 }
 
 // cutHeadIf is cutHead, except that with a non-nil cond it cuts only when
-// the in-order head has series and samples and cond, asked while no append runs,
-// says so (idle.go); it reports whether it cut.
+// the in-order head has series and samples and cond, asked while no
+// append runs, says so (idle.go); it reports whether it cut.
 func (i *Ingester) cutHeadIf(ctx context.Context, u *tenantDB, cond func() bool) (bool, error) {
 	u.ship.cutMu.Lock()
 	defer u.ship.cutMu.Unlock()
