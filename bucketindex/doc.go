@@ -2,16 +2,18 @@
 // object storage: <tenant>/bucket-index.json.gz, so that no query lists the
 // bucket.
 //
-// Flow: ingesters ship blocks --> bucket <-- the compactor (the only writer)
-// runs an Updater: a full listing of the tenant, meta.json read only for
-// blocks new since the previous index --> bucket-index.json.gz --> a Loader in
-// each querier and store-gateway caches it per tenant, refreshes it in the
-// background and answers "which blocks cover [mint, maxt]".
+// Flow: ingesters ship blocks --> bucket <-- the compactor runs an Updater: a
+// full listing of the tenant, meta.json read only for blocks new since the
+// previous index --> bucket-index.json.gz --> a Loader in each querier and
+// store-gateway caches it per tenant, refreshes it in the background and
+// answers "which blocks cover [mint, maxt]". Ingesters' shippers add each
+// block they upload to the index at once (AddBlocks; add.go says how the
+// two writers keep each other's blocks).
 //
 // Owns: the index format (gzipped JSON, version 1), its encoding and
-// decoding, the Updater and the Loader, and BlockLister, how readers ask
-// which blocks cover a range (IndexLister over a Loader; BucketLister,
-// listing the bucket, where no index is kept).
+// decoding, the Updater, AddBlocks and the Loader, and BlockLister, how
+// readers ask which blocks cover a range (IndexLister over a Loader;
+// BucketLister, listing the bucket, where no index is kept).
 // Does not: delete or mark blocks (the compactor does, with package block),
 // read block contents (store-gateways do).
 //

@@ -227,6 +227,22 @@ func (l *Loader) refresh(ctx context.Context, onlyMissing bool) {
 	}
 }
 
+// Refresh reloads tenant's index now if this Loader holds it (a tenant
+// not loaded yet loads on first use anyway). A process that wrote the
+// index itself calls it, so that its readers need not wait for the next
+// reload (cmd/strata: the shipper's AddBlocks in -target=all).
+func (l *Loader) Refresh(ctx context.Context, tenant string) {
+	l.mu.Lock()
+	e := l.tenants[tenant]
+	l.mu.Unlock()
+	if e == nil {
+		return
+	}
+	e.loadMu.Lock()
+	l.load(ctx, tenant, e)
+	e.loadMu.Unlock()
+}
+
 // entry returns tenant's entry, created empty on first use.
 func (l *Loader) entry(tenant string) *entry {
 	l.mu.Lock()

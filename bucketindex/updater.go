@@ -19,7 +19,7 @@ import (
 )
 
 // Updater builds a tenant's index from a full listing of the tenant's
-// prefix. It is the compactor's: nothing else writes the index.
+// prefix. It is the compactor's; shippers only add blocks (add.go).
 type Updater struct {
 	bkt objstore.Bucket
 	log *slog.Logger
@@ -224,15 +224,22 @@ func (u *Updater) readBlock(ctx context.Context, tbkt objstore.Bucket, id ulid.U
 	if metaModified.IsZero() {
 		metaModified = now
 	}
-	b := &Block{
-		ID: id, MinTime: m.MinTime, MaxTime: m.MaxTime,
+	b := BlockOf(&m, metaModified)
+	return &b, nil
+}
+
+// BlockOf is block m's index entry, uploaded (meta.json written) at
+// uploadedAt.
+func BlockOf(m *block.Meta, uploadedAt time.Time) Block {
+	b := Block{
+		ID: m.ULID, MinTime: m.MinTime, MaxTime: m.MaxTime,
 		Source: m.Strata.Source, CompactionLevel: m.Compaction.Level, Ingester: m.Strata.Ingester,
-		UploadedAt: metaModified.Unix(),
+		UploadedAt: uploadedAt.Unix(),
 	}
 	for _, f := range m.Strata.Files {
 		b.SizeBytes += f.Size
 	}
-	return b, nil
+	return b
 }
 
 // listBlocks lists every object under tbkt (one tenant) and sums them up

@@ -72,6 +72,12 @@ func (c *Compactor) runTenant(ctx context.Context, tenant string, compact bool, 
 			return errors.Join(append(errs, err)...)
 		}
 	}
+	// Shippers add their blocks to the index as they upload them: keep
+	// those uploaded since the listing (bucketindex/add.go).
+	if _, err := c.updater.KeepAdded(ctx, tenant, ix); err != nil {
+		c.m.indexUpdateFailures.Inc()
+		return errors.Join(append(errs, err)...)
+	}
 	if err := tr.writeIndex(ctx, ix, rep); err != nil {
 		c.m.indexUpdateFailures.Inc()
 		errs = append(errs, err)

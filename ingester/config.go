@@ -12,17 +12,18 @@ import (
 // Config is the ingester's configuration. The data directory is not here:
 // it belongs to the process (-data.dir) and is handed to New.
 type Config struct {
-	RetentionPeriod        time.Duration `yaml:"retention_period"`
-	BlockRangesPeriod      time.Duration `yaml:"block_ranges_period"`
-	HeadCompactionInterval time.Duration `yaml:"head_compaction_interval"`
-	WALCompression         string        `yaml:"wal_compression"`
-	MaxExemplars           int           `yaml:"max_exemplars"`
-	OutOfOrderTimeWindow   time.Duration `yaml:"out_of_order_time_window"`
-	MaxMetadataPerTenant   int           `yaml:"max_metadata_per_tenant"`
-	ShipInterval           time.Duration `yaml:"ship_interval"`
-	RetainShippedFor       time.Duration `yaml:"retain_shipped_for"`
-	FlushOnShutdown        bool          `yaml:"flush_on_shutdown"`
-	MinFreeDiskBytes       int64         `yaml:"min_free_disk_bytes"`
+	RetentionPeriod           time.Duration `yaml:"retention_period"`
+	BlockRangesPeriod         time.Duration `yaml:"block_ranges_period"`
+	HeadCompactionInterval    time.Duration `yaml:"head_compaction_interval"`
+	HeadCompactionIdleTimeout time.Duration `yaml:"head_compaction_idle_timeout"`
+	WALCompression            string        `yaml:"wal_compression"`
+	MaxExemplars              int           `yaml:"max_exemplars"`
+	OutOfOrderTimeWindow      time.Duration `yaml:"out_of_order_time_window"`
+	MaxMetadataPerTenant      int           `yaml:"max_metadata_per_tenant"`
+	ShipInterval              time.Duration `yaml:"ship_interval"`
+	RetainShippedFor          time.Duration `yaml:"retain_shipped_for"`
+	FlushOnShutdown           bool          `yaml:"flush_on_shutdown"`
+	MinFreeDiskBytes          int64         `yaml:"min_free_disk_bytes"`
 }
 
 // RegisterFlags registers the ingester's flags on fs.
@@ -30,6 +31,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RetentionPeriod, "blocks-storage.tsdb.retention-period", 24*time.Hour, "How long an ingester keeps a tenant's finished blocks on local disk.")
 	fs.DurationVar(&c.BlockRangesPeriod, "blocks-storage.tsdb.block-ranges-period", 2*time.Hour, "Time range of the blocks the ingester cuts from a tenant's head.")
 	fs.DurationVar(&c.HeadCompactionInterval, "blocks-storage.tsdb.head-compaction-interval", time.Minute, "How often each TSDB checks whether its head can be cut into a block (and reloads and retains blocks); at least 1s.")
+	// 1h, as Mimir: long beside the gaps of a tenant that pushes at all
+	// (seconds), short beside a block range, so an abandoned head is in the
+	// bucket and out of the WAL within the hour.
+	fs.DurationVar(&c.HeadCompactionIdleTimeout, "blocks-storage.tsdb.head-compaction-idle-timeout", time.Hour, "A tenant's head that received no push for this long is cut into blocks (and shipped) whole, as POST /ingester/flush does; its samples at or before the cut are refused afterwards. Checked every -blocks-storage.tsdb.head-compaction-interval; 0 never cuts an idle head.")
 	// Snappy, not zstd: the WAL is written on every push, and snappy costs a
 	// fraction of zstd's CPU per byte while still shrinking WAL records about
 	// twofold; CPU per sample is what Strata competes on, disk is cheap.
@@ -67,6 +72,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("-blocks-storage.tsdb.retention-period (%s) must be at least -blocks-storage.tsdb.block-ranges-period (%s)", c.RetentionPeriod, c.BlockRangesPeriod)
 	case c.HeadCompactionInterval < time.Second:
 		return fmt.Errorf("-blocks-storage.tsdb.head-compaction-interval must be at least 1s, got %s", c.HeadCompactionInterval)
+	case c.HeadCompactionIdleTimeout < 0:
+		return fmt.Errorf("-blocks-storage.tsdb.head-compaction-idle-timeout must not be negative, got %s", c.HeadCompactionIdleTimeout)
 	case c.MaxExemplars < 0:
 		return fmt.Errorf("-blocks-storage.tsdb.max-exemplars must not be negative, got %d", c.MaxExemplars)
 	case c.OutOfOrderTimeWindow < 0:

@@ -35,6 +35,7 @@ type Ingester struct {
 	metrics *metrics
 
 	limitMetrics *limitMetrics // push_limits.go
+	idle         *idleMetrics  // idle.go
 	ringShare    RingShare     // push_limits.go: Deps.RingShare; nil: the whole limit
 
 	pushPool sync.Pool   // *pushState
@@ -96,6 +97,7 @@ type tenantDB struct {
 	config   tenantConfig         // tenant_config.go: per-tenant TSDB settings applied
 	ship     tenantShipping       // ship.go: the tenant's shipper and the cut barrier
 	health   tenantHealth         // tenant_recover.go: failure, drain, WAL watch
+	lastPush atomic.Int64         // idle.go: Unix ns of the last push, or of the open
 
 	// appendMu orders pushes that create series before every other push
 	// (push.go: appendRequest). Prometheus' head makes a new series visible
@@ -123,6 +125,10 @@ type Deps struct {
 	// InstanceID is written into every shipped block's meta.json: the
 	// compactor tells the replicas' copies apart by it. Needed with Bucket.
 	InstanceID string
+	// BlocksIndexed, if set, is called after a tenant's shipper added
+	// blocks to the tenant's bucket index (shipper.Deps.Indexed): -target=all
+	// reloads its querier's copy of the index.
+	BlocksIndexed func(ctx context.Context, tenant string)
 	// TenantLabels caps the tenant label of the ingester's metrics
 	// (-metrics.max-tenant-labels), shared by every component of the
 	// process; nil labels every tenant with its id.
@@ -157,6 +163,7 @@ func New(cfg Config, d Deps) (*Ingester, error) {
 	i.pushPool.New = newPushState
 	i.metrics = newMetrics(d.Reg, i)
 	i.limitMetrics = newLimitMetrics(d.Reg)
+	i.idle = newIdleMetrics(d.Reg)
 	i.initDisk(d.DataDir, d.Reg) // tenant_recover.go
 	if d.TenantLabels != nil {
 		i.setTenantLabels(d.TenantLabels)
@@ -165,7 +172,7 @@ func New(cfg Config, d Deps) (*Ingester, error) {
 		if d.InstanceID == "" {
 			return nil, errors.New("ingester shipping needs the instance id (-instance.id)")
 		}
-		i.ship = &shipping{bkt: d.Bucket, instanceID: d.InstanceID, metrics: shipper.NewMetrics(d.Reg, d.TenantLabels)}
+		i.ship = &shipping{bkt: d.Bucket, instanceID: d.InstanceID, metrics: shipper.NewMetrics(d.Reg, d.TenantLabels), indexed: d.BlocksIndexed}
 	}
 	return i, nil
 }
@@ -195,7 +202,9 @@ func (i *Ingester) Run(ctx context.Context) error {
 		i.setState(stateRunning)
 		i.log.Info("ingester ready", "tenants", i.numTenants(), "replay_duration", time.Since(start))
 		stopShipping := i.startShipLoop() // ship.go
+		stopIdleCuts := i.startIdleLoop() // idle.go
 		<-ctx.Done()
+		stopIdleCuts()
 		stopShipping()
 	}
 
@@ -310,6 +319,7 @@ func (i *Ingester) openDB(u *tenantDB) {
 	i.checkWALWatch(u) // wal_failure.go
 	u.series.enforce() // the WAL is replayed: limits apply from here on
 	u.db = db
+	u.markPush(time.Now()) // idle.go: a reopened head waits a whole idle timeout
 	u.ready.Store(true)
 	i.log.Debug("opened tenant tsdb", "tenant", u.id, "dir", dir, "series", db.Head().NumSeries())
 }

@@ -74,6 +74,7 @@ func (i *Ingester) Push(ctx context.Context, r *ingesterpb.PushRequest) (*ingest
 	}
 
 	u.ship.pushing.RLock() // ship.go: a flush cuts the head between appends
+	u.markPush(start)      // idle.go: under pushing, which an idle cut takes exclusively
 	n, err := i.appendRequest(ctx, u, st)
 	u.ship.pushing.RUnlock()
 	if err != nil {

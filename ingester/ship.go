@@ -33,6 +33,7 @@ type shipping struct {
 	bkt        objstore.Bucket
 	instanceID string
 	metrics    *shipper.Metrics
+	indexed    func(ctx context.Context, tenant string) // Deps.BlocksIndexed
 }
 
 // tenantShipping is what shipping keeps per tenant (tenantDB.ship).
@@ -67,7 +68,7 @@ func (i *Ingester) openShipper(u *tenantDB, dir string, opts *tsdb.Options) erro
 	}
 	s, err := shipper.New(shipper.Deps{
 		Dir: dir, Bucket: i.ship.bkt, Tenant: u.id, Ingester: i.ship.instanceID,
-		Metrics: i.ship.metrics, Log: i.log,
+		Metrics: i.ship.metrics, Log: i.log, Indexed: i.ship.indexed,
 	})
 	if err != nil {
 		return err
@@ -153,31 +154,50 @@ func (i *Ingester) shipTenant(ctx context.Context, u *tenantDB) (int, error) {
 // the cut are refused afterwards, unless the tenant's out-of-order window
 // takes them.
 func (i *Ingester) cutHead(ctx context.Context, u *tenantDB) error {
+	_, err := i.cutHeadIf(ctx, u, nil)
+	return err
+}
+
+// cutHeadIf is cutHead, except that with a non-nil cond it cuts only when
+// the in-order head has series and samples and cond, asked while no
+// append runs, says so (idle.go); it reports whether it cut.
+func (i *Ingester) cutHeadIf(ctx context.Context, u *tenantDB, cond func() bool) (bool, error) {
 	u.ship.cutMu.Lock()
 	defer u.ship.cutMu.Unlock()
 	h := u.db.Head()
-	if maxt := h.MaxTime(); maxt != math.MinInt64 && h.MinTime() <= maxt {
+	// The barrier: holding pushing exclusively, every append that began
+	// before has committed, and the next ones see the raised minimum valid
+	// time.
+	u.ship.pushing.Lock()
+	maxt := h.MaxTime()
+	empty := maxt == math.MinInt64 || h.MinTime() > maxt
+	// After a cut the head's times can still span one instant; a head
+	// with no series holds nothing to cut.
+	if cond != nil && (empty || h.NumSeries() == 0 || !cond()) {
+		u.ship.pushing.Unlock()
+		return false, nil
+	}
+	if !empty {
 		if cur, ok := h.AppendableMinValidTime(); !ok || cur <= maxt {
 			h.SetMinValidTime(maxt + 1)
 		}
-		// The barrier: appends that began before the minimum valid time
-		// rose commit first; the next ones see it.
-		u.ship.pushing.Lock()
-		u.ship.pushing.Unlock()
+	}
+	u.ship.pushing.Unlock()
+	if !empty {
 		rng := i.cfg.BlockRangesPeriod.Milliseconds()
 		for mint := h.MinTime(); mint <= maxt; {
 			start := mint - ((mint%rng)+rng)%rng // floor to the range, negative times too
 			end := min(start+rng-1, maxt)
 			if err := u.db.CompactHead(tsdb.NewRangeHead(h, mint, end)); err != nil {
-				return fmt.Errorf("cutting the head of tenant %q: %w", u.id, err)
+				return true, fmt.Errorf("cutting the head of tenant %q: %w", u.id, err)
 			}
 			mint = end + 1
 		}
 	}
 	if err := u.db.CompactOOOHead(ctx); err != nil {
-		return fmt.Errorf("cutting the out-of-order head of tenant %q: %w", u.id, err)
+		return true, fmt.Errorf("cutting the out-of-order head of tenant %q: %w", u.id, err)
 	}
-	return nil
+	return true, nil
 }
 
 // FlushResult says what a flush did, per tenant.

@@ -3,8 +3,10 @@
 //
 // Flow: ingester (tsdb cuts a block from the head) --Shipper.Sync-->
 // bucket <tenant>/<ULID>/ (block.Upload: meta.json last) --> compactor,
-// store-gateways. The ingester calls Sync every -ingester.ship-interval and
-// hands BlocksToDelete to the TSDB's options.
+// store-gateways; each block uploaded is added to <tenant>/bucket-index.json.gz
+// at once (bucketindex.AddBlocks), for queriers. The ingester calls Sync
+// every -ingester.ship-interval and hands BlocksToDelete to the TSDB's
+// options.
 // Owns: the shipped-state file <tsdb dir>/strata-shipped.json (the ULID and
 // upload time of every shipped block still on disk, written atomically),
 // retries (a block that failed to upload is tried again on the next Sync),

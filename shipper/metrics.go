@@ -17,6 +17,8 @@ type Metrics struct {
 	failures     *prometheus.CounterVec
 	lastSuccess  prometheus.Gauge
 	pending      prometheus.Gauge
+	indexAdds    prometheus.Counter
+	indexFails   prometheus.Counter
 }
 
 // NewMetrics registers the shipper metrics on reg (may be nil). tl decides
@@ -43,6 +45,14 @@ func NewMetrics(reg prometheus.Registerer, tl *tenant.LabelCap) *Metrics {
 			Name: "strata_ingester_shipper_pending_blocks",
 			Help: "Blocks cut on the ingester's disk and not yet uploaded, as of each tenant's last upload round; they are never deleted locally until uploaded.",
 		}),
+		indexAdds: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_ingester_shipper_index_additions_total",
+			Help: "Uploaded blocks the ingester added to their tenant's bucket index itself (again, when a concurrent write of the index had dropped them).",
+		}),
+		indexFails: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_ingester_shipper_index_failures_total",
+			Help: "Failed reads or writes of a bucket index while adding uploaded blocks to it; tried again at the next -ingester.ship-interval (the compactor indexes the blocks anyway).",
+		}),
 	}
 	tl.Track(m.uploads, m.failures)
 	return m
@@ -68,4 +78,18 @@ func (m *Metrics) addPending(delta int) {
 		return
 	}
 	m.pending.Add(float64(delta))
+}
+
+func (m *Metrics) indexed(blocks int) {
+	if m == nil {
+		return
+	}
+	m.indexAdds.Add(float64(blocks))
+}
+
+func (m *Metrics) indexFailed() {
+	if m == nil {
+		return
+	}
+	m.indexFails.Inc()
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/strata-metrics/strata/block"
 	"github.com/strata-metrics/strata/bucket"
+	"github.com/strata-metrics/strata/bucketindex"
 	"github.com/strata-metrics/strata/internal/procs"
 )
 
@@ -42,6 +43,9 @@ func TestSyncS3(t *testing.T) {
 	tb := objstore.NewPrefixedBucket(bkt, tenantID)
 	var got []any
 	require.NoError(t, tb.Iter(ctx, "", func(name string) error {
+		if name == bucketindex.IndexFilename {
+			return nil
+		}
 		id, ok := block.ParseDir(name)
 		require.True(t, ok, name)
 		m, err := block.ReadMeta(ctx, tb, id)

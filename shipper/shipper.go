@@ -18,6 +18,7 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/strata-metrics/strata/block"
+	"github.com/strata-metrics/strata/bucketindex"
 	"github.com/strata-metrics/strata/tenant"
 )
 
@@ -35,6 +36,11 @@ type Deps struct {
 	Metrics *Metrics
 	Log     *slog.Logger     // nil: no logs
 	Now     func() time.Time // nil: time.Now
+	// Indexed, if set, is called after Sync added blocks to the tenant's
+	// bucket index, so that readers in the same process reload it
+	// (bucketindex.Loader.Refresh) instead of waiting for their next
+	// reload. It runs on Sync's goroutine.
+	Indexed func(ctx context.Context, tenant string)
 }
 
 // Shipper uploads one tenant's blocks. Sync is serialised; Shipped and
@@ -48,8 +54,13 @@ type Shipper struct {
 	log    *slog.Logger
 	now    func() time.Time
 
-	syncMu  sync.Mutex // one Sync at a time; guards pending
+	syncMu  sync.Mutex // one Sync at a time; guards pending and unindexed
 	pending int        // blocks not uploaded at the end of the last Sync
+	// unindexed are the blocks uploaded that no read of the bucket index
+	// has shown in it yet (index.go).
+	unindexed map[ulid.ULID]bucketindex.Block
+	indexed   func(ctx context.Context, tenant string)
+	bktRoot   objstore.Bucket // the whole bucket, for the index
 
 	mu      sync.RWMutex
 	shipped map[ulid.ULID]time.Time // upload times; guarded by mu
@@ -80,6 +91,10 @@ func New(d Deps) (*Shipper, error) {
 		m:      d.Metrics,
 		log:    d.Log.With("tenant", d.Tenant),
 		now:    d.Now,
+
+		unindexed: map[ulid.ULID]bucketindex.Block{},
+		indexed:   d.Indexed,
+		bktRoot:   d.Bucket,
 	}
 	shipped, err := readState(filepath.Join(d.Dir, StateFilename))
 	if err != nil {
@@ -148,6 +163,7 @@ func (s *Shipper) Sync(ctx context.Context) (shipped int, err error) {
 			errs = append(errs, err)
 		}
 	}
+	s.index(ctx) // index.go
 	if err := ctx.Err(); err != nil && len(errs) == 0 && pending > 0 {
 		errs = append(errs, err)
 	}
@@ -158,15 +174,16 @@ func (s *Shipper) Sync(ctx context.Context) (shipped int, err error) {
 // ship uploads block m unless it is complete in the bucket, and records it.
 func (s *Shipper) ship(ctx context.Context, m *block.Meta) error {
 	id := m.ULID.String()
-	ok, err := s.inBucket(ctx, m)
+	um, err := s.inBucket(ctx, m)
 	if err != nil {
 		return err
 	}
+	ok := um != nil
 	if ok {
 		s.log.Info("block already in the bucket; recording it as shipped", "block", id)
 	} else {
 		start := s.now()
-		if _, err := block.Upload(ctx, s.bkt, filepath.Join(s.dir, id), s.ext); err != nil {
+		if um, err = block.Upload(ctx, s.bkt, filepath.Join(s.dir, id), s.ext); err != nil {
 			return fmt.Errorf("uploading block %s: %w", id, err)
 		}
 		s.log.Info("uploaded block", "block", id, "min_time", m.MinTime, "max_time", m.MaxTime,
@@ -176,28 +193,33 @@ func (s *Shipper) ship(ctx context.Context, m *block.Meta) error {
 	s.mu.Lock()
 	s.shipped[m.ULID] = now
 	s.mu.Unlock()
+	s.unindexed[m.ULID] = bucketindex.BlockOf(um, now) // um: with what Upload added
 	if !ok {
 		s.m.uploaded(s.tenant, float64(now.UnixNano())/1e9)
 	}
 	return nil
 }
 
-// inBucket reports whether block m is complete in the bucket: its
-// meta.json exists and reads. A meta.json that does not read (truncated
-// by a crash of a non-atomic writer) means upload again, which overwrites
-// it. Exists comes first because a not-found Get would count as a failed
-// operation in the bucket's metrics, and most blocks asked about are new.
-func (s *Shipper) inBucket(ctx context.Context, m *block.Meta) (bool, error) {
+// inBucket returns block m's meta.json from the bucket if the block is
+// complete there (its meta.json exists and reads), else nil. A meta.json
+// that does not read (truncated by a crash of a non-atomic writer) means
+// upload again, which overwrites it. Exists comes first because a
+// not-found Get would count as a failed operation in the bucket's metrics,
+// and most blocks asked about are new.
+func (s *Shipper) inBucket(ctx context.Context, m *block.Meta) (*block.Meta, error) {
 	name := path.Join(m.ULID.String(), block.MetaFilename)
 	ok, err := s.bkt.Exists(ctx, name)
 	if err != nil {
-		return false, fmt.Errorf("checking %s in the bucket: %w", name, err)
+		return nil, fmt.Errorf("checking %s in the bucket: %w", name, err)
 	}
 	if !ok {
-		return false, nil
+		return nil, nil
 	}
-	_, err = block.ReadMeta(ctx, s.bkt, m.ULID)
-	return err == nil, nil
+	um, err := block.ReadMeta(ctx, s.bkt, m.ULID)
+	if err != nil {
+		return nil, nil
+	}
+	return um, nil
 }
 
 // localBlocks reads the meta.json of every block directory, ordered by
@@ -245,6 +267,7 @@ func (s *Shipper) forget(present map[ulid.ULID]bool) (changed bool) {
 	for id := range s.shipped {
 		if !present[id] {
 			delete(s.shipped, id)
+			delete(s.unindexed, id) // long indexed by the compactor
 			changed = true
 		}
 	}

@@ -132,7 +132,7 @@ func TestSyncRetriesFailedUpload(t *testing.T) {
 			meta, err := block.ReadMeta(ctx, tb, id)
 			require.NoError(t, err)
 			require.NoError(t, block.Download(ctx, tb, meta, filepath.Join(t.TempDir(), id.String())), "complete after the retry")
-			require.Equal(t, []string{tenantID + "/" + id.String() + "/"}, list(t, mem, tenantID+"/"), "exactly one block")
+			require.ElementsMatch(t, []string{tenantID + "/" + id.String() + "/", tenantID + "/bucket-index.json.gz"}, list(t, mem, tenantID+"/"), "exactly one block, and the index")
 			require.Equal(t, 0.0, testutil.ToFloat64(m.pending))
 			require.Equal(t, 1.0, testutil.ToFloat64(m.uploads.WithLabelValues(tenantID)))
 		})

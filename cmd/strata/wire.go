@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -168,6 +169,14 @@ func newIngester(w *wiring) (*module, error) {
 			return w.ingRing.ReplicationFactor(), max(1, w.ingRing.CountHealthy(ring.Write))
 		},
 		Bucket: bkt, InstanceID: cfg.Instance.ID, TenantLabels: w.tenantLabels,
+		// With a querier or store-gateway in this process (-target=all),
+		// blocks the shipper indexed are visible to them at once. Read at
+		// call time: every module is made before any runs.
+		BlocksIndexed: func(ctx context.Context, tenant string) {
+			if w.indexes != nil {
+				w.indexes.Refresh(ctx, tenant)
+			}
+		},
 		Log: w.log.With("component", "ingester"), Reg: w.reg,
 	})
 	if err != nil {
