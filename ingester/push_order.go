@@ -23,7 +23,8 @@ import (
 // push waits only for earlier ones (no cycle, no deadlock), and pushes on
 // disjoint series (several senders, each its own series) never wait. A
 // push that enters alone (one sender) does no more than take the mutex
-// twice. Hash collisions make a push wait needlessly, never too little.
+// twice; one behind others compares hashes outside the mutex. Hash
+// collisions make a push wait needlessly, never too little.
 type pushOrder struct {
 	mu     sync.Mutex
 	active []*pushTicket
@@ -35,9 +36,17 @@ type pushTicket struct {
 	// filter is a Bloom filter of hashes (two bits per hash, 64 bits per
 	// hash), built when the push enters behind others.
 	filter []uint64
-	// done is made by the first push that waits for this one and closed
-	// when this one leaves.
+	// earlier is scratch: the pushes that were in when this one entered.
+	earlier []*pushTicket
+
+	// Guarded by pushOrder.mu: in is true from enter to leave; done is
+	// made by the first push that waits for this one and closed on leave.
+	in   bool
 	done chan struct{}
+	// readers are the pushes that entered behind this one and still read
+	// its hashes; leave waits for them, since the push's state (and its
+	// hashes) is reused once it returns.
+	readers sync.WaitGroup
 }
 
 // enter adds t and returns the channels of the earlier pushes t must wait
@@ -45,36 +54,66 @@ type pushTicket struct {
 func (o *pushOrder) enter(t *pushTicket, waits []chan struct{}) []chan struct{} {
 	waits = waits[:0]
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	if len(o.active) > 0 && len(t.hashes) > 0 {
-		t.buildFilter()
-		for _, q := range o.active {
-			if t.overlaps(q.hashes) {
-				if q.done == nil {
-					q.done = make(chan struct{})
-				}
-				waits = append(waits, q.done)
-			}
-		}
+	earlier := append(t.earlier[:0], o.active...)
+	for _, q := range earlier {
+		q.readers.Add(1)
 	}
 	o.active = append(o.active, t)
+	t.in = true
+	o.mu.Unlock()
+	if len(earlier) == 0 {
+		return waits
+	}
+
+	overlapping := earlier[:0]
+	if len(t.hashes) > 0 {
+		t.buildFilter()
+	}
+	for _, q := range earlier {
+		if len(t.hashes) > 0 && t.overlaps(q.hashes) {
+			overlapping = append(overlapping, q)
+			continue
+		}
+		q.readers.Done()
+	}
+	if len(overlapping) > 0 {
+		o.mu.Lock()
+		for _, q := range overlapping {
+			if !q.in {
+				continue // committed meanwhile
+			}
+			if q.done == nil {
+				q.done = make(chan struct{})
+			}
+			waits = append(waits, q.done)
+		}
+		o.mu.Unlock()
+		for _, q := range overlapping {
+			q.readers.Done()
+		}
+	}
+	clear(earlier) // do not pin other pushes' state
+	t.earlier = earlier[:0]
 	return waits
 }
 
-// leave removes t (after its commit) and wakes the pushes waiting for it.
+// leave removes t (after its commit), wakes the pushes waiting for it and
+// returns once no push reads t's hashes any more.
 func (o *pushOrder) leave(t *pushTicket) {
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	if k := slices.Index(o.active, t); k >= 0 {
 		last := len(o.active) - 1
 		o.active[k] = o.active[last]
 		o.active[last] = nil
 		o.active = o.active[:last]
 	}
+	t.in = false
 	if t.done != nil {
 		close(t.done)
 		t.done = nil
 	}
+	o.mu.Unlock()
+	t.readers.Wait()
 }
 
 // filterBits returns the two filter bits of h in a filter of mask+1 bits.

@@ -1,6 +1,7 @@
 package ingester
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -46,11 +47,11 @@ func TestPushOrder(t *testing.T) {
 }
 
 // BenchmarkPushOrder is what ordering adds to a push of 2,000 series: alone
-// (one sender), and behind another push of 2,000 other series.
+// (one sender), and behind 1 or 8 pushes of 2,000 other series each.
 func BenchmarkPushOrder(b *testing.B) {
 	rnd := rand.New(rand.NewPCG(1, 2))
-	for _, behind := range []int{0, 1} {
-		b.Run(map[int]string{0: "alone", 1: "behind-one"}[behind], func(b *testing.B) {
+	for _, behind := range []int{0, 1, 8} {
+		b.Run(fmt.Sprint("behind-", behind), func(b *testing.B) {
 			var o pushOrder
 			for range behind {
 				o.enter(&pushTicket{hashes: hashes(rnd, benchSeries)}, nil)
