@@ -84,7 +84,10 @@ type Lifecycler struct {
 	// placedOn is, while this instance's new tokens may still move (it
 	// took them in Register and is JOINING), the tokens of the instances
 	// it placed them around (joinView); nil once they are settled.
-	placedOn   map[string][]uint32
+	placedOn map[string][]uint32
+	// settled are the instances ACTIVE or LEAVING when this one took new
+	// tokens: it always places its tokens around them.
+	settled    map[string]bool
 	registered time.Time // when Register ran, on the real clock
 	// moved counts settles that moved the tokens since tokensMoved last
 	// saved them: a store may run an update function more than once.
@@ -140,7 +143,13 @@ func (l *Lifecycler) Register(ctx context.Context) error {
 			in.Tokens = saved
 		case inRing:
 		default:
-			view := d.joinView(in)
+			l.settled = map[string]bool{}
+			for id, other := range d.Instances {
+				if other.State == Active || other.State == Leaving {
+					l.settled[id] = true
+				}
+			}
+			view := d.joinView(in, l.settled)
 			in.Tokens = view.newTokens(l.id, l.cfg.NumTokens, l.rnd)
 			l.placedOn = view.tokensByID()
 		}
@@ -246,7 +255,7 @@ func (l *Lifecycler) settle(d *Desc) {
 	if l.placedOn == nil || l.self.State != Joining {
 		return
 	}
-	view := d.joinView(l.self)
+	view := d.joinView(l.self, l.settled)
 	now := view.tokensByID()
 	if maps.EqualFunc(now, l.placedOn, slices.Equal) {
 		return

@@ -112,19 +112,22 @@ func (d *Desc) newTokens(self string, n int, rnd *rand.Rand) []uint32 {
 
 // joinView is the part of the ring an instance self joining with new
 // tokens places them around: every live instance that registered before it
-// (RegisteredAt, then id, in one order every member agrees on). Instances
-// that join at the same moment, each on the view its member had, thus each
-// end up placed around those before it, the first around the settled ring
-// alone, whatever each saw first (Lifecycler.settle places them again as
-// the view fills in). One that registers after self places its tokens
-// around self's, so self does not move for it.
-func (d *Desc) joinView(self Instance) *Desc {
+// (RegisteredAt, then id, in one order every member agrees on), and those
+// of settled (instances already ACTIVE or LEAVING when self registered:
+// their tokens no longer move). Instances that join at the same moment,
+// each on the view its member had, thus each end up placed around those
+// before it, the first around the settled ring alone, whatever each saw
+// first (Lifecycler.settle places them again as the view fills in). One
+// that registers after self places its tokens around self's, so self does
+// not move for it.
+func (d *Desc) joinView(self Instance, settled map[string]bool) *Desc {
 	v := &Desc{Instances: make(map[string]Instance, len(d.Instances))}
 	for id, in := range d.Instances {
 		if id == self.ID || in.State == Left {
 			continue
 		}
-		if in.RegisteredAt > self.RegisteredAt || (in.RegisteredAt == self.RegisteredAt && id > self.ID) {
+		later := in.RegisteredAt > self.RegisteredAt || (in.RegisteredAt == self.RegisteredAt && id > self.ID)
+		if later && !settled[id] {
 			continue
 		}
 		v.Instances[id] = in
