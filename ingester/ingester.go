@@ -99,12 +99,9 @@ type tenantDB struct {
 	health   tenantHealth         // tenant_recover.go: failure, drain, WAL watch
 	lastPush atomic.Int64         // idle.go: Unix ns of the last push, or of the open
 
-	// appendMu orders pushes that create series before every other push
-	// (push.go: appendRequest). Prometheus' head makes a new series visible
-	// to other appenders before its creator writes the series record to the
-	// WAL; a push that appended to it and committed first would leave
-	// samples of an unknown series in the WAL, dropped on replay.
-	appendMu sync.RWMutex
+	// order makes a push that touches a series of an earlier push still
+	// in flight wait for its commit (push_order.go).
+	order pushOrder
 }
 
 // Deps is what the ingester needs from the process.

@@ -29,9 +29,11 @@ type metrics struct {
 	// discardedMetadata is metadataDropped by tenant (capped) and reason.
 	discardedMetadata *prometheus.CounterVec
 	pushDuration      prometheus.Histogram
-	// pushesCreatingSeries counts pushes that took their tenant's append
-	// lock exclusively (push.go: appendRequest).
+	// pushesCreatingSeries counts pushes that created series.
 	pushesCreatingSeries prometheus.Counter
+	// pushesWaited counts pushes that waited for an earlier push on one of
+	// their series to commit (push_order.go).
+	pushesWaited prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, i *Ingester) *metrics {
@@ -77,7 +79,11 @@ func newMetrics(reg prometheus.Registerer, i *Ingester) *metrics {
 		}),
 		pushesCreatingSeries: f.NewCounter(prometheus.CounterOpts{
 			Name: "strata_ingester_pushes_creating_series_total",
-			Help: "Pushes that created series and so ran alone among their tenant's pushes from first append to commit (a new series' WAL record must precede every sample appended to it).",
+			Help: "Pushes that created series.",
+		}),
+		pushesWaited: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_ingester_pushes_waited_total",
+			Help: "Pushes that waited, before appending, for an earlier push of their tenant touching one of the same series to commit (commits on a series must follow the order of its appends).",
 		}),
 	}
 	for r := range numReasons {

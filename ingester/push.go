@@ -29,6 +29,12 @@ type pushState struct {
 	// and labels, or 0 for a series the head does not have yet.
 	refs  []storage.SeriesRef
 	lsets []labels.Labels
+
+	// order is this push in its tenant's pushOrder (push_order.go): the
+	// label hashes of the series it touches, filled by resolve; waits are
+	// the earlier pushes it waits for.
+	order pushTicket
+	waits []chan struct{}
 }
 
 func newPushState() any {
@@ -67,6 +73,7 @@ func (i *Ingester) Push(ctx context.Context, r *ingesterpb.PushRequest) (*ingest
 		st.req.Reset()
 		st.rej.reset()
 		clear(st.lsets) // do not pin the head's labels
+		clear(st.waits)
 		i.pushPool.Put(st)
 	}()
 	if err := remotewrite.Decode(r.GetWriteRequest(), &st.req); err != nil {
@@ -111,15 +118,14 @@ func (i *Ingester) Push(ctx context.Context, r *ingesterpb.PushRequest) (*ingest
 // yet gets its labels copied, because the head keeps the Labels it is given.
 //
 // Ordering: the head publishes a new series to every appender at once but
-// writes its series record to the WAL only when its creator commits. Were a
-// second push to append to that series and commit first, the WAL would hold
-// its samples before the series record and a replay after a crash would
-// drop them: acknowledged samples lost. So a push first resolves its series
-// (resolve); one that creates a series holds u.appendMu exclusively from its
-// first append to its commit, and every other push holds it shared. A push
-// that found a series already exists therefore appends to it only after the
-// push that created it has committed. Steady state (no new series) runs in
-// parallel as before; pushes that create series run one at a time per tenant.
+// writes its series record to the WAL only when its creator commits, and it
+// checks a sample's order at append but stores and logs it at commit. Two
+// pushes on one series that commit in the other order than they appended
+// lose acknowledged samples (push_order.go). So a push first resolves its
+// series (resolve), then enters the tenant's pushOrder and waits for the
+// earlier pushes still in flight that touch one of its series, and leaves
+// after its commit. Pushes on disjoint series run in parallel, creating
+// series or not.
 // The ingester bounds the future itself, whoever calls it: the distributor
 // checks the same bound, but a sample years ahead that reached a head
 // another way (any gRPC client) would block the tenant's ingestion until
@@ -157,12 +163,15 @@ func (i *Ingester) appendRequest(ctx context.Context, u *tenantDB, st *pushState
 	app := u.db.Appender(ctx)
 	getRef, _ := app.(storage.GetRef) // dbAppender implements it; nil-safe below
 	if st.resolve(getRef) {
-		u.appendMu.Lock()
-		defer u.appendMu.Unlock()
 		i.metrics.pushesCreatingSeries.Inc()
-	} else {
-		u.appendMu.RLock()
-		defer u.appendMu.RUnlock()
+	}
+	st.waits = u.order.enter(&st.order, st.waits)
+	defer u.order.leave(&st.order)
+	if len(st.waits) > 0 {
+		i.metrics.pushesWaited.Inc()
+		for _, w := range st.waits {
+			<-w
+		}
 	}
 	maxTs := i.futureBound(u.id)
 	// Without an out-of-order window, a series' samples must increase within
@@ -177,9 +186,9 @@ func (i *Ingester) appendRequest(ctx context.Context, u *tenantDB, st *pushState
 		}
 		ref, ls := st.refs[k], st.lsets[k]
 		if ref == 0 {
-			// Unknown at resolve time; a push that committed since (we hold
-			// appendMu exclusively now) may have created it.
-			ref, ls = st.lookup(s, getRef)
+			// Unknown at resolve time; a push that committed since (one
+			// this push waited for) may have created it.
+			ref, ls, _ = st.lookup(s, getRef)
 		}
 		if ref == 0 {
 			if nsamples == 0 {
@@ -262,21 +271,23 @@ func (i *Ingester) appendRequest(ctx context.Context, u *tenantDB, st *pushState
 	return n, nil
 }
 
-// resolve looks up every series of st.req in the head, filling st.refs and
-// st.lsets, and reports whether any series with samples is new to the head.
-// Exemplar-only series the head lacks create nothing: their exemplars are
-// dropped.
+// resolve looks up every series of st.req in the head, filling st.refs,
+// st.lsets and st.order.hashes, and reports whether any series with samples
+// is new to the head. Exemplar-only series the head lacks create nothing:
+// their exemplars are dropped.
 func (st *pushState) resolve(g storage.GetRef) (creates bool) {
 	n := len(st.req.Series)
 	st.refs = slices.Grow(st.refs[:0], n)[:n]
 	st.lsets = slices.Grow(st.lsets[:0], n)[:n]
+	st.order.hashes = st.order.hashes[:0]
 	for k := range st.req.Series {
 		s := &st.req.Series[k]
 		st.refs[k], st.lsets[k] = 0, labels.EmptyLabels()
 		if len(s.Samples)+len(s.Histograms) == 0 && len(s.Exemplars) == 0 {
 			continue
 		}
-		ref, ls := st.lookup(s, g)
+		ref, ls, hash := st.lookup(s, g)
+		st.order.hashes = append(st.order.hashes, hash)
 		if ref == 0 {
 			creates = creates || len(s.Samples)+len(s.Histograms) > 0
 			continue
@@ -288,8 +299,9 @@ func (st *pushState) resolve(g storage.GetRef) (creates bool) {
 
 // lookup builds s's labels (sorted, without empty values) into st.scratch and
 // returns the head's ref and own copy of them when the head has the series,
-// else 0 and st.scratch, which must be copied before it is appended.
-func (st *pushState) lookup(s *remotewrite.Series, g storage.GetRef) (storage.SeriesRef, labels.Labels) {
+// else 0 and st.scratch, which must be copied before it is appended; and the
+// labels' hash.
+func (st *pushState) lookup(s *remotewrite.Series, g storage.GetRef) (storage.SeriesRef, labels.Labels, uint64) {
 	st.sb.Reset()
 	sorted := true
 	prev := ""
@@ -307,12 +319,13 @@ func (st *pushState) lookup(s *remotewrite.Series, g storage.GetRef) (storage.Se
 		st.sb.Sort()
 	}
 	st.sb.Overwrite(&st.scratch)
+	hash := st.scratch.Hash()
 	if g != nil {
-		if ref, ls := g.GetRef(st.scratch, st.scratch.Hash()); ref != 0 {
-			return ref, ls
+		if ref, ls := g.GetRef(st.scratch, hash); ref != 0 {
+			return ref, ls, hash
 		}
 	}
-	return 0, st.scratch
+	return 0, st.scratch, hash
 }
 
 // appendExemplars appends exs to the series ref and returns how many were

@@ -47,8 +47,8 @@ type tenantShipping struct {
 	// has then committed, and the later ones refuse such samples, so no
 	// acknowledged sample falls between the block and the head. (The
 	// TSDB's own head compaction needs no barrier: it cuts only data older
-	// than half a block range, which no append reaches.) tenantDB.appendMu
-	// cannot serve: a push takes it after creating its appender.
+	// than half a block range, which no append reaches.) tenantDB.order
+	// cannot serve: a push enters it after creating its appender.
 	pushing sync.RWMutex
 	cutMu   sync.Mutex // one cut at a time
 }

@@ -7,7 +7,8 @@
 // a block's owners through a BlockSharder, compactors on a tenant's through
 // a Snapshot; every member's Lifecycler announces it (tokens, state,
 // heartbeat).
-// Owns: the ring state (Desc: one Instance per member), token generation,
+// Owns: the ring state (Desc: one Instance per member), token generation
+// (and its settling among instances that join at the same moment),
 // the token of a key, the sorted token Index built once per state and the
 // one clockwise walk every lookup goes through (zones, heartbeat health,
 // replication sets), the status pages, and the Store seam the state lives

@@ -11,9 +11,11 @@ import (
 // owns the most, taking what self still lacks of a fair share spread over
 // the tokens left to place. Purely random tokens leave shares ~9% apart at
 // 128 tokens (max/min often over 1.3); this keeps them within a few percent
-// as instances join one by one. A +-10% jitter on each split keeps two
-// instances joining at once on the same view from picking the same tokens. Ownership of a token is the range
-// (previous token, token].
+// as instances join one by one, and as instances that join at once settle
+// (Lifecycler.settle: each places its tokens again around those registered
+// before it). A +-10% jitter on each split keeps two instances joining at
+// once on the same view from picking the same tokens. Ownership of a token
+// is the range (previous token, token].
 func (d *Desc) newTokens(self string, n int, rnd *rand.Rand) []uint32 {
 	type tok struct {
 		t     uint32
@@ -29,13 +31,17 @@ func (d *Desc) newTokens(self string, n int, rnd *rand.Rand) []uint32 {
 		}
 	}
 	if len(ring) == 0 {
-		// An empty ring: spread evenly from a random start, with jitter.
+		// An empty ring: one token anywhere in each of n equal slots from a
+		// random start. Anywhere, not at one offset for all: instances that
+		// saw an empty ring at once then own shares close to even (their
+		// tokens interleave afresh in each slot) rather than as far apart
+		// as three random points on a circle.
 		step := uint64(1<<32) / uint64(n)
 		start := rnd.Uint64N(1 << 32)
 		out := make([]uint32, 0, n)
 		seen := map[uint32]bool{}
 		for i := range n {
-			t := uint32(start + uint64(i)*step + rnd.Uint64N(step/4+1))
+			t := uint32(start + uint64(i)*step + rnd.Uint64N(step))
 			for seen[t] {
 				t++
 			}
@@ -101,5 +107,39 @@ func (d *Desc) newTokens(self string, n int, rnd *rand.Rand) []uint32 {
 		out = append(out, t)
 	}
 	slices.Sort(out)
+	return out
+}
+
+// joinView is the part of the ring an instance self joining with new
+// tokens places them around: every live instance that registered before it
+// (RegisteredAt, then id, in one order every member agrees on), and those
+// of settled (instances already ACTIVE or LEAVING when self registered:
+// their tokens no longer move). Instances that join at the same moment,
+// each on the view its member had, thus each end up placed around those
+// before it, the first around the settled ring alone, whatever each saw
+// first (Lifecycler.settle places them again as the view fills in). One
+// that registers after self places its tokens around self's, so self does
+// not move for it.
+func (d *Desc) joinView(self Instance, settled map[string]bool) *Desc {
+	v := &Desc{Instances: make(map[string]Instance, len(d.Instances))}
+	for id, in := range d.Instances {
+		if id == self.ID || in.State == Left {
+			continue
+		}
+		later := in.RegisteredAt > self.RegisteredAt || (in.RegisteredAt == self.RegisteredAt && id > self.ID)
+		if later && !settled[id] {
+			continue
+		}
+		v.Instances[id] = in
+	}
+	return v
+}
+
+// tokensByID returns every instance's tokens, by id.
+func (d *Desc) tokensByID() map[string][]uint32 {
+	out := make(map[string][]uint32, len(d.Instances))
+	for id, in := range d.Instances {
+		out[id] = in.Tokens
+	}
 	return out
 }
