@@ -55,6 +55,9 @@ func newConfigs(t testing.TB, o Options) *configs {
 	c.lifecycler.HeartbeatPeriod = 100 * time.Millisecond
 	c.lifecycler.NumTokens = 32
 	c.lifecycler.UnregisterOnShutdown = !o.StayInRingOnShutdown
+	// Ingesters here register one after another: no concurrent joiners to
+	// wait for, and tests start many clusters.
+	c.lifecycler.JoinObservePeriod = 200 * time.Millisecond
 	c.gossip.BindAddress = "127.0.0.1:0"
 	c.gossip.GossipInterval = 20 * time.Millisecond
 	c.gossip.PullPushInterval = time.Second
