@@ -3,6 +3,7 @@ package ingester
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"time"
@@ -170,7 +171,13 @@ func (i *Ingester) appendRequest(ctx context.Context, u *tenantDB, st *pushState
 	if len(st.waits) > 0 {
 		i.metrics.pushesWaited.Inc()
 		for _, w := range st.waits {
-			<-w
+			select {
+			case <-w:
+			case <-ctx.Done():
+				// Nothing appended yet: leaving lets the pushes behind go.
+				_ = app.Rollback()
+				return pushCounts{}, grpcError(fmt.Errorf("wait for an earlier push on the same series: %w", ctx.Err()))
+			}
 		}
 	}
 	maxTs := i.futureBound(u.id)
