@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -219,7 +220,11 @@ func (g *StoreGateway) removeUnowned() error {
 	if err != nil {
 		return fmt.Errorf("listing -store-gateway.data-dir: %w", err)
 	}
-	var errs []error
+	var (
+		errs        []error
+		headerBytes int64
+	)
+	defer func() { g.m.headerBytes.Set(float64(headerBytes)) }()
 	for _, td := range tenants {
 		if !td.IsDir() {
 			continue
@@ -239,13 +244,21 @@ func (g *StoreGateway) removeUnowned() error {
 			g.mu.Lock()
 			owned := g.owned[key]
 			g.mu.Unlock()
+			var size int64
+			if st, err := os.Stat(filepath.Join(g.blockDir(key), headerFilename)); err == nil {
+				size = st.Size()
+			}
 			if owned {
+				headerBytes += size
 				continue
 			}
 			if removed, err := g.removeIfIdle(key); err != nil {
 				errs = append(errs, err)
+				headerBytes += size
 			} else if removed {
 				left--
+			} else {
+				headerBytes += size
 			}
 		}
 		if left == 0 {

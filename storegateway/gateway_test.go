@@ -141,7 +141,7 @@ func TestLazyLoadAndIdleUnload(t *testing.T) {
 	h := newHarness(t, f.bkt, cfg)
 	ctx := context.Background()
 	id := f.metas[2].ULID
-	file := filepath.Join(cfg.DataDir, "t1", id.String(), "index")
+	file := filepath.Join(cfg.DataDir, "t1", id.String(), headerFilename)
 	require.NoFileExists(t, file, "nothing loads before a query")
 	require.Zero(t, h.counter(t, "strata_storegateway_blocks_loaded"))
 
@@ -164,7 +164,7 @@ func TestLazyLoadAndIdleUnload(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, want, got)
 	require.Equal(t, 2.0, h.counter(t, "strata_storegateway_block_loads_total"))
-	require.Equal(t, 1.0, h.counter(t, "strata_storegateway_index_downloads_total"), "reopened from the local file")
+	require.Equal(t, 1.0, h.counter(t, "strata_storegateway_index_header_builds_total"), "reopened from the local file")
 }
 
 // Two store-gateways with RF 1 share the blocks; each keeps the local
@@ -196,7 +196,7 @@ func TestSyncOwnership(t *testing.T) {
 		snap := sharder.Snapshot()
 		for _, m := range f.metas {
 			mine := snap.Owns(self, "t1", m.ULID)
-			_, err := os.Stat(filepath.Join(cfg.DataDir, "t1", m.ULID.String(), "index"))
+			_, err := os.Stat(filepath.Join(cfg.DataDir, "t1", m.ULID.String(), headerFilename))
 			require.Equal(t, mine, err == nil, "%s block %s", self, m.ULID)
 			if mine {
 				require.False(t, owned[m.ULID.String()], "owned twice with RF 1")
