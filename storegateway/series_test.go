@@ -73,6 +73,9 @@ var seriesCases = []struct {
 	{"no match", []*labels.Matcher{matcher(labels.MatchEqual, "job", "zzz")}},
 	{"histograms", []*labels.Matcher{matcher(labels.MatchEqual, "__name__", "h")}},
 	{"everything", []*labels.Matcher{matcher(labels.MatchRegexp, "__name__", ".+")}},
+	{"set regexp across samples", []*labels.Matcher{matcher(labels.MatchRegexp, "i", "00000|00040|00077|00149|99999")}},
+	{"suffix regexp", []*labels.Matcher{matcher(labels.MatchEqual, "__name__", "m"), matcher(labels.MatchRegexp, "i", ".*7")}},
+	{"not equal only", []*labels.Matcher{matcher(labels.MatchNotEqual, "job", "a")}},
 }
 
 var rangeCases = []struct {
