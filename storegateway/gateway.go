@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/thanos-io/objstore"
 
+	"github.com/strata-metrics/strata/block"
 	"github.com/strata-metrics/strata/bucketindex"
 	"github.com/strata-metrics/strata/proto/storepb"
 	"github.com/strata-metrics/strata/ring"
@@ -250,6 +251,8 @@ func (g *StoreGateway) removeUnowned() error {
 			}
 			if owned {
 				headerBytes += size
+				// The whole index an older version downloaded.
+				_ = os.Remove(filepath.Join(g.blockDir(key), block.IndexFilename))
 				continue
 			}
 			if removed, err := g.removeIfIdle(key); err != nil {

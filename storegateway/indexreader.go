@@ -1,7 +1,6 @@
 package storegateway
 
 import (
-	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -128,9 +127,10 @@ func (bi *blockIndex) readRanges(ctx context.Context, what string, rs []byteRang
 	return eg.Wait()
 }
 
-// postings reads the postings lists of entries, in entries' order.
+// postings reads the postings lists of entries, which are of one label
+// name in value order, as lookup and scan return them: in index order
+// too (scan checks it).
 func (bi *blockIndex) postings(ctx context.Context, entries []postingsEntry) ([]index.Postings, error) {
-	slices.SortFunc(entries, func(a, b postingsEntry) int { return cmp.Compare(a.start, b.start) })
 	rs := make([]byteRange, len(entries))
 	for i, e := range entries {
 		rs[i] = byteRange{e.start, e.end}
@@ -165,6 +165,30 @@ func (bi *blockIndex) Postings(ctx context.Context, name string, values ...strin
 	entries, err := bi.h.lookup(name, values)
 	p := bi.postingsOf(ctx, name, entries, err)
 	return p, p.Err()
+}
+
+// postingsPerValue returns the postings of each of values (sorted,
+// unique) of label name, read together; an absent value has none.
+func (bi *blockIndex) postingsPerValue(ctx context.Context, name string, values []string) ([]index.Postings, error) {
+	entries, err := bi.h.lookup(name, values)
+	if err != nil {
+		return nil, &dataLossError{fmt.Errorf("index-header, label %q: %w", name, err)}
+	}
+	ps, err := bi.postings(ctx, entries)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]index.Postings, len(values))
+	j := 0
+	for i, v := range values {
+		if j < len(entries) && entries[j].value == v {
+			out[i] = ps[j]
+			j++
+		} else {
+			out[i] = index.EmptyPostings()
+		}
+	}
+	return out, nil
 }
 
 // PostingsForLabelMatching returns the series with label name set to a
