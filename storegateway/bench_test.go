@@ -2,15 +2,18 @@ package storegateway
 
 import (
 	"context"
+	"io"
 	"io/fs"
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/require"
+	"github.com/thanos-io/objstore"
 	"github.com/thanos-io/objstore/providers/filesystem"
 
 	"github.com/strata-metrics/strata/bucketindex"
@@ -70,26 +73,33 @@ func BenchmarkSeries(b *testing.B) {
 //
 // The first query of a block of 100,000 series (10 minutes each) in a
 // filesystem bucket by a store-gateway with an empty -store-gateway.data-dir
-// (cold: it reads what it needs of the block's index from the bucket), and
-// by one restarted over the local files the cold one left (restart).
+// (cold: it reads what it needs of the block's index from the bucket), by
+// one restarted over the local files the cold one left (restart), and cold
+// again with the bucket as far as an object store (cold-remote: 10ms a
+// request, 100 MiB/s).
 // Besides the time: heap-B is the Go heap the loaded block holds after the
 // query (GC'd, the store-gateway alive, caches empty), disk-B the local
 // files it keeps for the block (memory-mapped, paged in as read), and
 // index-B the bytes it read of the index object.
 func BenchmarkFirstQuery(b *testing.B) {
-	bkt, err := filesystem.NewBucket(b.TempDir())
+	fsBkt, err := filesystem.NewBucket(b.TempDir())
 	require.NoError(b, err)
-	m := uploadBlock(b, bkt, "t1", createBlock(b, testSeries(100_000, 0, 0, 10*60*1000, 0)))
-	lister := bucketindex.NewBucketLister(bkt)
+	m := uploadBlock(b, fsBkt, "t1", createBlock(b, testSeries(100_000, 0, 0, 10*60*1000, 0)))
+	lister := bucketindex.NewBucketLister(fsBkt)
 	ctx := context.Background()
 	req := &storepb.SeriesRequest{Tenant: "t1", StartMs: 0, EndMs: hour, BlockIds: []string{m.ULID.String()},
 		Matchers: protoMatchers(b, []*labels.Matcher{matcher(labels.MatchEqual, "__name__", "m"), matcher(labels.MatchEqual, "i", "04242")})}
-	for _, restart := range []bool{false, true} {
-		name := "cold"
-		if restart {
-			name = "restart"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, bc := range []struct {
+		name    string
+		restart bool
+		bkt     objstore.Bucket
+	}{
+		{"cold", false, fsBkt},
+		{"restart", true, fsBkt},
+		{"cold-remote", false, &remoteBucket{Bucket: fsBkt, perRequest: 10 * time.Millisecond, bytesPerSec: 100 << 20}},
+	} {
+		restart, bkt := bc.restart, bc.bkt
+		b.Run(bc.name, func(b *testing.B) {
 			var heap, disk, fetched float64
 			runs := 0
 			for b.Loop() {
@@ -137,4 +147,41 @@ func BenchmarkFirstQuery(b *testing.B) {
 			b.ReportMetric(fetched/float64(runs), "index-B/op")
 		})
 	}
+}
+
+// remoteBucket delays each read as an object store far away would: the
+// first byte perRequest after the request, then bytesPerSec.
+type remoteBucket struct {
+	objstore.Bucket
+	perRequest  time.Duration
+	bytesPerSec float64
+}
+
+func (r *remoteBucket) Get(ctx context.Context, name string) (io.ReadCloser, error) {
+	time.Sleep(r.perRequest)
+	rc, err := r.Bucket.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return &slowReader{rc, r.bytesPerSec}, nil
+}
+
+func (r *remoteBucket) GetRange(ctx context.Context, name string, off, length int64) (io.ReadCloser, error) {
+	time.Sleep(r.perRequest)
+	rc, err := r.Bucket.GetRange(ctx, name, off, length)
+	if err != nil {
+		return nil, err
+	}
+	return &slowReader{rc, r.bytesPerSec}, nil
+}
+
+type slowReader struct {
+	io.ReadCloser
+	bytesPerSec float64
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	n, err := s.ReadCloser.Read(p)
+	time.Sleep(time.Duration(float64(n) / s.bytesPerSec * float64(time.Second)))
+	return n, err
 }
