@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/encoding"
 	"github.com/prometheus/prometheus/tsdb/fileutil"
 	"github.com/prometheus/prometheus/tsdb/index"
+	"golang.org/x/sync/errgroup"
 )
 
 // An index-header is the part of a block's index a store-gateway keeps on
@@ -108,10 +109,10 @@ func (f *headerFixed) check() error {
 type rangeReader func(ctx context.Context, what string, off, length int64) (io.ReadCloser, error)
 
 // buildHeader writes the index-header of an index of size bytes to file
-// (through a temporary file renamed into place) from three range reads
-// and returns its size. A malformed index is a dataLossError.
+// (through a temporary file renamed into place) from four range reads,
+// two at a time, and returns its size. A malformed index is a dataLossError.
 func buildHeader(ctx context.Context, read rangeReader, size int64, file string) (int64, error) {
-	readAll := func(off, n int64) ([]byte, error) {
+	readAll := func(ctx context.Context, off, n int64) ([]byte, error) {
 		r, err := read(ctx, "header", off, n)
 		if err != nil {
 			return nil, err
@@ -126,16 +127,16 @@ func buildHeader(ctx context.Context, read rangeReader, size int64, file string)
 	if size < indexMagicLen+indexTOCLen {
 		return 0, &dataLossError{fmt.Errorf("index of %d bytes is too short", size)}
 	}
-	head, err := readAll(0, indexMagicLen)
-	if err != nil {
+	// The magic and the TOC at once, then the two sections at once.
+	var head, tocb []byte
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.Go(func() (err error) { head, err = readAll(ectx, 0, indexMagicLen); return err })
+	eg.Go(func() (err error) { tocb, err = readAll(ectx, size-indexTOCLen, indexTOCLen); return err })
+	if err := eg.Wait(); err != nil {
 		return 0, err
 	}
 	if m := binary.BigEndian.Uint32(head); m != index.MagicIndex {
 		return 0, &dataLossError{fmt.Errorf("bad index magic %x", m)}
-	}
-	tocb, err := readAll(size-indexTOCLen, indexTOCLen)
-	if err != nil {
-		return 0, err
 	}
 	toc, err := index.NewTOCFromByteSlice(byteSlice(tocb))
 	if err != nil {
@@ -162,19 +163,26 @@ func buildHeader(ctx context.Context, read rangeReader, size int64, file string)
 		if _, err := out.Write(f.marshal()); err != nil {
 			return err
 		}
+		eg, ctx := errgroup.WithContext(ctx)
+		at := int64(headerFixedLen)
 		for _, s := range []struct{ off, n int64 }{{int64(toc.Symbols), f.symbolsLen}, {int64(toc.PostingsTable), f.tableLen}} {
-			r, err := read(ctx, "header", s.off, s.n)
-			if err != nil {
+			w := io.NewOffsetWriter(out, at)
+			at += s.n
+			eg.Go(func() error {
+				r, err := read(ctx, "header", s.off, s.n)
+				if err != nil {
+					return err
+				}
+				defer r.Close()
+				n, err := io.Copy(w, r)
+				if err == nil && n != s.n {
+					err = fmt.Errorf("got %d bytes at %d, want %d", n, s.off, s.n)
+				}
 				return err
-			}
-			n, err := io.Copy(out, r)
-			r.Close()
-			if err == nil && n != s.n {
-				err = fmt.Errorf("got %d bytes at %d, want %d", n, s.off, s.n)
-			}
-			if err != nil {
-				return err
-			}
+			})
+		}
+		if err := eg.Wait(); err != nil {
+			return err
 		}
 		return out.Close()
 	}()
