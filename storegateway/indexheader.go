@@ -208,6 +208,7 @@ type indexHeader struct {
 	tableEnd    int                         // of the postings offset table's entries in b
 	names       map[string][]postingsSample // by label name; "" is all postings
 	sortedNames []string                    // without ""
+	nameSymbols map[uint32]string           // the label names' symbols, looked up without allocating
 }
 
 // postingsSample is one label value of the postings offset table and the
@@ -299,6 +300,14 @@ func decodeHeader(b []byte) (*indexHeader, error) {
 		}
 	}
 	slices.Sort(h.sortedNames)
+	h.nameSymbols = make(map[uint32]string, len(h.sortedNames))
+	for _, n := range h.sortedNames {
+		o, err := h.symbols.ReverseLookup(n)
+		if err != nil {
+			return nil, fmt.Errorf("label name %q not in the symbols: %w", n, err)
+		}
+		h.nameSymbols[o] = n
+	}
 	return h, nil
 }
 
@@ -438,4 +447,12 @@ func (h *indexHeader) values(name string, limit int) ([]string, error) {
 		return limit <= 0 || len(out) < limit
 	})
 	return out, err
+}
+
+// lookupSymbol returns symbol o, a label name from memory.
+func (h *indexHeader) lookupSymbol(o uint32) (string, error) {
+	if n, ok := h.nameSymbols[o]; ok {
+		return n, nil
+	}
+	return h.symbols.Lookup(o)
 }

@@ -50,7 +50,7 @@ var _ tsdb.IndexReader = (*blockIndex)(nil)
 func newBlockIndex(h *indexHeader, bkt objstore.BucketReader, name string, m *metrics) *blockIndex {
 	bi := &blockIndex{h: h, bkt: bkt, name: name, m: m}
 	bi.dec = index.Decoder{
-		LookupSymbol:   func(_ context.Context, o uint32) (string, error) { return h.symbols.Lookup(o) },
+		LookupSymbol:   func(_ context.Context, o uint32) (string, error) { return h.lookupSymbol(o) },
 		DecodePostings: index.DecodePostingsRaw,
 	}
 	return bi
@@ -302,7 +302,7 @@ func (bi *blockIndex) LabelNamesFor(ctx context.Context, postings index.Postings
 	}
 	names := make([]string, 0, len(seen))
 	for o := range seen {
-		n, err := bi.h.symbols.Lookup(o)
+		n, err := bi.h.lookupSymbol(o)
 		if err != nil {
 			return nil, &dataLossError{fmt.Errorf("label name symbol %d: %w", o, err)}
 		}
