@@ -23,9 +23,10 @@ import (
 // go test ./storegateway -run '^$' -bench Series -count 6 > new.txt; benchstat old.txt new.txt
 //
 // Series over one block of 10,000 series × 1h (2 chunks each) in a
-// filesystem bucket, called directly (no gRPC): warm has every chunk and
-// postings list cached, cold starts each request with empty caches (every
-// chunk read from the bucket by range), the index already open.
+// filesystem bucket, called directly (no gRPC): warm has every chunk,
+// series entry and postings list cached, cold starts each request with
+// empty caches (every chunk and series entry read from the bucket by
+// range), the index-header already open.
 func BenchmarkSeries(b *testing.B) {
 	bkt, err := filesystem.NewBucket(b.TempDir())
 	require.NoError(b, err)
@@ -58,6 +59,10 @@ func BenchmarkSeries(b *testing.B) {
 				if bc.cold {
 					g.chunks = newLRU[chunkKey, []byte](cfg.ChunksCacheMaxBytes, g.m.chunksCache)
 					g.postings = newLRU[postingsKey, []storage.SeriesRef](cfg.PostingsCacheMaxBytes, g.m.postingsCache)
+					g.seriesEntries = newLRU[seriesKey, []byte](cfg.SeriesCacheMaxBytes, g.m.seriesCache)
+					for _, e := range g.entries() {
+						e.ir.cache = g.seriesEntries
+					}
 				}
 				series = 0
 				if err := g.series(ctx, req, send); err != nil {

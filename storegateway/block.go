@@ -194,7 +194,7 @@ func (g *StoreGateway) loadIndex(ctx context.Context, e *blockEntry) error {
 			return &dataLossError{fmt.Errorf("opening the index-header built from the index: %w", err)}
 		}
 	}
-	e.ir = newBlockIndex(h, tb, name, g.m)
+	e.ir = newBlockIndex(h, tb, name, g.m, e.key, g.seriesEntries)
 	return nil
 }
 

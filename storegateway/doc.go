@@ -10,7 +10,7 @@
 // from range reads of the block's index into -store-gateway.data-dir,
 // memory-mapped, closed when idle; the index object is never read whole),
 // postings lists and series entries read by range, chunk range reads
-// batched and cached in memory, a postings cache, the periodic
+// batched and cached in memory, postings and series-entry caches, the periodic
 // sync of the blocks this instance owns (which decides the local files it
 // keeps), tenant isolation: a request reads only under its tenant's
 // prefix, and per-block failure reporting: a block that fails is reported

@@ -53,8 +53,9 @@ type StoreGateway struct {
 	m    *metrics
 	gate chan struct{} // one slot per block being read
 
-	chunks   *lru[chunkKey, []byte]                 // encoding byte + chunk data
-	postings *lru[postingsKey, []storage.SeriesRef] // series of a matcher set in a block
+	chunks        *lru[chunkKey, []byte]                 // encoding byte + chunk data
+	postings      *lru[postingsKey, []storage.SeriesRef] // series of a matcher set in a block
+	seriesEntries *lru[seriesKey, []byte]                // a series entry's content
 
 	mu      sync.Mutex
 	blocks  map[blockKey]*blockEntry
@@ -85,10 +86,11 @@ func New(cfg Config, deps Deps) (*StoreGateway, error) {
 	m := newMetrics(deps.Reg)
 	return &StoreGateway{
 		cfg: cfg, deps: deps, log: log, now: now, m: m,
-		gate:     make(chan struct{}, cfg.Concurrency),
-		chunks:   newLRU[chunkKey, []byte](cfg.ChunksCacheMaxBytes, m.chunksCache),
-		postings: newLRU[postingsKey, []storage.SeriesRef](cfg.PostingsCacheMaxBytes, m.postingsCache),
-		blocks:   map[blockKey]*blockEntry{},
+		gate:          make(chan struct{}, cfg.Concurrency),
+		chunks:        newLRU[chunkKey, []byte](cfg.ChunksCacheMaxBytes, m.chunksCache),
+		postings:      newLRU[postingsKey, []storage.SeriesRef](cfg.PostingsCacheMaxBytes, m.postingsCache),
+		seriesEntries: newLRU[seriesKey, []byte](cfg.SeriesCacheMaxBytes, m.seriesCache),
+		blocks:        map[blockKey]*blockEntry{},
 	}, nil
 }
 

@@ -84,7 +84,7 @@ func nilIfEmpty(s []string) []string {
 func TestCachesBounded(t *testing.T) {
 	f := newFixture(t, "t1")
 	cfg := testConfig(t)
-	cfg.ChunksCacheMaxBytes, cfg.PostingsCacheMaxBytes = 16<<10, 16<<10
+	cfg.ChunksCacheMaxBytes, cfg.PostingsCacheMaxBytes, cfg.SeriesCacheMaxBytes = 16<<10, 16<<10, 16<<10
 	h := newHarness(t, f.bkt, cfg)
 	ctx := context.Background()
 	for _, sc := range seriesCases {
@@ -98,7 +98,7 @@ func TestCachesBounded(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		max  int64
-	}{{"chunks", cfg.ChunksCacheMaxBytes}, {"postings", cfg.PostingsCacheMaxBytes}} {
+	}{{"chunks", cfg.ChunksCacheMaxBytes}, {"postings", cfg.PostingsCacheMaxBytes}, {"series", cfg.SeriesCacheMaxBytes}} {
 		require.Positive(t, h.counter(t, "strata_storegateway_cache_evictions_total", c.name), c.name)
 		require.Positive(t, h.counter(t, "strata_storegateway_cache_hits_total", c.name), c.name)
 		require.Positive(t, h.counter(t, "strata_storegateway_cache_bytes", c.name), c.name)
@@ -261,6 +261,7 @@ func TestConfigValidate(t *testing.T) {
 		{"sync", func(c *Config) { c.SyncInterval = 0 }, "-store-gateway.sync-interval"},
 		{"chunks cache", func(c *Config) { c.ChunksCacheMaxBytes = -1 }, "-store-gateway.chunks-cache-max-bytes"},
 		{"postings cache", func(c *Config) { c.PostingsCacheMaxBytes = -1 }, "-store-gateway.postings-cache-max-bytes"},
+		{"series cache", func(c *Config) { c.SeriesCacheMaxBytes = -1 }, "-store-gateway.series-cache-max-bytes"},
 		{"idle", func(c *Config) { c.IdleTimeout = -time.Second }, "-store-gateway.lazy-load-idle-timeout"},
 		{"concurrency", func(c *Config) { c.Concurrency = 0 }, "-store-gateway.concurrency"},
 	} {

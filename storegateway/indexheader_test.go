@@ -58,7 +58,7 @@ func newHeaderBlock(t testing.TB, series []storage.Series) *headerBlock {
 	require.NoError(t, err)
 	ref, err := index.NewFileReader(filepath.Join(dir, block.IndexFilename), index.DecodePostingsRaw)
 	require.NoError(t, err)
-	hb := &headerBlock{bi: newBlockIndex(h, tb, name, m), ref: ref, bkt: bkt, m: m}
+	hb := &headerBlock{bi: newBlockIndex(h, tb, name, m, blockKey{"t1", meta.ULID}, newLRU[seriesKey, []byte](0, m.seriesCache)), ref: ref, bkt: bkt, m: m}
 	t.Cleanup(func() {
 		require.NoError(t, hb.bi.Close())
 		require.NoError(t, ref.Close())

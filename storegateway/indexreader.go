@@ -38,17 +38,25 @@ const (
 // and series entries by range reads of the index object. It is a
 // tsdb.IndexReader for Prometheus' PostingsForMatchers.
 type blockIndex struct {
-	h    *indexHeader
-	bkt  objstore.BucketReader // the tenant's
-	name string                // the index object, relative to bkt
-	m    *metrics
-	dec  index.Decoder
+	h     *indexHeader
+	bkt   objstore.BucketReader // the tenant's
+	name  string                // the index object, relative to bkt
+	m     *metrics
+	key   blockKey
+	cache *lru[seriesKey, []byte] // shared by every block
+	dec   index.Decoder
+}
+
+// seriesKey names one series entry of one block.
+type seriesKey struct {
+	block blockKey
+	ref   storage.SeriesRef
 }
 
 var _ tsdb.IndexReader = (*blockIndex)(nil)
 
-func newBlockIndex(h *indexHeader, bkt objstore.BucketReader, name string, m *metrics) *blockIndex {
-	bi := &blockIndex{h: h, bkt: bkt, name: name, m: m}
+func newBlockIndex(h *indexHeader, bkt objstore.BucketReader, name string, m *metrics, key blockKey, cache *lru[seriesKey, []byte]) *blockIndex {
+	bi := &blockIndex{h: h, bkt: bkt, name: name, m: m, key: key, cache: cache}
 	bi.dec = index.Decoder{
 		LookupSymbol:   func(_ context.Context, o uint32) (string, error) { return h.lookupSymbol(o) },
 		DecodePostings: index.DecodePostingsRaw,
@@ -331,63 +339,88 @@ func (bi *blockIndex) decodeSeries(entry []byte, b *labels.ScratchBuilder, chks 
 func (bi *blockIndex) Close() error { return bi.h.close() }
 
 // eachSeries reads the series entries of refs (sorted, as postings are)
-// by range and calls f with each one's content (checksum verified), in
-// refs' order: f does not run concurrently.
+// from the series cache or by range and calls f with each one's content
+// (checksum verified), in refs' order: f does not run concurrently.
 func (bi *blockIndex) eachSeries(ctx context.Context, refs []storage.SeriesRef, f func(i int, entry []byte) error) error {
 	if len(refs) == 0 {
 		return nil
 	}
 	seriesEnd := int64(bi.h.toc.LabelIndices)
-	rs := make([]byteRange, len(refs))
+	entries := make([][]byte, len(refs))
+	var (
+		miss []int // indexes in refs
+		rs   []byteRange
+	)
 	for i, ref := range refs {
 		s := int64(ref) * seriesByteAlign
 		if s < int64(bi.h.toc.Series) || s >= seriesEnd || (i > 0 && ref <= refs[i-1]) {
 			return &dataLossError{fmt.Errorf("series %d: outside the series section or out of order", ref)}
 		}
+		if b, ok := bi.cache.get(seriesKey{bi.key, ref}); ok {
+			entries[i] = b
+			continue
+		}
 		e := min(s+seriesEstimate, seriesEnd)
 		if i+1 < len(refs) {
 			e = min(e, int64(refs[i+1])*seriesByteAlign)
 		}
-		rs[i] = byteRange{s, e}
+		miss = append(miss, i)
+		rs = append(rs, byteRange{s, e})
 	}
-	entries := make([][]byte, len(refs))
-	err := bi.readRanges(ctx, "series", rs, func(i int, b []byte) error {
-		entries[i] = b
+	err := bi.readRanges(ctx, "series", rs, func(j int, b []byte) error {
+		entries[miss[j]] = b
 		return nil
 	})
 	if err != nil {
 		return err
 	}
+	for j, i := range miss {
+		b, err := bi.verifySeries(ctx, refs[i], rs[j].start, entries[i], seriesEnd)
+		if err != nil {
+			return err
+		}
+		// Its own copy: a view would pin the whole range read.
+		b = slices.Clone(b)
+		bi.cache.add(seriesKey{bi.key, refs[i]}, b, int64(len(b)))
+		entries[i] = b
+	}
 	for i, b := range entries {
-		l, n := binary.Uvarint(b)
-		if n <= 0 {
-			// Every range holds 16 bytes or runs to the section's end.
-			return &dataLossError{fmt.Errorf("series %d: bad length field", refs[i])}
-		}
-		need := int64(n) + int64(l) + 4
-		if need > seriesEnd-rs[i].start {
-			return &dataLossError{fmt.Errorf("series %d: entry of %d bytes runs past the series section", refs[i], need)}
-		}
-		if need > int64(len(b)) {
-			// Longer than estimated: read it again whole.
-			r, err := bi.readRange(ctx, "series", rs[i].start, need)
-			if err != nil {
-				return err
-			}
-			b = make([]byte, need)
-			_, err = io.ReadFull(r, b)
-			r.Close()
-			if err != nil {
-				return fmt.Errorf("reading series %d: %w", refs[i], err)
-			}
-		}
-		d := encoding.NewDecbufUvarintAt(byteSlice(b[:n+int(l)+4]), 0, castagnoli)
-		if d.Err() != nil {
-			return &dataLossError{fmt.Errorf("series %d: %w", refs[i], d.Err())}
-		}
-		if err := f(i, d.Get()); err != nil {
+		if err := f(i, b); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// verifySeries returns the content of series ref's entry, which starts
+// b (read from start; read again whole when b ends first), its checksum
+// verified.
+func (bi *blockIndex) verifySeries(ctx context.Context, ref storage.SeriesRef, start int64, b []byte, seriesEnd int64) ([]byte, error) {
+	l, n := binary.Uvarint(b)
+	if n <= 0 {
+		// Every range holds 16 bytes or runs to the section's end.
+		return nil, &dataLossError{fmt.Errorf("series %d: bad length field", ref)}
+	}
+	need := int64(n) + int64(l) + 4
+	if need > seriesEnd-start {
+		return nil, &dataLossError{fmt.Errorf("series %d: entry of %d bytes runs past the series section", ref, need)}
+	}
+	if need > int64(len(b)) {
+		// Longer than estimated: read it again whole.
+		r, err := bi.readRange(ctx, "series", start, need)
+		if err != nil {
+			return nil, err
+		}
+		b = make([]byte, need)
+		_, err = io.ReadFull(r, b)
+		r.Close()
+		if err != nil {
+			return nil, fmt.Errorf("reading series %d: %w", ref, err)
+		}
+	}
+	d := encoding.NewDecbufUvarintAt(byteSlice(b[:need]), 0, castagnoli)
+	if d.Err() != nil {
+		return nil, &dataLossError{fmt.Errorf("series %d: %w", ref, d.Err())}
+	}
+	return d.Get(), nil
 }

@@ -28,12 +28,12 @@ type metrics struct {
 	requestErrors *prometheus.CounterVec   // by rpc
 	blockErrors   *prometheus.CounterVec   // by rpc, code
 
-	chunksCache, postingsCache cacheMetrics
+	chunksCache, postingsCache, seriesCache cacheMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
-	hits := f.NewCounterVec(prometheus.CounterOpts{Name: "strata_storegateway_cache_hits_total", Help: "Cache lookups that found their entry, by cache (chunks, postings)."}, []string{"cache"})
+	hits := f.NewCounterVec(prometheus.CounterOpts{Name: "strata_storegateway_cache_hits_total", Help: "Cache lookups that found their entry, by cache (chunks, postings, series)."}, []string{"cache"})
 	misses := f.NewCounterVec(prometheus.CounterOpts{Name: "strata_storegateway_cache_misses_total", Help: "Cache lookups that did not, by cache."}, []string{"cache"})
 	evictions := f.NewCounterVec(prometheus.CounterOpts{Name: "strata_storegateway_cache_evictions_total", Help: "Entries evicted to stay within the cache's size, by cache."}, []string{"cache"})
 	bytes := f.NewGaugeVec(prometheus.GaugeOpts{Name: "strata_storegateway_cache_bytes", Help: "Memory held by the cache, by cache."}, []string{"cache"})
@@ -70,5 +70,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		blockErrors:   f.NewCounterVec(prometheus.CounterOpts{Name: "strata_storegateway_block_errors_total", Help: "Blocks of a request that failed while the request's other blocks were served, by RPC and gRPC code (DataLoss: damaged block bytes)."}, []string{"rpc", "code"}),
 		chunksCache:   cache("chunks"),
 		postingsCache: cache("postings"),
+		seriesCache:   cache("series"),
 	}
 }

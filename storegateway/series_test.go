@@ -113,6 +113,7 @@ func TestSeriesEqualsPrometheus(t *testing.T) {
 	}
 	require.Positive(t, h.counter(t, "strata_storegateway_cache_hits_total", "chunks"))
 	require.Positive(t, h.counter(t, "strata_storegateway_cache_hits_total", "postings"))
+	require.Positive(t, h.counter(t, "strata_storegateway_cache_hits_total", "series"))
 	require.Equal(t, float64(len(f.metas)), h.counter(t, "strata_storegateway_blocks_loaded"))
 	require.Equal(t, float64(len(f.metas)), h.counter(t, "strata_storegateway_index_header_builds_total"))
 }
