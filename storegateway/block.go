@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
-	"github.com/prometheus/prometheus/tsdb/index"
 	"github.com/thanos-io/objstore"
 
 	"github.com/strata-metrics/strata/block"
@@ -36,7 +35,7 @@ type blockEntry struct {
 	mu       sync.Mutex
 	meta     *block.Meta // read at the first load, kept (immutable)
 	segments []segment
-	ir       *index.Reader // nil when not loaded
+	ir       *blockIndex // nil when not loaded
 	refs     int
 	lastUsed time.Time
 	gone     bool // removed from StoreGateway.blocks: acquire looks again
@@ -48,12 +47,12 @@ type segment struct {
 	size int64  // -1 when meta.json does not say
 }
 
-// loadedBlock is one request's use of a block: the index stays open until
-// release.
+// loadedBlock is one request's use of a block: the index-header stays
+// open until release.
 type loadedBlock struct {
 	key      blockKey
 	meta     *block.Meta
-	ir       *index.Reader
+	ir       *blockIndex
 	segments []segment
 	bkt      objstore.BucketReader // the tenant's
 	e        *blockEntry
@@ -66,7 +65,7 @@ func (e *notFoundError) Error() string {
 	return fmt.Sprintf("block %s not found for tenant %s", e.key.id, e.key.tenant)
 }
 
-// acquire returns block id of tenantID with its index open, loading it on
+// acquire returns block id of tenantID with its index-header open, loading it on
 // first use; the caller must release it.
 func (g *StoreGateway) acquire(ctx context.Context, tenantID string, id ulid.ULID) (*loadedBlock, error) {
 	key := blockKey{tenantID, id}
@@ -138,8 +137,8 @@ func (g *StoreGateway) blockDir(k blockKey) string {
 	return filepath.Join(g.cfg.DataDir, k.tenant, k.id.String())
 }
 
-// load opens e's index, reading meta.json and downloading the index file
-// first when needed. e.mu is held.
+// load opens e's index-header, reading meta.json and building the
+// index-header first when it is missing or damaged. e.mu is held.
 func (g *StoreGateway) load(ctx context.Context, e *blockEntry) error {
 	err := g.loadIndex(ctx, e)
 	if err != nil {
@@ -176,79 +175,64 @@ func (g *StoreGateway) loadIndex(ctx context.Context, e *blockEntry) error {
 		e.meta, e.segments = m, segmentsOf(m)
 	}
 	dir := g.blockDir(e.key)
-	file := filepath.Join(dir, block.IndexFilename)
-	want := int64(-1)
-	for _, f := range e.meta.Strata.Files {
-		if f.Path == block.IndexFilename {
-			want = f.Size
+	// The whole index an older version downloaded: no longer read.
+	_ = os.Remove(filepath.Join(dir, block.IndexFilename))
+	file := filepath.Join(dir, headerFilename)
+	name := path.Join(e.key.id.String(), block.IndexFilename)
+	h, err := openHeader(file)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			g.log.Warn("index-header damaged; building it again", "tenant", e.key.tenant, "block", e.key.id, "err", err)
 		}
-	}
-	fresh := false
-	if st, err := os.Stat(file); err != nil || (want >= 0 && st.Size() != want) {
-		if err := g.download(ctx, tb, e.key.id, dir, want); err != nil {
+		if err := g.buildHeader(ctx, tb, e, file); err != nil {
 			return err
 		}
-		fresh = true
-	}
-	ir, err := index.NewFileReader(file, index.DecodePostingsRaw)
-	if err != nil && !fresh {
-		// The local copy may be what is damaged: download it again.
-		_ = os.Remove(file)
-		if derr := g.download(ctx, tb, e.key.id, dir, want); derr != nil {
-			return derr
+		if h, err = openHeader(file); err != nil {
+			// Just built from sections whose checksums held: what they
+			// hold is malformed. A later load builds it again.
+			g.removeHeader(file)
+			return &dataLossError{fmt.Errorf("opening the index-header built from the index: %w", err)}
 		}
-		fresh = true
-		ir, err = index.NewFileReader(file, index.DecodePostingsRaw)
 	}
-	if err != nil {
-		// A corrupt file would fail every load; the next one downloads it.
-		_ = os.Remove(file)
-		err = fmt.Errorf("opening index: %w", err)
-		if want >= 0 {
-			// Just downloaded whole, of the size meta.json says: the
-			// object in the bucket is damaged.
-			err = &dataLossError{err}
-		}
-		return err
-	}
-	e.ir = ir
+	e.ir = newBlockIndex(h, tb, name, g.m, e.key, g.seriesEntries)
 	return nil
 }
 
-// download fetches the block's index file into dir, through a temporary
-// file renamed into place once complete.
-func (g *StoreGateway) download(ctx context.Context, tb objstore.BucketReader, id ulid.ULID, dir string, want int64) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("downloading index: %w", err)
+// buildHeader builds e's index-header into file from range reads of the
+// block's index.
+func (g *StoreGateway) buildHeader(ctx context.Context, tb objstore.BucketReader, e *blockEntry, file string) error {
+	name := path.Join(e.key.id.String(), block.IndexFilename)
+	size := int64(-1)
+	for _, f := range e.meta.Strata.Files {
+		if f.Path == block.IndexFilename {
+			size = f.Size
+		}
 	}
-	name := path.Join(id.String(), block.IndexFilename)
-	r, err := tb.Get(ctx, name)
+	if size < 0 {
+		attrs, err := tb.Attributes(ctx, name)
+		if err != nil {
+			return fmt.Errorf("building index-header: %w", err)
+		}
+		size = attrs.Size
+	}
+	g.removeHeader(file)
+	read := func(ctx context.Context, what string, off, length int64) (io.ReadCloser, error) {
+		return readIndexRange(ctx, tb, name, g.m, what, off, length)
+	}
+	n, err := buildHeader(ctx, read, size, file)
 	if err != nil {
-		return fmt.Errorf("downloading index: %w", err)
+		return fmt.Errorf("building index-header: %w", err)
 	}
-	defer r.Close()
-	tmp := filepath.Join(dir, block.IndexFilename+".tmp")
-	f, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("downloading index: %w", err)
-	}
-	n, err := io.Copy(f, r)
-	g.m.bucketBytes.WithLabelValues("index").Add(float64(n))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && want >= 0 && n != want {
-		err = fmt.Errorf("got %d bytes, meta.json says %d", n, want)
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, block.IndexFilename))
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("downloading index: %w", err)
-	}
-	g.m.indexDownloads.Inc()
+	g.m.headerBuilds.Inc()
+	g.m.headerBytes.Add(float64(n))
 	return nil
+}
+
+// removeHeader deletes an index-header file, keeping the bytes gauge true.
+func (g *StoreGateway) removeHeader(file string) {
+	if st, err := os.Stat(file); err == nil && os.Remove(file) == nil {
+		g.m.headerBytes.Sub(float64(st.Size()))
+	}
 }
 
 // segmentsOf lists a block's chunk files in order: segment i of a chunk
@@ -277,18 +261,18 @@ func (lb *loadedBlock) segmentFile(i int) (string, int64, error) {
 	return lb.segments[i].name, lb.segments[i].size, nil
 }
 
-// unloadLocked closes e's index; e.mu is held and no request uses it.
+// unloadLocked closes e's index-header; e.mu is held and no request uses it.
 func (g *StoreGateway) unloadLocked(e *blockEntry) {
 	if err := e.ir.Close(); err != nil {
-		g.log.Warn("closing block index", "tenant", e.key.tenant, "block", e.key.id, "err", err)
+		g.log.Warn("closing block index-header", "tenant", e.key.tenant, "block", e.key.id, "err", err)
 	}
 	e.ir = nil
 	g.m.blocksLoaded.Dec()
 	g.m.blockUnloads.Inc()
 }
 
-// removeIfIdle deletes the local files of block key unless its index is
-// open, and forgets its entry.
+// removeIfIdle deletes the local files of block key unless its
+// index-header is open, and forgets its entry.
 func (g *StoreGateway) removeIfIdle(key blockKey) (bool, error) {
 	g.mu.Lock()
 	e := g.blocks[key]
@@ -308,6 +292,7 @@ func (g *StoreGateway) removeIfIdle(key blockKey) (bool, error) {
 		delete(g.blocks, key)
 	}
 	g.mu.Unlock()
+	g.removeHeader(filepath.Join(g.blockDir(key), headerFilename))
 	if err := os.RemoveAll(g.blockDir(key)); err != nil {
 		return false, fmt.Errorf("removing local files of block %s of tenant %s: %w", key.id, key.tenant, err)
 	}

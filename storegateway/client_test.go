@@ -295,7 +295,7 @@ func TestClientBlockUnavailable(t *testing.T) {
 	require.ErrorAs(t, err, &ue)
 	require.Equal(t, bad.ULID, ue.Blocks[0].ID)
 	require.ErrorContains(t, err, "block "+bad.ULID.String()+" is damaged:")
-	require.ErrorContains(t, err, "loading block "+bad.ULID.String()+" of tenant t1: opening index")
+	require.ErrorContains(t, err, "loading block "+bad.ULID.String()+" of tenant t1: building index-header")
 	require.Len(t, ue.Blocks[0].Attempts, 1, "damaged: the other replica, reading the same object, is not asked")
 	require.Equal(t, codes.DataLoss, status.Code(ue.Blocks[0].Attempts[0].Err))
 	require.True(t, ue.DataLoss())

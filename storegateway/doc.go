@@ -6,9 +6,11 @@
 // (a ring of its own, each block on -store-gateway.replication-factor of
 // them) over gRPC (proto/storepb); a store-gateway reads the block's index
 // and chunks and streams the chunks as stored.
-// Owns: lazy loading of a block's index on its first query (downloaded
-// under -store-gateway.data-dir, memory-mapped, closed when idle), chunk
-// range reads batched and cached in memory, a postings cache, the periodic
+// Owns: lazy loading of a block's index-header on its first query (built
+// from range reads of the block's index into -store-gateway.data-dir,
+// memory-mapped, closed when idle; the index object is never read whole),
+// postings lists and series entries read by range, chunk range reads
+// batched and cached in memory, postings and series-entry caches, the periodic
 // sync of the blocks this instance owns (which decides the local files it
 // keeps), tenant isolation: a request reads only under its tenant's
 // prefix, and per-block failure reporting: a block that fails is reported

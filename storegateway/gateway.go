@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/thanos-io/objstore"
 
+	"github.com/strata-metrics/strata/block"
 	"github.com/strata-metrics/strata/bucketindex"
 	"github.com/strata-metrics/strata/proto/storepb"
 	"github.com/strata-metrics/strata/ring"
@@ -51,8 +53,9 @@ type StoreGateway struct {
 	m    *metrics
 	gate chan struct{} // one slot per block being read
 
-	chunks   *lru[chunkKey, []byte]                 // encoding byte + chunk data
-	postings *lru[postingsKey, []storage.SeriesRef] // series of a matcher set in a block
+	chunks        *lru[chunkKey, []byte]                 // encoding byte + chunk data
+	postings      *lru[postingsKey, []storage.SeriesRef] // series of a matcher set in a block
+	seriesEntries *lru[seriesKey, []byte]                // a series entry's content
 
 	mu      sync.Mutex
 	blocks  map[blockKey]*blockEntry
@@ -83,10 +86,11 @@ func New(cfg Config, deps Deps) (*StoreGateway, error) {
 	m := newMetrics(deps.Reg)
 	return &StoreGateway{
 		cfg: cfg, deps: deps, log: log, now: now, m: m,
-		gate:     make(chan struct{}, cfg.Concurrency),
-		chunks:   newLRU[chunkKey, []byte](cfg.ChunksCacheMaxBytes, m.chunksCache),
-		postings: newLRU[postingsKey, []storage.SeriesRef](cfg.PostingsCacheMaxBytes, m.postingsCache),
-		blocks:   map[blockKey]*blockEntry{},
+		gate:          make(chan struct{}, cfg.Concurrency),
+		chunks:        newLRU[chunkKey, []byte](cfg.ChunksCacheMaxBytes, m.chunksCache),
+		postings:      newLRU[postingsKey, []storage.SeriesRef](cfg.PostingsCacheMaxBytes, m.postingsCache),
+		seriesEntries: newLRU[seriesKey, []byte](cfg.SeriesCacheMaxBytes, m.seriesCache),
+		blocks:        map[blockKey]*blockEntry{},
 	}, nil
 }
 
@@ -219,7 +223,11 @@ func (g *StoreGateway) removeUnowned() error {
 	if err != nil {
 		return fmt.Errorf("listing -store-gateway.data-dir: %w", err)
 	}
-	var errs []error
+	var (
+		errs        []error
+		headerBytes int64
+	)
+	defer func() { g.m.headerBytes.Set(float64(headerBytes)) }()
 	for _, td := range tenants {
 		if !td.IsDir() {
 			continue
@@ -239,13 +247,23 @@ func (g *StoreGateway) removeUnowned() error {
 			g.mu.Lock()
 			owned := g.owned[key]
 			g.mu.Unlock()
+			var size int64
+			if st, err := os.Stat(filepath.Join(g.blockDir(key), headerFilename)); err == nil {
+				size = st.Size()
+			}
 			if owned {
+				headerBytes += size
+				// The whole index an older version downloaded.
+				_ = os.Remove(filepath.Join(g.blockDir(key), block.IndexFilename))
 				continue
 			}
 			if removed, err := g.removeIfIdle(key); err != nil {
 				errs = append(errs, err)
+				headerBytes += size
 			} else if removed {
 				left--
+			} else {
+				headerBytes += size
 			}
 		}
 		if left == 0 {

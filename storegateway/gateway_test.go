@@ -84,7 +84,7 @@ func nilIfEmpty(s []string) []string {
 func TestCachesBounded(t *testing.T) {
 	f := newFixture(t, "t1")
 	cfg := testConfig(t)
-	cfg.ChunksCacheMaxBytes, cfg.PostingsCacheMaxBytes = 16<<10, 16<<10
+	cfg.ChunksCacheMaxBytes, cfg.PostingsCacheMaxBytes, cfg.SeriesCacheMaxBytes = 16<<10, 16<<10, 16<<10
 	h := newHarness(t, f.bkt, cfg)
 	ctx := context.Background()
 	for _, sc := range seriesCases {
@@ -98,7 +98,7 @@ func TestCachesBounded(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		max  int64
-	}{{"chunks", cfg.ChunksCacheMaxBytes}, {"postings", cfg.PostingsCacheMaxBytes}} {
+	}{{"chunks", cfg.ChunksCacheMaxBytes}, {"postings", cfg.PostingsCacheMaxBytes}, {"series", cfg.SeriesCacheMaxBytes}} {
 		require.Positive(t, h.counter(t, "strata_storegateway_cache_evictions_total", c.name), c.name)
 		require.Positive(t, h.counter(t, "strata_storegateway_cache_hits_total", c.name), c.name)
 		require.Positive(t, h.counter(t, "strata_storegateway_cache_bytes", c.name), c.name)
@@ -141,7 +141,7 @@ func TestLazyLoadAndIdleUnload(t *testing.T) {
 	h := newHarness(t, f.bkt, cfg)
 	ctx := context.Background()
 	id := f.metas[2].ULID
-	file := filepath.Join(cfg.DataDir, "t1", id.String(), "index")
+	file := filepath.Join(cfg.DataDir, "t1", id.String(), headerFilename)
 	require.NoFileExists(t, file, "nothing loads before a query")
 	require.Zero(t, h.counter(t, "strata_storegateway_blocks_loaded"))
 
@@ -164,7 +164,7 @@ func TestLazyLoadAndIdleUnload(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, want, got)
 	require.Equal(t, 2.0, h.counter(t, "strata_storegateway_block_loads_total"))
-	require.Equal(t, 1.0, h.counter(t, "strata_storegateway_index_downloads_total"), "reopened from the local file")
+	require.Equal(t, 1.0, h.counter(t, "strata_storegateway_index_header_builds_total"), "reopened from the local file")
 }
 
 // Two store-gateways with RF 1 share the blocks; each keeps the local
@@ -196,7 +196,7 @@ func TestSyncOwnership(t *testing.T) {
 		snap := sharder.Snapshot()
 		for _, m := range f.metas {
 			mine := snap.Owns(self, "t1", m.ULID)
-			_, err := os.Stat(filepath.Join(cfg.DataDir, "t1", m.ULID.String(), "index"))
+			_, err := os.Stat(filepath.Join(cfg.DataDir, "t1", m.ULID.String(), headerFilename))
 			require.Equal(t, mine, err == nil, "%s block %s", self, m.ULID)
 			if mine {
 				require.False(t, owned[m.ULID.String()], "owned twice with RF 1")
@@ -261,6 +261,7 @@ func TestConfigValidate(t *testing.T) {
 		{"sync", func(c *Config) { c.SyncInterval = 0 }, "-store-gateway.sync-interval"},
 		{"chunks cache", func(c *Config) { c.ChunksCacheMaxBytes = -1 }, "-store-gateway.chunks-cache-max-bytes"},
 		{"postings cache", func(c *Config) { c.PostingsCacheMaxBytes = -1 }, "-store-gateway.postings-cache-max-bytes"},
+		{"series cache", func(c *Config) { c.SeriesCacheMaxBytes = -1 }, "-store-gateway.series-cache-max-bytes"},
 		{"idle", func(c *Config) { c.IdleTimeout = -time.Second }, "-store-gateway.lazy-load-idle-timeout"},
 		{"concurrency", func(c *Config) { c.Concurrency = 0 }, "-store-gateway.concurrency"},
 	} {

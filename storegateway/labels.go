@@ -104,11 +104,9 @@ func (g *StoreGateway) labelValues(ctx context.Context, lb *loadedBlock, name st
 	if err != nil || len(refs) == 0 {
 		return nil, err
 	}
-	candidates := make([]index.Postings, len(all))
-	for i, v := range all {
-		if candidates[i], err = lb.ir.Postings(ctx, name, v); err != nil {
-			return nil, err
-		}
+	candidates, err := lb.ir.postingsPerValue(ctx, name, all)
+	if err != nil {
+		return nil, err
 	}
 	idx, err := index.FindIntersectingPostings(index.NewListPostings(refs), candidates)
 	if err != nil {

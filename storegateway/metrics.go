@@ -11,7 +11,10 @@ type metrics struct {
 	blockLoads        prometheus.Counter
 	blockLoadFailures prometheus.Counter
 	blockUnloads      prometheus.Counter
-	indexDownloads    prometheus.Counter
+	headerBuilds      prometheus.Counter
+	headerBytes       prometheus.Gauge
+	indexRanges       *prometheus.CounterVec // by what: header, postings, series
+	indexBytes        *prometheus.CounterVec // by what
 
 	syncs         prometheus.Counter
 	syncFailures  prometheus.Counter
@@ -25,12 +28,12 @@ type metrics struct {
 	requestErrors *prometheus.CounterVec   // by rpc
 	blockErrors   *prometheus.CounterVec   // by rpc, code
 
-	chunksCache, postingsCache cacheMetrics
+	chunksCache, postingsCache, seriesCache cacheMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
-	hits := f.NewCounterVec(prometheus.CounterOpts{Name: "strata_storegateway_cache_hits_total", Help: "Cache lookups that found their entry, by cache (chunks, postings)."}, []string{"cache"})
+	hits := f.NewCounterVec(prometheus.CounterOpts{Name: "strata_storegateway_cache_hits_total", Help: "Cache lookups that found their entry, by cache (chunks, postings, series)."}, []string{"cache"})
 	misses := f.NewCounterVec(prometheus.CounterOpts{Name: "strata_storegateway_cache_misses_total", Help: "Cache lookups that did not, by cache."}, []string{"cache"})
 	evictions := f.NewCounterVec(prometheus.CounterOpts{Name: "strata_storegateway_cache_evictions_total", Help: "Entries evicted to stay within the cache's size, by cache."}, []string{"cache"})
 	bytes := f.NewGaugeVec(prometheus.GaugeOpts{Name: "strata_storegateway_cache_bytes", Help: "Memory held by the cache, by cache."}, []string{"cache"})
@@ -42,12 +45,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}
 	}
 	return &metrics{
-		blocksLoaded:      f.NewGauge(prometheus.GaugeOpts{Name: "strata_storegateway_blocks_loaded", Help: "Blocks whose index is open now."}),
+		blocksLoaded:      f.NewGauge(prometheus.GaugeOpts{Name: "strata_storegateway_blocks_loaded", Help: "Blocks whose index-header is open now."}),
 		blocksOwned:       f.NewGauge(prometheus.GaugeOpts{Name: "strata_storegateway_blocks_owned", Help: "Blocks this store-gateway owns by the ring, at the last sync."}),
-		blockLoads:        f.NewCounter(prometheus.CounterOpts{Name: "strata_storegateway_block_loads_total", Help: "Block indexes opened on a query."}),
-		blockLoadFailures: f.NewCounter(prometheus.CounterOpts{Name: "strata_storegateway_block_load_failures_total", Help: "Block indexes that could not be downloaded or opened."}),
-		blockUnloads:      f.NewCounter(prometheus.CounterOpts{Name: "strata_storegateway_block_unloads_total", Help: "Block indexes closed after -store-gateway.lazy-load-idle-timeout."}),
-		indexDownloads:    f.NewCounter(prometheus.CounterOpts{Name: "strata_storegateway_index_downloads_total", Help: "Block index files downloaded to -store-gateway.data-dir."}),
+		blockLoads:        f.NewCounter(prometheus.CounterOpts{Name: "strata_storegateway_block_loads_total", Help: "Block index-headers opened on a query."}),
+		blockLoadFailures: f.NewCounter(prometheus.CounterOpts{Name: "strata_storegateway_block_load_failures_total", Help: "Block index-headers that could not be built or opened."}),
+		blockUnloads:      f.NewCounter(prometheus.CounterOpts{Name: "strata_storegateway_block_unloads_total", Help: "Block index-headers closed after -store-gateway.lazy-load-idle-timeout."}),
+		headerBuilds:      f.NewCounter(prometheus.CounterOpts{Name: "strata_storegateway_index_header_builds_total", Help: "Index-headers built from range reads of a block's index into -store-gateway.data-dir (first use, or the local file missing or damaged)."}),
+		headerBytes:       f.NewGauge(prometheus.GaugeOpts{Name: "strata_storegateway_index_header_bytes", Help: "Bytes of the index-header files in -store-gateway.data-dir."}),
+		indexRanges:       f.NewCounterVec(prometheus.CounterOpts{Name: "strata_storegateway_index_range_requests_total", Help: "Range reads of block index objects, by what (header: building an index-header, postings, series); neighbouring ranges share one."}, []string{"what"}),
+		indexBytes:        f.NewCounterVec(prometheus.CounterOpts{Name: "strata_storegateway_index_range_fetched_bytes_total", Help: "Bytes read from block index objects, by what (header, postings, series)."}, []string{"what"}),
 		syncs:             f.NewCounter(prometheus.CounterOpts{Name: "strata_storegateway_syncs_total", Help: "Syncs of the owned blocks."}),
 		syncFailures:      f.NewCounter(prometheus.CounterOpts{Name: "strata_storegateway_sync_failures_total", Help: "Syncs that could not list some tenant's blocks."}),
 		lastSyncTime:      f.NewGauge(prometheus.GaugeOpts{Name: "strata_storegateway_last_sync_timestamp_seconds", Help: "When the last sync without failure ended."}),
@@ -64,5 +70,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		blockErrors:   f.NewCounterVec(prometheus.CounterOpts{Name: "strata_storegateway_block_errors_total", Help: "Blocks of a request that failed while the request's other blocks were served, by RPC and gRPC code (DataLoss: damaged block bytes)."}, []string{"rpc", "code"}),
 		chunksCache:   cache("chunks"),
 		postingsCache: cache("postings"),
+		seriesCache:   cache("series"),
 	}
 }

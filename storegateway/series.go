@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"container/heap"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -199,12 +198,9 @@ func (g *StoreGateway) readBatch(ctx context.Context, lb *loadedBlock, refs []st
 		slab   = make([]blockChunk, 0, len(refs))
 		starts = make([]int, 0, len(refs))
 	)
-	for _, ref := range refs {
-		if err := lb.ir.Series(ref, &b, &metas); err != nil {
-			if errors.Is(err, storage.ErrNotFound) {
-				continue
-			}
-			return nil, fmt.Errorf("series %d: %w", ref, err)
+	err := lb.ir.eachSeries(ctx, refs, func(_ int, entry []byte) error {
+		if err := lb.ir.decodeSeries(entry, &b, &metas); err != nil {
+			return err
 		}
 		first := len(slab)
 		for _, m := range metas {
@@ -216,13 +212,17 @@ func (g *StoreGateway) readBatch(ctx context.Context, lb *loadedBlock, refs []st
 			}
 		}
 		if len(slab) == first {
-			continue
+			return nil
 		}
 		if skip {
 			slab = slab[:first]
 		}
 		out = append(out, blockSeries{lset: b.Labels()})
 		starts = append(starts, first)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if skip {
 		return out, nil

@@ -73,6 +73,9 @@ var seriesCases = []struct {
 	{"no match", []*labels.Matcher{matcher(labels.MatchEqual, "job", "zzz")}},
 	{"histograms", []*labels.Matcher{matcher(labels.MatchEqual, "__name__", "h")}},
 	{"everything", []*labels.Matcher{matcher(labels.MatchRegexp, "__name__", ".+")}},
+	{"set regexp across samples", []*labels.Matcher{matcher(labels.MatchRegexp, "i", "00000|00040|00077|00149|99999")}},
+	{"suffix regexp", []*labels.Matcher{matcher(labels.MatchEqual, "__name__", "m"), matcher(labels.MatchRegexp, "i", ".*7")}},
+	{"not equal only", []*labels.Matcher{matcher(labels.MatchNotEqual, "job", "a")}},
 }
 
 var rangeCases = []struct {
@@ -110,8 +113,9 @@ func TestSeriesEqualsPrometheus(t *testing.T) {
 	}
 	require.Positive(t, h.counter(t, "strata_storegateway_cache_hits_total", "chunks"))
 	require.Positive(t, h.counter(t, "strata_storegateway_cache_hits_total", "postings"))
+	require.Positive(t, h.counter(t, "strata_storegateway_cache_hits_total", "series"))
 	require.Equal(t, float64(len(f.metas)), h.counter(t, "strata_storegateway_blocks_loaded"))
-	require.Equal(t, float64(len(f.metas)), h.counter(t, "strata_storegateway_index_downloads_total"))
+	require.Equal(t, float64(len(f.metas)), h.counter(t, "strata_storegateway_index_header_builds_total"))
 }
 
 // A series in replicas' copies of a block comes once, with the chunks of
@@ -188,7 +192,7 @@ func TestSeriesErrors(t *testing.T) {
 		{"a block copied under another tenant", "t2", []string{copied.ULID.String()}, codes.InvalidArgument, false, `belongs to tenant "t1"`},
 		{"invalid tenant", "../t1", f.ids()[:1], codes.InvalidArgument, false, "tenant"},
 		{"invalid block id", "t1", []string{"../../etc"}, codes.InvalidArgument, false, `invalid block id "../../etc"`},
-		{"corrupt index", "t1", []string{badIndex.ULID.String()}, codes.DataLoss, true, "loading block " + badIndex.ULID.String() + " of tenant t1: opening index"},
+		{"corrupt index", "t1", []string{badIndex.ULID.String()}, codes.DataLoss, true, "loading block " + badIndex.ULID.String() + " of tenant t1: building index-header"},
 		{"corrupt chunks", "t1", []string{badChunks.ULID.String()}, codes.DataLoss, true, "of block " + badChunks.ULID.String()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

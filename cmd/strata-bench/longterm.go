@@ -418,7 +418,7 @@ var storeGatewayCounters = []string{
 	`strata_storegateway_cache_evictions_total{cache="chunks"}`,
 	`strata_storegateway_bucket_fetched_bytes_total{what="index"}`,
 	`strata_storegateway_bucket_fetched_bytes_total{what="chunks"}`,
-	`strata_storegateway_index_downloads_total`,
+	`strata_storegateway_index_header_builds_total`,
 	`strata_storegateway_block_loads_total`,
 	`strata_storegateway_chunk_range_requests_total`,
 	`strata_storegateway_series_returned_total`,

@@ -136,11 +136,11 @@ func printLongterm(out io.Writer, r *longtermResult) {
 	tw.Flush()
 	for _, q := range r.Queries {
 		fmt.Fprintf(out, "  %s: %s\n", q.Name, q.Query)
-		fmt.Fprintf(out, "    per cold run: %.0f series and %.0f chunks returned by the store-gateway, %.0f block loads, %.0f index downloads, %.0f chunk range reads; strata start to ready %s\n",
+		fmt.Fprintf(out, "    per cold run: %.0f series and %.0f chunks returned by the store-gateway, %.0f block loads, %.0f index-header builds, %.0f chunk range reads; strata start to ready %s\n",
 			q.ColdCounters[`strata_storegateway_series_returned_total`]/float64(max(1, len(q.Cold))),
 			q.ColdCounters[`strata_storegateway_chunks_returned_total`]/float64(max(1, len(q.Cold))),
 			q.ColdCounters[`strata_storegateway_block_loads_total`]/float64(max(1, len(q.Cold))),
-			q.ColdCounters[`strata_storegateway_index_downloads_total`]/float64(max(1, len(q.Cold))),
+			q.ColdCounters[`strata_storegateway_index_header_builds_total`]/float64(max(1, len(q.Cold))),
 			q.ColdCounters[`strata_storegateway_chunk_range_requests_total`]/float64(max(1, len(q.Cold))),
 			durations(q.StartDuration))
 		if q.LastError != "" {
