@@ -8,7 +8,11 @@
 // store-gateway caches it per tenant, refreshes it in the background and
 // answers "which blocks cover [mint, maxt]". Ingesters' shippers add each
 // block they upload to the index at once (AddBlocks; add.go says how the
-// two writers keep each other's blocks).
+// two writers keep each other's blocks). A shipper creates a tenant's first
+// index itself; it never moves UpdatedAt, which says when the compactor
+// last listed the tenant, so a tenant whose compactor is down past
+// -blocks-storage.bucket-index.max-stale-period gets the stale-index error
+// on reads of the store range, as any tenant then does.
 //
 // Owns: the index format (gzipped JSON, version 1), its encoding and
 // decoding, the Updater, AddBlocks and the Loader, and BlockLister, how

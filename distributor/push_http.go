@@ -198,6 +198,10 @@ func checkContentEncoding(enc string) error {
 	return &UnsupportedMediaTypeError{Msg: fmt.Sprintf("unsupported Content-Encoding %q: remote-write 1.0 bodies are snappy-compressed (block format) [%s]", enc, idUnsupportedEncoding)}
 }
 
+// chunkedReadWindow is the most a read of a body of unknown length counts
+// in flight before the bytes arrive.
+const chunkedReadWindow = 64 << 10
+
 // readBody reads the compressed body into pb.body, refusing it as soon as
 // it exceeds the largest snappy encoding of -distributor.max-recv-msg-size
 // bytes (before reading, when Content-Length says so), or, for a body of
@@ -222,6 +226,10 @@ func (d *Distributor) readBody(r *http.Request, pb *pushBody) error {
 		if r.ContentLength < 0 {
 			// A body of unknown length is counted in flight as it arrives:
 			// each read window before the read, what it did not fill after.
+			// The window is kept small, so that a slow sender holds little
+			// of the bound while its read blocks, whatever the size of the
+			// pooled buffer.
+			window = window[:min(len(window), chunkedReadWindow)]
 			if err := d.reserveInflight(pb, int64(len(window))); err != nil {
 				pb.body = buf[:0]
 				return err

@@ -401,3 +401,35 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.n += n
 	return n, err
 }
+
+// TestPushChunkedSlowSenderHoldsLittle: a chunked push whose sender stalls
+// holds at most one small read window of -distributor.max-inflight-push-bytes
+// while its read blocks, even when the pooled buffer it reads into is large.
+func TestPushChunkedSlowSenderHoldsLittle(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	// A large push first, so that the pool holds a large buffer.
+	big := encode(t, &prompb.WriteRequest{Timeseries: nodeSeries(20000)})
+	require.Greater(t, len(big), 4*chunkedReadWindow)
+	code, msg := h.push(t, big)
+	require.Equal(t, http.StatusNoContent, code, msg)
+
+	body := encode(t, &prompb.WriteRequest{Timeseries: nodeSeries(50)})
+	pr, pw := io.Pipe()
+	req := newPushRequest(nil)
+	req.Body, req.ContentLength = pr, -1
+	done := make(chan int)
+	go func() {
+		code, _ := h.do(t, req)
+		done <- code
+	}()
+	_, err := pw.Write(body[:10]) // returns once the handler has read it
+	require.NoError(t, err)
+	// The handler has counted the 10 bytes it read and, at most, the
+	// window of the read that now waits for the rest.
+	require.LessOrEqual(t, testutil.ToFloat64(h.d.m.inflightPushBytes), float64(10+chunkedReadWindow))
+	_, err = pw.Write(body[10:])
+	require.NoError(t, err)
+	require.NoError(t, pw.Close())
+	require.Equal(t, http.StatusNoContent, <-done)
+	require.Zero(t, testutil.ToFloat64(h.d.m.inflightPushBytes))
+}

@@ -116,9 +116,14 @@ func (i *Ingester) cutIfIdle(ctx context.Context, u *tenantDB, idleSince int64) 
 		return cut, err
 	}
 	i.idle.cuts.Inc()
+	i.log.Info("cut the head of an idle tenant into blocks", "tenant", u.id, "idle_timeout", i.cfg.HeadCompactionIdleTimeout)
 	if u.ship.shipper != nil {
-		_, err = u.ship.shipper.Sync(ctx)
+		// Ship at once rather than at the ship loop's next round. A
+		// failure here is the ship loop's to retry (and count), not a
+		// failed cut: the head is cut.
+		if _, err := u.ship.shipper.Sync(ctx); err != nil && ctx.Err() == nil {
+			i.log.Warn("shipping the blocks of an idle tenant failed; the ship loop retries", "tenant", u.id, "err", err)
+		}
 	}
-	i.log.Info("cut the head of an idle tenant into blocks", "tenant", u.id, "idle_timeout", i.cfg.HeadCompactionIdleTimeout, "shipped", err == nil && u.ship.shipper != nil)
-	return true, err
+	return true, nil
 }

@@ -27,8 +27,9 @@ func (h *harness) tenantOf(id string) *tenantDB {
 // shipped; a head pushed to within the timeout is left alone, and so is
 // an idle head with nothing in it.
 func TestCutIdleHeads(t *testing.T) {
+	// The loop checks hourly: the test calls cutIdleHeads itself.
 	bkt := objstore.NewInMemBucket()
-	h := startShipping(t, defaultConfig(t, "-blocks-storage.tsdb.head-compaction-idle-timeout=1h"), t.TempDir(), bkt)
+	h := startShipping(t, defaultConfig(t, "-blocks-storage.tsdb.head-compaction-idle-timeout=1h", "-blocks-storage.tsdb.head-compaction-interval=1h"), t.TempDir(), bkt)
 	const n = 5 * 60 // 5 hours of 1 min samples: three 2 h block ranges
 	for _, id := range []string{"idle", "busy"} {
 		s := floats(lbls("__name__", "up", "tenant", id))
@@ -73,7 +74,7 @@ func TestCutIdleHeads(t *testing.T) {
 // head busy: the check, made again under the barrier, does not cut it.
 func TestIdleCutWaitsForPushInFlight(t *testing.T) {
 	bkt := objstore.NewInMemBucket()
-	h := startShipping(t, defaultConfig(t), t.TempDir(), bkt)
+	h := startShipping(t, defaultConfig(t, "-blocks-storage.tsdb.head-compaction-interval=1h"), t.TempDir(), bkt) // the test cuts, not the loop
 	h.mustPush("a", floats(lbls("__name__", "up"), float64(t0), 1))
 	u := h.tenantOf("a")
 	now := time.Now()

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -34,6 +35,8 @@ type metrics struct {
 	// pushesWaited counts pushes that waited for an earlier push on one of
 	// their series to commit (push_order.go).
 	pushesWaited prometheus.Counter
+	// pushOrderWait is how long those pushes waited.
+	pushOrderWait prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer, i *Ingester) *metrics {
@@ -84,6 +87,14 @@ func newMetrics(reg prometheus.Registerer, i *Ingester) *metrics {
 		pushesWaited: f.NewCounter(prometheus.CounterOpts{
 			Name: "strata_ingester_pushes_waited_total",
 			Help: "Pushes that waited, before appending, for an earlier push of their tenant touching one of the same series to commit (commits on a series must follow the order of its appends).",
+		}),
+		pushOrderWait: f.NewHistogram(prometheus.HistogramOpts{
+			Name:                            "strata_ingester_push_order_wait_seconds",
+			Help:                            "How long a push waited for earlier pushes of its tenant on the same series to commit, for pushes that waited (strata_ingester_pushes_waited_total).",
+			Buckets:                         prometheus.ExponentialBuckets(0.0001, 4, 8),
+			NativeHistogramBucketFactor:     1.1,
+			NativeHistogramMaxBucketNumber:  100,
+			NativeHistogramMinResetDuration: time.Hour,
 		}),
 	}
 	for r := range numReasons {

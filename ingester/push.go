@@ -170,15 +170,18 @@ func (i *Ingester) appendRequest(ctx context.Context, u *tenantDB, st *pushState
 	defer u.order.leave(&st.order)
 	if len(st.waits) > 0 {
 		i.metrics.pushesWaited.Inc()
+		waitStart := time.Now()
 		for _, w := range st.waits {
 			select {
 			case <-w:
 			case <-ctx.Done():
+				i.metrics.pushOrderWait.Observe(time.Since(waitStart).Seconds())
 				// Nothing appended yet: leaving lets the pushes behind go.
 				_ = app.Rollback()
 				return pushCounts{}, grpcError(fmt.Errorf("wait for an earlier push on the same series: %w", ctx.Err()))
 			}
 		}
+		i.metrics.pushOrderWait.Observe(time.Since(waitStart).Seconds())
 	}
 	maxTs := i.futureBound(u.id)
 	// Without an out-of-order window, a series' samples must increase within

@@ -89,6 +89,8 @@ type Lifecycler struct {
 	// tokens: it always places its tokens around them.
 	settled    map[string]bool
 	registered time.Time // when Register ran, on the real clock
+	// saveMu serialises tokensMoved's read of the tokens and its save.
+	saveMu sync.Mutex
 	// moved counts settles that moved the tokens since tokensMoved last
 	// saved them: a store may run an update function more than once.
 	moved int
@@ -268,6 +270,11 @@ func (l *Lifecycler) settle(d *Desc) {
 // tokensMoved counts and logs the settles that moved the tokens, and saves
 // them to the tokens file, after the ring took them.
 func (l *Lifecycler) tokensMoved() {
+	// saveMu keeps saves in the order the tokens were read: the observe
+	// loop and the heartbeat both call this, and a stale save landing last
+	// would leave the file behind the ring.
+	l.saveMu.Lock()
+	defer l.saveMu.Unlock()
 	l.mu.Lock()
 	moved, tokens := l.moved, l.self.Tokens
 	l.moved = 0
