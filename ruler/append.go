@@ -1,0 +1,174 @@
+package ruler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/strata-metrics/strata/remotewrite"
+)
+
+// PushFunc writes a tenant's samples into the cluster: the distributor's
+// Push in process. It may rewrite req and keeps nothing of it after it
+// returns.
+type PushFunc func(ctx context.Context, tenantID string, req *remotewrite.Request) error
+
+// pushAppendable is the storage.Appendable of one tenant's rule manager:
+// what its rules append goes to push. Within one group evaluation (the
+// context carries a *groupBatch) every rule's samples, ALERTS and
+// ALERTS_FOR_STATE included, are collected and sent as one push when the
+// group is done (evalGroup); elsewhere (stale markers of a group that was
+// removed) each Commit pushes.
+type pushAppendable struct {
+	tenantID string
+	push     PushFunc
+}
+
+type batchKey struct{}
+
+// groupBatch collects one group evaluation's series.
+type groupBatch struct {
+	series []remotewrite.Series
+}
+
+func withBatch(ctx context.Context, b *groupBatch) context.Context {
+	return context.WithValue(ctx, batchKey{}, b)
+}
+
+// flush pushes what b holds, then empties it.
+func (b *groupBatch) flush(ctx context.Context, tenantID string, push PushFunc) error {
+	if len(b.series) == 0 {
+		return nil
+	}
+	req := &remotewrite.Request{Series: b.series}
+	b.series = nil
+	return push(ctx, tenantID, req)
+}
+
+// Appender implements storage.Appendable.
+func (a *pushAppendable) Appender(ctx context.Context) storage.Appender {
+	b, _ := ctx.Value(batchKey{}).(*groupBatch)
+	return &pushAppender{a: a, ctx: ctx, batch: b}
+}
+
+// pushAppender is one rule's (or one cleanup's) transaction.
+type pushAppender struct {
+	a      *pushAppendable
+	ctx    context.Context
+	batch  *groupBatch // nil: Commit pushes
+	series []remotewrite.Series
+}
+
+func toLabels(l labels.Labels) []remotewrite.Label {
+	out := make([]remotewrite.Label, 0, l.Len())
+	l.Range(func(l labels.Label) { out = append(out, remotewrite.Label{Name: l.Name, Value: l.Value}) })
+	return out
+}
+
+func (p *pushAppender) Append(_ storage.SeriesRef, l labels.Labels, t int64, v float64) (storage.SeriesRef, error) {
+	p.series = append(p.series, remotewrite.Series{Labels: toLabels(l), Samples: []remotewrite.Sample{{Value: v, Timestamp: t}}})
+	return 0, nil
+}
+
+func (p *pushAppender) AppendHistogram(_ storage.SeriesRef, l labels.Labels, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	var rh remotewrite.Histogram
+	switch {
+	case h != nil:
+		rh = fromHistogram(h)
+	case fh != nil:
+		rh = fromFloatHistogram(fh)
+	default:
+		return 0, errors.New("append histogram: neither an integer nor a float histogram")
+	}
+	rh.Timestamp = t
+	p.series = append(p.series, remotewrite.Series{Labels: toLabels(l), Histograms: []remotewrite.Histogram{rh}})
+	return 0, nil
+}
+
+func (p *pushAppender) Commit() error {
+	if len(p.series) == 0 {
+		return nil
+	}
+	if p.batch != nil {
+		p.batch.series = append(p.batch.series, p.series...)
+		p.series = nil
+		return nil
+	}
+	req := &remotewrite.Request{Series: p.series}
+	p.series = nil
+	if err := p.a.push(p.ctx, p.a.tenantID, req); err != nil {
+		return fmt.Errorf("push rule results: %w", err)
+	}
+	return nil
+}
+
+func (p *pushAppender) Rollback() error {
+	p.series = nil
+	return nil
+}
+
+func (p *pushAppender) SetOptions(*storage.AppendOptions) {}
+
+func (p *pushAppender) AppendExemplar(storage.SeriesRef, labels.Labels, exemplar.Exemplar) (storage.SeriesRef, error) {
+	return 0, nil // rules produce none
+}
+
+func (p *pushAppender) UpdateMetadata(storage.SeriesRef, labels.Labels, metadata.Metadata) (storage.SeriesRef, error) {
+	return 0, nil
+}
+
+func (p *pushAppender) AppendSTZeroSample(storage.SeriesRef, labels.Labels, int64, int64) (storage.SeriesRef, error) {
+	return 0, nil
+}
+
+func (p *pushAppender) AppendHistogramSTZeroSample(storage.SeriesRef, labels.Labels, int64, int64, *histogram.Histogram, *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	return 0, nil
+}
+
+func fromSpans(s []histogram.Span) []remotewrite.BucketSpan {
+	if len(s) == 0 {
+		return nil
+	}
+	out := make([]remotewrite.BucketSpan, len(s))
+	for i, sp := range s {
+		out[i] = remotewrite.BucketSpan{Offset: sp.Offset, Length: sp.Length}
+	}
+	return out
+}
+
+func fromHistogram(h *histogram.Histogram) remotewrite.Histogram {
+	return remotewrite.Histogram{
+		CountInt: h.Count, Sum: h.Sum, Schema: h.Schema, ZeroThreshold: h.ZeroThreshold, ZeroCountInt: h.ZeroCount,
+		NegativeSpans: fromSpans(h.NegativeSpans), NegativeDeltas: h.NegativeBuckets,
+		PositiveSpans: fromSpans(h.PositiveSpans), PositiveDeltas: h.PositiveBuckets,
+		ResetHint: resetHint(h.CounterResetHint), CustomValues: h.CustomValues,
+	}
+}
+
+func fromFloatHistogram(h *histogram.FloatHistogram) remotewrite.Histogram {
+	return remotewrite.Histogram{
+		IsFloat:    true,
+		CountFloat: h.Count, Sum: h.Sum, Schema: h.Schema, ZeroThreshold: h.ZeroThreshold, ZeroCountFloat: h.ZeroCount,
+		NegativeSpans: fromSpans(h.NegativeSpans), NegativeCounts: h.NegativeBuckets,
+		PositiveSpans: fromSpans(h.PositiveSpans), PositiveCounts: h.PositiveBuckets,
+		ResetHint: resetHint(h.CounterResetHint), CustomValues: h.CustomValues,
+	}
+}
+
+func resetHint(h histogram.CounterResetHint) int32 {
+	switch h {
+	case histogram.CounterReset:
+		return remotewrite.ResetHintYes
+	case histogram.NotCounterReset:
+		return remotewrite.ResetHintNo
+	case histogram.GaugeType:
+		return remotewrite.ResetHintGauge
+	}
+	return remotewrite.ResetHintUnknown
+}
