@@ -199,7 +199,8 @@ func mustWrap(group []byte) []byte {
 	return []byte(b.String())
 }
 
-// groupToken places a rule group on the ruler ring. NEVER CHANGE IT in a
+// groupToken places a rule group on the ruler ring; names hold no control
+// characters (checkName), so the NUL separators are unambiguous. NEVER CHANGE IT in a
 // running cluster: every group would move (TestGroupToken pins it).
 func groupToken(tenantID, namespace, group string) uint32 {
 	return ring.StringToken(tenantID + "\x00" + namespace + "\x00" + group)
