@@ -225,4 +225,3 @@ rules:
 	require.Equal(t, "pending", rule.State, "restored half way through its hour: must not fire")
 	require.True(t, rule.ActiveAt.Before(start.Add(-29*time.Minute)), "activeAt %s, want about %s", rule.ActiveAt, activeAt)
 }
-
