@@ -155,7 +155,36 @@ func TestRuler(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusNotFound, ans.Status, "B deleting A's namespace: %s", ans.text())
 
+	testRulerGrafana(ctx, t, a)
 	testRulerBadInput(ctx, t, a)
+}
+
+// testRulerGrafana walks Grafana's detection (buildInfo.ts): buildinfo,
+// then /api/v1/status/flags, then a probe of the rule config API whose 404
+// means "supported, no such group"; and the paths of its proxy.
+func testRulerGrafana(ctx context.Context, t *testing.T, a *client) {
+	var bi struct {
+		Application string
+		Features    map[string]string
+	}
+	getJSON(ctx, t, a, "/prometheus/api/v1/status/buildinfo", &bi)
+	require.Equal(t, "Strata", bi.Application)
+	require.Equal(t, "true", bi.Features["ruler_config_api"])
+	var flags map[string]string
+	getJSON(ctx, t, a, "/api/v1/status/flags", &flags)
+	require.NotEmpty(t, flags)
+	ans, err := a.do(ctx, http.MethodGet, "/config/v1/rules/test/test", nil, nil, nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusNotFound, ans.Status)
+	require.Equal(t, "group does not exist", strings.TrimSpace(ans.text()))
+	for _, p := range []string{"/config/v1/rules/ml", "/rules/ml", "/prometheus/config/v1/rules/ml/accuracy"} {
+		b, err := a.ok(ctx, http.MethodGet, p, nil, nil)
+		require.NoError(t, err, p)
+		require.Contains(t, string(b), "job:ml_accuracy:avg", p)
+	}
+	r, err := a.result(ctx, "/prometheus/api/v1/query", queryParams("job:ml_accuracy:avg", time.Now()))
+	require.NoError(t, err)
+	require.Len(t, r.Series, 1)
 }
 
 func testRulerBadInput(ctx context.Context, t *testing.T, a *client) {

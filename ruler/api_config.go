@@ -271,15 +271,34 @@ func (r *Ruler) RegisterRoutes(rt Router) {
 			return f(req, tenantID)
 		})
 	}
+	flags := promapi.Handler(r.log, func(*http.Request) promapi.Result { return promapi.Result{Data: r.flags()} })
 	for _, prefix := range []string{"", "/prometheus"} {
 		rt.Handle("GET "+prefix+"/api/v1/rules", "api_v1_rules", wrap(r.listRules))
 		rt.Handle("GET "+prefix+"/api/v1/alerts", "api_v1_alerts", wrap(r.listAlerts))
-		base := prefix + "/config/v1/rules"
-		rt.Handle("GET "+base, "config_v1_rules", r.configHandler(r.configList))
-		rt.Handle("GET "+base+"/{namespace}", "config_v1_rules_namespace", r.configHandler(r.configGetNamespace))
-		rt.Handle("POST "+base+"/{namespace}", "config_v1_rules_namespace", r.configHandler(r.configSetGroup))
-		rt.Handle("DELETE "+base+"/{namespace}", "config_v1_rules_namespace", r.configHandler(r.configDeleteNamespace))
-		rt.Handle("GET "+base+"/{namespace}/{group}", "config_v1_rules_group", r.configHandler(r.configGetGroup))
-		rt.Handle("DELETE "+base+"/{namespace}/{group}", "config_v1_rules_group", r.configHandler(r.configDeleteGroup))
+		rt.Handle("GET "+prefix+"/api/v1/status/flags", "api_v1_status_flags", flags)
+		// /config/v1/rules is Mimir's path, /rules Cortex's (Grafana's
+		// "cortex" subtype).
+		for _, base := range []string{prefix + "/config/v1/rules", prefix + "/rules"} {
+			rt.Handle("GET "+base, "config_v1_rules", r.configHandler(r.configList))
+			rt.Handle("GET "+base+"/{namespace}", "config_v1_rules_namespace", r.configHandler(r.configGetNamespace))
+			rt.Handle("POST "+base+"/{namespace}", "config_v1_rules_namespace", r.configHandler(r.configSetGroup))
+			rt.Handle("DELETE "+base+"/{namespace}", "config_v1_rules_namespace", r.configHandler(r.configDeleteNamespace))
+			rt.Handle("GET "+base+"/{namespace}/{group}", "config_v1_rules_group", r.configHandler(r.configGetGroup))
+			rt.Handle("DELETE "+base+"/{namespace}/{group}", "config_v1_rules_group", r.configHandler(r.configDeleteGroup))
+		}
+	}
+}
+
+// flags is the data of /api/v1/status/flags: Prometheus' endpoint, with the
+// ruler's flags that are safe to show (not the Alertmanager URLs, which
+// may carry credentials). Grafana's alerting takes a data source whose
+// buildinfo and flags both answer for one with a rule config API it may
+// probe (README, Rules and alerts).
+func (r *Ruler) flags() map[string]string {
+	return map[string]string{
+		"ruler.evaluation-interval": r.cfg.EvaluationInterval.String(),
+		"ruler.evaluation-timeout":  r.cfg.EvaluationTimeout.String(),
+		"ruler.poll-interval":       r.cfg.PollInterval.String(),
+		"ruler.rule-path":           r.cfg.RulePath,
 	}
 }

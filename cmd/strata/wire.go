@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -241,6 +243,26 @@ func newQuerier(w *wiring) (*module, error) {
 		return nil, fmt.Errorf("create querier: %w", err)
 	}
 	q.RegisterRoutes(w.srv)
+	// Also under /prometheus, Mimir's prefix, which its users type.
+	q.RegisterRoutes(prefixRouter{r: w.srv, prefix: "/prometheus"})
 	w.querier = q
 	return &module{run: q.Run}, nil
+}
+
+// prefixRouter mounts routes under a path prefix.
+type prefixRouter struct {
+	r      querier.Router
+	prefix string
+}
+
+// Handle mounts h at pattern ("METHOD /path") with the prefix before the
+// path.
+func (p prefixRouter) Handle(pattern, route string, h http.Handler) {
+	method, path, ok := strings.Cut(pattern, " ")
+	if !ok {
+		method, path = "", pattern
+	} else {
+		method += " "
+	}
+	p.r.Handle(method+p.prefix+path, route, h)
 }
