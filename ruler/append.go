@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync/atomic"
 
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/strata-metrics/strata/remotewrite"
@@ -28,6 +31,37 @@ type PushFunc func(ctx context.Context, tenantID string, req *remotewrite.Reques
 type pushAppendable struct {
 	tenantID string
 	push     PushFunc
+	// foreign holds the rule names of the tenant's groups that another
+	// ruler evaluates: the stale markers upstream writes for a group that
+	// left this ruler are dropped when it moved (the new owner writes
+	// the series), kept when it was deleted.
+	foreign atomic.Pointer[ruleNames]
+}
+
+// ruleNames are the recording rule and alert names of some groups.
+type ruleNames struct {
+	records, alerts map[string]bool
+}
+
+// movedStale reports whether s is a stale marker of a series a group that
+// moved to another ruler produces.
+func (n *ruleNames) movedStale(s *remotewrite.Series) bool {
+	if n == nil || len(s.Samples) != 1 || !value.IsStaleNaN(s.Samples[0].Value) {
+		return false
+	}
+	var name, alert string
+	for _, l := range s.Labels {
+		switch l.Name {
+		case labels.MetricName:
+			name = l.Value
+		case labels.AlertName:
+			alert = l.Value
+		}
+	}
+	if name == "ALERTS" || name == "ALERTS_FOR_STATE" {
+		return n.alerts[alert]
+	}
+	return n.records[name]
 }
 
 type batchKey struct{}
@@ -100,8 +134,15 @@ func (p *pushAppender) Commit() error {
 		p.series = nil
 		return nil
 	}
-	req := &remotewrite.Request{Series: p.series}
+	series := p.series
 	p.series = nil
+	if foreign := p.a.foreign.Load(); foreign != nil {
+		series = slices.DeleteFunc(series, func(s remotewrite.Series) bool { return foreign.movedStale(&s) })
+		if len(series) == 0 {
+			return nil
+		}
+	}
+	req := &remotewrite.Request{Series: series}
 	if err := p.a.push(p.ctx, p.a.tenantID, req); err != nil {
 		return fmt.Errorf("push rule results: %w", err)
 	}

@@ -253,6 +253,7 @@ func (r *Ruler) apply(ctx context.Context) {
 	seen := map[string]bool{}
 	for t, nss := range r.all {
 		owned := map[string][]rulefmt.RuleGroup{}
+		foreign := &ruleNames{records: map[string]bool{}, alerts: map[string]bool{}}
 		fp := fnv.New64a()
 		nsNames := make([]string, 0, len(nss))
 		for ns := range nss {
@@ -264,8 +265,16 @@ func (r *Ruler) apply(ctx context.Context) {
 				if owns(t, ns, sg.group.Name) {
 					owned[ns] = append(owned[ns], sg.group)
 					fmt.Fprintf(fp, "%d;", sg.hash)
+					continue
+				}
+				for _, rl := range sg.group.Rules {
+					foreign.records[rl.Record] = rl.Record != ""
+					foreign.alerts[rl.Alert] = rl.Alert != ""
 				}
 			}
+		}
+		if tr := r.tenants[t]; tr != nil {
+			tr.app.foreign.Store(foreign) // before Update removes a moved group
 		}
 		if len(owned) == 0 {
 			continue
@@ -284,6 +293,7 @@ func (r *Ruler) apply(ctx context.Context) {
 				r.log.Warn("start rule evaluation of tenant", "tenant", t, "err", err)
 				continue
 			}
+			tr.app.foreign.Store(foreign)
 			r.tenants[t] = tr
 		}
 		if sum := fp.Sum64(); sum != tr.fingerprint {
@@ -329,6 +339,7 @@ type tenantRules struct {
 	notifier    *tenantNotifier // nil: no Alertmanager
 	reg         *prometheus.Registry
 	push        PushFunc
+	app         *pushAppendable
 	done        chan struct{} // closed when the manager's Run returned
 	externalLbl labels.Labels
 }
@@ -358,6 +369,7 @@ func (r *Ruler) newTenant(t string, set tenantSettings) (*tenantRules, error) {
 		tr.notifier = n
 		notify = rules.SendAlerts(n.mgr, set.externalURL)
 	}
+	tr.app = &pushAppendable{tenantID: t, push: r.deps.Push}
 	queryable := r.deps.Queryable(t)
 	query := rules.EngineQueryFunc(r.engine, queryable)
 	sem := make(chan struct{}, max(1, set.concurrency))
@@ -378,7 +390,7 @@ func (r *Ruler) newTenant(t string, set tenantSettings) (*tenantRules, error) {
 		},
 		NotifyFunc:           notify,
 		Context:              context.Background(),
-		Appendable:           &pushAppendable{tenantID: t, push: r.deps.Push},
+		Appendable:           tr.app,
 		Queryable:            queryable,
 		Logger:               r.log.With("tenant", t),
 		Registerer:           reg,
