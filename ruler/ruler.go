@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"net/url"
 	"slices"
 	"sort"
@@ -242,16 +243,26 @@ func (r *Ruler) settings(tenantID string) tenantSettings {
 }
 
 // apply makes every tenant's manager evaluate exactly the groups this
-// ruler owns now.
+// ruler owns now. Only Run's goroutine calls it (and changes tenants and
+// r.all), so it works on a copy of the tenants without the lock, which
+// the APIs take: stopping or updating a manager waits for its groups'
+// evaluations in flight.
 func (r *Ruler) apply(ctx context.Context) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.stopped {
+		r.mu.Unlock()
 		return
 	}
+	all, tenants := r.all, maps.Clone(r.tenants)
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.tenants = tenants
+		r.mu.Unlock()
+	}()
 	owns := r.owner()
 	seen := map[string]bool{}
-	for t, nss := range r.all {
+	for t, nss := range all {
 		owned := map[string][]rulefmt.RuleGroup{}
 		foreign := &ruleNames{records: map[string]bool{}, alerts: map[string]bool{}}
 		fp := fnv.New64a()
@@ -273,7 +284,7 @@ func (r *Ruler) apply(ctx context.Context) {
 				}
 			}
 		}
-		if tr := r.tenants[t]; tr != nil {
+		if tr := tenants[t]; tr != nil {
 			tr.app.foreign.Store(foreign) // before Update removes a moved group
 		}
 		if len(owned) == 0 {
@@ -281,10 +292,10 @@ func (r *Ruler) apply(ctx context.Context) {
 		}
 		seen[t] = true
 		set := r.settings(t)
-		tr := r.tenants[t]
+		tr := tenants[t]
 		if tr != nil && tr.settings != set {
 			tr.stop()
-			delete(r.tenants, t)
+			delete(tenants, t)
 			tr = nil
 		}
 		if tr == nil {
@@ -294,7 +305,7 @@ func (r *Ruler) apply(ctx context.Context) {
 				continue
 			}
 			tr.app.foreign.Store(foreign)
-			r.tenants[t] = tr
+			tenants[t] = tr
 		}
 		if sum := fp.Sum64(); sum != tr.fingerprint {
 			if err := tr.update(owned, r.cfg.EvaluationInterval); err != nil {
@@ -304,10 +315,10 @@ func (r *Ruler) apply(ctx context.Context) {
 			tr.fingerprint = sum
 		}
 	}
-	for t, tr := range r.tenants {
+	for t, tr := range tenants {
 		if !seen[t] {
 			tr.stop()
-			delete(r.tenants, t)
+			delete(tenants, t)
 		}
 	}
 }
@@ -340,6 +351,7 @@ type tenantRules struct {
 	reg         *prometheus.Registry
 	push        PushFunc
 	app         *pushAppendable
+	touch       func() // records the tenant active for the tenant label cap
 	done        chan struct{} // closed when the manager's Run returned
 	externalLbl labels.Labels
 }
@@ -370,6 +382,7 @@ func (r *Ruler) newTenant(t string, set tenantSettings) (*tenantRules, error) {
 		notify = rules.SendAlerts(n.mgr, set.externalURL)
 	}
 	tr.app = &pushAppendable{tenantID: t, push: r.deps.Push}
+	tr.touch = func() { r.touch(t) }
 	queryable := r.deps.Queryable(t)
 	query := rules.EngineQueryFunc(r.engine, queryable)
 	sem := make(chan struct{}, max(1, set.concurrency))
@@ -419,7 +432,7 @@ func (tr *tenantRules) update(groups map[string][]rulefmt.RuleGroup, interval ti
 		files = append(files, ns)
 	}
 	sort.Strings(files)
-	return tr.mgr.Update(interval, files, tr.externalLbl, tr.settings.externalURL, evalGroup(tr.id, tr.push))
+	return tr.mgr.Update(interval, files, tr.externalLbl, tr.settings.externalURL, evalGroup(tr.id, tr.push, tr.touch))
 }
 
 // stop stops the tenant's evaluation and its notifier (which sends what
@@ -437,8 +450,9 @@ func (tr *tenantRules) stop() {
 // other's results (they would not see them until the push); a group with
 // rules that do (or may: a selector without a metric name) pushes after
 // each rule, as Prometheus appends.
-func evalGroup(tenantID string, push PushFunc) rules.GroupEvalIterationFunc {
+func evalGroup(tenantID string, push PushFunc, touch func()) rules.GroupEvalIterationFunc {
 	return func(ctx context.Context, g *rules.Group, ts time.Time) {
+		touch() // the tenant is active: its strata_ruler_* keep its label
 		independent := !slices.ContainsFunc(g.Rules(), func(rl rules.Rule) bool { return !rl.NoDependencyRules() })
 		if !independent {
 			rules.DefaultEvalIterationFunc(ctx, g, ts)
