@@ -351,7 +351,7 @@ type tenantRules struct {
 	reg         *prometheus.Registry
 	push        PushFunc
 	app         *pushAppendable
-	touch       func() // records the tenant active for the tenant label cap
+	touch       func()        // records the tenant active for the tenant label cap
 	done        chan struct{} // closed when the manager's Run returned
 	externalLbl labels.Labels
 }
