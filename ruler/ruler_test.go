@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
@@ -30,6 +32,7 @@ type testRuler struct {
 	*Ruler
 	st  *teststorage.TestStorage
 	srv *httptest.Server
+	reg *prometheus.Registry
 
 	mu     sync.Mutex
 	pushes []*remotewrite.Request
@@ -45,7 +48,7 @@ func newTestRuler(t *testing.T, st *teststorage.TestStorage, bkt objstore.Bucket
 	cfg.PollInterval = time.Hour // uploads resync at once
 	var l limits.Limits
 	l.RegisterFlags(flag.NewFlagSet("", flag.PanicOnError))
-	tr := &testRuler{st: st}
+	tr := &testRuler{st: st, reg: prometheus.NewRegistry()}
 	r, err := New(cfg, Deps{
 		Store:     NewBucketStore(bkt),
 		Queryable: func(string) storage.Queryable { return st },
@@ -71,6 +74,7 @@ func newTestRuler(t *testing.T, st *teststorage.TestStorage, bkt objstore.Bucket
 		},
 		Limits:  limits.NewOverrides(l),
 		Tenants: tenant.Resolver{MultitenancyEnabled: true},
+		Reg:     tr.reg,
 	})
 	require.NoError(t, err)
 	tr.Ruler = r
@@ -186,6 +190,34 @@ rules:
 	require.Len(t, as, 1)
 	require.Equal(t, "firing", as[0].State)
 	require.Empty(t, tr.alerts(t, "team-b"), "another tenant sees the alert")
+
+	// strata_ruler_*, per tenant, from upstream's per-tenant counts.
+	require.Positive(t, testutil.ToFloat64(metricOf(t, tr.reg, "strata_ruler_rule_evaluations_total", "team-a")))
+	require.Equal(t, 1.0, testutil.ToFloat64(metricOf(t, tr.reg, "strata_ruler_rule_groups", "team-a")))
+	require.Zero(t, testutil.ToFloat64(metricOf(t, tr.reg, "strata_ruler_rule_evaluation_failures_total", "team-a")))
+	n, err := testutil.GatherAndCount(tr.reg, "strata_ruler_group_last_evaluation_timestamp_seconds")
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+}
+
+// metricOf returns the one series of name with tenant label tenantID as a
+// collector testutil can read.
+func metricOf(t *testing.T, g prometheus.Gatherer, name, tenantID string) prometheus.Collector {
+	mfs, err := g.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if labelValue(m, "tenant") == tenantID {
+				v := m.GetCounter().GetValue() + m.GetGauge().GetValue()
+				return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "x", Help: "x"}, func() float64 { return v })
+			}
+		}
+	}
+	t.Fatalf("no %s{tenant=%q}", name, tenantID)
+	return nil
 }
 
 // TestForStateRestored: a ruler that takes over a group (after a restart,
