@@ -7,6 +7,8 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -227,4 +229,29 @@ func testRulerBadInput(ctx context.Context, t *testing.T, a *client) {
 	require.Equal(t, string(before), string(after), "a refused upload changed the stored rules")
 	var m map[string]any
 	require.Error(t, json.Unmarshal(after, &m)) // YAML, not JSON
+}
+
+// TestRulerRulePath: with -ruler.rule-path the ruler evaluates the rule
+// files of a directory (single tenant), and the config API refuses
+// changes.
+func TestRulerRulePath(t *testing.T) {
+	bin := strataBin(t)
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "ml.yaml"), []byte("groups:\n- name: file-group\n  interval: 1s\n  rules:\n  - record: from_file\n    expr: vector(42)\n"), 0o644))
+	s := procs.StartStrataT(t, procs.StrataConfig{Bin: bin, Args: []string{"-ruler.rule-path=" + dir, "-ruler.poll-interval=1s"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := newClient(s.URL)
+	require.NoError(t, procs.Poll(ctx, 200*time.Millisecond, func() (bool, string) {
+		r, err := c.query(ctx, "from_file", time.Now())
+		return err == nil && len(r.Series) == 1 && r.Series[0].Points[0].V == 42, fmt.Sprintf("%v %v", r.Series, err)
+	}))
+	var rules rulesAnswer
+	getJSON(ctx, t, c, "/api/v1/rules", &rules)
+	require.Len(t, rules.Groups, 1)
+	require.Equal(t, "ml.yaml", rules.Groups[0].File)
+	ans, err := c.do(ctx, http.MethodPost, "/config/v1/rules/ml.yaml", nil, map[string]string{"Content-Type": "application/yaml"}, []byte(rulerGroup))
+	require.NoError(t, err)
+	require.Equal(t, http.StatusMethodNotAllowed, ans.Status, ans.text())
+	require.Contains(t, errorText(ans.text()), "-ruler.rule-path")
 }
