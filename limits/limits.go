@@ -86,6 +86,9 @@ type Limits struct {
 	RulerMaxRulesPerRuleGroup   int           `yaml:"ruler_max_rules_per_rule_group"`
 	RulerMinEvaluationInterval  time.Duration `yaml:"ruler_min_evaluation_interval"`
 	RulerEvaluationConcurrency  int           `yaml:"ruler_evaluation_concurrency"`
+	// RulerEvaluationTimeout replaces -ruler.evaluation-timeout for one
+	// tenant; 0 means the flag. Override only.
+	RulerEvaluationTimeout time.Duration `yaml:"ruler_evaluation_timeout,omitempty"`
 	// RulerAlertmanagerURL, RulerExternalURL and RulerExternalLabels
 	// replace the ruler's -ruler.alertmanager-url, -ruler.external.url and
 	// add labels to every alert of one tenant; override only.
@@ -224,6 +227,8 @@ func (l *Limits) Validate() error {
 		return fmt.Errorf("-%s must not be negative, got %d", FlagRulerMaxRulesPerGroup, l.RulerMaxRulesPerRuleGroup)
 	case l.RulerMinEvaluationInterval < 0:
 		return fmt.Errorf("-%s must not be negative, got %s", FlagRulerMinInterval, l.RulerMinEvaluationInterval)
+	case l.RulerEvaluationTimeout < 0:
+		return fmt.Errorf("ruler_evaluation_timeout must not be negative, got %s", l.RulerEvaluationTimeout)
 	case l.RulerEvaluationConcurrency < 1:
 		return fmt.Errorf("-%s must be at least 1, got %d", FlagRulerConcurrency, l.RulerEvaluationConcurrency)
 	case l.MaxQueryLength < 0:

@@ -113,12 +113,13 @@ overrides:
     ruler_max_rule_groups_per_tenant: 3
     ruler_alertmanager_url: http://am-a:9093
     ruler_external_labels: {cluster: eu, team: a}
+    ruler_evaluation_timeout: 30s
 `), defaults(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	l := got["team-a"]
-	if l.RulerMaxRuleGroupsPerTenant != 3 || l.RulerAlertmanagerURL != "http://am-a:9093" || l.RulerMaxRulesPerRuleGroup != 20 {
+	if l.RulerMaxRuleGroupsPerTenant != 3 || l.RulerAlertmanagerURL != "http://am-a:9093" || l.RulerMaxRulesPerRuleGroup != 20 || l.RulerEvaluationTimeout != 30*time.Second {
 		t.Fatalf("ruler limits = %+v", l)
 	}
 	if m := l.RulerExternalLabels.Map(); len(m) != 2 || m["cluster"] != "eu" || m["team"] != "a" {

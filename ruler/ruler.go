@@ -225,6 +225,7 @@ type tenantSettings struct {
 	externalURL    string
 	externalLabels limits.LabelSet
 	concurrency    int
+	timeout        time.Duration
 }
 
 func (r *Ruler) settings(tenantID string) tenantSettings {
@@ -232,6 +233,10 @@ func (r *Ruler) settings(tenantID string) tenantSettings {
 	s := tenantSettings{
 		alertmanagers: r.cfg.AlertmanagerURL, externalURL: r.cfg.ExternalURL,
 		externalLabels: l.RulerExternalLabels, concurrency: l.RulerEvaluationConcurrency,
+		timeout: r.cfg.EvaluationTimeout,
+	}
+	if l.RulerEvaluationTimeout > 0 {
+		s.timeout = l.RulerEvaluationTimeout
 	}
 	if l.RulerAlertmanagerURL != "" {
 		s.alertmanagers = l.RulerAlertmanagerURL
@@ -386,7 +391,7 @@ func (r *Ruler) newTenant(t string, set tenantSettings) (*tenantRules, error) {
 	queryable := r.deps.Queryable(t)
 	query := rules.EngineQueryFunc(r.engine, queryable)
 	sem := make(chan struct{}, max(1, set.concurrency))
-	timeout := r.cfg.EvaluationTimeout
+	timeout := set.timeout
 	tr.mgr = rules.NewManager(&rules.ManagerOptions{
 		NameValidationScheme: model.UTF8Validation,
 		ExternalURL:          extURL,
