@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -140,7 +139,7 @@ func (r *Ruler) Run(ctx context.Context) error {
 		case <-r.resync:
 			r.pollStore(ctx)
 		case <-ringCheck.C:
-			r.apply(ctx) // ownership may have changed
+			r.apply() // ownership may have changed
 		}
 	}
 }
@@ -164,7 +163,11 @@ func (r *Ruler) pollStore(ctx context.Context) {
 				if err != nil {
 					continue
 				}
-				if _, err := r.checker.parseFile(mustWrap(b)); err != nil {
+				file, err := yaml.Marshal(&rulefmt.RuleGroups{Groups: []rulefmt.RuleGroup{g}})
+				if err != nil {
+					continue
+				}
+				if _, err := r.checker.parseFile(file); err != nil {
 					// Written past the API (or by an older version):
 					// evaluating the rest beats evaluating nothing.
 					r.log.Warn("skip invalid rule group", "tenant", t, "namespace", ns, "group", g.Name, "err", err)
@@ -181,23 +184,7 @@ func (r *Ruler) pollStore(ctx context.Context) {
 	r.all = listing
 	r.mu.Unlock()
 	r.m.syncs.Inc()
-	r.apply(ctx)
-}
-
-// mustWrap turns one group's YAML into a rule file of that group.
-func mustWrap(group []byte) []byte {
-	var b strings.Builder
-	b.WriteString("groups:\n")
-	for i, line := range strings.Split(strings.TrimRight(string(group), "\n"), "\n") {
-		if i == 0 {
-			b.WriteString("- ")
-		} else {
-			b.WriteString("  ")
-		}
-		b.WriteString(line)
-		b.WriteByte('\n')
-	}
-	return []byte(b.String())
+	r.apply()
 }
 
 // groupToken places a rule group on the ruler ring; names hold no control
@@ -252,7 +239,7 @@ func (r *Ruler) settings(tenantID string) tenantSettings {
 // r.all), so it works on a copy of the tenants without the lock, which
 // the APIs take: stopping or updating a manager waits for its groups'
 // evaluations in flight.
-func (r *Ruler) apply(ctx context.Context) {
+func (r *Ruler) apply() {
 	r.mu.Lock()
 	if r.stopped {
 		r.mu.Unlock()
