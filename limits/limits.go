@@ -3,8 +3,12 @@ package limits
 import (
 	"flag"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Ingestion rate strategies of -distributor.ingestion-rate-limit-strategy.
@@ -76,6 +80,21 @@ type Limits struct {
 
 	// Long-term storage.
 	CompactorBlocksRetentionPeriod time.Duration `yaml:"compactor_blocks_retention_period"`
+
+	// Rules, checked by the ruler on upload (counts) and evaluation.
+	RulerMaxRuleGroupsPerTenant int           `yaml:"ruler_max_rule_groups_per_tenant"`
+	RulerMaxRulesPerRuleGroup   int           `yaml:"ruler_max_rules_per_rule_group"`
+	RulerMinEvaluationInterval  time.Duration `yaml:"ruler_min_evaluation_interval"`
+	RulerEvaluationConcurrency  int           `yaml:"ruler_evaluation_concurrency"`
+	// RulerEvaluationTimeout replaces -ruler.evaluation-timeout for one
+	// tenant; 0 means the flag. Override only.
+	RulerEvaluationTimeout time.Duration `yaml:"ruler_evaluation_timeout,omitempty"`
+	// RulerAlertmanagerURL, RulerExternalURL and RulerExternalLabels
+	// replace the ruler's -ruler.alertmanager-url, -ruler.external.url and
+	// add labels to every alert of one tenant; override only.
+	RulerAlertmanagerURL string   `yaml:"ruler_alertmanager_url,omitempty"`
+	RulerExternalURL     string   `yaml:"ruler_external_url,omitempty"`
+	RulerExternalLabels  LabelSet `yaml:"ruler_external_labels,omitempty"`
 }
 
 // Flag names of the limits, for messages: a rejection names the flag (the
@@ -102,6 +121,10 @@ const (
 	FlagHAFailoverTimeout        = "distributor.ha-tracker.failover-timeout"
 	FlagHAUpdateTimeout          = "distributor.ha-tracker.update-timeout"
 	FlagHAUpdateTimeoutJitterMax = "distributor.ha-tracker.update-timeout-jitter-max"
+	FlagRulerMaxRuleGroups       = "ruler.max-rule-groups-per-tenant"
+	FlagRulerMaxRulesPerGroup    = "ruler.max-rules-per-rule-group"
+	FlagRulerMinInterval         = "ruler.min-evaluation-interval"
+	FlagRulerConcurrency         = "ruler.tenant-evaluation-concurrency"
 )
 
 // RegisterFlags registers the default limits.
@@ -139,6 +162,10 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&l.MaxQueryLookback, FlagMaxQueryLookback, 0, "How far back a tenant's queries and metadata requests may read; older parts of the range are cut off. 0 means no limit.")
 	fs.DurationVar(&l.QueryTimeout, FlagQueryTimeout, 0, "Longest a tenant's query or metadata request may run, then it gets 503; for queries the shorter of it and -querier.timeout applies. 0 leaves only -querier.timeout.")
 	fs.DurationVar(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period", 0, "Delete a tenant's blocks from object storage once all their samples are older than this (marked, removed after -compactor.deletion-delay); 0 keeps them forever. Override: compactor_blocks_retention_period.")
+	fs.IntVar(&l.RulerMaxRuleGroupsPerTenant, FlagRulerMaxRuleGroups, 70, "Most rule groups a tenant may have; an upload over it gets 400. 0 means no limit. Override: ruler_max_rule_groups_per_tenant.")
+	fs.IntVar(&l.RulerMaxRulesPerRuleGroup, FlagRulerMaxRulesPerGroup, 20, "Most rules one rule group of a tenant may have; an upload over it gets 400. 0 means no limit. Override: ruler_max_rules_per_rule_group.")
+	fs.DurationVar(&l.RulerMinEvaluationInterval, FlagRulerMinInterval, 0, "Shortest interval a tenant's rule group may have; an upload with a shorter one gets 400. 0 means no minimum. Override: ruler_min_evaluation_interval.")
+	fs.IntVar(&l.RulerEvaluationConcurrency, FlagRulerConcurrency, 4, "Most rule queries of one tenant a ruler evaluates at once; more wait (their wait counts in -ruler.evaluation-timeout). Override: ruler_evaluation_concurrency.")
 	fs.IntVar(&l.MaxConcurrentQueries, FlagMaxConcurrentQueries, 0, "Most queries and metadata requests (/series, /labels, /label/<name>/values, /query_exemplars) of one tenant a querier serves at once; more get 429. 0: with multi-tenancy half of -querier.max-concurrent (so no tenant can take every slot), without it only -querier.max-concurrent.")
 }
 
@@ -194,6 +221,16 @@ func (l *Limits) Validate() error {
 		return fmt.Errorf("-%s must not be negative, got %d", FlagMaxFetchedSeriesPerQuery, l.MaxFetchedSeriesPerQuery)
 	case l.MaxFetchedSamplesPerQuery < 0:
 		return fmt.Errorf("-%s must not be negative, got %d", FlagMaxFetchedSamples, l.MaxFetchedSamplesPerQuery)
+	case l.RulerMaxRuleGroupsPerTenant < 0:
+		return fmt.Errorf("-%s must not be negative, got %d", FlagRulerMaxRuleGroups, l.RulerMaxRuleGroupsPerTenant)
+	case l.RulerMaxRulesPerRuleGroup < 0:
+		return fmt.Errorf("-%s must not be negative, got %d", FlagRulerMaxRulesPerGroup, l.RulerMaxRulesPerRuleGroup)
+	case l.RulerMinEvaluationInterval < 0:
+		return fmt.Errorf("-%s must not be negative, got %s", FlagRulerMinInterval, l.RulerMinEvaluationInterval)
+	case l.RulerEvaluationTimeout < 0:
+		return fmt.Errorf("ruler_evaluation_timeout must not be negative, got %s", l.RulerEvaluationTimeout)
+	case l.RulerEvaluationConcurrency < 1:
+		return fmt.Errorf("-%s must be at least 1, got %d", FlagRulerConcurrency, l.RulerEvaluationConcurrency)
 	case l.MaxQueryLength < 0:
 		return fmt.Errorf("-%s must not be negative, got %s", FlagMaxQueryLength, l.MaxQueryLength)
 	case l.MaxQueryLookback < 0:
@@ -260,4 +297,62 @@ func LocalSeriesLimit(global, replicationFactor, ingesters int) int {
 		replicationFactor = ingesters // each ingester has every series
 	}
 	return max(1, int(int64(global)*int64(replicationFactor)/int64(ingesters)))
+}
+
+// LabelSet is a set of label names and values, in YAML a mapping. It is
+// comparable (Limits are compared), held as its sorted pairs.
+type LabelSet struct {
+	pairs string // name \xff value \xff ..., sorted by name
+}
+
+// NewLabelSet returns the set of m's pairs.
+func NewLabelSet(m map[string]string) LabelSet {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		b.WriteString(n)
+		b.WriteByte(0xff)
+		b.WriteString(m[n])
+		b.WriteByte(0xff)
+	}
+	return LabelSet{pairs: b.String()}
+}
+
+// Map returns the pairs; nil for an empty set.
+func (s LabelSet) Map() map[string]string {
+	if s.pairs == "" {
+		return nil
+	}
+	parts := strings.Split(strings.TrimSuffix(s.pairs, "\xff"), "\xff")
+	m := make(map[string]string, len(parts)/2)
+	for i := 0; i+1 < len(parts); i += 2 {
+		m[parts[i]] = parts[i+1]
+	}
+	return m
+}
+
+// IsZero reports whether s is empty (for omitempty).
+func (s LabelSet) IsZero() bool { return s.pairs == "" }
+
+// MarshalYAML writes s as a mapping.
+func (s LabelSet) MarshalYAML() (any, error) {
+	m := s.Map()
+	if m == nil {
+		return map[string]string{}, nil
+	}
+	return m, nil
+}
+
+// UnmarshalYAML reads a mapping of label names to values.
+func (s *LabelSet) UnmarshalYAML(n *yaml.Node) error {
+	var m map[string]string
+	if err := n.Decode(&m); err != nil {
+		return err
+	}
+	*s = NewLabelSet(m)
+	return nil
 }

@@ -105,3 +105,30 @@ func TestMaxMetadataPerMetric(t *testing.T) {
 		})
 	}
 }
+
+func TestRulerOverrides(t *testing.T) {
+	got, err := ParseOverrides([]byte(`
+overrides:
+  team-a:
+    ruler_max_rule_groups_per_tenant: 3
+    ruler_alertmanager_url: http://am-a:9093
+    ruler_external_labels: {cluster: eu, team: a}
+    ruler_evaluation_timeout: 30s
+`), defaults(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := got["team-a"]
+	if l.RulerMaxRuleGroupsPerTenant != 3 || l.RulerAlertmanagerURL != "http://am-a:9093" || l.RulerMaxRulesPerRuleGroup != 20 || l.RulerEvaluationTimeout != 30*time.Second {
+		t.Fatalf("ruler limits = %+v", l)
+	}
+	if m := l.RulerExternalLabels.Map(); len(m) != 2 || m["cluster"] != "eu" || m["team"] != "a" {
+		t.Fatalf("external labels = %v", m)
+	}
+	if NewLabelSet(map[string]string{"team": "a", "cluster": "eu"}) != l.RulerExternalLabels {
+		t.Fatal("a label set is not equal to itself built in another order")
+	}
+	if _, err := ParseOverrides([]byte("overrides:\n  team-a:\n    ruler_evaluation_concurrency: 0\n"), defaults(t)); err == nil || !strings.Contains(err.Error(), "-ruler.tenant-evaluation-concurrency must be at least 1") {
+		t.Fatalf("concurrency 0: err = %v", err)
+	}
+}

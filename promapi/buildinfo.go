@@ -32,8 +32,12 @@ func (b BuildInfo) Data() any {
 		Version:     b.Version, Revision: b.Revision, Branch: b.Branch, BuildUser: b.BuildUser, BuildDate: b.BuildDate,
 		GoVersion: runtime.Version(),
 		// Mimir's feature names, "true" or "false" as Grafana compares them.
+		// ruler_config_api: the ruler (-target=all or ruler) serves
+		// /config/v1/rules. Grafana enables rule editing on it only for
+		// application "Grafana Mimir", which Strata is not; it gets there by
+		// the /api/v1/status/flags probe instead (README, Rules and alerts).
 		Features: map[string]string{
-			"ruler_config_api":        "false",
+			"ruler_config_api":        "true",
 			"alertmanager_config_api": "false",
 			"query_sharding":          "false",
 			"federated_rules":         "false",

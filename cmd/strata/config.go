@@ -23,6 +23,7 @@ import (
 	"github.com/strata-metrics/strata/limits"
 	"github.com/strata-metrics/strata/querier"
 	"github.com/strata-metrics/strata/ring"
+	"github.com/strata-metrics/strata/ruler"
 	"github.com/strata-metrics/strata/server"
 	"github.com/strata-metrics/strata/storegateway"
 	"github.com/strata-metrics/strata/tenant"
@@ -47,6 +48,7 @@ type Config struct {
 	Blocks         bucket.Config            `yaml:"blocks_storage"`
 	BucketIndex    bucketindex.LoaderConfig `yaml:"bucket_index"`
 	Compactor      compactor.Config         `yaml:"compactor"`
+	Ruler          ruler.Config             `yaml:"ruler"`
 	StoreGateway   storegateway.Config      `yaml:"store_gateway"`
 	Metrics        tenant.MetricsConfig     `yaml:"metrics"`
 
@@ -62,6 +64,7 @@ const (
 	targetQuerier      = "querier"
 	targetCompactor    = "compactor"
 	targetStoreGateway = "store-gateway"
+	targetRuler        = "ruler"
 )
 
 // InstanceConfig names this process in the ring.
@@ -74,7 +77,7 @@ type InstanceConfig struct {
 // RegisterFlags registers every flag of the process on fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	host, _ := os.Hostname()
-	fs.StringVar(&c.Target, "target", targetAll, "Components this process runs: all (every component in one process, gossip and gRPC on loopback unless -memberlist.join is given, replication factor 1, blocks in a filesystem bucket under -data.dir), distributor, ingester, querier, store-gateway or compactor (one component; a cluster of them joins with -memberlist.join).")
+	fs.StringVar(&c.Target, "target", targetAll, "Components this process runs: all (every component in one process, gossip and gRPC on loopback unless -memberlist.join is given, replication factor 1, blocks in a filesystem bucket under -data.dir), distributor, ingester, querier, store-gateway, compactor or ruler (one component; a cluster of them joins with -memberlist.join).")
 	fs.StringVar(&c.configFile, "config.file", "", "YAML file with the configuration; flags given on the command line win over it.")
 	fs.BoolVar(&c.printVersion, "version", false, "Print the version, revision, branch, build date and Go version, and exit.")
 	fs.StringVar(&c.DataDir, "data.dir", "./data", "Directory for the ingesters' TSDBs and WAL.")
@@ -95,6 +98,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Blocks.RegisterFlags(fs)
 	c.BucketIndex.RegisterFlags(fs)
 	c.Compactor.RegisterFlags(fs)
+	c.Ruler.RegisterFlags(fs)
 	c.StoreGateway.RegisterFlags(fs)
 	c.Metrics.RegisterFlags(fs)
 }
@@ -102,9 +106,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // Validate checks every component's configuration.
 func (c *Config) Validate() error {
 	switch c.Target {
-	case targetAll, targetDistributor, targetIngester, targetQuerier, targetStoreGateway, targetCompactor:
+	case targetAll, targetDistributor, targetIngester, targetQuerier, targetStoreGateway, targetCompactor, targetRuler:
 	default:
-		return fmt.Errorf("-target=%q is unknown; want all, distributor, ingester, querier, store-gateway or compactor", c.Target)
+		return fmt.Errorf("-target=%q is unknown; want all, distributor, ingester, querier, store-gateway, compactor or ruler", c.Target)
 	}
 	if c.DataDir == "" {
 		return errors.New("-data.dir must not be empty")
@@ -119,7 +123,7 @@ func (c *Config) Validate() error {
 	}
 	for _, v := range []interface{ Validate() error }{
 		&c.Server, &c.Memberlist, &c.Ring, &c.Lifecycler, &c.IngesterClient, &c.Distributor, &c.Ingester, &c.Querier, &c.Limits, &c.RuntimeConfig, &c.Auth,
-		&c.Blocks, &c.BucketIndex, &c.Compactor, &c.StoreGateway, &c.Metrics,
+		&c.Blocks, &c.BucketIndex, &c.Compactor, &c.StoreGateway, &c.Metrics, &c.Ruler,
 	} {
 		if err := v.Validate(); err != nil {
 			return err

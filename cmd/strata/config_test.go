@@ -35,7 +35,7 @@ func TestParseConfig(t *testing.T) {
 		{"s3 is shared", []string{"-target=ingester", "-blocks-storage.backend=s3", "-blocks-storage.s3.endpoint=127.0.0.1:9000", "-blocks-storage.s3.bucket-name=b"}, 3, ""},
 		{"target from the file", []string{"-config.file=" + targetFile}, 3, ""},
 		{"flag wins over file", []string{"-config.file=" + rfFile, "-ring.replication-factor=5"}, 5, ""},
-		{"unknown target", []string{"-target=ruler"}, 0, `-target="ruler" is unknown; want all, distributor, ingester, querier, store-gateway or compactor`},
+		{"unknown target", []string{"-target=alertmanager"}, 0, `-target="alertmanager" is unknown; want all, distributor, ingester, querier, store-gateway, compactor or ruler`},
 		{"deletion delay below the readers' grace", []string{"-compactor.deletion-delay=1h"}, 0, "-compactor.deletion-delay (1h0m0s) must be above"},
 		{"rf 0", []string{"-target=ingester", "-ring.replication-factor=0"}, 0, "-ring.replication-factor must be at least 1"},
 		{"bad bind address", []string{"-memberlist.bind-address=nohost"}, 0, `-memberlist.bind-address="nohost"`},

@@ -3,7 +3,7 @@
 // Flow: flags and -config.file → Config → the wiring every target shares
 // (gossip, the rings, limits, tenants) → the modules of -target from the
 // module list (wire.go: modules; all, or one of distributor, ingester,
-// querier, store-gateway, compactor) → started in dependency order, run
+// querier, store-gateway, compactor, ruler) → started in dependency order, run
 // until SIGINT or SIGTERM, then shut down in reverse: the ingester goes
 // LEAVING, the server drains in-flight requests, the modules stop (storage
 // closes), the lifecyclers leave the rings, and gossip sends that last

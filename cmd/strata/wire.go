@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,10 +34,11 @@ func modules() []moduleDef {
 	return []moduleDef{
 		{name: "ingester", targets: []string{targetIngester}, new: newIngester},
 		{name: "distributor", targets: []string{targetDistributor}, deps: []string{"ingester"}, new: newDistributor},
-		{name: "bucket index loader", targets: []string{targetQuerier, targetStoreGateway}, new: newBucketIndexLoader},
+		{name: "bucket index loader", targets: []string{targetQuerier, targetStoreGateway, targetRuler}, new: newBucketIndexLoader},
 		{name: "store-gateway", targets: []string{targetStoreGateway}, deps: []string{"bucket index loader"}, new: newStoreGateway},
 		{name: "querier", targets: []string{targetQuerier}, deps: []string{"ingester", "store-gateway", "bucket index loader"}, new: newQuerier},
 		{name: "compactor", targets: []string{targetCompactor}, new: newCompactor},
+		{name: "ruler", targets: []string{targetRuler}, deps: []string{"distributor", "querier", "bucket index loader"}, new: newRuler},
 	}
 }
 
@@ -69,7 +72,8 @@ type wiring struct {
 	// a module asks for it (clients), closed at shutdown.
 	pool *clientpool.Pool
 
-	blocks // wire_blocks.go: long-term storage
+	blocks      // wire_blocks.go: long-term storage
+	rulerWiring // wire_ruler.go: rules
 }
 
 // newWiring makes what every target shares and registers its handlers on
@@ -124,6 +128,9 @@ func newWiring(cfg *Config, srv *server.Server, secrets *auth.ClusterSecrets, ad
 	// -runtime-config.admin-tenant sees everyone's.
 	srv.Handle("/runtime_config", "runtime_config", w.overrides.Handler(w.tenants))
 	if err := w.newBlocks(); err != nil {
+		return nil, err
+	}
+	if err := w.newRulerRing(); err != nil {
 		return nil, err
 	}
 	return w, nil
@@ -213,6 +220,7 @@ func newDistributor(w *wiring) (*module, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create distributor: %w", err)
 	}
+	w.dist = dist
 	w.srv.Handle("/api/v1/push", "api_v1_push", dist.PushHandler())
 	w.srv.Handle("/api/v1/write", "api_v1_push", dist.PushHandler())
 	// A distributor owns no series: one token, and it always leaves.
@@ -244,5 +252,26 @@ func newQuerier(w *wiring) (*module, error) {
 		return nil, fmt.Errorf("create querier: %w", err)
 	}
 	q.RegisterRoutes(w.srv)
+	// Also under /prometheus, Mimir's prefix, which its users type.
+	q.RegisterRoutes(prefixRouter{r: w.srv, prefix: "/prometheus"})
+	w.querier = q
 	return &module{run: q.Run}, nil
+}
+
+// prefixRouter mounts routes under a path prefix.
+type prefixRouter struct {
+	r      querier.Router
+	prefix string
+}
+
+// Handle mounts h at pattern ("METHOD /path") with the prefix before the
+// path.
+func (p prefixRouter) Handle(pattern, route string, h http.Handler) {
+	method, path, ok := strings.Cut(pattern, " ")
+	if !ok {
+		method, path = "", pattern
+	} else {
+		method += " "
+	}
+	p.r.Handle(method+p.prefix+path, route, h)
 }
