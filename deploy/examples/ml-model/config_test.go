@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/strata-metrics/strata/internal/procs"
+	"github.com/strata-metrics/strata/limits"
 )
 
 const dashboardPath = "grafana/dashboards/ml-model.json"
@@ -94,12 +96,17 @@ func TestDashboardQueriesParse(t *testing.T) {
 
 // TestRulesFile: rules.yml is a valid rule file whose expressions parse, with
 // the recording rules and alerts the README names; promtool (Debian's
-// prometheus package) agrees.
+// prometheus package) agrees; each group starts where upload-rules.sh
+// splits the file.
 func TestRulesFile(t *testing.T) {
 	p := parser.NewParser(parser.Options{})
 	groups, errs := rulefmt.ParseFile("rules.yml", false, pmodel.UTF8Validation, p, slog.New(slog.DiscardHandler))
 	require.Empty(t, errs)
-	require.Len(t, groups.Groups, 1, "one group: the ruler API takes one group per upload")
+	require.Len(t, groups.Groups, 1)
+	b, err := os.ReadFile("rules.yml")
+	require.NoError(t, err)
+	require.Len(t, regexp.MustCompile(`(?m)^  - name: `).FindAll(b, -1), len(groups.Groups),
+		"upload-rules.sh sends the lines from one \"  - name:\" to the next as one group")
 	got := map[string]rulefmt.Rule{}
 	for _, r := range groups.Groups[0].Rules {
 		_, err := p.ParseExpr(r.Expr)
@@ -123,7 +130,8 @@ func TestRulesFile(t *testing.T) {
 
 // TestPrometheusConfig: prometheus.yml loads in the Prometheus library and
 // in Debian's promtool, scrapes the service every 5s and remote-writes to
-// Strata with the tenant header; run-local.sh's markers are there.
+// Strata with the tenant header, and evaluates no rules (Strata's ruler
+// does; in both, every rule would run twice).
 func TestPrometheusConfig(t *testing.T) {
 	cfg, err := promconfig.LoadFile("prometheus.yml", false, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
@@ -134,10 +142,8 @@ func TestPrometheusConfig(t *testing.T) {
 	require.Equal(t, "http://strata:9009/api/v1/push", rw.URL.String())
 	require.Equal(t, "ml-team", rw.Headers["X-Scope-OrgID"])
 
-	b, err := os.ReadFile("prometheus.yml")
-	require.NoError(t, err)
-	require.Regexp(t, regexp.MustCompile(`(?ms)^# BEGIN rules-in-prometheus$.*^rule_files:.*^alerting:.*^# END rules-in-prometheus$`), string(b),
-		"run-local.sh deletes the rule evaluation between these markers when Strata has a ruler")
+	require.Empty(t, cfg.RuleFiles)
+	require.Empty(t, cfg.AlertingConfig.AlertmanagerConfigs)
 
 	promtool := procs.LookPathT(t, "promtool", "prometheus")
 	out, err := exec.Command(promtool, "check", "config", "prometheus.yml").CombinedOutput()
@@ -154,22 +160,36 @@ func TestAlertmanagerConfig(t *testing.T) {
 }
 
 // TestComposeFiles: every file docker-compose.yml mounts exists, the
-// services the README names are there, and Grafana's data source points at
-// the Strata service's Prometheus API (no /prometheus prefix).
+// services the README names are there, Strata's ruler sends to the
+// Alertmanager service with the overrides of overrides.yml, the rules
+// service uploads rules.yml as the tenant Prometheus writes as, and
+// Grafana's data source points at the Strata service's Prometheus API (no
+// /prometheus prefix).
 func TestComposeFiles(t *testing.T) {
+	type service struct {
+		Volumes    []string `yaml:"volumes"`
+		Entrypoint []string `yaml:"entrypoint"`
+		Command    []string `yaml:"command"`
+		Build      struct {
+			Context    string `yaml:"context"`
+			Dockerfile string `yaml:"dockerfile"`
+		} `yaml:"build"`
+	}
 	var compose struct {
-		Services map[string]struct {
-			Volumes []string `yaml:"volumes"`
-			Build   struct {
-				Context    string `yaml:"context"`
-				Dockerfile string `yaml:"dockerfile"`
-			} `yaml:"build"`
-		} `yaml:"services"`
+		Services map[string]service `yaml:"services"`
 	}
 	readYAML(t, "docker-compose.yml", &compose)
-	for _, s := range []string{"strata", "ml-model", "prometheus", "grafana", "alertmanager"} {
+	for _, s := range []string{"strata", "rules", "ml-model", "prometheus", "grafana", "alertmanager"} {
 		require.Contains(t, compose.Services, s)
 	}
+	strata := compose.Services["strata"]
+	require.Contains(t, strata.Command, "-ruler.alertmanager-url=http://alertmanager:9093")
+	require.Contains(t, strata.Command, "-runtime-config.file=/etc/strata/overrides.yml")
+	require.Contains(t, strata.Volumes, "./overrides.yml:/etc/strata/overrides.yml:ro")
+	rules := compose.Services["rules"]
+	require.Equal(t, []string{"/bin/sh", "/upload-rules.sh"}, rules.Entrypoint)
+	require.Equal(t, []string{"/rules.yml", "http://strata:9009", "ml-team"}, rules.Command)
+	require.Subset(t, rules.Volumes, []string{"./upload-rules.sh:/upload-rules.sh:ro", "./rules.yml:/rules.yml:ro"})
 	for name, s := range compose.Services {
 		for _, v := range s.Volumes {
 			src, _, _ := strings.Cut(v, ":")
@@ -201,6 +221,19 @@ func TestComposeFiles(t *testing.T) {
 	require.Equal(t, "http://strata:9009", ds.Datasources[i].URL)
 	require.Equal(t, "X-Scope-OrgID", ds.Datasources[i].JSONData["httpHeaderName1"])
 	require.Equal(t, "ml-team", ds.Datasources[i].Secure["httpHeaderValue1"], "the tenant prometheus.yml writes as")
+}
+
+// TestOverrides: overrides.yml is a runtime config Strata loads, giving
+// tenant ml-team's alerts a tenant label.
+func TestOverrides(t *testing.T) {
+	b, err := os.ReadFile("overrides.yml")
+	require.NoError(t, err)
+	var defaults limits.Limits
+	defaults.RegisterFlags(flag.NewFlagSet("strata", flag.ContinueOnError))
+	tenants, err := limits.ParseOverrides(b, defaults)
+	require.NoError(t, err)
+	require.Contains(t, tenants, "ml-team")
+	require.Equal(t, map[string]string{"tenant": "ml-team"}, tenants["ml-team"].RulerExternalLabels.Map())
 }
 
 func readYAML(t *testing.T, path string, v any) {

@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # The ML-model quickstart without Docker (`make example-ml`): Strata
-# (-target=all), the example service, Debian's prometheus with this folder's
-# prometheus.yml and, when installed, Debian's prometheus-alertmanager with
-# alertmanager.yml, all on 127.0.0.1. The configs are copied to a temporary
+# (-target=all) whose ruler evaluates rules.yml (uploaded by
+# upload-rules.sh) with overrides.yml, the example service, Debian's
+# prometheus with this folder's prometheus.yml and, when installed, Debian's
+# prometheus-alertmanager with alertmanager.yml, which Strata's ruler sends
+# its alerts to; all on 127.0.0.1. The configs are copied to a temporary
 # directory with the Compose host names rewritten to loopback ports. Ctrl-C
 # stops everything this script started.
 #
 # Strata runs without multi-tenancy here (every request is tenant
 # "anonymous"): Debian's Prometheus 2.42 does not send remote_write's
 # `headers` (prometheus/prometheus#13030), so the X-Scope-OrgID of
-# prometheus.yml never arrives.
+# prometheus.yml never arrives. overrides.yml is rewritten for that tenant.
 #
 # Environment: STRATA_BIN (default bin/strata), STRATA_PORT (9009),
 # STRATA_GRPC_PORT (9095), STRATA_GOSSIP_PORT (7946), MODEL_PORT (8080),
 # PROM_PORT (9090), AM_PORT (9093), LOAD_RATE (20), SCRAPE_INTERVAL (5s),
-# RULE_INTERVAL (15s); TMPDIR says where the temporary directory goes.
+# RULE_INTERVAL (15s: the rule group's interval), RULES (the rule file to
+# upload, default rules.yml), AM_CONFIG (Alertmanager's config, default
+# alertmanager.yml); TMPDIR says where the temporary directory goes.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -29,6 +33,8 @@ AM_PORT=${AM_PORT:-9093}
 LOAD_RATE=${LOAD_RATE:-20}
 SCRAPE_INTERVAL=${SCRAPE_INTERVAL:-5s}
 RULE_INTERVAL=${RULE_INTERVAL:-15s}
+RULES=${RULES:-$here/rules.yml}
+AM_CONFIG=${AM_CONFIG:-$here/alertmanager.yml}
 
 strata_url=http://127.0.0.1:$STRATA_PORT
 model_url=http://127.0.0.1:$MODEL_PORT
@@ -36,6 +42,10 @@ prom_url=http://127.0.0.1:$PROM_PORT
 am_url=http://127.0.0.1:$AM_PORT
 
 [ -x "$STRATA_BIN" ] || { echo "no strata binary at $STRATA_BIN: run make build (or make example-ml)" >&2; exit 1; }
+case $("$STRATA_BIN" -help 2>&1 || true) in # -help exits 2
+*-ruler.alertmanager-url*) ;;
+*) echo "$STRATA_BIN has no ruler (no -ruler.alertmanager-url): rebuild it, make build" >&2; exit 1 ;;
+esac
 command -v prometheus >/dev/null || { echo "prometheus is not installed: apt-get install prometheus (make test-deps installs it)" >&2; exit 1; }
 alertmanager=$(command -v prometheus-alertmanager || true)
 
@@ -100,22 +110,15 @@ wait_ready() {
 	exit 1
 }
 
-# Strata's ruler, where the binary has one, evaluates rules.yml and sends
-# its alerts to Alertmanager; until then Prometheus does.
-ruler=false
-strata_help=$("$STRATA_BIN" -help 2>&1 || true) # -help exits 2
-case "$strata_help" in
-*-ruler.alertmanager-url*) ruler=true ;;
-esac
-
 strata_args=(
 	-target=all
 	-data.dir="$work/strata"
 	-server.http-listen-address="127.0.0.1:$STRATA_PORT"
 	-server.grpc-listen-address="127.0.0.1:$STRATA_GRPC_PORT"
 	-memberlist.bind-address="127.0.0.1:$STRATA_GOSSIP_PORT"
+	-runtime-config.file="$work/overrides.yml"
 )
-if $ruler && [ -n "$alertmanager" ]; then
+if [ -n "$alertmanager" ]; then
 	strata_args+=(-ruler.alertmanager-url="$am_url")
 fi
 
@@ -130,19 +133,20 @@ rewrite() {
 		-e "s#alertmanager:9093#127.0.0.1:$AM_PORT#g" \
 		-e "s#scrape_interval: 5s#scrape_interval: $SCRAPE_INTERVAL#" \
 		-e "s#scrape_timeout: 5s#scrape_timeout: $SCRAPE_INTERVAL#" \
-		-e "s#evaluation_interval: 15s#evaluation_interval: $RULE_INTERVAL#" \
 		"$1"
 }
-if $ruler; then
-	rewrite "$here/prometheus.yml" | sed '/^# BEGIN rules-in-prometheus/,/^# END rules-in-prometheus/d' >"$work/prometheus.yml"
-else
-	rewrite "$here/prometheus.yml" >"$work/prometheus.yml"
-fi
-sed -e "s#interval: 15s#interval: $RULE_INTERVAL#" "$here/rules.yml" >"$work/rules.yml"
-rewrite "$here/alertmanager.yml" >"$work/alertmanager.yml"
+rewrite "$here/prometheus.yml" >"$work/prometheus.yml"
+sed -e "s#interval: 15s#interval: $RULE_INTERVAL#" "$RULES" >"$work/rules.yml"
+rewrite "$AM_CONFIG" >"$work/alertmanager.yml"
+sed -e "s#ml-team#anonymous#g" "$here/overrides.yml" >"$work/overrides.yml"
 
 start strata "$STRATA_BIN" "${strata_args[@]}"
 wait_ready strata "$strata_url/ready"
+# Before Prometheus writes: the recording rules have data from the start.
+if ! "$here/upload-rules.sh" "$work/rules.yml" "$strata_url" >"$work/upload-rules.log" 2>&1; then
+	cat "$work/upload-rules.log" >&2
+	exit 1
+fi
 
 start ml-model "$work/ml-model" -listen-address="127.0.0.1:$MODEL_PORT" -load.rate="$LOAD_RATE"
 wait_ready ml-model "$model_url/healthz"
@@ -163,22 +167,10 @@ start prometheus prometheus \
 	--storage.remote.flush-deadline=10s
 wait_ready prometheus "$prom_url/-/ready"
 
-upload="curl -X POST --data-binary @$work/rules.yml -H 'Content-Type: application/yaml' $strata_url/config/v1/rules/ml-model"
-if $ruler; then
-	if eval "$upload -fsS -o /dev/null"; then
-		rules="uploaded to Strata's ruler (namespace ml-model); list: curl $strata_url/api/v1/rules"
-	else
-		rules="upload to Strata's ruler failed; retry: $upload"
-	fi
-else
-	rules="evaluated by Prometheus for now ($prom_url/rules); once Strata has its ruler:
-                 $upload
-                 and delete the rules-in-prometheus block of prometheus.yml"
-fi
 if [ -n "$alertmanager" ]; then
 	am="$am_url  (webhook receiver: the service's log; curl $model_url/webhook)"
 else
-	am="not installed (apt-get install prometheus-alertmanager); alerts show in Prometheus only"
+	am="not installed (apt-get install prometheus-alertmanager); alerts show in Strata only: curl $strata_url/api/v1/alerts"
 fi
 
 cat <<EOF
@@ -190,7 +182,8 @@ The ML-model quickstart is running; Ctrl-C stops it. Logs and data: $work
   drift:         curl -X POST '$model_url/drift?level=0.8'   (accuracy falls, latency rises; level=0 undoes it)
   Prometheus:    $prom_url  (scrapes the service every $SCRAPE_INTERVAL, remote-writes to Strata)
   Alertmanager:  $am
-  rules.yml:     $rules
+  rules.yml:     evaluated by Strata's ruler (namespace ml-model): curl $strata_url/api/v1/rules
+                 after editing it: $here/upload-rules.sh $here/rules.yml $strata_url
   Grafana:       a Prometheus data source with URL $strata_url (no path, no header),
                  then import $here/grafana/dashboards/ml-model.json
 EOF
