@@ -125,7 +125,7 @@ func TestQuickstartEndToEnd(t *testing.T) {
 	require.NoError(t, yaml.Unmarshal(httpGet(t, strataURL+"/config/v1/rules/ml-model/"+wantGroup.Name), &stored))
 	require.Equal(t, wantGroup, stored)
 
-	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	for _, q := range dashboardQueries(t, "15s") {
 		err := procs.Poll(ctx, 250*time.Millisecond, func() (bool, string) {
@@ -155,8 +155,8 @@ func TestQuickstartEndToEnd(t *testing.T) {
 	var got webhookAlert
 	err = procs.Poll(ctx, 250*time.Millisecond, func() (bool, string) {
 		var ok bool
-		got, ok = hook.firing("ModelAccuracyLow")
-		return ok, "no firing ModelAccuracyLow at the webhook; it got: " + hook.String()
+		got, ok = hook.firing("ModelAccuracyLow", drifted)
+		return ok, "no firing ModelAccuracyLow active since the drift at the webhook; it got: " + hook.String()
 	})
 	require.NoError(t, err, "Strata's alerts: %s", httpGet(t, strataURL+"/api/v1/alerts"))
 	step(fmt.Sprintf("webhook got ModelAccuracyLow %.1fs after the drift", time.Since(drifted).Seconds()))
@@ -249,6 +249,7 @@ type webhookAlert struct {
 	Status      string            `json:"status"`
 	Labels      map[string]string `json:"labels"`
 	Annotations map[string]string `json:"annotations"`
+	StartsAt    time.Time         `json:"startsAt"`
 }
 
 // webhookReceiver is the test's Alertmanager webhook receiver: an HTTP
@@ -283,11 +284,14 @@ func newWebhookReceiver(t *testing.T) *webhookReceiver {
 	return h
 }
 
-// firing returns the first firing alert named name received.
-func (h *webhookReceiver) firing(name string) (webhookAlert, bool) {
+// firing returns the first firing alert named name received that became
+// active after since (not one of a noisy start).
+func (h *webhookReceiver) firing(name string, since time.Time) (webhookAlert, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	i := slices.IndexFunc(h.alerts, func(a webhookAlert) bool { return a.Status == "firing" && a.Labels["alertname"] == name })
+	i := slices.IndexFunc(h.alerts, func(a webhookAlert) bool {
+		return a.Status == "firing" && a.Labels["alertname"] == name && a.StartsAt.After(since)
+	})
 	if i < 0 {
 		return webhookAlert{}, false
 	}
@@ -303,7 +307,7 @@ func (h *webhookReceiver) String() string {
 	}
 	s := make([]string, len(h.alerts))
 	for i, a := range h.alerts {
-		s[i] = fmt.Sprintf("%s %v", a.Status, a.Labels)
+		s[i] = fmt.Sprintf("%s since %s %v", a.Status, a.StartsAt.Format(time.RFC3339Nano), a.Labels)
 	}
 	return strings.Join(s, "; ")
 }
