@@ -54,7 +54,7 @@ func strataFlags(t *testing.T) map[string]bool {
 
 var validTargets = map[string]bool{
 	"all": true, "distributor": true, "ingester": true, "querier": true,
-	"store-gateway": true, "compactor": true,
+	"store-gateway": true, "compactor": true, "ruler": true,
 }
 
 // bucketUsers are the targets that read or write the blocks bucket: all of
