@@ -76,6 +76,14 @@ type Limits struct {
 
 	// Long-term storage.
 	CompactorBlocksRetentionPeriod time.Duration `yaml:"compactor_blocks_retention_period"`
+
+	// Alertmanager, checked when a tenant uploads its configuration and
+	// when alerts arrive.
+	AlertmanagerMaxConfigSizeBytes    int  `yaml:"alertmanager_max_config_size_bytes"`
+	AlertmanagerMaxTemplatesCount     int  `yaml:"alertmanager_max_templates_count"`
+	AlertmanagerMaxTemplateSizeBytes  int  `yaml:"alertmanager_max_template_size_bytes"`
+	AlertmanagerMaxAlertsCount        int  `yaml:"alertmanager_max_alerts_count"`
+	AlertmanagerReceiversAllowPrivate bool `yaml:"alertmanager_receivers_firewall_allow_private"`
 }
 
 // Flag names of the limits, for messages: a rejection names the flag (the
@@ -102,6 +110,12 @@ const (
 	FlagHAFailoverTimeout        = "distributor.ha-tracker.failover-timeout"
 	FlagHAUpdateTimeout          = "distributor.ha-tracker.update-timeout"
 	FlagHAUpdateTimeoutJitterMax = "distributor.ha-tracker.update-timeout-jitter-max"
+
+	FlagAlertmanagerMaxConfigSize     = "alertmanager.max-config-size-bytes"
+	FlagAlertmanagerMaxTemplates      = "alertmanager.max-templates-count"
+	FlagAlertmanagerMaxTemplateSize   = "alertmanager.max-template-size-bytes"
+	FlagAlertmanagerMaxAlerts         = "alertmanager.max-alerts-count"
+	FlagAlertmanagerFirewallAllowPriv = "alertmanager.receivers-firewall-allow-private"
 )
 
 // RegisterFlags registers the default limits.
@@ -139,6 +153,11 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&l.MaxQueryLookback, FlagMaxQueryLookback, 0, "How far back a tenant's queries and metadata requests may read; older parts of the range are cut off. 0 means no limit.")
 	fs.DurationVar(&l.QueryTimeout, FlagQueryTimeout, 0, "Longest a tenant's query or metadata request may run, then it gets 503; for queries the shorter of it and -querier.timeout applies. 0 leaves only -querier.timeout.")
 	fs.DurationVar(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period", 0, "Delete a tenant's blocks from object storage once all their samples are older than this (marked, removed after -compactor.deletion-delay); 0 keeps them forever. Override: compactor_blocks_retention_period.")
+	fs.IntVar(&l.AlertmanagerMaxConfigSizeBytes, FlagAlertmanagerMaxConfigSize, 1<<20, "Largest Alertmanager configuration upload of a tenant (the whole body: alertmanager_config and template_files), in bytes; larger get 400. 0 means no limit. Override: alertmanager_max_config_size_bytes.")
+	fs.IntVar(&l.AlertmanagerMaxTemplatesCount, FlagAlertmanagerMaxTemplates, 100, "Most template files in a tenant's Alertmanager configuration; more get 400. 0 means no limit. Override: alertmanager_max_templates_count.")
+	fs.IntVar(&l.AlertmanagerMaxTemplateSizeBytes, FlagAlertmanagerMaxTemplateSize, 64<<10, "Largest template file in a tenant's Alertmanager configuration, in bytes; larger get 400. 0 means no limit. Override: alertmanager_max_template_size_bytes.")
+	fs.IntVar(&l.AlertmanagerMaxAlertsCount, FlagAlertmanagerMaxAlerts, 10000, "Most alerts a tenant's Alertmanager holds at once; a POST that would go over it with new alerts gets 400 naming the limit and stores none of its alerts (updates of alerts held still pass when alone). 0 means no limit. Override: alertmanager_max_alerts_count.")
+	fs.BoolVar(&l.AlertmanagerReceiversAllowPrivate, FlagAlertmanagerFirewallAllowPriv, false, "Let tenants' Alertmanager receivers reach loopback, private (RFC 1918, fc00::/7), link-local and unspecified addresses; by default a notification to such an address fails at dial time (and an e-mail smarthost there is refused on upload). Override: alertmanager_receivers_firewall_allow_private.")
 	fs.IntVar(&l.MaxConcurrentQueries, FlagMaxConcurrentQueries, 0, "Most queries and metadata requests (/series, /labels, /label/<name>/values, /query_exemplars) of one tenant a querier serves at once; more get 429. 0: with multi-tenancy half of -querier.max-concurrent (so no tenant can take every slot), without it only -querier.max-concurrent.")
 }
 
@@ -204,6 +223,14 @@ func (l *Limits) Validate() error {
 		return fmt.Errorf("-%s must not be negative, got %d", FlagMaxConcurrentQueries, l.MaxConcurrentQueries)
 	case l.CompactorBlocksRetentionPeriod < 0:
 		return fmt.Errorf("-compactor.blocks-retention-period must not be negative, got %s", l.CompactorBlocksRetentionPeriod)
+	case l.AlertmanagerMaxConfigSizeBytes < 0:
+		return fmt.Errorf("-%s must not be negative, got %d", FlagAlertmanagerMaxConfigSize, l.AlertmanagerMaxConfigSizeBytes)
+	case l.AlertmanagerMaxTemplatesCount < 0:
+		return fmt.Errorf("-%s must not be negative, got %d", FlagAlertmanagerMaxTemplates, l.AlertmanagerMaxTemplatesCount)
+	case l.AlertmanagerMaxTemplateSizeBytes < 0:
+		return fmt.Errorf("-%s must not be negative, got %d", FlagAlertmanagerMaxTemplateSize, l.AlertmanagerMaxTemplateSizeBytes)
+	case l.AlertmanagerMaxAlertsCount < 0:
+		return fmt.Errorf("-%s must not be negative, got %d", FlagAlertmanagerMaxAlerts, l.AlertmanagerMaxAlertsCount)
 	}
 	return nil
 }
