@@ -36,6 +36,7 @@ func modules() []moduleDef {
 		{name: "store-gateway", targets: []string{targetStoreGateway}, deps: []string{"bucket index loader"}, new: newStoreGateway},
 		{name: "querier", targets: []string{targetQuerier}, deps: []string{"ingester", "store-gateway", "bucket index loader"}, new: newQuerier},
 		{name: "compactor", targets: []string{targetCompactor}, new: newCompactor},
+		{name: "alertmanager", targets: []string{targetAlertmanager}, new: newAlertmanager},
 	}
 }
 
