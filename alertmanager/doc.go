@@ -9,5 +9,6 @@
 // Owns: the tenants' Alertmanagers, their silences and notification log
 // snapshots under -alertmanager.data-dir/<tenant>, the receivers' firewall.
 // Does not: evaluate rules (the ruler does), shard tenants across replicas
-// or replicate silences between them (each replica runs every tenant).
+// or replicate silences between them: one replica serves every tenant, the
+// others stand by (replicas.go).
 package alertmanager

@@ -149,6 +149,8 @@ func httpStatus(err error) int {
 		return http.StatusBadRequest
 	case errors.As(err, new(*tenant.InvalidError)):
 		return http.StatusBadRequest
+	case errors.As(err, new(*StandbyError)), errors.Is(err, errNotSynced):
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }

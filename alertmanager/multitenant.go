@@ -41,8 +41,11 @@ type Deps struct {
 	// TenantLabels caps the tenant label of the self-metrics; nil labels
 	// every tenant.
 	TenantLabels *tenant.LabelCap
-	Log          *slog.Logger
-	Reg          prometheus.Registerer
+	// InstanceID names this replica among those running the module;
+	// "" skips the election (a single process, tests).
+	InstanceID string
+	Log        *slog.Logger
+	Reg        prometheus.Registerer
 }
 
 // MultitenantAlertmanager runs one upstream Alertmanager per tenant that
@@ -55,9 +58,13 @@ type MultitenantAlertmanager struct {
 	fallback    string // upstream YAML; "" for none
 	metrics     *metrics
 
+	started time.Time // this replica's start, for the election
+
 	mu        sync.Mutex
 	instances map[string]*tenantEntry
 	stopped   bool
+	synced    bool   // the first sync is done
+	standby   string // the replica that serves instead of this one; "" when this one serves
 }
 
 type tenantEntry struct {
@@ -77,7 +84,12 @@ func New(cfg Config, d Deps) (*MultitenantAlertmanager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("-alertmanager.web.external-url: %w", err)
 	}
-	m := &MultitenantAlertmanager{cfg: cfg, deps: d, log: d.Log, externalURL: u, instances: map[string]*tenantEntry{}}
+	if d.InstanceID != "" {
+		if err := tenant.Validate(d.InstanceID); err != nil {
+			return nil, fmt.Errorf("alertmanager heartbeat name: -instance.id: %w", err)
+		}
+	}
+	m := &MultitenantAlertmanager{cfg: cfg, deps: d, log: d.Log, externalURL: u, instances: map[string]*tenantEntry{}, started: time.Now()}
 	if cfg.FallbackConfigFile != "" {
 		b, err := os.ReadFile(cfg.FallbackConfigFile)
 		if err != nil {
@@ -98,7 +110,13 @@ func New(cfg Config, d Deps) (*MultitenantAlertmanager, error) {
 // tenant's Alertmanager (their silences and notification log are written
 // to disk) and returns nil.
 func (m *MultitenantAlertmanager) Run(ctx context.Context) error {
-	defer m.stopAll()
+	defer m.resign()
+	defer func() {
+		m.mu.Lock()
+		m.stopped = true
+		m.mu.Unlock()
+		m.stopAll()
+	}()
 	t := time.NewTicker(m.cfg.PollInterval)
 	defer t.Stop()
 	for {
@@ -113,9 +131,9 @@ func (m *MultitenantAlertmanager) Run(ctx context.Context) error {
 	}
 }
 
+// stopAll stops every tenant's Alertmanager, keeping their local state.
 func (m *MultitenantAlertmanager) stopAll() {
 	m.mu.Lock()
-	m.stopped = true
 	all := m.instances
 	m.instances = map[string]*tenantEntry{}
 	m.mu.Unlock()
@@ -128,9 +146,28 @@ func (m *MultitenantAlertmanager) stopAll() {
 // sync makes every tenant's Alertmanager run the configuration in the
 // bucket and stops those whose configuration is gone.
 func (m *MultitenantAlertmanager) sync(ctx context.Context) error {
+	other, err := m.elect(ctx)
+	if err != nil {
+		return err // as before: a bucket that cannot be written cannot be read either
+	}
+	m.mu.Lock()
+	was := m.standby
+	m.standby = other
+	m.synced = true
+	m.mu.Unlock()
+	if other != "" {
+		if was != other {
+			m.log.Warn("another replica runs the tenants' alertmanagers: this one stands by (run the alertmanager module in one process)", "serving", other)
+		}
+		m.stopAll()
+		return nil
+	}
+	if was != "" {
+		m.log.Info("this replica now runs the tenants' alertmanagers", "was", was)
+	}
 	seen := map[string]bool{}
 	var errs error
-	err := m.deps.Bucket.Iter(ctx, bucketPrefix, func(name string) error {
+	err = m.deps.Bucket.Iter(ctx, bucketPrefix, func(name string) error {
 		id := strings.TrimPrefix(name, bucketPrefix)
 		if err := tenant.Validate(id); err != nil {
 			return nil // not ours: never a path or a label
@@ -236,6 +273,9 @@ func (m *MultitenantAlertmanager) entry(id string, fromFallback bool) (*tenantEn
 	if m.stopped {
 		return nil, false, errors.New("alertmanager is shutting down")
 	}
+	if m.standby != "" {
+		return nil, false, &StandbyError{Serving: m.standby}
+	}
 	if e := m.instances[id]; e != nil {
 		return e, false, nil
 	}
@@ -278,8 +318,14 @@ func (m *MultitenantAlertmanager) teardown(in *instance) {
 // configuration, one is made for a tenant without. nil when none.
 func (m *MultitenantAlertmanager) lookup(ctx context.Context, id string) (*instance, error) {
 	m.mu.Lock()
-	e := m.instances[id]
+	e, standby, synced := m.instances[id], m.standby, m.synced
 	m.mu.Unlock()
+	if standby != "" {
+		return nil, &StandbyError{Serving: standby}
+	}
+	if !synced {
+		return nil, errNotSynced
+	}
 	if e != nil {
 		return e.instance, nil
 	}
@@ -313,6 +359,26 @@ func (m *MultitenantAlertmanager) lookup(ctx context.Context, id string) (*insta
 	return nil, nil
 }
 
+// StandbyError is a request to a replica that stands by: 503.
+type StandbyError struct{ Serving string }
+
+func (e *StandbyError) Error() string {
+	return fmt.Sprintf("this replica stands by: replica %q runs the tenants' alertmanagers (tenants are not sharded across replicas; run the alertmanager module in one process)", e.Serving)
+}
+
+var errNotSynced = errors.New("the alertmanager has not loaded the tenants' configurations yet")
+
+// CheckReady fails until the first configurations are loaded (or this
+// replica stands by).
+func (m *MultitenantAlertmanager) CheckReady(context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.synced {
+		return errNotSynced
+	}
+	return nil
+}
+
 // upload stores tenant id's configuration and runs it here at once; the
 // other replicas run it at their next poll.
 func (m *MultitenantAlertmanager) upload(ctx context.Context, id string, body []byte) error {
@@ -330,6 +396,12 @@ func (m *MultitenantAlertmanager) upload(ctx context.Context, id string, body []
 	}
 	if err := m.deps.Bucket.Upload(ctx, bucketPrefix+id, bytes.NewReader(raw)); err != nil {
 		return fmt.Errorf("store alertmanager configuration of tenant %q: %w", id, err)
+	}
+	m.mu.Lock()
+	standby := m.standby != ""
+	m.mu.Unlock()
+	if standby {
+		return nil // the serving replica runs it at its next poll
 	}
 	return m.run(id, string(raw), p, false)
 }

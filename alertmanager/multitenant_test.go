@@ -93,13 +93,18 @@ type harness struct {
 
 func newHarness(t *testing.T, lim *limits.Limits) *harness {
 	t.Helper()
+	return newReplica(t, lim, objstore.NewInMemBucket(), "")
+}
+
+// newReplica runs an Alertmanager named id on bkt.
+func newReplica(t *testing.T, lim *limits.Limits, bkt objstore.Bucket, id string) *harness {
+	t.Helper()
 	var cfg Config
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
 	require.NoError(t, fs.Parse(nil))
 	cfg.DataDir = t.TempDir()
-	bkt := objstore.NewInMemBucket()
-	am, err := New(cfg, Deps{Bucket: bkt, Limits: limits.NewOverrides(*lim), Tenants: tenant.Resolver{MultitenancyEnabled: true}})
+	am, err := New(cfg, Deps{Bucket: bkt, Limits: limits.NewOverrides(*lim), Tenants: tenant.Resolver{MultitenancyEnabled: true}, InstanceID: id})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
@@ -108,6 +113,7 @@ func newHarness(t *testing.T, lim *limits.Limits) *harness {
 		cancel()
 		require.NoError(t, <-done)
 	})
+	eventually(t, "the first sync", func() bool { return am.CheckReady(ctx) == nil })
 	return &harness{t: t, am: am, bkt: bkt, cfg: am.ConfigHandler(), api: am.APIHandler()}
 }
 
@@ -305,3 +311,25 @@ func TestMaxAlertsCount(t *testing.T) {
 	require.Contains(t, msg, "alertmanager_max_alerts_count")
 }
 
+// TestSecondReplicaStandsBy: tenants are not sharded, so a second replica
+// refuses to run them (503) rather than send every notification twice,
+// and takes over once the first one stops.
+func TestSecondReplicaStandsBy(t *testing.T) {
+	bkt := objstore.NewInMemBucket()
+	first := newReplica(t, defaultLimits(t), bkt, "am-1")
+	first.mustUpload("t1", webhookConfig("https://hooks.example.com/a"))
+	second := newReplica(t, defaultLimits(t), bkt, "am-0") // a lower id, started later
+	code, msg := second.do(second.api, http.MethodGet, "/alertmanager/api/v2/status", "t1", "")
+	require.Equal(t, http.StatusServiceUnavailable, code, msg)
+	require.Contains(t, msg, `replica "am-1" runs the tenants' alertmanagers`)
+	// An upload through the standby is stored for the serving replica.
+	second.mustUpload("t2", webhookConfig("https://hooks.example.com/b"))
+	require.NoError(t, first.am.sync(context.Background()))
+	code, _ = first.do(first.api, http.MethodGet, "/alertmanager/api/v2/status", "t2", "")
+	require.Equal(t, http.StatusOK, code)
+
+	first.am.resign() // as at a clean stop
+	require.NoError(t, second.am.sync(context.Background()))
+	code, msg = second.do(second.api, http.MethodGet, "/alertmanager/api/v2/status", "t1", "")
+	require.Equal(t, http.StatusOK, code, msg)
+}

@@ -20,12 +20,13 @@ func newAlertmanager(w *wiring) (*module, error) {
 	}
 	am, err := alertmanager.New(w.cfg.Alertmanager, alertmanager.Deps{
 		Bucket: bkt, Limits: w.overrides, Tenants: w.tenants, TenantLabels: w.tenantLabels,
-		Log: w.log.With("component", "alertmanager"), Reg: w.reg,
+		InstanceID: w.cfg.Instance.ID,
+		Log:        w.log.With("component", "alertmanager"), Reg: w.reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create alertmanager: %w", err)
 	}
 	w.srv.Handle("/api/v1/alerts", "api_v1_alerts", am.ConfigHandler())
 	w.srv.Handle("/alertmanager/", "alertmanager", am.APIHandler())
-	return &module{run: am.Run}, nil
+	return &module{run: am.Run, ready: []readyCheck{{"alertmanager", am.CheckReady}}}, nil
 }
