@@ -281,7 +281,7 @@ func (m *MultitenantAlertmanager) entry(id string, fromFallback bool) (*tenantEn
 	}
 	in, err := newInstance(instanceDeps{
 		tenant: id, dir: filepath.Join(m.cfg.DataDir, id), externalURL: m.externalURL, retention: m.cfg.Retention,
-		allowPrivate: func() bool { return m.deps.Limits.For(id).AlertmanagerReceiversAllowPrivate },
+		allowPrivate: func() bool { return m.deps.Limits.For(id).AlertmanagerReceiversAllowPrivate || m.runsFallback(id) },
 		maxAlerts:    func() int { return m.deps.Limits.For(id).AlertmanagerMaxAlertsCount },
 		received:     func(n int) { m.metrics.received(id, n) },
 		log:          m.log.With("tenant", id),
@@ -293,6 +293,15 @@ func (m *MultitenantAlertmanager) entry(id string, fromFallback bool) (*tenantEn
 	m.instances[id] = e
 	m.metrics.loaded.Set(float64(len(m.instances)))
 	return e, true, nil
+}
+
+// runsFallback reports whether tenant id runs the operator's fallback
+// configuration, whose receivers the firewall does not restrict.
+func (m *MultitenantAlertmanager) runsFallback(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.instances[id]
+	return e != nil && e.fromFallback
 }
 
 // remove stops tenant id's Alertmanager and deletes its local state.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -332,4 +333,38 @@ func TestSecondReplicaStandsBy(t *testing.T) {
 	require.NoError(t, second.am.sync(context.Background()))
 	code, msg = second.do(second.api, http.MethodGet, "/alertmanager/api/v2/status", "t1", "")
 	require.Equal(t, http.StatusOK, code, msg)
+}
+
+// TestFallbackConfig: with a fallback configuration, a tenant's first
+// alert starts its Alertmanager; an upload replaces the fallback, and a
+// bad fallback file stops the process at start.
+func TestFallbackConfig(t *testing.T) {
+	dir := t.TempDir()
+	rec := newReceiver(t)
+	file := dir + "/fallback.yml"
+	require.NoError(t, os.WriteFile(file, []byte(fmt.Sprintf("route:\n  receiver: hook\n  group_wait: 10ms\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: %s\n", rec.srv.URL)), 0o600))
+
+	var cfg Config
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	require.NoError(t, fs.Parse([]string{"-alertmanager.fallback-config-file=" + file, "-alertmanager.data-dir=" + dir}))
+	am, err := New(cfg, Deps{Bucket: objstore.NewInMemBucket(), Limits: limits.NewOverrides(*defaultLimits(t)), Tenants: tenant.Resolver{MultitenancyEnabled: true}})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- am.Run(ctx) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+	}()
+	eventually(t, "the first sync", func() bool { return am.CheckReady(ctx) == nil })
+	h := &harness{t: t, am: am, cfg: am.ConfigHandler(), api: am.APIHandler()}
+	h.postAlerts("newcomer", "First")
+	eventually(t, "the fallback's notification", func() bool { return rec.alertnames()["First"] })
+	code, _ := h.do(h.cfg, http.MethodGet, "/api/v1/alerts", "newcomer", "")
+	require.Equal(t, http.StatusNotFound, code, "the fallback is not the tenant's stored configuration")
+
+	require.NoError(t, os.WriteFile(file, []byte("route:\n  receiver: nope\n"), 0o600))
+	_, err = New(cfg, Deps{Bucket: objstore.NewInMemBucket(), Limits: limits.NewOverrides(*defaultLimits(t))})
+	require.ErrorContains(t, err, `-alertmanager.fallback-config-file fallback.yml: alertmanager_config: undefined receiver "nope"`)
 }
