@@ -276,6 +276,13 @@ func (in *instance) apply(raw string, p *parsed) error {
 	return nil
 }
 
+// running reports whether the instance runs the stored configuration raw.
+func (in *instance) running(raw string) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.applied == raw
+}
+
 // stop stops the instance and writes its silences and notification log
 // to disk (upstream's maintenance does on stop).
 func (in *instance) stop() {

@@ -221,8 +221,15 @@ func (m *MultitenantAlertmanager) read(ctx context.Context, id string) ([]byte, 
 }
 
 // load checks a stored configuration again (the limits or the firewall
-// may have changed since the upload) and runs it.
+// may have changed since the upload) and runs it; one that runs already
+// is left alone.
 func (m *MultitenantAlertmanager) load(ctx context.Context, id string, raw []byte) error {
+	m.mu.Lock()
+	e := m.instances[id]
+	m.mu.Unlock()
+	if e != nil && e.running(string(raw)) {
+		return nil // checked when it was loaded; the dial checks the firewall again
+	}
 	uc, err := decodeUserConfig(raw)
 	if err != nil {
 		return err

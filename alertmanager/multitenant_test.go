@@ -231,7 +231,8 @@ func TestConfigAPIRefusesAndKeepsTheOldConfig(t *testing.T) {
 		{"password_file", strings.Replace(good, "send_resolved: false", "http_config:\n            basic_auth:\n              username: u\n              password_file: /etc/shadow", 1),
 			"receivers[0].webhook_configs[0].http_config.basic_auth.password_file: fields naming local files are not allowed"},
 		{"url_file", "alertmanager_config: |\n  route:\n    receiver: hook\n  receivers:\n    - name: hook\n      webhook_configs:\n        - url_file: /etc/passwd\n", "url_file: fields naming local files"},
-		{"template globs", good + "  templates: ['/etc/*']\n", "globs of local files are not allowed"},
+		{"template path", good + "  templates: ['/etc/*']\n", `templates[0]: "/etc/*" is a path`},
+		{"template relative path", good + "  templates: ['../*.tmpl']\n", "is a path"},
 		{"loopback receiver", webhookConfig("http://127.0.0.1:9093/x"), "127.0.0.1 is a loopback address"},
 		{"link-local receiver", webhookConfig("http://169.254.169.254/latest"), "link-local address"},
 		{"private receiver", webhookConfig("http://10.1.2.3/x"), "10.1.2.3 is a private address"},
@@ -252,7 +253,7 @@ func TestConfigAPIRefusesAndKeepsTheOldConfig(t *testing.T) {
 		})
 	}
 	// A template within the limits is kept and used.
-	h.mustUpload("t1", withTemplates("  a.tmpl: '{{ define \"x\" }}y{{ end }}'\n"))
+	h.mustUpload("t1", strings.Replace(withTemplates("  a.tmpl: '{{ define \"x\" }}y{{ end }}'\n"), "  receivers:", "  templates: ['*.tmpl']\n  receivers:", 1))
 	_, now := h.do(h.cfg, http.MethodGet, "/api/v1/alerts", "t1", "")
 	require.Contains(t, now, "a.tmpl")
 }

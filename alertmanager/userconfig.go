@@ -111,10 +111,12 @@ func checkUserConfig(ctx context.Context, uc UserConfig, p checkPolicy) (*parsed
 	if err != nil {
 		return nil, badConfig("alertmanager_config: %v", err)
 	}
-	if len(am.Templates) > 0 {
-		// Globs read the process' disk; a tenant's templates come in
-		// template_files.
-		return nil, badConfig("alertmanager_config: templates: globs of local files are not allowed; put the templates in template_files")
+	for i, glob := range am.Templates {
+		// A name or glob of template_files, as in Mimir (every template
+		// file is parsed); a path would read the process' disk.
+		if strings.ContainsAny(glob, "/\\") {
+			return nil, badConfig("alertmanager_config: templates[%d]: %q is a path; name template_files only (local files are not read)", i, glob)
+		}
 	}
 	tmpl, err := template.FromGlobs(nil)
 	if err != nil {
