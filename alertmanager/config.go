@@ -26,7 +26,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.FallbackConfigFile, "alertmanager.fallback-config-file", "", "Alertmanager configuration (upstream's YAML) of tenants that uploaded none: with it, a tenant's first alert starts an Alertmanager with this configuration. Empty: alerts of a tenant without a configuration get 404.")
 	fs.StringVar(&c.ExternalURL, "alertmanager.web.external-url", "/alertmanager", "URL the Alertmanager is reached at by users, for links in notifications (the templates' .ExternalURL).")
 	fs.DurationVar(&c.Retention, "alertmanager.storage.retention", 120*time.Hour, "How long expired silences and notification log entries are kept.")
-	fs.BoolVar(&c.AllowFileFields, "alertmanager.receivers-allow-file-fields", false, "Accept tenant configurations with *_file fields (password_file, bearer_token_file, key_file, ...): the Alertmanager then reads those local files. Off, such a configuration gets 400: a tenant could read any file the process can.")
+	fs.BoolVar(&c.AllowFileFields, "alertmanager.receivers-allow-file-fields", false, "Accept tenant configurations with *_file fields (password_file, bearer_token_file, key_file, ...): the Alertmanager then reads those local files. Also accepts SNS receivers without an access_key and secret_key of their own (the AWS SDK then uses the process' credentials). Off, such a configuration gets 400: a tenant could read any file, or use any credential, the process can.")
 }
 
 // Resolve fills in the defaults that depend on -data.dir.

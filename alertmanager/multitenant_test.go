@@ -237,6 +237,7 @@ func TestConfigAPIRefusesAndKeepsTheOldConfig(t *testing.T) {
 		{"link-local receiver", webhookConfig("http://169.254.169.254/latest"), "link-local address"},
 		{"private receiver", webhookConfig("http://10.1.2.3/x"), "10.1.2.3 is a private address"},
 		{"localhost receiver", webhookConfig("http://localhost:1234/x"), "loopback address"},
+		{"sns with the process' credentials", "alertmanager_config: |\n  route:\n    receiver: sns\n  receivers:\n    - name: sns\n      sns_configs:\n        - topic_arn: arn:aws:sns:us-east-1:123456789012:t\n          sigv4:\n            region: us-east-1\n", "receivers[0].sns_configs[0].sigv4: needs its own access_key and secret_key"},
 		{"loopback smarthost", "alertmanager_config: |\n  route:\n    receiver: mail\n  receivers:\n    - name: mail\n      email_configs:\n        - to: a@example.com\n          from: b@example.com\n          smarthost: 127.0.0.1:25\n", "smarthost: 127.0.0.1 is a loopback address"},
 		{"bad template", withTemplates("  a.tmpl: '{{ define \"x\" }}'\n"), `template file "a.tmpl"`},
 		{"template path", withTemplates("  ../a.tmpl: 'x'\n"), "must not contain a path separator"},

@@ -111,6 +111,17 @@ func checkUserConfig(ctx context.Context, uc UserConfig, p checkPolicy) (*parsed
 	if err != nil {
 		return nil, badConfig("alertmanager_config: %v", err)
 	}
+	if !p.allowFileFields {
+		for i, rcv := range am.Receivers {
+			for j, c := range rcv.SNSConfigs {
+				// Without keys of its own the AWS SDK takes the process'
+				// credentials (environment, ~/.aws, the instance's role).
+				if c.Sigv4.AccessKey == "" || c.Sigv4.SecretKey == "" || c.Sigv4.Profile != "" {
+					return nil, badConfig("alertmanager_config: receivers[%d].sns_configs[%d].sigv4: needs its own access_key and secret_key and no profile (the process' AWS credentials are not lent to tenants; the operator allows it with -alertmanager.receivers-allow-file-fields)", i, j)
+				}
+			}
+		}
+	}
 	for i, glob := range am.Templates {
 		// A name or glob of template_files, as in Mimir (every template
 		// file is parsed); a path would read the process' disk.
