@@ -261,7 +261,9 @@ func (in *instance) apply(raw string, p *parsed) error {
 	inhibitor := inhibit.NewInhibitor(in.alerts, conf.InhibitRules, in.log, rec)
 	pipeline := in.pipeline.New(receivers, func() time.Duration { return 0 }, inhibitor, in.silencer, intervener, in.nflog, nil)
 	in.api.Update(conf, func(ctx context.Context, ls labelset.LabelSet) {
-		in.inhibitor.Load().Mutes(ctx, ls)
+		if inh := in.inhibitor.Load(); inh != nil { // nil until the first apply ends
+			inh.Mutes(ctx, ls)
+		}
 		in.silencer.Mutes(ctx, ls)
 	})
 	timeout := func(d time.Duration) time.Duration { return max(d, notify.MinTimeout) }

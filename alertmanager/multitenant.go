@@ -343,6 +343,9 @@ func (m *MultitenantAlertmanager) lookup(ctx context.Context, id string) (*insta
 		return nil, errNotSynced
 	}
 	if e != nil {
+		if e.running("") {
+			return nil, errNotSynced // made, its first configuration not applied yet
+		}
 		return e.instance, nil
 	}
 	if m.fallback == "" {
@@ -369,7 +372,7 @@ func (m *MultitenantAlertmanager) lookup(ctx context.Context, id string) (*insta
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if e := m.instances[id]; e != nil {
+	if e := m.instances[id]; e != nil && !e.running("") {
 		return e.instance, nil
 	}
 	return nil, nil
