@@ -3,7 +3,7 @@
 // notification log, built from the upstream packages (dispatch, inhibit,
 // silence, nflog, notify, template, api) and wired here.
 //
-// Flow: tenant --POST /api/v1/alerts--> config in the bucket (alertmanager/<tenant>)
+// Flow: tenant --POST /api/v1/alerts--> config in the bucket (~alertmanager/configs/<tenant>)
 // --poll--> every replica builds or rebuilds the tenant's Alertmanager;
 // rules --POST /alertmanager/api/v2/alerts--> the tenant's dispatcher --> receivers.
 // Owns: the tenants' Alertmanagers, their silences and notification log

@@ -22,8 +22,11 @@ import (
 	"github.com/strata-metrics/strata/tenant"
 )
 
-// bucketPrefix holds one object per tenant: its UserConfig as YAML.
-const bucketPrefix = "alertmanager/"
+// bucketPrefix holds one object per tenant: its UserConfig as YAML. '~'
+// is not allowed in tenant ids, so no tenant's blocks can be there and the
+// components that list tenants (bucket.Tenants) skip it. NEVER CHANGE IT:
+// stored configurations would be lost.
+const bucketPrefix = "~alertmanager/configs/"
 
 // tenantLimits is all the Alertmanager needs from the overrides.
 type tenantLimits interface {

@@ -18,6 +18,7 @@ import (
 	"github.com/thanos-io/objstore"
 	"go.uber.org/goleak"
 
+	"github.com/strata-metrics/strata/bucket"
 	"github.com/strata-metrics/strata/limits"
 	"github.com/strata-metrics/strata/tenant"
 )
@@ -369,4 +370,19 @@ func TestFallbackConfig(t *testing.T) {
 	require.NoError(t, os.WriteFile(file, []byte("route:\n  receiver: nope\n"), 0o600))
 	_, err = New(cfg, Deps{Bucket: objstore.NewInMemBucket(), Limits: limits.NewOverrides(*defaultLimits(t))})
 	require.ErrorContains(t, err, `-alertmanager.fallback-config-file fallback.yml: alertmanager_config: undefined receiver "nope"`)
+}
+
+// TestConfigsAreNoTenantsBlocks: the components that list tenants in the
+// bucket (compactor, bucket index, store-gateway) never see the
+// Alertmanager's objects as a tenant, whatever the tenant ids.
+func TestConfigsAreNoTenantsBlocks(t *testing.T) {
+	h := newReplica(t, defaultLimits(t), objstore.NewInMemBucket(), "am-1")
+	for _, id := range []string{"alertmanager", "configs", "replicas", "t1"} {
+		h.mustUpload(id, webhookConfig("https://hooks.example.com/a"))
+	}
+	ids, err := bucket.Tenants(context.Background(), h.bkt)
+	require.NoError(t, err)
+	require.Empty(t, ids)
+	require.NoError(t, h.am.sync(context.Background()))
+	require.ElementsMatch(t, []string{"alertmanager", "configs", "replicas", "t1"}, h.am.tenantIDs())
 }

@@ -19,7 +19,7 @@ import (
 // the others stand by, answering 503, and take over when its heartbeat is
 // older than replicaTimeout polls (a replica that stops cleanly deletes
 // its heartbeat at once).
-const replicasPrefix = "alertmanager-replicas/"
+const replicasPrefix = "~alertmanager/replicas/"
 
 // replicaTimeout is how many poll intervals a heartbeat stays live.
 const replicaTimeout = 3
