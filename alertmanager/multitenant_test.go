@@ -190,6 +190,16 @@ func TestTenantsGetOnlyTheirOwnNotifications(t *testing.T) {
 		"startsAt":"2000-01-01T00:00:00Z","endsAt":"2999-01-01T00:00:00Z","createdBy":"test","comment":"mute"}`
 	code, msg := h.do(h.api, http.MethodPost, "/alertmanager/api/v2/silences", "tenant-a", sil)
 	require.Equal(t, http.StatusOK, code, msg)
+	var created struct {
+		SilenceID string `json:"silenceID"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(msg), &created))
+	code, _ = h.do(h.api, http.MethodGet, "/alertmanager/api/v2/silence/"+created.SilenceID, "tenant-a", "")
+	require.Equal(t, http.StatusOK, code)
+	code, _ = h.do(h.api, http.MethodGet, "/alertmanager/api/v2/silence/"+created.SilenceID, "tenant-b", "")
+	require.Equal(t, http.StatusNotFound, code, "B sees A's silence by id")
+	code, _ = h.do(h.api, http.MethodDelete, "/alertmanager/api/v2/silence/"+created.SilenceID, "tenant-b", "")
+	require.NotEqual(t, http.StatusOK, code, "B expired A's silence")
 
 	h.postAlerts("tenant-a", "AlertOfA", "SilencedAlert")
 	h.postAlerts("tenant-b", "AlertOfB", "SilencedAlert")
