@@ -56,6 +56,7 @@ type instance struct {
 	api      *api.API
 	handler  http.Handler
 
+	groupLimit        groupLimit
 	pipeline          *notify.PipelineBuilder
 	dispatcherMetrics *dispatch.DispatcherMetrics
 	externalURL       *url.URL
@@ -82,6 +83,9 @@ type instanceDeps struct {
 	allowPrivate func() bool
 	// maxAlerts is the tenant's alert limit, read at each new alert.
 	maxAlerts func() int
+	// maxGroups is the tenant's aggregation group limit, read at each
+	// new group.
+	maxGroups func() int
 	// received counts the tenant's alerts as they arrive.
 	received func(n int)
 	log      *slog.Logger
@@ -117,6 +121,11 @@ func (l *alertLimiter) PostDelete(*alert.Alert) { l.count.Add(-1) }
 
 func (l *alertLimiter) PostGC(model.Fingerprints) {}
 
+// groupLimit is the dispatcher's limit on aggregation groups.
+type groupLimit func() int
+
+func (g groupLimit) MaxNumberOfAggregationGroups() int { return g() }
+
 func newInstance(d instanceDeps) (*instance, error) {
 	if err := os.MkdirAll(d.dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create alertmanager dir of tenant %q: %w", d.tenant, err)
@@ -131,6 +140,7 @@ func newInstance(d instanceDeps) (*instance, error) {
 		externalURL:       d.externalURL,
 		httpOpts:          []commoncfg.HTTPClientOption{commoncfg.WithDialContextFunc(firewallDialer(d.allowPrivate))},
 		retention:         d.retention,
+		groupLimit:        groupLimit(d.maxGroups),
 		started:           time.Now(),
 		stopc:             make(chan struct{}),
 	}
@@ -267,7 +277,7 @@ func (in *instance) apply(raw string, p *parsed) error {
 		in.silencer.Mutes(ctx, ls)
 	})
 	timeout := func(d time.Duration) time.Duration { return max(d, notify.MinTimeout) }
-	dispatcher := dispatch.NewDispatcher(in.alerts, routes, pipeline, intervener, timeout, time.Minute, nil, in.log, rec, in.dispatcherMetrics, p.tmpl)
+	dispatcher := dispatch.NewDispatcher(in.alerts, routes, pipeline, intervener, timeout, time.Minute, in.groupLimit, in.log, rec, in.dispatcherMetrics, p.tmpl)
 	go inhibitor.Run()
 	inhibitor.WaitForLoading()
 	in.inhibitor.Store(inhibitor)

@@ -50,17 +50,19 @@ func (mt *metrics) received(id string, n int) {
 // strata_alertmanager_* with a tenant label: each tenant's Alertmanager
 // registers upstream's metrics in a registry of its own, gathered here.
 var upstreamFamilies = map[string]string{
-	"alertmanager_notifications_total":        "strata_alertmanager_notifications_total",
-	"alertmanager_notifications_failed_total": "strata_alertmanager_notifications_failed_total",
-	"alertmanager_silences":                   "strata_alertmanager_silences",
-	"alertmanager_alerts":                     "strata_alertmanager_alerts",
+	"alertmanager_notifications_total":                              "strata_alertmanager_notifications_total",
+	"alertmanager_notifications_failed_total":                       "strata_alertmanager_notifications_failed_total",
+	"alertmanager_silences":                                         "strata_alertmanager_silences",
+	"alertmanager_alerts":                                           "strata_alertmanager_alerts",
+	"alertmanager_dispatcher_aggregation_group_limit_reached_total": "strata_alertmanager_dispatcher_aggregation_group_limit_reached_total",
 }
 
 var upstreamHelp = map[string]string{
-	"strata_alertmanager_notifications_total":        "Notifications a tenant's Alertmanager attempted, per integration (upstream's alertmanager_notifications_total).",
-	"strata_alertmanager_notifications_failed_total": "Notifications that failed, per integration and reason (upstream's alertmanager_notifications_failed_total).",
-	"strata_alertmanager_silences":                   "A tenant's silences by state (upstream's alertmanager_silences).",
-	"strata_alertmanager_alerts":                     "A tenant's alerts by state (upstream's alertmanager_alerts).",
+	"strata_alertmanager_notifications_total":                              "Notifications a tenant's Alertmanager attempted, per integration (upstream's alertmanager_notifications_total).",
+	"strata_alertmanager_notifications_failed_total":                       "Notifications that failed, per integration and reason (upstream's alertmanager_notifications_failed_total).",
+	"strata_alertmanager_silences":                                         "A tenant's silences by state (upstream's alertmanager_silences).",
+	"strata_alertmanager_alerts":                                           "A tenant's alerts by state (upstream's alertmanager_alerts).",
+	"strata_alertmanager_dispatcher_aggregation_group_limit_reached_total": "Alerts whose new aggregation group the tenant's limit refused (alertmanager_max_dispatcher_aggregation_groups).",
 }
 
 // tenantCollector sums the upstream families of every tenant's registry

@@ -396,3 +396,28 @@ func TestConfigsAreNoTenantsBlocks(t *testing.T) {
 	require.NoError(t, h.am.sync(context.Background()))
 	require.ElementsMatch(t, []string{"alertmanager", "configs", "replicas", "t1"}, h.am.tenantIDs())
 }
+
+func TestMaxAggregationGroups(t *testing.T) {
+	h := newHarness(t, defaultLimits(t, "-alertmanager.max-dispatcher-aggregation-groups=1"))
+	cfg := strings.Replace(webhookConfig("https://hooks.example.com/a"), "group_by: ['severity']", "group_by: ['alertname']", 1)
+	h.mustUpload("t1", cfg)
+	h.postAlerts("t1", "A", "B")
+	refused := func() bool {
+		mfs, err := h.am.registry("t1").Gather()
+		require.NoError(t, err)
+		for _, mf := range mfs {
+			if mf.GetName() == "alertmanager_dispatcher_aggregation_group_limit_reached_total" {
+				return mf.GetMetric()[0].GetCounter().GetValue() > 0
+			}
+		}
+		return false
+	}
+	eventually(t, "the group limit to refuse a group", refused)
+	eventually(t, "the group admitted", func() bool {
+		_, body := h.do(h.api, http.MethodGet, "/alertmanager/api/v2/alerts/groups", "t1", "")
+		var groups []json.RawMessage
+		require.NoError(t, json.Unmarshal([]byte(body), &groups))
+		require.LessOrEqual(t, len(groups), 1, body)
+		return len(groups) == 1
+	})
+}
