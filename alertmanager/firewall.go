@@ -12,11 +12,35 @@ import (
 
 // forbiddenIP reports whether the receivers' firewall keeps notifications
 // from ip by default: this host, the private networks, link-local
-// (cloud metadata services live there) and unspecified addresses.
+// (cloud metadata services live there), unspecified, multicast and the
+// special-purpose ranges below.
 func forbiddenIP(ip net.IP) bool {
-	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsUnspecified() || ip.IsInterfaceLocalMulticast()
+	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsUnspecified() || ip.IsInterfaceLocalMulticast() || ip.IsMulticast() {
+		return true
+	}
+	for _, n := range specialNets {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
+
+// specialNets are ranges inside networks that net.IP's predicates miss:
+// "this network", carrier-grade NAT (some clouds' metadata services), IETF
+// protocol assignments, benchmarking, reserved and broadcast, NAT64.
+var specialNets = func() []*net.IPNet {
+	var out []*net.IPNet
+	for _, c := range []string{"0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "198.18.0.0/15", "240.0.0.0/4", "64:ff9b::/96", "64:ff9b:1::/48"} {
+		_, n, err := net.ParseCIDR(c)
+		if err != nil {
+			panic("BUG: " + err.Error())
+		}
+		out = append(out, n)
+	}
+	return out
+}()
 
 func ipClass(ip net.IP) string {
 	switch {
@@ -29,7 +53,7 @@ func ipClass(ip net.IP) string {
 	case ip.IsUnspecified():
 		return "unspecified"
 	}
-	return "forbidden"
+	return "special-purpose"
 }
 
 // FirewallError is a notification refused by the receivers' firewall.

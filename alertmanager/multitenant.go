@@ -439,7 +439,7 @@ func (m *MultitenantAlertmanager) deleteConfig(ctx context.Context, id string) e
 	return nil
 }
 
-// Tenants lists the tenants whose Alertmanager runs here.
+// tenantIDs lists the tenants whose Alertmanager runs here.
 func (m *MultitenantAlertmanager) tenantIDs() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -65,7 +65,9 @@ func TestFirewallRefusesAtDialTime(t *testing.T) {
 	}{
 		{"127.0.0.1", true}, {"::1", true}, {"10.0.0.1", true}, {"192.168.1.1", true}, {"172.16.0.1", true},
 		{"169.254.169.254", true}, {"fe80::1", true}, {"fd00::1", true}, {"0.0.0.0", true},
-		{"8.8.8.8", false}, {"2001:4860:4860::8888", false},
+		{"100.100.100.200", true}, {"0.1.2.3", true}, {"255.255.255.255", true}, {"224.0.0.1", true}, {"::ffff:127.0.0.1", true},
+		{"64:ff9b::a9fe:a9fe", true},
+		{"8.8.8.8", false}, {"2001:4860:4860::8888", false}, {"100.128.0.1", false},
 	} {
 		require.Equal(t, tc.forbidden, forbiddenIP(net.ParseIP(tc.ip)), tc.ip)
 	}
