@@ -111,7 +111,7 @@ func TestRuler(t *testing.T) {
 	// The alert goes pending, then fires.
 	require.NoError(t, procs.Poll(ctx, 200*time.Millisecond, func() (bool, string) {
 		var al alertsAnswer
-		getJSON(ctx, t, a, "/api/v1/alerts", &al)
+		getJSON(ctx, t, a, "/prometheus/api/v1/alerts", &al)
 		if len(al.Alerts) != 1 || al.Alerts[0].State != "firing" {
 			return false, fmt.Sprintf("alerts %+v", al.Alerts)
 		}
@@ -148,7 +148,7 @@ func TestRuler(t *testing.T) {
 	getJSON(ctx, t, b, "/api/v1/rules", &rules)
 	require.Empty(t, rules.Groups)
 	var al alertsAnswer
-	getJSON(ctx, t, b, "/api/v1/alerts", &al)
+	getJSON(ctx, t, b, "/prometheus/api/v1/alerts", &al)
 	require.Empty(t, al.Alerts)
 	r, err := b.query(ctx, `{__name__=~"job:.*|ALERTS.*"}`, time.Now())
 	require.NoError(t, err)

@@ -95,6 +95,14 @@ type Limits struct {
 	RulerAlertmanagerURL string   `yaml:"ruler_alertmanager_url,omitempty"`
 	RulerExternalURL     string   `yaml:"ruler_external_url,omitempty"`
 	RulerExternalLabels  LabelSet `yaml:"ruler_external_labels,omitempty"`
+	// Alertmanager, checked when a tenant uploads its configuration and
+	// when alerts arrive.
+	AlertmanagerMaxConfigSizeBytes    int  `yaml:"alertmanager_max_config_size_bytes"`
+	AlertmanagerMaxTemplatesCount     int  `yaml:"alertmanager_max_templates_count"`
+	AlertmanagerMaxTemplateSizeBytes  int  `yaml:"alertmanager_max_template_size_bytes"`
+	AlertmanagerMaxAlertsCount        int  `yaml:"alertmanager_max_alerts_count"`
+	AlertmanagerMaxAggregationGroups  int  `yaml:"alertmanager_max_dispatcher_aggregation_groups"`
+	AlertmanagerReceiversAllowPrivate bool `yaml:"alertmanager_receivers_firewall_allow_private"`
 }
 
 // Flag names of the limits, for messages: a rejection names the flag (the
@@ -125,6 +133,13 @@ const (
 	FlagRulerMaxRulesPerGroup    = "ruler.max-rules-per-rule-group"
 	FlagRulerMinInterval         = "ruler.min-evaluation-interval"
 	FlagRulerConcurrency         = "ruler.tenant-evaluation-concurrency"
+
+	FlagAlertmanagerMaxConfigSize     = "alertmanager.max-config-size-bytes"
+	FlagAlertmanagerMaxTemplates      = "alertmanager.max-templates-count"
+	FlagAlertmanagerMaxTemplateSize   = "alertmanager.max-template-size-bytes"
+	FlagAlertmanagerMaxAlerts         = "alertmanager.max-alerts-count"
+	FlagAlertmanagerMaxAggrGroups     = "alertmanager.max-dispatcher-aggregation-groups"
+	FlagAlertmanagerFirewallAllowPriv = "alertmanager.receivers-firewall-allow-private"
 )
 
 // RegisterFlags registers the default limits.
@@ -166,6 +181,12 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&l.RulerMaxRulesPerRuleGroup, FlagRulerMaxRulesPerGroup, 20, "Most rules one rule group of a tenant may have; an upload over it gets 400. 0 means no limit. Override: ruler_max_rules_per_rule_group.")
 	fs.DurationVar(&l.RulerMinEvaluationInterval, FlagRulerMinInterval, 0, "Shortest interval a tenant's rule group may have; an upload with a shorter one gets 400. 0 means no minimum. Override: ruler_min_evaluation_interval.")
 	fs.IntVar(&l.RulerEvaluationConcurrency, FlagRulerConcurrency, 4, "Most rule queries of one tenant a ruler evaluates at once; more wait (their wait counts in -ruler.evaluation-timeout). Override: ruler_evaluation_concurrency.")
+	fs.IntVar(&l.AlertmanagerMaxConfigSizeBytes, FlagAlertmanagerMaxConfigSize, 1<<20, "Largest Alertmanager configuration upload of a tenant (the whole body: alertmanager_config and template_files), in bytes; larger get 400. 0 means no limit. Override: alertmanager_max_config_size_bytes.")
+	fs.IntVar(&l.AlertmanagerMaxTemplatesCount, FlagAlertmanagerMaxTemplates, 100, "Most template files in a tenant's Alertmanager configuration; more get 400. 0 means no limit. Override: alertmanager_max_templates_count.")
+	fs.IntVar(&l.AlertmanagerMaxTemplateSizeBytes, FlagAlertmanagerMaxTemplateSize, 64<<10, "Largest template file in a tenant's Alertmanager configuration, in bytes; larger get 400. 0 means no limit. Override: alertmanager_max_template_size_bytes.")
+	fs.IntVar(&l.AlertmanagerMaxAlertsCount, FlagAlertmanagerMaxAlerts, 10000, "Most alerts a tenant's Alertmanager holds at once; a POST that would go over it with new alerts gets 400 naming the limit and stores none of its alerts (updates of alerts held still pass when alone). 0 means no limit. Override: alertmanager_max_alerts_count.")
+	fs.IntVar(&l.AlertmanagerMaxAggregationGroups, FlagAlertmanagerMaxAggrGroups, 1000, "Most aggregation groups (alerts grouped by a route's group_by) a tenant's Alertmanager keeps; alerts of a further group are not notified, counted in strata_alertmanager_dispatcher_aggregation_group_limit_reached_total. 0 means no limit. Override: alertmanager_max_dispatcher_aggregation_groups.")
+	fs.BoolVar(&l.AlertmanagerReceiversAllowPrivate, FlagAlertmanagerFirewallAllowPriv, false, "Let tenants' Alertmanager receivers reach loopback, private (RFC 1918, fc00::/7), link-local, unspecified, multicast and special-purpose (100.64.0.0/10, 0.0.0.0/8, 198.18.0.0/15, 240.0.0.0/4, NAT64, ...) addresses; by default a notification to such an address fails at dial time (and an e-mail smarthost there is refused on upload). Override: alertmanager_receivers_firewall_allow_private.")
 	fs.IntVar(&l.MaxConcurrentQueries, FlagMaxConcurrentQueries, 0, "Most queries and metadata requests (/series, /labels, /label/<name>/values, /query_exemplars) of one tenant a querier serves at once; more get 429. 0: with multi-tenancy half of -querier.max-concurrent (so no tenant can take every slot), without it only -querier.max-concurrent.")
 }
 
@@ -241,6 +262,16 @@ func (l *Limits) Validate() error {
 		return fmt.Errorf("-%s must not be negative, got %d", FlagMaxConcurrentQueries, l.MaxConcurrentQueries)
 	case l.CompactorBlocksRetentionPeriod < 0:
 		return fmt.Errorf("-compactor.blocks-retention-period must not be negative, got %s", l.CompactorBlocksRetentionPeriod)
+	case l.AlertmanagerMaxConfigSizeBytes < 0:
+		return fmt.Errorf("-%s must not be negative, got %d", FlagAlertmanagerMaxConfigSize, l.AlertmanagerMaxConfigSizeBytes)
+	case l.AlertmanagerMaxTemplatesCount < 0:
+		return fmt.Errorf("-%s must not be negative, got %d", FlagAlertmanagerMaxTemplates, l.AlertmanagerMaxTemplatesCount)
+	case l.AlertmanagerMaxTemplateSizeBytes < 0:
+		return fmt.Errorf("-%s must not be negative, got %d", FlagAlertmanagerMaxTemplateSize, l.AlertmanagerMaxTemplateSizeBytes)
+	case l.AlertmanagerMaxAggregationGroups < 0:
+		return fmt.Errorf("-%s must not be negative, got %d", FlagAlertmanagerMaxAggrGroups, l.AlertmanagerMaxAggregationGroups)
+	case l.AlertmanagerMaxAlertsCount < 0:
+		return fmt.Errorf("-%s must not be negative, got %d", FlagAlertmanagerMaxAlerts, l.AlertmanagerMaxAlertsCount)
 	}
 	return nil
 }

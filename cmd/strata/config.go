@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/strata-metrics/strata/alertmanager"
 	"github.com/strata-metrics/strata/auth"
 	"github.com/strata-metrics/strata/bucket"
 	"github.com/strata-metrics/strata/bucketindex"
@@ -51,6 +52,7 @@ type Config struct {
 	Ruler          ruler.Config             `yaml:"ruler"`
 	StoreGateway   storegateway.Config      `yaml:"store_gateway"`
 	Metrics        tenant.MetricsConfig     `yaml:"metrics"`
+	Alertmanager   alertmanager.Config      `yaml:"alertmanager"`
 
 	configFile   string
 	printVersion bool // -version: print the build and exit
@@ -65,6 +67,7 @@ const (
 	targetCompactor    = "compactor"
 	targetStoreGateway = "store-gateway"
 	targetRuler        = "ruler"
+	targetAlertmanager = "alertmanager"
 )
 
 // InstanceConfig names this process in the ring.
@@ -77,7 +80,7 @@ type InstanceConfig struct {
 // RegisterFlags registers every flag of the process on fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	host, _ := os.Hostname()
-	fs.StringVar(&c.Target, "target", targetAll, "Components this process runs: all (every component in one process, gossip and gRPC on loopback unless -memberlist.join is given, replication factor 1, blocks in a filesystem bucket under -data.dir), distributor, ingester, querier, store-gateway, compactor or ruler (one component; a cluster of them joins with -memberlist.join).")
+	fs.StringVar(&c.Target, "target", targetAll, "Components this process runs: all (every component in one process, gossip and gRPC on loopback unless -memberlist.join is given, replication factor 1, blocks in a filesystem bucket under -data.dir), distributor, ingester, querier, store-gateway, compactor, ruler or alertmanager (one component; a cluster of them joins with -memberlist.join).")
 	fs.StringVar(&c.configFile, "config.file", "", "YAML file with the configuration; flags given on the command line win over it.")
 	fs.BoolVar(&c.printVersion, "version", false, "Print the version, revision, branch, build date and Go version, and exit.")
 	fs.StringVar(&c.DataDir, "data.dir", "./data", "Directory for the ingesters' TSDBs and WAL.")
@@ -101,14 +104,15 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Ruler.RegisterFlags(fs)
 	c.StoreGateway.RegisterFlags(fs)
 	c.Metrics.RegisterFlags(fs)
+	c.Alertmanager.RegisterFlags(fs)
 }
 
 // Validate checks every component's configuration.
 func (c *Config) Validate() error {
 	switch c.Target {
-	case targetAll, targetDistributor, targetIngester, targetQuerier, targetStoreGateway, targetCompactor, targetRuler:
+	case targetAll, targetDistributor, targetIngester, targetQuerier, targetStoreGateway, targetCompactor, targetRuler, targetAlertmanager:
 	default:
-		return fmt.Errorf("-target=%q is unknown; want all, distributor, ingester, querier, store-gateway, compactor or ruler", c.Target)
+		return fmt.Errorf("-target=%q is unknown; want all, distributor, ingester, querier, store-gateway, compactor, ruler or alertmanager", c.Target)
 	}
 	if c.DataDir == "" {
 		return errors.New("-data.dir must not be empty")
@@ -123,7 +127,7 @@ func (c *Config) Validate() error {
 	}
 	for _, v := range []interface{ Validate() error }{
 		&c.Server, &c.Memberlist, &c.Ring, &c.Lifecycler, &c.IngesterClient, &c.Distributor, &c.Ingester, &c.Querier, &c.Limits, &c.RuntimeConfig, &c.Auth,
-		&c.Blocks, &c.BucketIndex, &c.Compactor, &c.StoreGateway, &c.Metrics, &c.Ruler,
+		&c.Blocks, &c.BucketIndex, &c.Compactor, &c.StoreGateway, &c.Metrics, &c.Ruler, &c.Alertmanager,
 	} {
 		if err := v.Validate(); err != nil {
 			return err
@@ -197,6 +201,7 @@ func parseConfig(args []string) (*Config, *flag.FlagSet, error) {
 	}
 	cfg.Server.GRPCListenAddress = grpcListenAddress(cfg)
 	cfg.StoreGateway.Resolve(cfg.DataDir)
+	cfg.Alertmanager.Resolve(cfg.DataDir)
 	bucketDirGiven := cfg.Blocks.Filesystem.Dir != ""
 	cfg.Blocks.Resolve(cfg.DataDir)
 	if err := cfg.Validate(); err != nil {

@@ -10,13 +10,14 @@ import (
 // depend on; the names and the targets are those of -target.
 func TestModuleOrder(t *testing.T) {
 	for target, want := range map[string][]string{
-		targetAll:          {"ingester", "distributor", "bucket index loader", "store-gateway", "querier", "compactor", "ruler"},
+		targetAll:          {"ingester", "distributor", "bucket index loader", "store-gateway", "querier", "compactor", "ruler", "alertmanager"},
 		targetIngester:     {"ingester"},
 		targetDistributor:  {"distributor"},
 		targetQuerier:      {"bucket index loader", "querier"},
 		targetStoreGateway: {"bucket index loader", "store-gateway"},
 		targetCompactor:    {"compactor"},
 		targetRuler:        {"bucket index loader", "ruler"},
+		targetAlertmanager: {"alertmanager"},
 	} {
 		order, err := orderModules(modules(), target)
 		require.NoError(t, err, target)

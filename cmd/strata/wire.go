@@ -39,6 +39,7 @@ func modules() []moduleDef {
 		{name: "querier", targets: []string{targetQuerier}, deps: []string{"ingester", "store-gateway", "bucket index loader"}, new: newQuerier},
 		{name: "compactor", targets: []string{targetCompactor}, new: newCompactor},
 		{name: "ruler", targets: []string{targetRuler}, deps: []string{"distributor", "querier", "bucket index loader"}, new: newRuler},
+		{name: "alertmanager", targets: []string{targetAlertmanager}, new: newAlertmanager},
 	}
 }
 

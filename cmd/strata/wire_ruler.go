@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/prometheus/storage"
@@ -99,7 +100,14 @@ func newRuler(w *wiring) (*module, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create ruler: %w", err)
 	}
-	r.RegisterRoutes(w.srv)
+	var rt ruler.Router = w.srv
+	if runsModule(cfg.Target, "alertmanager") {
+		// Mimir's layout: the Alertmanager's configuration API has the root
+		// /api/v1/alerts; Prometheus' alert list stays at
+		// /prometheus/api/v1/alerts.
+		rt = skipRoutes{rt: w.srv, skip: map[string]bool{"GET /api/v1/alerts": true}}
+	}
+	r.RegisterRoutes(rt)
 	runs = append(runs, r.Run)
 	lcCfg := cfg.Lifecycler
 	lcCfg.NumTokens, lcCfg.UnregisterOnShutdown = ruler.RingNumTokens, true
@@ -119,4 +127,26 @@ func newRuler(w *wiring) (*module, error) {
 		},
 		ring: &ringMember{ring: "ruler", lc: w.lifecycler("ruler", lcCfg, w.rulerStore, "")},
 	}, nil
+}
+
+// skipRoutes is a router that leaves out the patterns in skip.
+type skipRoutes struct {
+	rt   ruler.Router
+	skip map[string]bool
+}
+
+func (s skipRoutes) Handle(pattern, route string, h http.Handler) {
+	if !s.skip[pattern] {
+		s.rt.Handle(pattern, route, h)
+	}
+}
+
+// runsModule reports whether -target=target runs the module called name.
+func runsModule(target, name string) bool {
+	for _, d := range modules() {
+		if d.name == name {
+			return d.runsTarget(target)
+		}
+	}
+	return false
 }

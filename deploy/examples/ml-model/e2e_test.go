@@ -158,7 +158,7 @@ func TestQuickstartEndToEnd(t *testing.T) {
 		got, ok = hook.firing("ModelAccuracyLow", drifted)
 		return ok, "no firing ModelAccuracyLow active since the drift at the webhook; it got: " + hook.String()
 	})
-	require.NoError(t, err, "Strata's alerts: %s", httpGet(t, strataURL+"/api/v1/alerts"))
+	require.NoError(t, err, "Strata's alerts: %s", httpGet(t, strataURL+"/prometheus/api/v1/alerts"))
 	step(fmt.Sprintf("webhook got ModelAccuracyLow %.1fs after the drift", time.Since(drifted).Seconds()))
 	// The rule's labels, the series', and the tenant's external label
 	// (overrides.yml, rewritten by run-local.sh for tenant anonymous).
@@ -467,7 +467,7 @@ func firingAlert(ctx context.Context, strataURL, name string) (strataAlert, erro
 				Alerts []strataAlert `json:"alerts"`
 			} `json:"data"`
 		}
-		if err := getJSON(ctx, strataURL+"/api/v1/alerts", &r); err != nil {
+		if err := getJSON(ctx, strataURL+"/prometheus/api/v1/alerts", &r); err != nil {
 			return false, err.Error()
 		}
 		for _, a := range r.Data.Alerts {

@@ -170,7 +170,7 @@ wait_ready prometheus "$prom_url/-/ready"
 if [ -n "$alertmanager" ]; then
 	am="$am_url  (webhook receiver: the service's log; curl $model_url/webhook)"
 else
-	am="not installed (apt-get install prometheus-alertmanager); alerts show in Strata only: curl $strata_url/api/v1/alerts"
+	am="not installed (apt-get install prometheus-alertmanager); alerts show in Strata only: curl $strata_url/prometheus/api/v1/alerts"
 fi
 
 cat <<EOF

@@ -1,0 +1,141 @@
+package alertmanager
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/strata-metrics/strata/tenant"
+)
+
+type metrics struct {
+	loaded       prometheus.Gauge
+	loadFailures prometheus.Counter
+	receivedVec  *prometheus.CounterVec
+	labels       *tenant.LabelCap
+}
+
+func newMetrics(m *MultitenantAlertmanager, reg prometheus.Registerer, labels *tenant.LabelCap) *metrics {
+	f := promauto.With(reg)
+	mt := &metrics{
+		loaded: f.NewGauge(prometheus.GaugeOpts{
+			Name: "strata_alertmanager_configs_loaded",
+			Help: "Tenants whose Alertmanager runs in this process.",
+		}),
+		loadFailures: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_alertmanager_config_load_failures_total",
+			Help: "Stored tenant configurations that failed to load (the tenant keeps its previous one); the log names the tenant and the reason.",
+		}),
+		receivedVec: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_alertmanager_alerts_received_total",
+			Help: "Alerts posted to a tenant's Alertmanager, refused ones included.",
+		}, []string{tenant.LabelName}),
+		labels: labels,
+	}
+	labels.Track(mt.receivedVec)
+	if reg != nil {
+		reg.MustRegister(&tenantCollector{m: m, labels: labels})
+	}
+	return mt
+}
+
+func (mt *metrics) received(id string, n int) {
+	mt.receivedVec.WithLabelValues(mt.labels.Value(id)).Add(float64(n))
+}
+
+// upstreamFamilies are the upstream per-tenant metrics exposed, renamed
+// strata_alertmanager_* with a tenant label: each tenant's Alertmanager
+// registers upstream's metrics in a registry of its own, gathered here.
+var upstreamFamilies = map[string]string{
+	"alertmanager_notifications_total":                              "strata_alertmanager_notifications_total",
+	"alertmanager_notifications_failed_total":                       "strata_alertmanager_notifications_failed_total",
+	"alertmanager_silences":                                         "strata_alertmanager_silences",
+	"alertmanager_alerts":                                           "strata_alertmanager_alerts",
+	"alertmanager_dispatcher_aggregation_group_limit_reached_total": "strata_alertmanager_dispatcher_aggregation_group_limit_reached_total",
+}
+
+var upstreamHelp = map[string]string{
+	"strata_alertmanager_notifications_total":                              "Notifications a tenant's Alertmanager attempted, per integration (upstream's alertmanager_notifications_total).",
+	"strata_alertmanager_notifications_failed_total":                       "Notifications that failed, per integration and reason (upstream's alertmanager_notifications_failed_total).",
+	"strata_alertmanager_silences":                                         "A tenant's silences by state (upstream's alertmanager_silences).",
+	"strata_alertmanager_alerts":                                           "A tenant's alerts by state (upstream's alertmanager_alerts).",
+	"strata_alertmanager_dispatcher_aggregation_group_limit_reached_total": "Alerts whose new aggregation group the tenant's limit refused (alertmanager_max_dispatcher_aggregation_groups).",
+}
+
+// tenantCollector sums the upstream families of every tenant's registry
+// by tenant label (tenants beyond the cap are summed under "<other>").
+type tenantCollector struct {
+	m      *MultitenantAlertmanager
+	labels *tenant.LabelCap
+}
+
+func (c *tenantCollector) Describe(chan<- *prometheus.Desc) {} // unchecked: the label sets come from upstream
+
+type sample struct {
+	names, values []string
+	value         float64
+	kind          prometheus.ValueType
+}
+
+func (c *tenantCollector) Collect(ch chan<- prometheus.Metric) {
+	sums := map[string]map[string]*sample{} // family -> label key -> sum
+	for _, id := range c.m.tenantIDs() {
+		reg := c.m.registry(id)
+		if reg == nil {
+			continue
+		}
+		fams, err := reg.Gather()
+		if err != nil {
+			continue
+		}
+		label := c.labels.Peek(id)
+		for _, fam := range fams {
+			name, ok := upstreamFamilies[fam.GetName()]
+			if !ok {
+				continue
+			}
+			kind := prometheus.GaugeValue
+			if fam.GetType() == dto.MetricType_COUNTER {
+				kind = prometheus.CounterValue
+			}
+			for _, mm := range fam.GetMetric() {
+				names := []string{tenant.LabelName}
+				values := []string{label}
+				for _, lp := range mm.GetLabel() {
+					names = append(names, lp.GetName())
+					values = append(values, lp.GetValue())
+				}
+				v := mm.GetGauge().GetValue()
+				if kind == prometheus.CounterValue {
+					v = mm.GetCounter().GetValue()
+				}
+				key := strings.Join(names, "\xff") + "\xfe" + strings.Join(values, "\xff")
+				if sums[name] == nil {
+					sums[name] = map[string]*sample{}
+				}
+				if s := sums[name][key]; s != nil {
+					s.value += v
+					continue
+				}
+				sums[name][key] = &sample{names: names, values: values, value: v, kind: kind}
+			}
+		}
+	}
+	for name, byKey := range sums {
+		keys := make([]string, 0, len(byKey))
+		for k := range byKey {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			s := byKey[k]
+			desc := prometheus.NewDesc(name, upstreamHelp[name], s.names, nil)
+			if m, err := prometheus.NewConstMetric(desc, s.kind, s.value, s.values...); err == nil {
+				ch <- m
+			}
+		}
+	}
+}
