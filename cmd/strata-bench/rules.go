@@ -361,7 +361,8 @@ func (rt *rulesTarget) loadRules(ctx context.Context, cfg Config, dir string) er
 func benchRules(ctx context.Context, cfg Config, target, dir string, log *slog.Logger) (*rulesResult, error) {
 	rc := cfg.Rules
 	history := int(rc.History/cfg.Interval) + 1
-	live := int((rc.Warmup+rc.Duration)/cfg.Interval) + 2
+	// A margin of rounds for loading the rules and the last scrapes.
+	live := int((rc.Warmup+rc.Duration)/cfg.Interval) + 4
 	now := time.Now()
 	feed, err := newRulesFeed(cfg, baseTimestamp(now, history, cfg.Interval), history+live)
 	if err != nil {
