@@ -128,6 +128,9 @@ func (f *rulesFeed) pushRound(ctx context.Context, url string, r int, res *feedR
 				p := &pusher{urls: []string{url}, client: f.client, retries: 10, tenant: f.tenants[j.t]}
 				body := w.body(r*len(w.batches)+j.b, &buf)
 				_, _, err := p.send(ctx, url, body)
+				if ctx.Err() != nil {
+					continue // cut off by the end of the run: not an answer
+				}
 				mu.Lock()
 				res.Requests++
 				if err != nil {
