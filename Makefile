@@ -55,13 +55,15 @@ test-deps:
 ## then a loopback cluster (3 ingesters, 2 distributors, 1 querier) at RF=3 against RF=1,
 ## then the noisy neighbour: tenant B's pushes alone and while tenant A floods over its limit,
 ## then long-term storage: bytes/sample in the bucket after compaction and 7-day queries through
-## the store-gateway, cold and warm (-longterm.*; -series sizes its query set too).
-## A reduced run: make bench BENCH_FLAGS="-series=10000 -rounds=20" LONGTERM_FLAGS="-longterm.cold-reps=1 -longterm.warm-reps=3"
+## the store-gateway, cold and warm (-longterm.*; -series sizes its query set too),
+## then rule evaluation: 10,000 recording rules over 100 tenants, strata's ruler beside Prometheus (-rules.*).
+## A reduced run: make bench BENCH_FLAGS="-series=10000 -rounds=20" LONGTERM_FLAGS="-longterm.cold-reps=1 -longterm.warm-reps=3" RULES_FLAGS="-rules.count=1000 -rules.duration=60s"
 bench: build test-deps
 	$(GO) run ./cmd/strata-bench -strata.bin=$(STRATA) $(BENCH_FLAGS)
 	$(GO) run ./cmd/strata-bench -mode=cluster -strata.bin=$(STRATA) $(BENCH_FLAGS)
 	$(GO) run ./cmd/strata-bench -mode=noisy -strata.bin=$(STRATA) $(BENCH_FLAGS)
 	$(GO) run ./cmd/strata-bench -mode=longterm -strata.bin=$(STRATA) $(BENCH_FLAGS) $(LONGTERM_FLAGS)
+	$(GO) run ./cmd/strata-bench -mode=rules -strata.bin=$(STRATA) $(BENCH_FLAGS) $(RULES_FLAGS)
 
 ## bench-go: Go micro-benchmarks of the hot paths (compare runs with benchstat).
 bench-go:

@@ -33,6 +33,20 @@
 // files deleted) and warm, with the store-gateway's cache hit rates. Raw
 // queried samples of a few series are compared with the generated ones.
 //
+// -mode=rules measures recording-rule evaluation: -series (the standard
+// data set, each series labelled bench_tenant) spread over -rules.tenants
+// tenants, pushed with -rules.history of past samples and then one sample
+// per series every -interval in real time; -rules.count recording rules
+// (typical rate/avg_over_time/quantile aggregations over the data's
+// families, each selecting its tenant's bench_tenant) in groups at
+// -rules.interval, uploaded per tenant through strata's
+// /config/v1/rules, and for Prometheus every tenant's groups in one rule
+// file over the same series received by remote-write. After -rules.warmup
+// it reads the rule self-metrics for -rules.duration: evaluations/s,
+// failures, missed iterations, each group's start delay behind its
+// schedule (from its last-evaluation timestamps), CPU per evaluated rule
+// and peak RSS, side by side.
+//
 // Flow (single, cluster, noisy): prebuilt request bodies --8 senders, snappy+protobuf--> /api/v1/push
 // (Strata, or its distributors) or /api/v1/write (Prometheus); /proc of each
 // server process --> CPU and RSS; an ingester's /metrics --> its active
@@ -45,4 +59,5 @@
 // and: go run ./cmd/strata-bench -mode=cluster -strata.bin=bin/strata
 // and: go run ./cmd/strata-bench -mode=noisy -strata.bin=bin/strata
 // and: go run ./cmd/strata-bench -mode=longterm -strata.bin=bin/strata
+// and: go run ./cmd/strata-bench -mode=rules -strata.bin=bin/strata
 package main

@@ -45,16 +45,17 @@ type Config struct {
 	Cluster       ClusterConfig  `yaml:"cluster"`
 	Noisy         NoisyConfig    `yaml:"noisy"`
 	Longterm      LongtermConfig `yaml:"longterm"`
+	Rules         RulesConfig    `yaml:"rules"`
 }
 
 // RegisterFlags registers the bench's flags with the standard workload (100,000 series of 10 labels) as defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Mode, "mode", "single", "single: one-process servers of -targets side by side; cluster: a multi-process Strata cluster at each of -cluster.replication-factors, side by side; noisy: tenant B pushing alone, then while tenant A floods far over its rate limit (-noisy.*); longterm: bytes per sample in the bucket after compaction and 7-day query latency through the store-gateway, cold and warm (-longterm.*).")
+	fs.StringVar(&c.Mode, "mode", "single", "single: one-process servers of -targets side by side; cluster: a multi-process Strata cluster at each of -cluster.replication-factors, side by side; noisy: tenant B pushing alone, then while tenant A floods far over its rate limit (-noisy.*); longterm: bytes per sample in the bucket after compaction and 7-day query latency through the store-gateway, cold and warm (-longterm.*); rules: recording-rule evaluation over many tenants, strata's ruler and Prometheus side by side (-rules.*).")
 	fs.StringVar(&c.Targets, "targets", "strata,prometheus", "Comma-separated servers to measure, in order: strata, prometheus.")
 	fs.StringVar(&c.StrataBin, "strata.bin", "", "The strata binary; empty builds ./cmd/strata into the work dir ($STRATA_BIN wins).")
 	fs.StringVar(&c.StrataArgs, "strata.args", "", "Extra space-separated flags for strata.")
 	fs.StringVar(&c.PrometheusBin, "prometheus.bin", "", "The prometheus binary; empty finds it on $PATH.")
-	fs.IntVar(&c.Series, "series", 0, fmt.Sprintf("Active series (of tenant B with -mode=noisy); 0 means %d with -mode=single, %d with -mode=cluster and %d with -mode=noisy; with -mode=longterm it overrides -longterm.series.", singleSeries, clusterSeries, noisySeries))
+	fs.IntVar(&c.Series, "series", 0, fmt.Sprintf("Active series (of tenant B with -mode=noisy); 0 means %d with -mode=single, %d with -mode=cluster and %d with -mode=noisy (-mode=rules: the single default, spread over -rules.tenants); with -mode=longterm it overrides -longterm.series.", singleSeries, clusterSeries, noisySeries))
 	fs.IntVar(&c.PerRequest, "series-per-request", 2000, "Series per remote-write request.")
 	fs.IntVar(&c.Senders, "senders", 8, "Concurrent senders (with -mode=noisy: tenant B's pushes in flight at most).")
 	fs.IntVar(&c.Rounds, "rounds", 0, fmt.Sprintf("Rounds, each sends one sample of every series (with -mode=noisy: per phase); 0 means %d with -mode=single, %d with -mode=cluster and %d with -mode=noisy.", singleRounds, clusterRounds, noisyRounds))
@@ -73,6 +74,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Cluster.RegisterFlags(fs)
 	c.Noisy.RegisterFlags(fs)
 	c.Longterm.RegisterFlags(fs)
+	c.Rules.RegisterFlags(fs)
 }
 
 // The standard workload (single) and the default of cluster mode; see
@@ -100,6 +102,10 @@ func (c Config) withModeDefaults() Config {
 		}
 		series, rounds = c.Longterm.Series, 1
 		c.Rounds = 0
+	case "rules":
+		// The standard data set; rounds follow from -rules.history and
+		// -rules.duration.
+		rounds = 1
 	}
 	if c.Series == 0 {
 		c.Series = series
@@ -139,6 +145,13 @@ func (c *Config) Validate() error {
 		return c.Cluster.Validate()
 	case "longterm":
 		return c.Longterm.Validate()
+	case "rules":
+		for _, t := range c.targets() {
+			if t != "strata" && t != "prometheus" {
+				return fmt.Errorf("-targets: unknown server %q (strata, prometheus)", t)
+			}
+		}
+		return c.Rules.Validate(c.Series)
 	case "noisy":
 		if err := c.Noisy.Validate(c.PerRequest); err != nil {
 			return err
@@ -147,7 +160,7 @@ func (c *Config) Validate() error {
 			return c.Cluster.Validate()
 		}
 	default:
-		return fmt.Errorf("-mode must be single, cluster, noisy or longterm, got %q", c.Mode)
+		return fmt.Errorf("-mode must be single, cluster, noisy, longterm or rules, got %q", c.Mode)
 	}
 	return nil
 }
@@ -215,6 +228,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 		return runNoisy(ctx, cfg, dir, log, out)
 	case "longterm":
 		return runLongterm(ctx, cfg, dir, log, out)
+	case "rules":
+		return runRules(ctx, cfg, dir, log, out)
 	}
 	var results []*result
 	for _, t := range cfg.targets() {

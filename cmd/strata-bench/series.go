@@ -124,13 +124,19 @@ type batch struct {
 
 // newBatch encodes the series [first, first+n) as a remotewrite 1.0
 // WriteRequest: field 1 TimeSeries{1: Label{1: name, 2: value}..., 2: Sample{1: value, 2: timestamp}}.
-func newBatch(first, n int) *batch {
+// extra labels (-mode=rules: the tenant's) are added to every series.
+func newBatch(first, n int, extra ...[2]string) *batch {
 	b := &batch{offsets: make([]int, n), values: make([]float64, n), incs: make([]float64, n), counter: make([]bool, n), first: first}
 	var ts []byte
 	for s := range n {
 		i := first + s
 		ts = ts[:0]
-		for _, l := range seriesLabels(i) {
+		ls := seriesLabels(i)
+		if len(extra) > 0 {
+			ls = append(ls, extra...)
+			sortLabels(ls)
+		}
+		for _, l := range ls {
 			var lb []byte
 			lb = protowire.AppendTag(lb, 1, protowire.BytesType)
 			lb = protowire.AppendString(lb, l[0])
