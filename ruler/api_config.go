@@ -9,6 +9,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/strata-metrics/strata/promapi"
 )
 
@@ -24,8 +25,9 @@ const (
 	msgNamespaceNotFound = "group namespace does not exist"
 )
 
-// configHandler resolves the tenant and runs f.
-func (r *Ruler) configHandler(f func(w http.ResponseWriter, req *http.Request, tenantID string)) http.Handler {
+// configHandler resolves the tenant and runs f, which writes the answer
+// or returns the error to answer with (respondStoreError).
+func (r *Ruler) configHandler(f func(w http.ResponseWriter, req *http.Request, tenantID string) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		tenantID, err := r.deps.Tenants.FromHTTP(req)
 		if err != nil {
@@ -33,9 +35,16 @@ func (r *Ruler) configHandler(f func(w http.ResponseWriter, req *http.Request, t
 			return
 		}
 		r.touch(tenantID)
-		f(w, req, tenantID)
+		if err := f(w, req, tenantID); err != nil {
+			r.respondStoreError(w, err)
+		}
 	})
 }
+
+// notFound is a 404 of the config API, with Mimir's message.
+type notFound string
+
+func (e notFound) Error() string { return string(e) }
 
 func (r *Ruler) touch(tenantID string) {
 	if r.deps.TenantLabels != nil {
@@ -45,7 +54,10 @@ func (r *Ruler) touch(tenantID string) {
 
 func (r *Ruler) respondStoreError(w http.ResponseWriter, err error) {
 	var bad *BadInputError
+	var missing notFound
 	switch {
+	case errors.As(err, &missing):
+		http.Error(w, string(missing), http.StatusNotFound)
 	case errors.As(err, &bad):
 		promapi.RespondError(w, r.log, promapi.BadData(err), nil)
 	case errors.Is(err, ErrReadOnly):
@@ -98,149 +110,132 @@ func sortedNamespaces(ns Namespaces) *yaml.Node {
 }
 
 // GET /config/v1/rules
-func (r *Ruler) configList(w http.ResponseWriter, req *http.Request, tenantID string) {
+func (r *Ruler) configList(w http.ResponseWriter, req *http.Request, tenantID string) error {
 	ns, err := r.deps.Store.Tenant(req.Context(), tenantID)
 	if err != nil {
-		r.respondStoreError(w, err)
-		return
+		return err
 	}
 	if len(ns) == 0 {
-		http.Error(w, msgNoRuleGroups, http.StatusNotFound)
-		return
+		return notFound(msgNoRuleGroups)
 	}
 	writeYAML(w, sortedNamespaces(ns))
+	return nil
+}
+
+// namespace returns the request's {namespace} and its groups, notFound
+// with msg when it has none.
+func (r *Ruler) namespace(req *http.Request, tenantID, msg string) (string, []rulefmt.RuleGroup, error) {
+	namespace, err := pathName(req, "namespace", "namespace")
+	if err != nil {
+		return "", nil, err
+	}
+	ns, err := r.deps.Store.Tenant(req.Context(), tenantID)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(ns[namespace]) == 0 {
+		return "", nil, notFound(msg)
+	}
+	return namespace, ns[namespace], nil
 }
 
 // GET /config/v1/rules/{namespace}
-func (r *Ruler) configGetNamespace(w http.ResponseWriter, req *http.Request, tenantID string) {
-	namespace, err := pathName(req, "namespace", "namespace")
+func (r *Ruler) configGetNamespace(w http.ResponseWriter, req *http.Request, tenantID string) error {
+	namespace, groups, err := r.namespace(req, tenantID, msgNoRuleGroups)
 	if err != nil {
-		r.respondStoreError(w, err)
-		return
+		return err
 	}
-	ns, err := r.deps.Store.Tenant(req.Context(), tenantID)
-	if err != nil {
-		r.respondStoreError(w, err)
-		return
-	}
-	if len(ns[namespace]) == 0 {
-		http.Error(w, msgNoRuleGroups, http.StatusNotFound)
-		return
-	}
-	writeYAML(w, sortedNamespaces(Namespaces{namespace: ns[namespace]}))
+	writeYAML(w, sortedNamespaces(Namespaces{namespace: groups}))
+	return nil
 }
 
 // GET /config/v1/rules/{namespace}/{group}
-func (r *Ruler) configGetGroup(w http.ResponseWriter, req *http.Request, tenantID string) {
-	namespace, err := pathName(req, "namespace", "namespace")
-	if err != nil {
-		r.respondStoreError(w, err)
-		return
-	}
+func (r *Ruler) configGetGroup(w http.ResponseWriter, req *http.Request, tenantID string) error {
 	group, err := pathName(req, "group", "group")
 	if err != nil {
-		r.respondStoreError(w, err)
-		return
+		return err
 	}
-	ns, err := r.deps.Store.Tenant(req.Context(), tenantID)
+	_, groups, err := r.namespace(req, tenantID, msgGroupNotFound)
 	if err != nil {
-		r.respondStoreError(w, err)
-		return
+		return err
 	}
-	for _, g := range ns[namespace] {
+	for _, g := range groups {
 		if g.Name == group {
 			writeYAML(w, &g)
-			return
+			return nil
 		}
 	}
-	http.Error(w, msgGroupNotFound, http.StatusNotFound)
+	return notFound(msgGroupNotFound)
 }
 
 // POST /config/v1/rules/{namespace}: one rule group in YAML, created or
 // replaced. Nothing is stored unless all of it is valid and within the
 // tenant's limits.
-func (r *Ruler) configSetGroup(w http.ResponseWriter, req *http.Request, tenantID string) {
+func (r *Ruler) configSetGroup(w http.ResponseWriter, req *http.Request, tenantID string) error {
 	namespace, err := pathName(req, "namespace", "namespace")
 	if err != nil {
-		r.respondStoreError(w, err)
-		return
+		return err
 	}
 	body, err := io.ReadAll(io.LimitReader(req.Body, maxGroupBytes+1))
 	if err != nil {
 		promapi.RespondError(w, r.log, promapi.BadData(fmt.Errorf("read body: %w", err)), nil)
-		return
+		return nil
 	}
 	g, err := r.checker.parseGroup(body)
 	if err != nil {
-		r.respondStoreError(w, err)
-		return
+		return err
 	}
 	ns, err := r.deps.Store.Tenant(req.Context(), tenantID)
 	if err != nil {
-		r.respondStoreError(w, err)
-		return
+		return err
 	}
 	if err := checkLimits(g, namespace, ns, r.deps.Limits.For(tenantID)); err != nil {
-		r.respondStoreError(w, err)
-		return
+		return err
 	}
 	if err := r.deps.Store.SetGroup(req.Context(), tenantID, namespace, g); err != nil {
-		r.respondStoreError(w, err)
-		return
+		return err
 	}
 	r.syncSoon()
 	respondAccepted(w)
+	return nil
 }
 
 // DELETE /config/v1/rules/{namespace}
-func (r *Ruler) configDeleteNamespace(w http.ResponseWriter, req *http.Request, tenantID string) {
-	namespace, err := pathName(req, "namespace", "namespace")
+func (r *Ruler) configDeleteNamespace(w http.ResponseWriter, req *http.Request, tenantID string) error {
+	namespace, groups, err := r.namespace(req, tenantID, msgNamespaceNotFound)
 	if err != nil {
-		r.respondStoreError(w, err)
-		return
+		return err
 	}
-	ns, err := r.deps.Store.Tenant(req.Context(), tenantID)
-	if err != nil {
-		r.respondStoreError(w, err)
-		return
-	}
-	if len(ns[namespace]) == 0 {
-		http.Error(w, msgNamespaceNotFound, http.StatusNotFound)
-		return
-	}
-	for _, g := range ns[namespace] {
+	for _, g := range groups {
 		if err := r.deps.Store.DeleteGroup(req.Context(), tenantID, namespace, g.Name); err != nil && !errors.Is(err, ErrNotFound) {
-			r.respondStoreError(w, err)
-			return
+			return err
 		}
 	}
 	r.syncSoon()
 	respondAccepted(w)
+	return nil
 }
 
 // DELETE /config/v1/rules/{namespace}/{group}
-func (r *Ruler) configDeleteGroup(w http.ResponseWriter, req *http.Request, tenantID string) {
+func (r *Ruler) configDeleteGroup(w http.ResponseWriter, req *http.Request, tenantID string) error {
 	namespace, err := pathName(req, "namespace", "namespace")
 	if err != nil {
-		r.respondStoreError(w, err)
-		return
+		return err
 	}
 	group, err := pathName(req, "group", "group")
 	if err != nil {
-		r.respondStoreError(w, err)
-		return
+		return err
 	}
 	err = r.deps.Store.DeleteGroup(req.Context(), tenantID, namespace, group)
 	if errors.Is(err, ErrNotFound) {
-		http.Error(w, msgGroupNotFound, http.StatusNotFound)
-		return
+		return notFound(msgGroupNotFound)
 	}
 	if err != nil {
-		r.respondStoreError(w, err)
-		return
+		return err
 	}
 	r.syncSoon()
 	respondAccepted(w)
+	return nil
 }
 
 // syncSoon asks Run to reread the store now, so that a change made here

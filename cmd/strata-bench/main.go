@@ -231,20 +231,32 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 	case "rules":
 		return runRules(ctx, cfg, dir, log, out)
 	}
-	var results []*result
-	for _, t := range cfg.targets() {
-		sub, err := os.MkdirTemp(dir, t+"-")
-		if err != nil {
-			return fmt.Errorf("make work dir for %s: %w", t, err)
-		}
-		r, err := benchTarget(ctx, cfg, t, sub, log)
-		if err != nil {
-			return fmt.Errorf("bench %s: %w", t, err)
-		}
-		results = append(results, r)
+	results, err := eachTarget(cfg, dir, "bench", func(t, sub string) (*result, error) {
+		return benchTarget(ctx, cfg, t, sub, log)
+	})
+	if err != nil {
+		return err
 	}
 	printReport(out, cfg, results)
 	return writeJSON(cfg.JSONOut, results)
+}
+
+// eachTarget runs bench on each of -targets in turn, each in a work dir of
+// its own under dir; what names the step in errors.
+func eachTarget[R any](cfg Config, dir, what string, bench func(target, sub string) (R, error)) ([]R, error) {
+	var results []R
+	for _, t := range cfg.targets() {
+		sub, err := os.MkdirTemp(dir, t+"-")
+		if err != nil {
+			return nil, fmt.Errorf("make work dir for %s: %w", t, err)
+		}
+		r, err := bench(t, sub)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", what, t, err)
+		}
+		results = append(results, r)
+	}
+	return results, nil
 }
 
 // writeJSON writes v to path, indented; nothing for an empty path.

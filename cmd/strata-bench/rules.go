@@ -195,17 +195,11 @@ var (
 // runRules measures each of -targets in turn: start it, push the history,
 // load the rules, keep feeding in real time, measure, stop.
 func runRules(ctx context.Context, cfg Config, dir string, log *slog.Logger, out io.Writer) error {
-	var results []*rulesResult
-	for _, t := range cfg.targets() {
-		sub, err := os.MkdirTemp(dir, t+"-")
-		if err != nil {
-			return fmt.Errorf("make work dir for %s: %w", t, err)
-		}
-		r, err := benchRules(ctx, cfg, t, sub, log)
-		if err != nil {
-			return fmt.Errorf("bench rules on %s: %w", t, err)
-		}
-		results = append(results, r)
+	results, err := eachTarget(cfg, dir, "bench rules on", func(t, sub string) (*rulesResult, error) {
+		return benchRules(ctx, cfg, t, sub, log)
+	})
+	if err != nil {
+		return err
 	}
 	printRulesReport(out, cfg, results)
 	if err := writeJSON(cfg.JSONOut, results); err != nil {
