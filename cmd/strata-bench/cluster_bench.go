@@ -21,11 +21,9 @@ func runCluster(ctx context.Context, cfg Config, dir string, log *slog.Logger, o
 	if err != nil {
 		return err
 	}
-	bin := cfg.StrataBin
-	if bin == "" {
-		if bin, err = procs.BuildStrata(dir); err != nil {
-			return err
-		}
+	bin, err := cfg.strataBin(dir)
+	if err != nil {
+		return err
 	}
 	var results []*clusterResult
 	for _, rf := range rfs {

@@ -109,12 +109,9 @@ func longtermQueries() []dashboardQuery {
 // data through the store-gateway cold and warm.
 func runLongterm(ctx context.Context, cfg Config, dir string, log *slog.Logger, out io.Writer) error {
 	lc := cfg.Longterm
-	bin := cfg.StrataBin
-	if bin == "" {
-		var err error
-		if bin, err = procs.BuildStrata(dir); err != nil {
-			return err
-		}
+	bin, err := cfg.strataBin(dir)
+	if err != nil {
+		return err
 	}
 	dataDir := filepath.Join(dir, "data")
 	bucketDir := filepath.Join(dataDir, "bucket")

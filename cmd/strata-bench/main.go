@@ -275,6 +275,14 @@ func writeJSON(path string, v any) error {
 }
 
 // server is one started target.
+// strataBin is -strata.bin, or a strata built into dir when it is empty.
+func (c Config) strataBin(dir string) (string, error) {
+	if c.StrataBin != "" {
+		return c.StrataBin, nil
+	}
+	return procs.BuildStrata(dir)
+}
+
 type server struct {
 	pushURL, baseURL string
 	proc             *procs.Process
@@ -285,12 +293,9 @@ func startServer(ctx context.Context, cfg Config, target, dir string) (*server, 
 	defer cancel()
 	switch target {
 	case "strata":
-		bin := cfg.StrataBin
-		if bin == "" {
-			var err error
-			if bin, err = procs.BuildStrata(dir); err != nil {
-				return nil, err
-			}
+		bin, err := cfg.strataBin(dir)
+		if err != nil {
+			return nil, err
 		}
 		s, err := procs.StartStrata(ctx, dir, procs.StrataConfig{Bin: bin, Args: strings.Fields(cfg.StrataArgs)})
 		if err != nil {

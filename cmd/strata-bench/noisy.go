@@ -159,12 +159,9 @@ type noisyRun struct {
 // tenant A floods far over its limit, and prints the comparison. It fails
 // when any push of B failed; B's latency is reported, never asserted.
 func runNoisy(ctx context.Context, cfg Config, dir string, log *slog.Logger, out io.Writer) error {
-	bin := cfg.StrataBin
-	if bin == "" {
-		var err error
-		if bin, err = procs.BuildStrata(dir); err != nil {
-			return err
-		}
+	bin, err := cfg.strataBin(dir)
+	if err != nil {
+		return err
 	}
 	bLoad := float64(cfg.Series) / cfg.Noisy.Interval.Seconds()
 	res := &noisyResult{

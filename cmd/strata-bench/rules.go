@@ -218,12 +218,9 @@ func startRulesTarget(ctx context.Context, cfg Config, target, dir string) (*rul
 	defer cancel()
 	switch target {
 	case "strata":
-		bin := cfg.StrataBin
-		if bin == "" {
-			var err error
-			if bin, err = procs.BuildStrata(dir); err != nil {
-				return nil, err
-			}
+		bin, err := cfg.strataBin(dir)
+		if err != nil {
+			return nil, err
 		}
 		groups := cfg.Rules.perTenant()/cfg.Rules.GroupSize + 1
 		args := []string{
