@@ -17,6 +17,10 @@ import (
 // is off.
 const maxBodyBytes = 32 << 20
 
+// maxAPIBodyBytes bounds a request body of a tenant's Alertmanager API
+// (a batch of alerts, a silence); upstream would read any size.
+const maxAPIBodyBytes = 10 << 20
+
 // ConfigHandler serves the tenant's configuration, Cortex's and Mimir's
 // API: GET returns it (404 without one), POST checks and stores it (400
 // naming the problem, nothing stored), DELETE removes it and stops the
@@ -96,6 +100,10 @@ func (m *MultitenantAlertmanager) APIHandler() http.Handler {
 		if in == nil {
 			http.Error(w, fmt.Sprintf("tenant %q has no alertmanager configuration: upload one (POST /api/v1/alerts)", id), http.StatusNotFound)
 			return
+		}
+		if r.Body != nil {
+			// Upstream reads whole bodies (alerts, silences): bound them.
+			r.Body = http.MaxBytesReader(w, r.Body, maxAPIBodyBytes)
 		}
 		if r.Method != http.MethodPost {
 			in.handler.ServeHTTP(w, r)

@@ -250,6 +250,11 @@ func TestConfigAPIRefusesAndKeepsTheOldConfig(t *testing.T) {
 		{"localhost receiver", webhookConfig("http://localhost:1234/x"), "loopback address"},
 		{"sns with the process' credentials", "alertmanager_config: |\n  route:\n    receiver: sns\n  receivers:\n    - name: sns\n      sns_configs:\n        - topic_arn: arn:aws:sns:us-east-1:123456789012:t\n          sigv4:\n            region: us-east-1\n", "receivers[0].sns_configs[0].sigv4: needs its own access_key and secret_key"},
 		{"loopback smarthost", "alertmanager_config: |\n  route:\n    receiver: mail\n  receivers:\n    - name: mail\n      email_configs:\n        - to: a@example.com\n          from: b@example.com\n          smarthost: 127.0.0.1:25\n", "smarthost: 127.0.0.1 is a loopback address"},
+		// Aliases hid a value from the field checks while config.Load
+		// resolved it: a password_file or a smarthost taken from elsewhere.
+		{"password_file by alias", "alertmanager_config: |\n  route: {receiver: &f /etc/shadow}\n  receivers: [{name: *f, webhook_configs: [{url: 'https://hooks.example.com/', http_config: {basic_auth: {username: u, password_file: *f}}}]}]\n", "YAML aliases (*name) are not allowed"},
+		{"smarthost by alias", "alertmanager_config: |\n  global: {smtp_hello: &h '127.0.0.1:25'}\n  route: {receiver: mail}\n  receivers: [{name: mail, email_configs: [{to: a@example.com, from: b@example.com, smarthost: *h}]}]\n", "YAML aliases (*name) are not allowed"},
+		{"unresolvable smarthost", "alertmanager_config: |\n  route:\n    receiver: mail\n  receivers:\n    - name: mail\n      email_configs:\n        - to: a@example.com\n          from: b@example.com\n          smarthost: mail.invalid:25\n", `smarthost: "mail.invalid" does not resolve`},
 		{"bad template", withTemplates("  a.tmpl: '{{ define \"x\" }}'\n"), `template file "a.tmpl"`},
 		{"template path", withTemplates("  ../a.tmpl: 'x'\n"), "must not contain a path separator"},
 		{"too many templates", withTemplates("  a.tmpl: 'x'\n  b.tmpl: 'y'\n"), "2 template files, limit 1 (-alertmanager.max-templates-count, override alertmanager_max_templates_count)"},

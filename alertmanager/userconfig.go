@@ -2,6 +2,7 @@ package alertmanager
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -176,10 +177,15 @@ func scalarFields(doc string) ([]field, error) {
 		return nil, err
 	}
 	var out []field
+	var refused error
 	var walk func(n *yaml.Node, path string, depth int)
 	walk = func(n *yaml.Node, path string, depth int) {
+		if refused != nil {
+			return
+		}
 		if depth > 64 {
-			return // config.Load refuses what is this deep anyway
+			refused = fmt.Errorf("%s: nested more than 64 levels deep", path)
+			return
 		}
 		switch n.Kind {
 		case yaml.DocumentNode:
@@ -204,10 +210,17 @@ func scalarFields(doc string) ([]field, error) {
 				walk(v, p, depth+1)
 			}
 		case yaml.AliasNode:
-			// Aliases repeat a node checked where it is defined.
+			// An alias puts a value where this walk does not see it under
+			// its key (a password_file: *path, a smarthost: *host), and
+			// config.Load resolves it: refused, so that every field is
+			// checked where it is used.
+			refused = fmt.Errorf("%s: YAML aliases (*name) are not allowed; write the value out", cmp.Or(path, "document"))
 		}
 	}
 	walk(&root, "", 0)
+	if refused != nil {
+		return nil, refused
+	}
 	return out, nil
 }
 
@@ -239,7 +252,12 @@ func checkReceiverAddress(ctx context.Context, f field, resolve func(context.Con
 	} else if resolve != nil {
 		found, err := resolve(ctx, host)
 		if err != nil {
-			return nil // unknown now: the dial decides
+			if f.key == "smarthost" || f.key == "smtp_smarthost" {
+				// Upstream's e-mail notifier dials on its own, past the
+				// firewall's dialer: its smarthost must be judged here.
+				return badConfig("alertmanager_config: %s: %q does not resolve (%v); a receiver's SMTP smarthost must resolve to an address receivers may reach", f.path, host, err)
+			}
+			return nil // an HTTP receiver: the firewall's dialer decides
 		}
 		ips = found
 	}
