@@ -185,6 +185,8 @@ func (r *Ruler) configSetGroup(w http.ResponseWriter, req *http.Request, tenantI
 	if err != nil {
 		return err
 	}
+	r.uploadMu.Lock()
+	defer r.uploadMu.Unlock()
 	ns, err := r.deps.Store.Tenant(req.Context(), tenantID)
 	if err != nil {
 		return err

@@ -67,6 +67,10 @@ type Ruler struct {
 
 	// resync asks Run for a sync with storage now (after an upload).
 	resync chan struct{}
+	// uploadMu makes an upload's read of the tenant's groups, limit check
+	// and write one step on this ruler, so that parallel uploads cannot
+	// pass ruler_max_rule_groups_per_tenant together.
+	uploadMu sync.Mutex
 
 	mu sync.Mutex
 	// all is the last listing of the store: tenant -> namespace -> groups,
