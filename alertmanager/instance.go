@@ -83,6 +83,9 @@ type instanceDeps struct {
 	allowPrivate func() bool
 	// maxAlerts is the tenant's alert limit, read at each new alert.
 	maxAlerts func() int
+	// maxSilences and maxSilenceBytes are the tenant's silence limits,
+	// read at each new silence.
+	maxSilences, maxSilenceBytes func() int
 	// maxGroups is the tenant's aggregation group limit, read at each
 	// new group.
 	maxGroups func() int
@@ -151,7 +154,10 @@ func newInstance(d instanceDeps) (*instance, error) {
 		return nil, fmt.Errorf("create notification log of tenant %q: %w", d.tenant, err)
 	}
 	silFile := filepath.Join(d.dir, "silences")
-	in.silences, err = silence.New(silence.Options{SnapshotFile: silFile, Retention: d.retention, Logger: d.log.With("component", "silences"), Metrics: reg, EventRecorder: rec})
+	in.silences, err = silence.New(silence.Options{
+		SnapshotFile: silFile, Retention: d.retention, Logger: d.log.With("component", "silences"), Metrics: reg, EventRecorder: rec,
+		Limits: silence.Limits{MaxSilences: d.maxSilences, MaxSilenceSizeBytes: d.maxSilenceBytes},
+	})
 	if err != nil {
 		return nil, fmt.Errorf("create silences of tenant %q: %w", d.tenant, err)
 	}

@@ -291,11 +291,13 @@ func (m *MultitenantAlertmanager) entry(id string, fromFallback bool) (*tenantEn
 	}
 	in, err := newInstance(instanceDeps{
 		tenant: id, dir: filepath.Join(m.cfg.DataDir, id), externalURL: m.externalURL, retention: m.cfg.Retention,
-		allowPrivate: func() bool { return m.deps.Limits.For(id).AlertmanagerReceiversAllowPrivate || m.runsFallback(id) },
-		maxAlerts:    func() int { return m.deps.Limits.For(id).AlertmanagerMaxAlertsCount },
-		maxGroups:    func() int { return m.deps.Limits.For(id).AlertmanagerMaxAggregationGroups },
-		received:     func(n int) { m.metrics.received(id, n) },
-		log:          m.log.With("tenant", id),
+		allowPrivate:    func() bool { return m.deps.Limits.For(id).AlertmanagerReceiversAllowPrivate || m.runsFallback(id) },
+		maxAlerts:       func() int { return m.deps.Limits.For(id).AlertmanagerMaxAlertsCount },
+		maxSilences:     func() int { return m.deps.Limits.For(id).AlertmanagerMaxSilencesCount },
+		maxSilenceBytes: func() int { return m.deps.Limits.For(id).AlertmanagerMaxSilenceSizeBytes },
+		maxGroups:       func() int { return m.deps.Limits.For(id).AlertmanagerMaxAggregationGroups },
+		received:        func(n int) { m.metrics.received(id, n) },
+		log:             m.log.With("tenant", id),
 	})
 	if err != nil {
 		return nil, false, err

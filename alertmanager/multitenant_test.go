@@ -426,3 +426,31 @@ func TestMaxAggregationGroups(t *testing.T) {
 		return len(groups) == 1
 	})
 }
+
+// TestSilenceLimits: a tenant's silences are bounded in number and size
+// (alertmanager_max_silences_count, alertmanager_max_silence_size_bytes);
+// over either, a new silence gets 400 and the kept ones stay.
+func TestSilenceLimits(t *testing.T) {
+	h := newHarness(t, defaultLimits(t, "-alertmanager.max-silences-count=2", "-alertmanager.max-silence-size-bytes=400"))
+	h.mustUpload("t1", webhookConfig("https://hooks.example.com/a"))
+	silence := func(comment string) string {
+		return `{"matchers":[{"name":"alertname","value":"A","isRegex":false,"isEqual":true}],
+			"startsAt":"2000-01-01T00:00:00Z","endsAt":"2999-01-01T00:00:00Z","createdBy":"test","comment":"` + comment + `"}`
+	}
+	for i := range 2 {
+		code, msg := h.do(h.api, http.MethodPost, "/alertmanager/api/v2/silences", "t1", silence(fmt.Sprint("mute ", i)))
+		require.Equal(t, http.StatusOK, code, msg)
+	}
+	code, msg := h.do(h.api, http.MethodPost, "/alertmanager/api/v2/silences", "t1", silence("one too many"))
+	require.Equal(t, http.StatusBadRequest, code, msg)
+	require.Contains(t, msg, "exceeded maximum number of silences")
+
+	h2 := newHarness(t, defaultLimits(t, "-alertmanager.max-silence-size-bytes=400"))
+	h2.mustUpload("t1", webhookConfig("https://hooks.example.com/a"))
+	code, msg = h2.do(h2.api, http.MethodPost, "/alertmanager/api/v2/silences", "t1", silence(strings.Repeat("x", 1000)))
+	require.Equal(t, http.StatusBadRequest, code, msg)
+	require.Contains(t, msg, "silence exceeded maximum size")
+	_, body := h.do(h.api, http.MethodGet, "/alertmanager/api/v2/silences", "t1", "")
+	require.Contains(t, body, "mute 0")
+	require.Contains(t, body, "mute 1")
+}

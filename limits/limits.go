@@ -101,6 +101,8 @@ type Limits struct {
 	AlertmanagerMaxTemplatesCount     int  `yaml:"alertmanager_max_templates_count"`
 	AlertmanagerMaxTemplateSizeBytes  int  `yaml:"alertmanager_max_template_size_bytes"`
 	AlertmanagerMaxAlertsCount        int  `yaml:"alertmanager_max_alerts_count"`
+	AlertmanagerMaxSilencesCount      int  `yaml:"alertmanager_max_silences_count"`
+	AlertmanagerMaxSilenceSizeBytes   int  `yaml:"alertmanager_max_silence_size_bytes"`
 	AlertmanagerMaxAggregationGroups  int  `yaml:"alertmanager_max_dispatcher_aggregation_groups"`
 	AlertmanagerReceiversAllowPrivate bool `yaml:"alertmanager_receivers_firewall_allow_private"`
 }
@@ -138,6 +140,8 @@ const (
 	FlagAlertmanagerMaxTemplates      = "alertmanager.max-templates-count"
 	FlagAlertmanagerMaxTemplateSize   = "alertmanager.max-template-size-bytes"
 	FlagAlertmanagerMaxAlerts         = "alertmanager.max-alerts-count"
+	FlagAlertmanagerMaxSilences       = "alertmanager.max-silences-count"
+	FlagAlertmanagerMaxSilenceSize    = "alertmanager.max-silence-size-bytes"
 	FlagAlertmanagerMaxAggrGroups     = "alertmanager.max-dispatcher-aggregation-groups"
 	FlagAlertmanagerFirewallAllowPriv = "alertmanager.receivers-firewall-allow-private"
 )
@@ -185,6 +189,8 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&l.AlertmanagerMaxTemplatesCount, FlagAlertmanagerMaxTemplates, 100, "Most template files in a tenant's Alertmanager configuration; more get 400. 0 means no limit. Override: alertmanager_max_templates_count.")
 	fs.IntVar(&l.AlertmanagerMaxTemplateSizeBytes, FlagAlertmanagerMaxTemplateSize, 64<<10, "Largest template file in a tenant's Alertmanager configuration, in bytes; larger get 400. 0 means no limit. Override: alertmanager_max_template_size_bytes.")
 	fs.IntVar(&l.AlertmanagerMaxAlertsCount, FlagAlertmanagerMaxAlerts, 10000, "Most alerts a tenant's Alertmanager holds at once; a POST that would go over it with new alerts gets 400 naming the limit and stores none of its alerts (updates of alerts held still pass when alone). 0 means no limit. Override: alertmanager_max_alerts_count.")
+	fs.IntVar(&l.AlertmanagerMaxSilencesCount, FlagAlertmanagerMaxSilences, 10000, "Most silences a tenant's Alertmanager keeps, expired ones included until their retention ends; a new silence over it is refused with 400. 0 means no limit. Override: alertmanager_max_silences_count.")
+	fs.IntVar(&l.AlertmanagerMaxSilenceSizeBytes, FlagAlertmanagerMaxSilenceSize, 64<<10, "Largest silence (matchers, comment, creator) a tenant may create, in bytes as stored; larger are refused with 400. 0 means no limit. Override: alertmanager_max_silence_size_bytes.")
 	fs.IntVar(&l.AlertmanagerMaxAggregationGroups, FlagAlertmanagerMaxAggrGroups, 1000, "Most aggregation groups (alerts grouped by a route's group_by) a tenant's Alertmanager keeps; alerts of a further group are not notified, counted in strata_alertmanager_dispatcher_aggregation_group_limit_reached_total. 0 means no limit. Override: alertmanager_max_dispatcher_aggregation_groups.")
 	fs.BoolVar(&l.AlertmanagerReceiversAllowPrivate, FlagAlertmanagerFirewallAllowPriv, false, "Let tenants' Alertmanager receivers reach loopback, private (RFC 1918, fc00::/7), link-local, unspecified, multicast and special-purpose (100.64.0.0/10, 0.0.0.0/8, 198.18.0.0/15, 240.0.0.0/4, NAT64, ...) addresses; by default a notification to such an address fails at dial time (and an e-mail smarthost there is refused on upload). Override: alertmanager_receivers_firewall_allow_private.")
 	fs.IntVar(&l.MaxConcurrentQueries, FlagMaxConcurrentQueries, 0, "Most queries and metadata requests (/series, /labels, /label/<name>/values, /query_exemplars) of one tenant a querier serves at once; more get 429. 0: with multi-tenancy half of -querier.max-concurrent (so no tenant can take every slot), without it only -querier.max-concurrent.")
@@ -272,6 +278,10 @@ func (l *Limits) Validate() error {
 		return fmt.Errorf("-%s must not be negative, got %d", FlagAlertmanagerMaxAggrGroups, l.AlertmanagerMaxAggregationGroups)
 	case l.AlertmanagerMaxAlertsCount < 0:
 		return fmt.Errorf("-%s must not be negative, got %d", FlagAlertmanagerMaxAlerts, l.AlertmanagerMaxAlertsCount)
+	case l.AlertmanagerMaxSilencesCount < 0:
+		return fmt.Errorf("-%s must not be negative, got %d", FlagAlertmanagerMaxSilences, l.AlertmanagerMaxSilencesCount)
+	case l.AlertmanagerMaxSilenceSizeBytes < 0:
+		return fmt.Errorf("-%s must not be negative, got %d", FlagAlertmanagerMaxSilenceSize, l.AlertmanagerMaxSilenceSizeBytes)
 	}
 	return nil
 }
