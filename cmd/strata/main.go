@@ -190,6 +190,12 @@ func (p *process) printReady(w io.Writer, httpAddr *net.TCPAddr) {
 	if p.runs("querier") {
 		fmt.Fprintf(w, "  Grafana:     Prometheus data source, URL %s\n", base)
 	}
+	if p.runs("ruler") {
+		fmt.Fprintf(w, "  Rules:       POST one group in YAML to %s/config/v1/rules/<namespace>; alerts at %s/prometheus/api/v1/alerts\n", base, base)
+	}
+	if p.runs("alertmanager") {
+		fmt.Fprintf(w, "  Alerts:      Grafana Alertmanager data source (implementation Mimir), URL %s; config: POST %s/api/v1/alerts\n", base, base)
+	}
 	fmt.Fprintf(w, "  Status:      %s/ready  %s/metrics  %s/ring  %s/memberlist\n", base, base, base, base)
 	fmt.Fprintf(w, "  HTTP:        %s\n", base)
 	fmt.Fprintf(w, "  Gossip:      %s (other processes join with -memberlist.join=%s)\n", p.w.kv.Addr(), p.w.kv.Addr())
