@@ -167,14 +167,20 @@ func (i *Ingester) cutHeadIf(ctx context.Context, u *tenantDB, cond func() bool)
 	h := u.db.Head()
 	// The barrier: holding pushing exclusively, every append that began
 	// before has committed, and the next ones see the raised minimum valid
-	// time.
+	// time. It is held through the compaction too: Prometheus' chunk disk
+	// mapper (v0.315.1) panics ("expected newly cut file to have
+	// sequence:offset") when a commit m-maps an out-of-order chunk while
+	// the compaction's truncation cuts a new chunk file, which a replica
+	// still taking the tail of a push did during a flush. The tenant's
+	// pushes wait for the cut; a flush is an operator's or an idle
+	// tenant's.
 	u.ship.pushing.Lock()
+	defer u.ship.pushing.Unlock()
 	maxt := h.MaxTime()
 	empty := maxt == math.MinInt64 || h.MinTime() > maxt
 	// After a cut the head's times can still span one instant; a head
 	// with no series holds nothing to cut.
 	if cond != nil && (empty || h.NumSeries() == 0 || !cond()) {
-		u.ship.pushing.Unlock()
 		return false, nil
 	}
 	if !empty {
@@ -182,7 +188,6 @@ func (i *Ingester) cutHeadIf(ctx context.Context, u *tenantDB, cond func() bool)
 			h.SetMinValidTime(maxt + 1)
 		}
 	}
-	u.ship.pushing.Unlock()
 	if !empty {
 		rng := i.cfg.BlockRangesPeriod.Milliseconds()
 		for mint := h.MinTime(); mint <= maxt; {
