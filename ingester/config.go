@@ -108,9 +108,9 @@ func (c *Config) tsdbOptions() *tsdb.Options {
 	// rewrite blocks that may already be shipped. The querier merges
 	// overlapping blocks at read time and the compactor for good.
 	o.EnableOverlappingCompaction = false
-	// The DB's own loop reloads blocks, applies retention and triggers head
-	// compaction on this period (and on every commit that makes the head
-	// compactable), so tsdb.Open is all it takes to keep compaction running.
+	// The DB's own loop reloads blocks and applies retention on this
+	// period; its compaction is turned off and the ingester's compaction
+	// loop (compact.go) cuts the heads on the same period.
 	o.BlockReloadInterval = c.HeadCompactionInterval
 	o.WALCompression = compression.Type(c.WALCompression)
 	o.OutOfOrderTimeWindow = c.OutOfOrderTimeWindow.Milliseconds()

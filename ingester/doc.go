@@ -1,7 +1,8 @@
 // Package ingester keeps each tenant's recent samples in memory and on local disk.
 //
 // Flow: distributor --Push--> ingester --QueryStream/Series/Label*--> querier;
-// blocks cut every 2h, or whole once a tenant is idle for
+// blocks cut every 2h by the ingester's compaction loop (compact.go; the
+// TSDBs' own compaction is off), or whole once a tenant is idle for
 // -blocks-storage.tsdb.head-compaction-idle-timeout (idle.go) --> object
 // storage (ship.go, through shipper/, which also adds them to the tenant's
 // bucket index).

@@ -12,7 +12,7 @@ import (
 // and a half block ranges, which takes new samples: the head of a tenant
 // that stopped pushing would stay in memory and in the WAL, unshipped,
 // until it pushes again. Every -blocks-storage.tsdb.head-compaction-interval
-// the idle loop cuts the whole head of each tenant that received no push
+// the compaction loop (compact.go) cuts the whole head of each tenant that received no push
 // for -blocks-storage.tsdb.head-compaction-idle-timeout, as a flush does
 // (ship.go: cutHeadIf), and ships it; the TSDB then truncates the WAL at
 // its next compaction. Idleness is judged while no push runs (the flush
@@ -44,34 +44,6 @@ func (u *tenantDB) markPush(t time.Time) {
 	ns := t.UnixNano()
 	if ns-u.lastPush.Load() >= int64(time.Millisecond) {
 		u.lastPush.Store(ns)
-	}
-}
-
-// startIdleLoop starts the goroutine that cuts idle heads every
-// -blocks-storage.tsdb.head-compaction-interval; stop cancels it and waits
-// for it. Run calls it once the ingester is running.
-func (i *Ingester) startIdleLoop() (stop func()) {
-	if i.cfg.HeadCompactionIdleTimeout == 0 {
-		return func() {}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(i.cfg.HeadCompactionInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				i.cutIdleHeads(ctx, time.Now())
-			}
-		}
-	}()
-	return func() {
-		cancel()
-		<-done
 	}
 }
 

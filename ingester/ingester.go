@@ -34,9 +34,10 @@ type Ingester struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	limitMetrics *limitMetrics // push_limits.go
-	idle         *idleMetrics  // idle.go
-	ringShare    RingShare     // push_limits.go: Deps.RingShare; nil: the whole limit
+	limitMetrics *limitMetrics   // push_limits.go
+	idle         *idleMetrics    // idle.go
+	compact      *compactMetrics // compact.go
+	ringShare    RingShare       // push_limits.go: Deps.RingShare; nil: the whole limit
 
 	pushPool sync.Pool   // *pushState
 	rates    ingestRates // stats_rate.go: per-tenant ingestion rate, fed by Push
@@ -98,6 +99,11 @@ type tenantDB struct {
 	ship     tenantShipping       // ship.go: the tenant's shipper and the cut barrier
 	health   tenantHealth         // tenant_recover.go: failure, drain, WAL watch
 	lastPush atomic.Int64         // idle.go: Unix ns of the last push, or of the open
+
+	// compact.go: the head chunk files found at open, and whether the
+	// chunk disk mapper has cut one of its own since.
+	chunkFilesAtOpen []os.FileInfo
+	chunkFileCut     atomic.Bool
 
 	// order makes a push that touches a series of an earlier push still
 	// in flight wait for its commit (push_order.go).
@@ -161,6 +167,7 @@ func New(cfg Config, d Deps) (*Ingester, error) {
 	i.metrics = newMetrics(d.Reg, i)
 	i.limitMetrics = newLimitMetrics(d.Reg)
 	i.idle = newIdleMetrics(d.Reg)
+	i.compact = newCompactMetrics(d.Reg)
 	i.initDisk(d.DataDir, d.Reg) // tenant_recover.go
 	if d.TenantLabels != nil {
 		i.setTenantLabels(d.TenantLabels)
@@ -198,10 +205,10 @@ func (i *Ingester) Run(ctx context.Context) error {
 	if ctx.Err() == nil {
 		i.setState(stateRunning)
 		i.log.Info("ingester ready", "tenants", i.numTenants(), "replay_duration", time.Since(start))
-		stopShipping := i.startShipLoop() // ship.go
-		stopIdleCuts := i.startIdleLoop() // idle.go
+		stopShipping := i.startShipLoop()          // ship.go
+		stopCompactions := i.startCompactionLoop() // compact.go, idle.go
 		<-ctx.Done()
-		stopIdleCuts()
+		stopCompactions()
 		stopShipping()
 	}
 
@@ -313,6 +320,9 @@ func (i *Ingester) openDB(u *tenantDB) {
 		u.err = err
 		return
 	}
+	// compact.go: the compaction loop compacts the head, not the TSDB.
+	db.DisableCompactions()
+	u.chunkFilesAtOpen = chunkFiles(dir)
 	i.checkWALWatch(u) // wal_failure.go
 	u.series.enforce() // the WAL is replayed: limits apply from here on
 	u.db = db

@@ -167,13 +167,11 @@ func (i *Ingester) cutHeadIf(ctx context.Context, u *tenantDB, cond func() bool)
 	h := u.db.Head()
 	// The barrier: holding pushing exclusively, every append that began
 	// before has committed, and the next ones see the raised minimum valid
-	// time. It is held through the compaction too: Prometheus' chunk disk
-	// mapper (v0.315.1) panics ("expected newly cut file to have
-	// sequence:offset") when a commit m-maps an out-of-order chunk while
-	// the compaction's truncation cuts a new chunk file, which a replica
-	// still taking the tail of a push did during a flush. The tenant's
-	// pushes wait for the cut; a flush is an operator's or an idle
-	// tenant's.
+	// time. It is held through the compaction too, and every full chunk
+	// is m-mapped first (quietChunkWrites), so that no chunk is written
+	// beside the compaction's head truncations (compact.go says which
+	// Prometheus panic that avoids). The tenant's pushes wait for the cut;
+	// a flush is an operator's or an idle tenant's.
 	u.ship.pushing.Lock()
 	defer u.ship.pushing.Unlock()
 	maxt := h.MaxTime()
@@ -183,6 +181,7 @@ func (i *Ingester) cutHeadIf(ctx context.Context, u *tenantDB, cond func() bool)
 	if cond != nil && (empty || h.NumSeries() == 0 || !cond()) {
 		return false, nil
 	}
+	u.quietChunkWrites() // compact.go
 	if !empty {
 		if cur, ok := h.AppendableMinValidTime(); !ok || cur <= maxt {
 			h.SetMinValidTime(maxt + 1)
