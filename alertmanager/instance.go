@@ -57,6 +57,7 @@ type instance struct {
 	handler  http.Handler
 
 	groupLimit        groupLimit
+	rates             *rateLimits
 	pipeline          *notify.PipelineBuilder
 	dispatcherMetrics *dispatch.DispatcherMetrics
 	externalURL       *url.URL
@@ -91,7 +92,11 @@ type instanceDeps struct {
 	maxGroups func() int
 	// received counts the tenant's alerts as they arrive.
 	received func(n int)
-	log      *slog.Logger
+	// notificationRate is the tenant's rate limit of an integration, read
+	// at each notification; rateLimited counts a notification it refused.
+	notificationRate func(integration string) notificationRate
+	rateLimited      func(integration string)
+	log              *slog.Logger
 }
 
 // alertLimiter refuses a new alert beyond the tenant's limit; updates of
@@ -144,6 +149,7 @@ func newInstance(d instanceDeps) (*instance, error) {
 		httpOpts:          []commoncfg.HTTPClientOption{commoncfg.WithDialContextFunc(firewallDialer(d.allowPrivate))},
 		retention:         d.retention,
 		groupLimit:        groupLimit(d.maxGroups),
+		rates:             &rateLimits{limit: d.notificationRate, limited: d.rateLimited, limiters: map[string]*integrationLimiter{}},
 		started:           time.Now(),
 		stopc:             make(chan struct{}),
 	}
@@ -256,7 +262,7 @@ func (in *instance) apply(raw string, p *parsed) error {
 		if err != nil {
 			return fmt.Errorf("build receiver %q: %w", rcv.Name, err)
 		}
-		receivers[rcv.Name] = ints
+		receivers[rcv.Name] = in.rates.wrap(rcv.Name, ints)
 	}
 	intervals := map[string][]timeinterval.TimeInterval{}
 	for _, ti := range conf.MuteTimeIntervals {
