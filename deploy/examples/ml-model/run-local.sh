@@ -167,7 +167,7 @@ The ML-model quickstart is running; Ctrl-C stops it. Logs and data: $work
   Prometheus:    $prom_url  (scrapes the service every $SCRAPE_INTERVAL, remote-writes to Strata)
   Alertmanager:  Strata's own: $strata_url/alertmanager/ (web UI), running alertmanager.yml
                  (webhook receiver: the service's log; curl $model_url/webhook)
-                 after editing it: $here/upload-alertmanager.sh $here/alertmanager.yml $strata_url
+                 after editing its copy: $here/upload-alertmanager.sh $work/alertmanager.yml $strata_url
   rules.yml:     evaluated by Strata's ruler (namespace ml-model): curl $strata_url/api/v1/rules
                  after editing it: $here/upload-rules.sh $here/rules.yml $strata_url
   Grafana:       a Prometheus data source with URL $strata_url (no path, no header),
