@@ -29,6 +29,10 @@ func uiHandler() http.Handler {
 			http.Error(w, "method not allowed: the UI is read with GET", http.StatusMethodNotAllowed)
 			return
 		}
+		if strings.HasSuffix(r.URL.Path, "/") && r.URL.Path != routePrefix+"/" {
+			http.NotFound(w, r) // no directory listings
+			return
+		}
 		if r.URL.Path == routePrefix+"/" || r.URL.Path == routePrefix+"/index.html" {
 			// The page names no tenant; never let a cache serve it to another.
 			w.Header().Set("Cache-Control", "no-cache, no-store, must-revalidate")

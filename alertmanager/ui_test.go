@@ -72,6 +72,7 @@ func TestUI(t *testing.T) {
 
 	require.Equal(t, http.StatusUnauthorized, get("/alertmanager/", "").Code)
 	require.Equal(t, http.StatusNotFound, get("/alertmanager/lib/nothing.css", "tenant-a").Code)
+	require.Equal(t, http.StatusNotFound, get("/alertmanager/lib/", "tenant-a").Code, "a directory listing")
 	// A tenant without a configuration gets the page; its API calls say why
 	// they have nothing.
 	require.Equal(t, http.StatusOK, get("/alertmanager/", "tenant-c").Code)
