@@ -30,22 +30,8 @@ func TestNotificationRateLimit(t *testing.T) {
 	lim.l.Store(defaultLimits(t, "-alertmanager.receivers-firewall-allow-private",
 		"-alertmanager.notification-rate-limit=1000", // the map below wins for webhooks
 		`-alertmanager.notification-rate-limit-per-integration={"webhook": 0.001}`))
-	var cfg Config
-	fs := flag.NewFlagSet("t", flag.ContinueOnError)
-	cfg.RegisterFlags(fs)
-	require.NoError(t, fs.Parse(nil))
-	cfg.DataDir = t.TempDir()
-	am, err := New(cfg, Deps{Bucket: objstore.NewInMemBucket(), Limits: lim, Tenants: tenant.Resolver{MultitenancyEnabled: true}, Reg: prometheus.NewRegistry()})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- am.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
-	eventually(t, "the first sync", func() bool { return am.CheckReady(ctx) == nil })
-	h := &harness{t: t, am: am, cfg: am.ConfigHandler(), api: am.APIHandler()}
+	h := startWith(t, lim, tenant.Resolver{MultitenancyEnabled: true})
+	am := h.am
 
 	rec := newReceiver(t)
 	// One group per alertname: each alert is a notification of its own.
@@ -77,7 +63,7 @@ func TestNotificationRateLimit(t *testing.T) {
 	am.mu.Lock()
 	in := am.instances["t1"]
 	am.mu.Unlock()
-	err = in.rates.allow("webhook")
+	err := in.rates.allow("webhook")
 	require.ErrorIs(t, err, ErrNotificationRateLimited)
 	require.EqualError(t, err, "notification rate limit reached: integration webhook may send 0.001 notifications/s (-alertmanager.notification-rate-limit-per-integration, override alertmanager_notification_rate_limit_per_integration)")
 
@@ -95,4 +81,26 @@ func TestNotificationRateOf(t *testing.T) {
 	require.Equal(t, notificationRate{rate: 0, flag: "alertmanager.notification-rate-limit-per-integration", override: "alertmanager_notification_rate_limit_per_integration"}, notificationRateOf(l, "email"))
 	// The default: no limit.
 	require.Equal(t, 0.0, notificationRateOf(defaultLimits(t), "webhook").rate)
+}
+
+// startWith runs an Alertmanager with the limits lim and the tenants of
+// tenants, and a registry for its metrics.
+func startWith(t *testing.T, lim tenantLimits, tenants tenant.Resolver) *harness {
+	t.Helper()
+	var cfg Config
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	require.NoError(t, fs.Parse(nil))
+	cfg.DataDir = t.TempDir()
+	am, err := New(cfg, Deps{Bucket: objstore.NewInMemBucket(), Limits: lim, Tenants: tenants, Reg: prometheus.NewRegistry()})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- am.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	eventually(t, "the first sync", func() bool { return am.CheckReady(ctx) == nil })
+	return &harness{t: t, am: am, cfg: am.ConfigHandler(), api: am.APIHandler()}
 }

@@ -1,14 +1,21 @@
 package alertmanager
 
 import (
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
 
+	"github.com/strata-metrics/strata/auth"
 	"github.com/strata-metrics/strata/tenant"
 )
 
@@ -77,4 +84,59 @@ func TestUI(t *testing.T) {
 	// they have nothing.
 	require.Equal(t, http.StatusOK, get("/alertmanager/", "tenant-c").Code)
 	require.Equal(t, http.StatusNotFound, get("/alertmanager/api/v2/status", "tenant-c").Code)
+}
+
+// TestUIWithTenantsFile: with -auth.tenants-file, a browser without
+// credentials gets 401 with a Basic challenge (it asks for a user and
+// password); with a tenant's user it gets the page, and the API calls it
+// makes with the same credentials reach that tenant's Alertmanager.
+func TestUIWithTenantsFile(t *testing.T) {
+	hash := func(pw string) string {
+		h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+		require.NoError(t, err)
+		return string(h)
+	}
+	file := filepath.Join(t.TempDir(), "tenants.yml")
+	require.NoError(t, os.WriteFile(file, []byte(`tenants:
+  - id: team-a
+    users: [{name: alice, password_bcrypt: "`+hash("pw-a")+`"}]
+  - id: team-b
+    users: [{name: bob, password_bcrypt: "`+hash("pw-b")+`"}]
+`), 0o600))
+	authn, err := auth.New(auth.Config{TenantsFile: file, TenantsReloadInterval: time.Minute}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	require.NoError(t, err)
+	lim := &swappableLimits{}
+	lim.l.Store(defaultLimits(t))
+	h := startWith(t, lim, tenant.Resolver{Auth: authn})
+
+	do := func(handler http.Handler, method, path, user, pw, body string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		if user != "" {
+			req.SetBasicAuth(user, pw)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		return rec
+	}
+	for user, pw := range map[string]string{"alice": "pw-a", "bob": "pw-b"} {
+		rec := do(h.cfg, http.MethodPost, "/api/v1/alerts", user, pw, webhookConfig("https://hooks.example.com/"+user))
+		require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
+	}
+	rec := do(h.api, http.MethodPost, "/alertmanager/api/v2/alerts", "alice", "pw-a", `[{"labels":{"alertname":"AlertOfA"}}]`)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+
+	rec = do(h.api, http.MethodGet, "/alertmanager/", "", "", "")
+	require.Equal(t, http.StatusUnauthorized, rec.Code)
+	require.Contains(t, rec.Header().Values("WWW-Authenticate"), tenant.Challenges[0])
+	rec = do(h.api, http.MethodGet, "/alertmanager/", "alice", "wrong", "")
+	require.Equal(t, http.StatusUnauthorized, rec.Code)
+	rec = do(h.api, http.MethodGet, "/alertmanager/", "alice", "pw-a", "")
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.Contains(t, rec.Body.String(), "<title>Alertmanager</title>")
+	rec = do(h.api, http.MethodGet, "/alertmanager/api/v2/alerts", "alice", "pw-a", "")
+	require.Contains(t, rec.Body.String(), "AlertOfA")
+	rec = do(h.api, http.MethodGet, "/alertmanager/api/v2/alerts", "bob", "pw-b", "")
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.NotContains(t, rec.Body.String(), "AlertOfA")
 }
