@@ -92,11 +92,9 @@ type instanceDeps struct {
 	maxGroups func() int
 	// received counts the tenant's alerts as they arrive.
 	received func(n int)
-	// notificationRate is the tenant's rate limit of an integration, read
-	// at each notification; rateLimited counts a notification it refused.
-	notificationRate func(integration string) notificationRate
-	rateLimited      func(integration string)
-	log              *slog.Logger
+	log      *slog.Logger
+	// rates are the tenant's notification rate limits.
+	rates *rateLimits
 }
 
 // alertLimiter refuses a new alert beyond the tenant's limit; updates of
@@ -149,7 +147,7 @@ func newInstance(d instanceDeps) (*instance, error) {
 		httpOpts:          []commoncfg.HTTPClientOption{commoncfg.WithDialContextFunc(firewallDialer(d.allowPrivate))},
 		retention:         d.retention,
 		groupLimit:        groupLimit(d.maxGroups),
-		rates:             &rateLimits{limit: d.notificationRate, limited: d.rateLimited, limiters: map[string]*integrationLimiter{}},
+		rates:             d.rates,
 		started:           time.Now(),
 		stopc:             make(chan struct{}),
 	}

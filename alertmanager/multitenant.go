@@ -297,11 +297,8 @@ func (m *MultitenantAlertmanager) entry(id string, fromFallback bool) (*tenantEn
 		maxSilenceBytes: func() int { return m.deps.Limits.For(id).AlertmanagerMaxSilenceSizeBytes },
 		maxGroups:       func() int { return m.deps.Limits.For(id).AlertmanagerMaxAggregationGroups },
 		received:        func(n int) { m.metrics.received(id, n) },
-		notificationRate: func(integration string) notificationRate {
-			return notificationRateOf(m.deps.Limits.For(id), integration)
-		},
-		rateLimited: func(integration string) { m.metrics.rateLimited(id, integration) },
-		log:         m.log.With("tenant", id),
+		rates:           m.newRateLimits(id),
+		log:             m.log.With("tenant", id),
 	})
 	if err != nil {
 		return nil, false, err

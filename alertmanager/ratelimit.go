@@ -49,6 +49,18 @@ type integrationLimiter struct {
 	limiter *rate.Limiter
 }
 
+// newRateLimits returns tenant id's rate limits, which read its limits at
+// each notification and count refusals in the self-metrics.
+func (m *MultitenantAlertmanager) newRateLimits(id string) *rateLimits {
+	return &rateLimits{
+		limit: func(integration string) notificationRate {
+			return notificationRateOf(m.deps.Limits.For(id), integration)
+		},
+		limited:  func(integration string) { m.metrics.rateLimited(id, integration) },
+		limiters: map[string]*integrationLimiter{},
+	}
+}
+
 // allow takes a token of integration's bucket, or returns why not.
 func (r *rateLimits) allow(integration string) error {
 	l := r.limit(integration)
