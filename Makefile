@@ -91,9 +91,9 @@ docs:
 clean:
 	rm -rf $(BIN)
 
-## example-ml: the ML-model quickstart (deploy/examples/ml-model) without Docker: Strata,
-## the example service, Debian's prometheus and prometheus-alertmanager on loopback; prints
-## where to look, Ctrl-C stops it. Ports: make example-ml STRATA_PORT=9009 MODEL_PORT=8080 PROM_PORT=9090 AM_PORT=9093
+## example-ml: the ML-model quickstart (deploy/examples/ml-model) without Docker: Strata
+## (with its built-in Alertmanager), the example service and Debian's prometheus on loopback; prints
+## where to look, Ctrl-C stops it. Ports: make example-ml STRATA_PORT=9009 MODEL_PORT=8080 PROM_PORT=9090
 example-ml: build
 	STRATA_BIN=$(CURDIR)/$(STRATA) deploy/examples/ml-model/run-local.sh
 

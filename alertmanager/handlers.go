@@ -85,11 +85,19 @@ func (m *MultitenantAlertmanager) ConfigHandler() http.Handler {
 // APIHandler serves the tenant's upstream Alertmanager API under
 // /alertmanager (/alertmanager/api/v2/alerts, silences, status, ...): the
 // paths amtool and Grafana's Alertmanager data source use.
+//
+// It also serves upstream's web UI at /alertmanager/ (ui.go): the page and
+// its files to any tenant, the data of the request's tenant through the API.
 func (m *MultitenantAlertmanager) APIHandler() http.Handler {
+	ui := uiHandler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := m.deps.Tenants.FromHTTP(r)
 		if err != nil {
 			tenant.WriteError(w, err)
+			return
+		}
+		if isUIPath(r.URL.Path) {
+			ui.ServeHTTP(w, r)
 			return
 		}
 		in, err := m.lookup(r.Context(), id)

@@ -57,6 +57,7 @@ type instance struct {
 	handler  http.Handler
 
 	groupLimit        groupLimit
+	rates             *rateLimits
 	pipeline          *notify.PipelineBuilder
 	dispatcherMetrics *dispatch.DispatcherMetrics
 	externalURL       *url.URL
@@ -92,6 +93,8 @@ type instanceDeps struct {
 	// received counts the tenant's alerts as they arrive.
 	received func(n int)
 	log      *slog.Logger
+	// rates are the tenant's notification rate limits.
+	rates *rateLimits
 }
 
 // alertLimiter refuses a new alert beyond the tenant's limit; updates of
@@ -144,6 +147,7 @@ func newInstance(d instanceDeps) (*instance, error) {
 		httpOpts:          []commoncfg.HTTPClientOption{commoncfg.WithDialContextFunc(firewallDialer(d.allowPrivate))},
 		retention:         d.retention,
 		groupLimit:        groupLimit(d.maxGroups),
+		rates:             d.rates,
 		started:           time.Now(),
 		stopc:             make(chan struct{}),
 	}
@@ -256,7 +260,7 @@ func (in *instance) apply(raw string, p *parsed) error {
 		if err != nil {
 			return fmt.Errorf("build receiver %q: %w", rcv.Name, err)
 		}
-		receivers[rcv.Name] = ints
+		receivers[rcv.Name] = in.rates.wrap(rcv.Name, ints)
 	}
 	intervals := map[string][]timeinterval.TimeInterval{}
 	for _, ti := range conf.MuteTimeIntervals {

@@ -12,10 +12,11 @@ import (
 )
 
 type metrics struct {
-	loaded       prometheus.Gauge
-	loadFailures prometheus.Counter
-	receivedVec  *prometheus.CounterVec
-	labels       *tenant.LabelCap
+	loaded         prometheus.Gauge
+	loadFailures   prometheus.Counter
+	receivedVec    *prometheus.CounterVec
+	rateLimitedVec *prometheus.CounterVec
+	labels         *tenant.LabelCap
 }
 
 func newMetrics(m *MultitenantAlertmanager, reg prometheus.Registerer, labels *tenant.LabelCap) *metrics {
@@ -33,9 +34,13 @@ func newMetrics(m *MultitenantAlertmanager, reg prometheus.Registerer, labels *t
 			Name: "strata_alertmanager_alerts_received_total",
 			Help: "Alerts posted to a tenant's Alertmanager, refused ones included.",
 		}, []string{tenant.LabelName}),
+		rateLimitedVec: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_alertmanager_notification_rate_limited_total",
+			Help: "Notifications refused by the tenant's notification rate limit of their integration (alertmanager_notification_rate_limit, _per_integration); the group's next flush tries again.",
+		}, []string{tenant.LabelName, "integration"}),
 		labels: labels,
 	}
-	labels.Track(mt.receivedVec)
+	labels.Track(mt.receivedVec, mt.rateLimitedVec)
 	if reg != nil {
 		reg.MustRegister(&tenantCollector{m: m, labels: labels})
 	}
@@ -44,6 +49,10 @@ func newMetrics(m *MultitenantAlertmanager, reg prometheus.Registerer, labels *t
 
 func (mt *metrics) received(id string, n int) {
 	mt.receivedVec.WithLabelValues(mt.labels.Value(id)).Add(float64(n))
+}
+
+func (mt *metrics) rateLimited(id, integration string) {
+	mt.rateLimitedVec.WithLabelValues(mt.labels.Value(id), integration).Inc()
 }
 
 // upstreamFamilies are the upstream per-tenant metrics exposed, renamed

@@ -297,6 +297,7 @@ func (m *MultitenantAlertmanager) entry(id string, fromFallback bool) (*tenantEn
 		maxSilenceBytes: func() int { return m.deps.Limits.For(id).AlertmanagerMaxSilenceSizeBytes },
 		maxGroups:       func() int { return m.deps.Limits.For(id).AlertmanagerMaxAggregationGroups },
 		received:        func(n int) { m.metrics.received(id, n) },
+		rates:           m.newRateLimits(id),
 		log:             m.log.With("tenant", id),
 	})
 	if err != nil {

@@ -15,10 +15,12 @@ import (
 	"github.com/strata-metrics/strata/internal/procs"
 )
 
-// TestAlertmanagerNotifiesAWebhook: a real strata process takes a tenant's
-// Alertmanager configuration, an alert posted to the tenant's v2 API, and
-// sends it to the tenant's webhook; the other tenant's receiver gets
-// nothing of it, and the self-metrics count the notification.
+// TestAlertmanagerNotifiesAWebhook: a real strata process takes two
+// tenants' Alertmanager configurations with different routes and
+// receivers, alerts posted to their v2 API, and sends each tenant's to its
+// own webhooks only; a silence of A mutes A's alert and not B's alert of
+// the same name; the self-metrics count the notifications; the web UI and
+// buildinfo's alertmanager_config_api are served.
 func TestAlertmanagerNotifiesAWebhook(t *testing.T) {
 	var mu sync.Mutex
 	got := map[string][]string{} // path -> alertnames
@@ -50,7 +52,9 @@ func TestAlertmanagerNotifiesAWebhook(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		req.Header.Set("X-Scope-OrgID", orgID)
+		if orgID != "" {
+			req.Header.Set("X-Scope-OrgID", orgID)
+		}
 		if contentType != "" {
 			req.Header.Set("Content-Type", contentType)
 		}
@@ -62,38 +66,62 @@ func TestAlertmanagerNotifiesAWebhook(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	config := func(path string) string {
-		return fmt.Sprintf("alertmanager_config: |\n  route:\n    receiver: hook\n    group_wait: 10ms\n    group_interval: 10ms\n  receivers:\n    - name: hook\n      webhook_configs:\n        - url: %s%s\n", hook.URL, path)
+	// team-a: one route, every alert in one group. team-b: pages go to a
+	// receiver of their own.
+	configs := map[string]string{
+		"team-a": fmt.Sprintf("alertmanager_config: |\n  route:\n    receiver: hook\n    group_wait: 10ms\n    group_interval: 10ms\n  receivers:\n    - name: hook\n      webhook_configs:\n        - url: %s/team-a\n", hook.URL),
+		"team-b": fmt.Sprintf("alertmanager_config: |\n  route:\n    receiver: hook\n    group_by: [alertname]\n    group_wait: 10ms\n    group_interval: 10ms\n    routes:\n      - matchers: [severity=\"page\"]\n        receiver: pager\n  receivers:\n    - name: hook\n      webhook_configs:\n        - url: %[1]s/team-b\n    - name: pager\n      webhook_configs:\n        - url: %[1]s/team-b-pager\n", hook.URL),
 	}
 	for _, tenant := range []string{"team-a", "team-b"} {
-		if code, body := call(http.MethodPost, "/api/v1/alerts", tenant, "application/yaml", config("/"+tenant)); code != http.StatusCreated {
+		if code, body := call(http.MethodPost, "/api/v1/alerts", tenant, "application/yaml", configs[tenant]); code != http.StatusCreated {
 			t.Fatalf("upload config of %s: %d %s", tenant, code, body)
 		}
 	}
 	if code, body := call(http.MethodGet, "/api/v1/alerts", "team-a", "", ""); code != http.StatusOK || !strings.Contains(body, "/team-a") {
 		t.Fatalf("get config: %d %s", code, body)
 	}
-	if code, body := call(http.MethodPost, "/alertmanager/api/v2/alerts", "team-a", "application/json", `[{"labels":{"alertname":"DiskFull"}}]`); code != http.StatusOK {
-		t.Fatalf("post alert: %d %s", code, body)
+	// team-a silences Muted.
+	if code, body := call(http.MethodPost, "/alertmanager/api/v2/silences", "team-a", "application/json", `{"matchers":[{"name":"alertname","value":"Muted","isRegex":false,"isEqual":true}],
+		"startsAt":"2000-01-01T00:00:00Z","endsAt":"2999-01-01T00:00:00Z","createdBy":"e2e","comment":"mute"}`); code != http.StatusOK {
+		t.Fatalf("team-a's silence: %d %s", code, body)
+	}
+	for _, tenant := range []string{"team-a", "team-b"} {
+		alerts := map[string]string{
+			"team-a": `[{"labels":{"alertname":"DiskFull"}},{"labels":{"alertname":"Muted"}}]`,
+			"team-b": `[{"labels":{"alertname":"DiskFull","severity":"page"}},{"labels":{"alertname":"Muted"}}]`,
+		}[tenant]
+		if code, body := call(http.MethodPost, "/alertmanager/api/v2/alerts", tenant, "application/json", alerts); code != http.StatusOK {
+			t.Fatalf("post alerts of %s: %d %s", tenant, code, body)
+		}
 	}
 	err := procs.Poll(ctx, 50*time.Millisecond, func() (bool, string) {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(got["/team-a"]) > 0, fmt.Sprintf("webhook got %v", got)
+		return len(got["/team-a"]) > 0 && len(got["/team-b"]) > 0 && len(got["/team-b-pager"]) > 0, fmt.Sprintf("webhook got %v", got)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()
-	if len(got["/team-b"]) != 0 || got["/team-a"][0] != "DiskFull" {
-		t.Errorf("notifications: %v; want DiskFull at /team-a only", got)
+	// team-a's one group was notified without the alert its silence mutes.
+	if want := map[string][]string{"/team-a": {"DiskFull"}, "/team-b": {"Muted"}, "/team-b-pager": {"DiskFull"}}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("notifications: %v; want %v", got, want)
 	}
 	mu.Unlock()
-	if code, body := call(http.MethodGet, "/alertmanager/api/v2/alerts", "team-b", "", ""); code != http.StatusOK || strings.Contains(body, "DiskFull") {
+	if code, body := call(http.MethodGet, "/alertmanager/api/v2/alerts", "team-b", "", ""); code != http.StatusOK || !strings.Contains(body, "severity") {
 		t.Errorf("team-b's alerts: %d %s", code, body)
 	}
+	if code, body := call(http.MethodGet, "/alertmanager/api/v2/silences", "team-b", "", ""); code != http.StatusOK || strings.Contains(body, "Muted") {
+		t.Errorf("team-b's silences: %d %s", code, body)
+	}
+	if code, body := call(http.MethodGet, "/alertmanager/", "team-a", "", ""); code != http.StatusOK || !strings.Contains(body, "<title>Alertmanager</title>") {
+		t.Errorf("web UI: %d %.200s", code, body)
+	}
+	if code, body := call(http.MethodGet, "/api/v1/status/buildinfo", "", "", ""); code != http.StatusOK || !strings.Contains(body, `"alertmanager_config_api":"true"`) {
+		t.Errorf("buildinfo: %d %s", code, body)
+	}
 	_, metrics := call(http.MethodGet, "/metrics", "team-a", "", "")
-	if !strings.Contains(metrics, `strata_alertmanager_notifications_total{integration="webhook",`) || !strings.Contains(metrics, `strata_alertmanager_alerts_received_total{tenant="team-a"} 1`) {
+	if !strings.Contains(metrics, `strata_alertmanager_notifications_total{integration="webhook",`) || !strings.Contains(metrics, `strata_alertmanager_alerts_received_total{tenant="team-a"} 2`) {
 		t.Errorf("self-metrics lack the notification:\n%s", grepLines(metrics, "strata_alertmanager_"))
 	}
 }

@@ -105,6 +105,12 @@ type Limits struct {
 	AlertmanagerMaxSilenceSizeBytes   int  `yaml:"alertmanager_max_silence_size_bytes"`
 	AlertmanagerMaxAggregationGroups  int  `yaml:"alertmanager_max_dispatcher_aggregation_groups"`
 	AlertmanagerReceiversAllowPrivate bool `yaml:"alertmanager_receivers_firewall_allow_private"`
+	// AlertmanagerNotificationRateLimit is the notifications per second
+	// each integration of a tenant may send, 0 for no limit;
+	// AlertmanagerNotificationRateLimitPerIntegration replaces it for the
+	// integrations it names (webhook, email, slack, ...).
+	AlertmanagerNotificationRateLimit               float64 `yaml:"alertmanager_notification_rate_limit"`
+	AlertmanagerNotificationRateLimitPerIntegration RateMap `yaml:"alertmanager_notification_rate_limit_per_integration"`
 }
 
 // Flag names of the limits, for messages: a rejection names the flag (the
@@ -144,6 +150,8 @@ const (
 	FlagAlertmanagerMaxSilenceSize    = "alertmanager.max-silence-size-bytes"
 	FlagAlertmanagerMaxAggrGroups     = "alertmanager.max-dispatcher-aggregation-groups"
 	FlagAlertmanagerFirewallAllowPriv = "alertmanager.receivers-firewall-allow-private"
+	FlagAlertmanagerNotificationRate  = "alertmanager.notification-rate-limit"
+	FlagAlertmanagerNotificationRates = "alertmanager.notification-rate-limit-per-integration"
 )
 
 // RegisterFlags registers the default limits.
@@ -193,6 +201,8 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&l.AlertmanagerMaxSilenceSizeBytes, FlagAlertmanagerMaxSilenceSize, 64<<10, "Largest silence (matchers, comment, creator) a tenant may create, in bytes as stored; larger are refused with 400. 0 means no limit. Override: alertmanager_max_silence_size_bytes.")
 	fs.IntVar(&l.AlertmanagerMaxAggregationGroups, FlagAlertmanagerMaxAggrGroups, 1000, "Most aggregation groups (alerts grouped by a route's group_by) a tenant's Alertmanager keeps; alerts of a further group are not notified, counted in strata_alertmanager_dispatcher_aggregation_group_limit_reached_total. 0 means no limit. Override: alertmanager_max_dispatcher_aggregation_groups.")
 	fs.BoolVar(&l.AlertmanagerReceiversAllowPrivate, FlagAlertmanagerFirewallAllowPriv, false, "Let tenants' Alertmanager receivers reach loopback, private (RFC 1918, fc00::/7), link-local, unspecified, multicast and special-purpose (100.64.0.0/10, 0.0.0.0/8, 198.18.0.0/15, 240.0.0.0/4, NAT64, ...) addresses; by default a notification to such an address fails at dial time (and an e-mail smarthost there is refused on upload). Override: alertmanager_receivers_firewall_allow_private.")
+	fs.Float64Var(&l.AlertmanagerNotificationRateLimit, FlagAlertmanagerNotificationRate, 0, "Notifications per second each integration (webhook, email, slack, ...) of a tenant's Alertmanager may send, with a burst of the rate (at least 1); a notification over it fails for that integration (retried at the group's next flush), counted in strata_alertmanager_notification_rate_limited_total. 0 means no limit. Override: alertmanager_notification_rate_limit.")
+	fs.Var(&l.AlertmanagerNotificationRateLimitPerIntegration, FlagAlertmanagerNotificationRates, "Notification rate limits of single integrations, as JSON: {\"webhook\": 1, \"email\": 0.1}; an integration named here gets its rate instead of -"+FlagAlertmanagerNotificationRate+" (0 means no limit for it). Override: alertmanager_notification_rate_limit_per_integration.")
 	fs.IntVar(&l.MaxConcurrentQueries, FlagMaxConcurrentQueries, 0, "Most queries and metadata requests (/series, /labels, /label/<name>/values, /query_exemplars) of one tenant a querier serves at once; more get 429. 0: with multi-tenancy half of -querier.max-concurrent (so no tenant can take every slot), without it only -querier.max-concurrent.")
 }
 
@@ -227,6 +237,11 @@ func (l *Limits) Validate() error {
 		return fmt.Errorf("-validation.past-grace-period must not be negative, got %s", l.PastGracePeriod)
 	case l.MaxExemplarsPerSeries < 0:
 		return fmt.Errorf("-validation.max-exemplars-per-series must not be negative, got %d", l.MaxExemplarsPerSeries)
+	case !(l.AlertmanagerNotificationRateLimit >= 0): // NaN too
+		return fmt.Errorf("-%s must not be negative, got %v", FlagAlertmanagerNotificationRate, l.AlertmanagerNotificationRateLimit)
+	}
+	if err := l.AlertmanagerNotificationRateLimitPerIntegration.validate(); err != nil {
+		return fmt.Errorf("-%s: %w", FlagAlertmanagerNotificationRates, err)
 	}
 	if err := l.validateHA(); err != nil {
 		return err

@@ -132,3 +132,44 @@ overrides:
 		t.Fatalf("concurrency 0: err = %v", err)
 	}
 }
+
+func TestNotificationRateOverrides(t *testing.T) {
+	var l Limits
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	l.RegisterFlags(fs)
+	if err := fs.Parse([]string{"-alertmanager.notification-rate-limit=2", `-alertmanager.notification-rate-limit-per-integration={"email": 0.5}`}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseOverrides([]byte(`
+overrides:
+  team-a:
+    alertmanager_notification_rate_limit_per_integration: {webhook: 1, slack: 0}
+  team-b:
+    alertmanager_notification_rate_limit: 0
+`), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := got["team-a"], got["team-b"]
+	if r, ok := a.AlertmanagerNotificationRateLimitPerIntegration.Get("webhook"); !ok || r != 1 {
+		t.Fatalf("team-a webhook = %v %v, want 1", r, ok)
+	}
+	if _, ok := a.AlertmanagerNotificationRateLimitPerIntegration.Get("email"); ok {
+		t.Fatal("team-a's map kept the default's email: an override replaces the whole map")
+	}
+	if r, ok := b.AlertmanagerNotificationRateLimitPerIntegration.Get("email"); !ok || r != 0.5 || b.AlertmanagerNotificationRateLimit != 0 {
+		t.Fatalf("team-b = %v %v, rate %v; want the default map and rate 0", r, ok, b.AlertmanagerNotificationRateLimit)
+	}
+	if l.AlertmanagerNotificationRateLimitPerIntegration != NewRateMap(map[string]float64{"email": 0.5}) {
+		t.Fatal("the defaults changed under an override")
+	}
+	if _, err := ParseOverrides([]byte("overrides:\n  team-a:\n    alertmanager_notification_rate_limit_per_integration: {webhook: -1}\n"), l); err == nil || !strings.Contains(err.Error(), `rate of "webhook" must be a non-negative number`) {
+		t.Fatalf("negative rate: err = %v", err)
+	}
+	if err := fs.Set("alertmanager.notification-rate-limit-per-integration", "webhook=1"); err == nil {
+		t.Fatal("a flag value that is not JSON was taken")
+	}
+}

@@ -1,10 +1,16 @@
 package promapi
 
-import "runtime"
+import (
+	"runtime"
+	"strconv"
+)
 
 // BuildInfo describes the running binary.
 type BuildInfo struct {
 	Version, Revision, Branch, BuildUser, BuildDate string
+	// AlertmanagerConfigAPI: this process runs the alertmanager module,
+	// which serves the tenants' configuration API (/api/v1/alerts).
+	AlertmanagerConfigAPI bool
 }
 
 // buildInfoData is Prometheus' buildinfo with Mimir's application and
@@ -37,8 +43,10 @@ func (b BuildInfo) Data() any {
 		// application "Grafana Mimir", which Strata is not; it gets there by
 		// the /api/v1/status/flags probe instead (README, Rules and alerts).
 		Features: map[string]string{
-			"ruler_config_api":        "true",
-			"alertmanager_config_api": "false",
+			"ruler_config_api": "true",
+			// alertmanager_config_api: this process serves /api/v1/alerts,
+			// the Alertmanager configuration API.
+			"alertmanager_config_api": strconv.FormatBool(b.AlertmanagerConfigAPI),
 			"query_sharding":          "false",
 			"federated_rules":         "false",
 		},

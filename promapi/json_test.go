@@ -3,6 +3,7 @@ package promapi
 import (
 	"errors"
 	"math"
+	"strconv"
 	"testing"
 	"unsafe"
 
@@ -276,4 +277,15 @@ func unsafeMarshalMatrixJSON(ptr unsafe.Pointer, stream *jsoniter.Stream) {
 		}
 	}
 	stream.WriteArrayEnd()
+}
+
+// TestBuildInfoFeatures: alertmanager_config_api says whether the process
+// serves the Alertmanager configuration API.
+func TestBuildInfoFeatures(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		d := BuildInfo{AlertmanagerConfigAPI: on}.Data().(*buildInfoData)
+		if got, want := d.Features["alertmanager_config_api"], strconv.FormatBool(on); got != want {
+			t.Errorf("AlertmanagerConfigAPI %v: alertmanager_config_api = %q, want %q", on, got, want)
+		}
+	}
 }

@@ -30,7 +30,9 @@ func yamlPaths(v reflect.Value, prefix string, out map[uintptr]string) {
 			path = prefix + "." + tag
 		}
 		fv := v.Field(i)
-		if fv.Kind() == reflect.Struct && fv.Type().String() != "time.Duration" {
+		// A struct that is a flag's value (limits.RateMap) is one field.
+		isValue := fv.Addr().Type().Implements(reflect.TypeFor[flag.Value]())
+		if fv.Kind() == reflect.Struct && fv.Type().String() != "time.Duration" && !isValue {
 			yamlPaths(fv, path, out)
 			continue
 		}

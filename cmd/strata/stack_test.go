@@ -542,10 +542,17 @@ func checkMetadataAPIs(t *testing.T, base string, d testData) {
 
 	code, b = getJSON(t, base, "/api/v1/status/buildinfo", nil)
 	require.Equal(t, http.StatusOK, code, string(b))
-	var bi struct{ Data struct{ Version string } }
+	var bi struct {
+		Data struct {
+			Version  string
+			Features map[string]string
+		}
+	}
 	require.NoError(t, json.Unmarshal(b, &bi), string(b))
 	// Grafana's data source parses it as semver to pick its features.
 	require.Regexp(t, semverRE, bi.Data.Version, string(b))
+	// -target=all runs the alertmanager: its configuration API is here.
+	require.Equal(t, "true", bi.Data.Features["alertmanager_config_api"], string(b))
 }
 
 // TestStackRestart checks that acknowledged samples survive a clean

@@ -247,7 +247,8 @@ func newQuerier(w *wiring) (*module, error) {
 		Log: w.log.With("component", "querier"), Reg: w.reg,
 		StoreGateways: sgClient,
 		TenantLabels:  w.tenantLabels,
-		Build:         querier.BuildInfo{Version: build.Version, Revision: build.Revision, Branch: build.Branch, BuildDate: build.BuildDate},
+		Build: querier.BuildInfo{Version: build.Version, Revision: build.Revision, Branch: build.Branch, BuildDate: build.BuildDate,
+			AlertmanagerConfigAPI: runsModule(cfg.Target, "alertmanager")},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create querier: %w", err)

@@ -160,11 +160,12 @@ func TestAlertmanagerConfig(t *testing.T) {
 }
 
 // TestComposeFiles: every file docker-compose.yml mounts exists, the
-// services the README names are there, Strata's ruler sends to the
-// Alertmanager service with the overrides of overrides.yml, the rules
-// service uploads rules.yml as the tenant Prometheus writes as, and
-// Grafana's data source points at the Strata service's Prometheus API (no
-// /prometheus prefix).
+// services the README names are there, Strata runs with the overrides of
+// overrides.yml (which point the ruler at its own Alertmanager), the rules
+// and alertmanager-config services upload rules.yml and alertmanager.yml
+// as the tenant Prometheus writes as, and Grafana's data sources point at
+// the Strata service: its Prometheus API (no /prometheus prefix) and its
+// Alertmanager (implementation Mimir).
 func TestComposeFiles(t *testing.T) {
 	type service struct {
 		Volumes    []string `yaml:"volumes"`
@@ -179,17 +180,24 @@ func TestComposeFiles(t *testing.T) {
 		Services map[string]service `yaml:"services"`
 	}
 	readYAML(t, "docker-compose.yml", &compose)
-	for _, s := range []string{"strata", "rules", "ml-model", "prometheus", "grafana", "alertmanager"} {
+	for _, s := range []string{"strata", "rules", "alertmanager-config", "ml-model", "prometheus", "grafana"} {
 		require.Contains(t, compose.Services, s)
 	}
+	require.NotContains(t, compose.Services, "alertmanager", "Strata's built-in Alertmanager replaces it")
 	strata := compose.Services["strata"]
-	require.Contains(t, strata.Command, "-ruler.alertmanager-url=http://alertmanager:9093")
+	for _, arg := range strata.Command {
+		require.NotContains(t, arg, "-ruler.alertmanager-url", "overrides.yml's ruler_alertmanager_url says where alerts go")
+	}
 	require.Contains(t, strata.Command, "-runtime-config.file=/etc/strata/overrides.yml")
 	require.Contains(t, strata.Volumes, "./overrides.yml:/etc/strata/overrides.yml:ro")
 	rules := compose.Services["rules"]
 	require.Equal(t, []string{"/bin/sh", "/upload-rules.sh"}, rules.Entrypoint)
 	require.Equal(t, []string{"/rules.yml", "http://strata:9009", "ml-team"}, rules.Command)
 	require.Subset(t, rules.Volumes, []string{"./upload-rules.sh:/upload-rules.sh:ro", "./rules.yml:/rules.yml:ro"})
+	amc := compose.Services["alertmanager-config"]
+	require.Equal(t, []string{"/bin/sh", "/upload-alertmanager.sh"}, amc.Entrypoint)
+	require.Equal(t, []string{"/alertmanager.yml", "http://strata:9009", "ml-team"}, amc.Command)
+	require.Subset(t, amc.Volumes, []string{"./upload-alertmanager.sh:/upload-alertmanager.sh:ro", "./alertmanager.yml:/alertmanager.yml:ro"})
 	for name, s := range compose.Services {
 		for _, v := range s.Volumes {
 			src, _, _ := strings.Cut(v, ":")
@@ -221,10 +229,18 @@ func TestComposeFiles(t *testing.T) {
 	require.Equal(t, "http://strata:9009", ds.Datasources[i].URL)
 	require.Equal(t, "X-Scope-OrgID", ds.Datasources[i].JSONData["httpHeaderName1"])
 	require.Equal(t, "ml-team", ds.Datasources[i].Secure["httpHeaderValue1"], "the tenant prometheus.yml writes as")
+	i = slices.IndexFunc(ds.Datasources, func(d datasource) bool { return d.Type == "alertmanager" })
+	require.GreaterOrEqual(t, i, 0, "an Alertmanager data source")
+	require.Equal(t, "http://strata:9009", ds.Datasources[i].URL)
+	require.Equal(t, "mimir", ds.Datasources[i].JSONData["implementation"])
+	require.Equal(t, "X-Scope-OrgID", ds.Datasources[i].JSONData["httpHeaderName1"])
+	require.Equal(t, "ml-team", ds.Datasources[i].Secure["httpHeaderValue1"])
 }
 
 // TestOverrides: overrides.yml is a runtime config Strata loads, giving
-// tenant ml-team's alerts a tenant label.
+// tenant ml-team's alerts a tenant label, sending them to Strata's own
+// Alertmanager, and letting its receivers reach the example service's
+// private address.
 func TestOverrides(t *testing.T) {
 	b, err := os.ReadFile("overrides.yml")
 	require.NoError(t, err)
@@ -234,6 +250,8 @@ func TestOverrides(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, tenants, "ml-team")
 	require.Equal(t, map[string]string{"tenant": "ml-team"}, tenants["ml-team"].RulerExternalLabels.Map())
+	require.Equal(t, "http://strata:9009/alertmanager", tenants["ml-team"].RulerAlertmanagerURL)
+	require.True(t, tenants["ml-team"].AlertmanagerReceiversAllowPrivate)
 }
 
 func readYAML(t *testing.T, path string, v any) {

@@ -6,7 +6,8 @@
 // data set it generates (pure Go, seeded); its load loop (or any client)
 // --POST /predict--> a prediction --POST /feedback--> the true label, which
 // keeps model_accuracy; Prometheus --GET /metrics--> remote_write --> Strata;
-// Alertmanager --POST /webhook--> the log (the quickstart's webhook receiver).
+// Strata's Alertmanager --POST /webhook--> the log (the quickstart's webhook
+// receiver).
 // Owns: the model, its drift knob (POST /drift?level=0.8 or -drift: accuracy
 // falls and latency rises), the simulated feedback, its own metrics registry.
 // Does not: store anything across restarts, or talk to Strata (Prometheus

@@ -51,20 +51,22 @@ const (
 // TestQuickstartEndToEnd runs run-local.sh, what `make example-ml` runs,
 // with real processes: the built strata, whose ruler evaluates the example's
 // rules (uploaded by upload-rules.sh through /config/v1/rules, see
-// testRules) and sends its alerts to Debian's prometheus-alertmanager, the
-// example service, and Debian's prometheus with this folder's
-// prometheus.yml (host names rewritten to loopback ports, 1s scrapes).
-// Alertmanager runs the example's alertmanager.yml with its webhook
-// receiver pointed at a server in this test (testAlertmanagerConfig).
+// testRules) and sends its alerts to Strata's built-in Alertmanager
+// (overrides.yml's ruler_alertmanager_url), the example service, and
+// Debian's prometheus with this folder's prometheus.yml (host names
+// rewritten to loopback ports, 1s scrapes). run-local.sh uploads the
+// example's alertmanager.yml to Strata with upload-alertmanager.sh, its
+// webhook receiver pointed at a server in this test on loopback
+// (testAlertmanagerConfig), which overrides.yml's
+// alertmanager_receivers_firewall_allow_private lets it reach.
 //
 // Every dashboard query must return data from Strata; so must every
 // recording rule, equal to its expression evaluated directly at the
 // ruler's evaluation time. After POST /drift?level=0.8 the ModelAccuracyLow
 // alert must fire in Strata's /api/v1/alerts and reach the webhook through
-// Alertmanager with the tenant's label from overrides.yml.
+// Strata's Alertmanager with the tenant's label from overrides.yml.
 func TestQuickstartEndToEnd(t *testing.T) {
 	procs.LookPathT(t, "prometheus", "prometheus")
-	procs.LookPathT(t, "prometheus-alertmanager", "prometheus-alertmanager")
 	dir := t.TempDir()
 	start := time.Now()
 	step := func(what string) { t.Logf("%5.1fs %s", time.Since(start).Seconds(), what) }
@@ -77,7 +79,7 @@ func TestQuickstartEndToEnd(t *testing.T) {
 	ports := map[string]int{}
 	env := []string{"STRATA_BIN=" + strataBin, "SCRAPE_INTERVAL=1s", "LOAD_RATE=50", "TMPDIR=" + dir,
 		"RULES=" + rulesFile, "AM_CONFIG=" + testAlertmanagerConfig(t, dir, hook.url)}
-	for _, name := range []string{"STRATA_PORT", "STRATA_GRPC_PORT", "STRATA_GOSSIP_PORT", "MODEL_PORT", "PROM_PORT", "AM_PORT"} {
+	for _, name := range []string{"STRATA_PORT", "STRATA_GRPC_PORT", "STRATA_GOSSIP_PORT", "MODEL_PORT", "PROM_PORT"} {
 		p, err := procs.FreePort()
 		require.NoError(t, err)
 		ports[name] = p
@@ -124,6 +126,15 @@ func TestQuickstartEndToEnd(t *testing.T) {
 	stored = rulefmt.RuleGroup{}
 	require.NoError(t, yaml.Unmarshal(httpGet(t, strataURL+"/config/v1/rules/ml-model/"+wantGroup.Name), &stored))
 	require.Equal(t, wantGroup, stored)
+	// The Alertmanager configuration Strata stores is the test's copy of
+	// alertmanager.yml, whole, as upload-alertmanager.sh sent it.
+	amConfig, err := os.ReadFile(filepath.Join(dir, "alertmanager-test.yml"))
+	require.NoError(t, err)
+	var storedAM struct {
+		AlertmanagerConfig string `yaml:"alertmanager_config"`
+	}
+	require.NoError(t, yaml.Unmarshal(httpGet(t, strataURL+"/api/v1/alerts"), &storedAM))
+	require.Equal(t, string(amConfig), storedAM.AlertmanagerConfig)
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
@@ -149,7 +160,7 @@ func TestQuickstartEndToEnd(t *testing.T) {
 
 	// The model needs a few seconds of feedback to fall below 80%, the
 	// samples up to 5s to reach Strata, the ruler the query offset, two
-	// intervals and `for`, Alertmanager its group_wait: about 30s.
+	// intervals and `for`, the Alertmanager its group_wait: about 30s.
 	ctx, cancel = context.WithTimeout(t.Context(), 75*time.Second)
 	defer cancel()
 	var got webhookAlert
@@ -175,6 +186,11 @@ func TestQuickstartEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	require.Less(t, v, 0.8, "the alert's value is the accuracy")
 	step("firing in /api/v1/alerts")
+
+	// The notification went through Strata's own Alertmanager: it holds
+	// the alert and counts the webhook's notification.
+	require.Contains(t, string(httpGet(t, strataURL+"/alertmanager/api/v2/alerts?filter=alertname%3D%22ModelAccuracyLow%22")), `"tenant":"anonymous"`)
+	require.Regexp(t, `strata_alertmanager_notifications_total\{integration="webhook",[^}]*tenant="anonymous"\} [1-9]`, string(httpGet(t, strataURL+"/metrics")))
 }
 
 // testRules writes the test's copy of rules.yml to dir: the group's

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The ML-model quickstart without Docker (`make example-ml`): Strata
 # (-target=all) whose ruler evaluates rules.yml (uploaded by
-# upload-rules.sh) with overrides.yml, the example service, Debian's
-# prometheus with this folder's prometheus.yml and, when installed, Debian's
-# prometheus-alertmanager with alertmanager.yml, which Strata's ruler sends
-# its alerts to; all on 127.0.0.1. The configs are copied to a temporary
+# upload-rules.sh) with overrides.yml and whose built-in Alertmanager runs
+# alertmanager.yml (uploaded by upload-alertmanager.sh; overrides.yml points
+# the ruler at it), the example service, and Debian's prometheus with this
+# folder's prometheus.yml; all on 127.0.0.1. The configs are copied to a temporary
 # directory with the Compose host names rewritten to loopback ports. Ctrl-C
 # stops everything this script started.
 #
@@ -12,13 +12,14 @@
 # "anonymous"): Debian's Prometheus 2.42 does not send remote_write's
 # `headers` (prometheus/prometheus#13030), so the X-Scope-OrgID of
 # prometheus.yml never arrives. overrides.yml is rewritten for that tenant.
+# A separate Alertmanager instead: README.md, "A separate Alertmanager".
 #
 # Environment: STRATA_BIN (default bin/strata), STRATA_PORT (9009),
 # STRATA_GRPC_PORT (9095), STRATA_GOSSIP_PORT (7946), MODEL_PORT (8080),
-# PROM_PORT (9090), AM_PORT (9093), LOAD_RATE (20), SCRAPE_INTERVAL (5s),
+# PROM_PORT (9090), LOAD_RATE (20), SCRAPE_INTERVAL (5s),
 # RULE_INTERVAL (15s: the rule group's interval), RULES (the rule file to
-# upload, default rules.yml), AM_CONFIG (Alertmanager's config, default
-# alertmanager.yml); TMPDIR says where the temporary directory goes.
+# upload, default rules.yml), AM_CONFIG (the Alertmanager configuration to
+# upload, default alertmanager.yml); TMPDIR says where the temporary directory goes.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -29,7 +30,6 @@ STRATA_GRPC_PORT=${STRATA_GRPC_PORT:-9095}
 STRATA_GOSSIP_PORT=${STRATA_GOSSIP_PORT:-7946}
 MODEL_PORT=${MODEL_PORT:-8080}
 PROM_PORT=${PROM_PORT:-9090}
-AM_PORT=${AM_PORT:-9093}
 LOAD_RATE=${LOAD_RATE:-20}
 SCRAPE_INTERVAL=${SCRAPE_INTERVAL:-5s}
 RULE_INTERVAL=${RULE_INTERVAL:-15s}
@@ -39,15 +39,13 @@ AM_CONFIG=${AM_CONFIG:-$here/alertmanager.yml}
 strata_url=http://127.0.0.1:$STRATA_PORT
 model_url=http://127.0.0.1:$MODEL_PORT
 prom_url=http://127.0.0.1:$PROM_PORT
-am_url=http://127.0.0.1:$AM_PORT
 
 [ -x "$STRATA_BIN" ] || { echo "no strata binary at $STRATA_BIN: run make build (or make example-ml)" >&2; exit 1; }
 case $("$STRATA_BIN" -help 2>&1 || true) in # -help exits 2
-*-ruler.alertmanager-url*) ;;
-*) echo "$STRATA_BIN has no ruler (no -ruler.alertmanager-url): rebuild it, make build" >&2; exit 1 ;;
+*-alertmanager.web.external-url*) ;;
+*) echo "$STRATA_BIN has no Alertmanager (no -alertmanager.web.external-url): rebuild it, make build" >&2; exit 1 ;;
 esac
 command -v prometheus >/dev/null || { echo "prometheus is not installed: apt-get install prometheus (make test-deps installs it)" >&2; exit 1; }
-alertmanager=$(command -v prometheus-alertmanager || true)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/strata-example-ml.XXXXXX")
 pids=()
@@ -118,10 +116,6 @@ strata_args=(
 	-memberlist.bind-address="127.0.0.1:$STRATA_GOSSIP_PORT"
 	-runtime-config.file="$work/overrides.yml"
 )
-if [ -n "$alertmanager" ]; then
-	strata_args+=(-ruler.alertmanager-url="$am_url")
-fi
-
 echo "building the example service"
 (cd "$root" && go build -o "$work/ml-model" ./deploy/examples/ml-model)
 
@@ -130,7 +124,6 @@ echo "building the example service"
 rewrite() {
 	sed -e "s#ml-model:8080#127.0.0.1:$MODEL_PORT#g" \
 		-e "s#http://strata:9009#$strata_url#g" \
-		-e "s#alertmanager:9093#127.0.0.1:$AM_PORT#g" \
 		-e "s#scrape_interval: 5s#scrape_interval: $SCRAPE_INTERVAL#" \
 		-e "s#scrape_timeout: 5s#scrape_timeout: $SCRAPE_INTERVAL#" \
 		"$1"
@@ -138,7 +131,7 @@ rewrite() {
 rewrite "$here/prometheus.yml" >"$work/prometheus.yml"
 sed -e "s#interval: 15s#interval: $RULE_INTERVAL#" "$RULES" >"$work/rules.yml"
 rewrite "$AM_CONFIG" >"$work/alertmanager.yml"
-sed -e "s#ml-team#anonymous#g" "$here/overrides.yml" >"$work/overrides.yml"
+rewrite "$here/overrides.yml" | sed -e "s#ml-team#anonymous#g" >"$work/overrides.yml"
 
 start strata "$STRATA_BIN" "${strata_args[@]}"
 wait_ready strata "$strata_url/ready"
@@ -147,18 +140,15 @@ if ! "$here/upload-rules.sh" "$work/rules.yml" "$strata_url" >"$work/upload-rule
 	cat "$work/upload-rules.log" >&2
 	exit 1
 fi
+# The tenant's Alertmanager configuration, which the ruler's alerts reach
+# through overrides.yml's ruler_alertmanager_url.
+if ! "$here/upload-alertmanager.sh" "$work/alertmanager.yml" "$strata_url" >"$work/upload-alertmanager.log" 2>&1; then
+	cat "$work/upload-alertmanager.log" >&2
+	exit 1
+fi
 
 start ml-model "$work/ml-model" -listen-address="127.0.0.1:$MODEL_PORT" -load.rate="$LOAD_RATE"
 wait_ready ml-model "$model_url/healthz"
-
-if [ -n "$alertmanager" ]; then
-	start alertmanager "$alertmanager" \
-		--config.file="$work/alertmanager.yml" \
-		--storage.path="$work/alertmanager" \
-		--web.listen-address="127.0.0.1:$AM_PORT" \
-		--cluster.listen-address=
-	wait_ready alertmanager "$am_url/-/ready"
-fi
 
 start prometheus prometheus \
 	--config.file="$work/prometheus.yml" \
@@ -166,12 +156,6 @@ start prometheus prometheus \
 	--web.listen-address="127.0.0.1:$PROM_PORT" \
 	--storage.remote.flush-deadline=10s
 wait_ready prometheus "$prom_url/-/ready"
-
-if [ -n "$alertmanager" ]; then
-	am="$am_url  (webhook receiver: the service's log; curl $model_url/webhook)"
-else
-	am="not installed (apt-get install prometheus-alertmanager); alerts show in Strata only: curl $strata_url/prometheus/api/v1/alerts"
-fi
 
 cat <<EOF
 
@@ -181,7 +165,9 @@ The ML-model quickstart is running; Ctrl-C stops it. Logs and data: $work
   the service:   $model_url  (curl '$model_url/predict?x1=1&x2=0.5'; $model_url/metrics)
   drift:         curl -X POST '$model_url/drift?level=0.8'   (accuracy falls, latency rises; level=0 undoes it)
   Prometheus:    $prom_url  (scrapes the service every $SCRAPE_INTERVAL, remote-writes to Strata)
-  Alertmanager:  $am
+  Alertmanager:  Strata's own: $strata_url/alertmanager/ (web UI), running alertmanager.yml
+                 (webhook receiver: the service's log; curl $model_url/webhook)
+                 after editing its copy: $here/upload-alertmanager.sh $work/alertmanager.yml $strata_url
   rules.yml:     evaluated by Strata's ruler (namespace ml-model): curl $strata_url/api/v1/rules
                  after editing it: $here/upload-rules.sh $here/rules.yml $strata_url
   Grafana:       a Prometheus data source with URL $strata_url (no path, no header),
