@@ -11,6 +11,9 @@ type BuildInfo struct {
 	// AlertmanagerConfigAPI: this process runs the alertmanager module,
 	// which serves the tenants' configuration API (/api/v1/alerts).
 	AlertmanagerConfigAPI bool
+	// RulerConfigAPI: this process runs the ruler, which serves the rule
+	// configuration API (/config/v1/rules).
+	RulerConfigAPI bool
 }
 
 // buildInfoData is Prometheus' buildinfo with Mimir's application and
@@ -38,12 +41,12 @@ func (b BuildInfo) Data() any {
 		Version:     b.Version, Revision: b.Revision, Branch: b.Branch, BuildUser: b.BuildUser, BuildDate: b.BuildDate,
 		GoVersion: runtime.Version(),
 		// Mimir's feature names, "true" or "false" as Grafana compares them.
-		// ruler_config_api: the ruler (-target=all or ruler) serves
+		// ruler_config_api: this process runs the ruler, which serves
 		// /config/v1/rules. Grafana enables rule editing on it only for
 		// application "Grafana Mimir", which Strata is not; it gets there by
 		// the /api/v1/status/flags probe instead (README, Rules and alerts).
 		Features: map[string]string{
-			"ruler_config_api": "true",
+			"ruler_config_api": strconv.FormatBool(b.RulerConfigAPI),
 			// alertmanager_config_api: this process serves /api/v1/alerts,
 			// the Alertmanager configuration API.
 			"alertmanager_config_api": strconv.FormatBool(b.AlertmanagerConfigAPI),

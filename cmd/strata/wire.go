@@ -248,7 +248,8 @@ func newQuerier(w *wiring) (*module, error) {
 		StoreGateways: sgClient,
 		TenantLabels:  w.tenantLabels,
 		Build: querier.BuildInfo{Version: build.Version, Revision: build.Revision, Branch: build.Branch, BuildDate: build.BuildDate,
-			AlertmanagerConfigAPI: runsModule(cfg.Target, "alertmanager")},
+			AlertmanagerConfigAPI: runsModule(cfg.Target, "alertmanager"),
+			RulerConfigAPI:        runsModule(cfg.Target, "ruler")},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create querier: %w", err)
