@@ -27,6 +27,12 @@ type Config struct {
 	ForGracePeriod            time.Duration `yaml:"for_grace_period"`
 	ForOutageTolerance        time.Duration `yaml:"for_outage_tolerance"`
 	ResendDelay               time.Duration `yaml:"resend_delay"`
+	// NotificationDrainTimeout bounds how long a tenant stopped on this
+	// ruler keeps sending its queued alerts, in the background.
+	NotificationDrainTimeout time.Duration `yaml:"notification_drain_timeout"`
+	// PeerTimeout is the deadline of one other ruler's answer when a
+	// ruler gathers a tenant's rule group states from every ruler.
+	PeerTimeout time.Duration `yaml:"peer_timeout"`
 }
 
 // RegisterFlags registers the ruler's flags.
@@ -42,6 +48,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ForGracePeriod, "ruler.for-grace-period", 10*time.Minute, "Least time an alert restored after a restart or a move to another ruler still waits before firing, when its `for` is at least this long.")
 	fs.DurationVar(&c.ForOutageTolerance, "ruler.for-outage-tolerance", time.Hour, "Longest outage of a rule's evaluation after which its alerts' `for` state (ALERTS_FOR_STATE) is still restored; after a longer one pending alerts start over.")
 	fs.DurationVar(&c.ResendDelay, "ruler.resend-delay", time.Minute, "Least time between two sends of a firing alert to the Alertmanager.")
+	fs.DurationVar(&c.NotificationDrainTimeout, "ruler.notification-drain-timeout", 30*time.Second, "How long a tenant's notifier stopped on this ruler (its groups moved or were deleted, its settings changed, shutdown) keeps sending its queued alerts, in the background; then the rest is dropped (strata_ruler_notifier_drain_timeouts_total).")
+	fs.DurationVar(&c.PeerTimeout, "ruler.peer-timeout", 5*time.Second, "Deadline of one ruler's answer when the ruler serving /api/v1/rules or /api/v1/alerts asks every ruler for the state of the tenant's groups; a ruler that does not answer in time leaves its groups with health unknown and a warning.")
 }
 
 // Validate checks the configuration.
@@ -57,6 +65,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("-ruler.notification-queue-capacity must be at least 1, got %d", c.NotificationQueueCapacity)
 	case c.NotificationTimeout <= 0:
 		return fmt.Errorf("-ruler.notification-timeout must be positive, got %s", c.NotificationTimeout)
+	case c.NotificationDrainTimeout <= 0:
+		return fmt.Errorf("-ruler.notification-drain-timeout must be positive, got %s", c.NotificationDrainTimeout)
+	case c.PeerTimeout <= 0:
+		return fmt.Errorf("-ruler.peer-timeout must be positive, got %s", c.PeerTimeout)
 	case c.ForGracePeriod < 0 || c.ForOutageTolerance < 0 || c.ResendDelay < 0:
 		return fmt.Errorf("-ruler.for-grace-period, -ruler.for-outage-tolerance and -ruler.resend-delay must not be negative")
 	}

@@ -41,7 +41,10 @@ type Deps struct {
 	// Limits are the per-tenant limits and ruler overrides.
 	Limits *limits.Overrides
 	// Ring is the ruler ring; nil evaluates every group here.
-	Ring             *ring.Ring
+	Ring *ring.Ring
+	// Peers reach the other rulers of Ring, for /api/v1/rules and
+	// /api/v1/alerts; nil answers with this ruler's groups only.
+	Peers            PeerClients
 	InstanceID       string
 	HeartbeatTimeout time.Duration
 	Tenants          tenant.Resolver
