@@ -39,9 +39,11 @@ func (p grpcPeers) Get(addr string) (rulerpb.RulerClient, error) {
 // rulerPair is two rulers in one ruler ring, each serving its gRPC
 // service on loopback, sharing a bucket and a TSDB.
 type rulerPair struct {
-	a, b     *testRuler
-	srvB     *grpc.Server
-	stopB    func()
+	a, b  *testRuler
+	ring  *ring.MemStore
+	srvB  *grpc.Server
+	stopB func() // stops ruler b and its gRPC server
+
 	addrs    map[string]string
 	rulerIDs []string
 }
@@ -51,7 +53,7 @@ func startRulerPair(t *testing.T) *rulerPair {
 	bkt := objstore.NewInMemBucket()
 	store := ring.NewMemStore()
 	rng := ring.New(ring.Config{ReplicationFactor: 1}, store, time.Now)
-	p := &rulerPair{addrs: map[string]string{}, rulerIDs: []string{"ruler-a", "ruler-b"}}
+	p := &rulerPair{addrs: map[string]string{}, rulerIDs: []string{"ruler-a", "ruler-b"}, ring: store}
 	lis := map[string]net.Listener{}
 	for _, id := range p.rulerIDs {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -82,7 +84,10 @@ func startRulerPair(t *testing.T) *rulerPair {
 		stop := tr.run(t)
 		rulers[id] = tr
 		if id == "ruler-b" {
-			p.srvB, p.stopB = srv, stop
+			p.srvB, p.stopB = srv, func() {
+				stop()
+				srv.Stop()
+			}
 		} else {
 			t.Cleanup(srv.Stop)
 			t.Cleanup(stop)

@@ -19,7 +19,8 @@ type Config struct {
 	EvaluationInterval time.Duration `yaml:"evaluation_interval"`
 	EvaluationTimeout  time.Duration `yaml:"evaluation_timeout"`
 	// AlertmanagerURL is a comma-separated list of Alertmanager base URLs;
-	// a host written dns+host:port... is resolved by DNS.
+	// a URL written dns+http://host:port... is resolved by A/AAAA lookups,
+	// one written dnssrv+http://name... by an SRV lookup of name.
 	AlertmanagerURL           string        `yaml:"alertmanager_url"`
 	NotificationQueueCapacity int           `yaml:"notification_queue_capacity"`
 	NotificationTimeout       time.Duration `yaml:"notification_timeout"`
@@ -41,7 +42,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.PollInterval, "ruler.poll-interval", time.Minute, "How often a ruler rereads the rule groups from storage and the ruler ring; an upload through the rule config API takes effect on the ruler that received it at once.")
 	fs.DurationVar(&c.EvaluationInterval, "ruler.evaluation-interval", time.Minute, "Interval of a rule group that sets none.")
 	fs.DurationVar(&c.EvaluationTimeout, "ruler.evaluation-timeout", 2*time.Minute, "Longest one rule's query may run; then the rule fails this evaluation.")
-	fs.StringVar(&c.AlertmanagerURL, "ruler.alertmanager-url", "", "Comma-separated Alertmanager URLs (http://host:9093, with a path prefix if it has one) alerts are sent to with the tenant's X-Scope-OrgID; dns+http://name:port resolves name to every address. Empty: alerts are evaluated but not sent. Override per tenant: ruler_alertmanager_url.")
+	fs.StringVar(&c.AlertmanagerURL, "ruler.alertmanager-url", "", "Comma-separated Alertmanager URLs (http://host:9093, with a path prefix if it has one) alerts are sent to with the tenant's X-Scope-OrgID; dns+http://name:port resolves name to every address (A/AAAA), dnssrv+http://name to every target and port of its SRV records (e.g. dnssrv+http://_http-web._tcp.alertmanager.ns.svc). Empty: alerts are evaluated but not sent. Override per tenant: ruler_alertmanager_url.")
 	fs.IntVar(&c.NotificationQueueCapacity, "ruler.notification-queue-capacity", 10000, "Alerts queued per tenant for the Alertmanager; when full the oldest are dropped and counted in strata_ruler_notifications_dropped_total.")
 	fs.DurationVar(&c.NotificationTimeout, "ruler.notification-timeout", 10*time.Second, "Deadline of one request to an Alertmanager.")
 	fs.StringVar(&c.ExternalURL, "ruler.external.url", "", "URL alerts link back to (their generatorURL); override per tenant: ruler_external_url.")
@@ -96,9 +97,12 @@ func parseAlertmanagerURLs(s string) ([]*url.URL, error) {
 		if err != nil {
 			return nil, fmt.Errorf("parse %q: %w", part, err)
 		}
-		scheme := strings.TrimPrefix(u.Scheme, "dns+")
+		lookup, scheme := discovery(u.Scheme)
 		if scheme != "http" && scheme != "https" || u.Host == "" {
 			return nil, fmt.Errorf("%q is not an http(s) URL with a host", part)
+		}
+		if lookup == "dnssrv" && u.Port() != "" {
+			return nil, fmt.Errorf("%q: a dnssrv+ URL takes its ports from the SRV records; remove the port", part)
 		}
 		out = append(out, u)
 	}
