@@ -116,6 +116,9 @@ func newRuler(w *wiring) (*module, error) {
 	lcCfg := cfg.Lifecycler
 	lcCfg.NumTokens, lcCfg.UnregisterOnShutdown = ruler.RingNumTokens, true
 	return &module{
+		// Stopping sends the tenants' queued alerts first, each notifier
+		// for at most -ruler.notification-drain-timeout.
+		stopTimeout: cfg.Ruler.NotificationDrainTimeout + stopTimeout,
 		run: func(ctx context.Context) error {
 			errs := make(chan error, len(runs))
 			for _, run := range runs {
