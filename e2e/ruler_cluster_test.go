@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,35 +16,98 @@ import (
 	"github.com/strata-metrics/strata/internal/procs"
 )
 
-// localGroups returns the groups base's ruler evaluates itself (the others
-// it lists from storage with health "unknown").
-func localGroups(ctx context.Context, c *client) (map[string]bool, error) {
-	b, err := c.ok(ctx, http.MethodGet, "/api/v1/rules", nil, nil)
+// evaluatedGroups returns the groups base's ruler evaluates itself: those
+// with a strata_ruler_group_last_evaluation_timestamp_seconds (its
+// rule_group label is namespace;group). The rule APIs of every ruler
+// answer for every group, so they cannot tell.
+func evaluatedGroups(ctx context.Context, c *client) (map[string]bool, error) {
+	b, err := c.ok(ctx, http.MethodGet, "/metrics", nil, map[string]string{"Accept": "text/plain"})
 	if err != nil {
 		return nil, err
 	}
-	var rules rulesAnswer
-	if err := decodeData(b, &rules); err != nil {
-		return nil, err
-	}
 	out := map[string]bool{}
-	for _, g := range rules.Groups {
-		if len(g.Rules) > 0 && g.Rules[0].Health == "ok" {
-			out[g.Name] = true
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	const name = "strata_ruler_group_last_evaluation_timestamp_seconds{"
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), name)
+		if !ok {
+			continue
+		}
+		for _, m := range metricLabelRE.FindAllStringSubmatch(line[:strings.LastIndexByte(line, '}')], -1) {
+			if m[1] == "rule_group" {
+				out[strings.TrimPrefix(m[2], "ns;")] = true
+			}
 		}
 	}
-	return out, nil
+	return out, sc.Err()
+}
+
+// allRulesOK reports whether c's /api/v1/rules lists groups groups, every
+// rule with health "ok" (evaluated by the ruler that answered or by the
+// one it asked).
+func allRulesOK(ctx context.Context, c *client, groups int) (bool, string) {
+	b, err := c.ok(ctx, http.MethodGet, "/api/v1/rules", nil, nil)
+	if err != nil {
+		return false, err.Error()
+	}
+	var rules rulesAnswer
+	if err := decodeData(b, &rules); err != nil {
+		return false, err.Error()
+	}
+	ok := 0
+	for _, g := range rules.Groups {
+		if len(g.Rules) == 2 && g.Rules[0].Health == "ok" && g.Rules[1].Health == "ok" {
+			ok++
+		}
+	}
+	return ok == groups && len(rules.Groups) == groups, fmt.Sprintf("%s: %d of %d groups listed, %d healthy", c.base, len(rules.Groups), groups, ok)
+}
+
+// alertsOf returns c's /prometheus/api/v1/alerts (with -target=all the
+// root path is the Alertmanager's) by alert name.
+func alertsOf(ctx context.Context, c *client) (map[string]time.Time, map[string]string, error) {
+	b, err := c.ok(ctx, http.MethodGet, "/prometheus/api/v1/alerts", nil, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	var as alertsAnswer
+	if err := decodeData(b, &as); err != nil {
+		return nil, nil, err
+	}
+	activeAt, state := map[string]time.Time{}, map[string]string{}
+	for _, a := range as.Alerts {
+		if a.ActiveAt != nil {
+			activeAt[a.Labels["alertname"]] = *a.ActiveAt
+		}
+		state[a.Labels["alertname"]] = a.State
+	}
+	return activeAt, state, nil
 }
 
 // TestRulerCluster: two rulers split the rule groups, each group evaluated
-// by exactly one of them; when one is killed with SIGKILL the other takes
-// its groups over within the ring's heartbeat timeout.
+// by exactly one of them, and either answers for all of them (state and
+// alerts); when one is killed with SIGKILL the other takes its groups
+// over within the ring's heartbeat timeout: their series keep going, and
+// their pending alerts resume their `for` from ALERTS_FOR_STATE (none
+// fires before its `for` has elapsed since it first went pending).
 func TestRulerCluster(t *testing.T) {
 	bin := strataBin(t)
 	root := t.TempDir()
+	const (
+		hbTimeout = 6 * time.Second
+		hbPeriod  = time.Second
+		interval  = time.Second
+		forTime   = 40 * time.Second
+		// The ruler rereads the ring every second.
+		ringCheck = time.Second
+	)
 	common := []string{
 		"-auth.multitenancy-enabled", "-ruler.poll-interval=1s",
-		"-ring.heartbeat-timeout=6s", "-ingester.heartbeat-period=1s",
+		// Upstream restores the `for` of alerts whose `for` is at least
+		// the grace period only; the others start over.
+		"-ruler.for-grace-period=" + (forTime / 4).String(),
+		"-ring.heartbeat-timeout=" + hbTimeout.String(), "-ingester.heartbeat-period=" + hbPeriod.String(),
 		"-blocks-storage.filesystem.dir=" + filepath.Join(root, "bucket"),
 	}
 	a := procs.StartStrataT(t, procs.StrataConfig{Bin: bin, DataDir: filepath.Join(root, "a"), Args: append([]string{"-instance.id=node-a"}, common...)})
@@ -52,18 +118,20 @@ func TestRulerCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	ca, cb := newClient(a.URL, "team-a"), newClient(b.URL, "team-a")
+	start := time.Now()
 
 	const groups = 20
 	for i := range groups {
-		body := fmt.Sprintf("name: g%02d\ninterval: 1s\nrules:\n- record: rec_g%02d\n  expr: vector(%d)\n", i, i, i)
+		body := fmt.Sprintf("name: g%02d\ninterval: %s\nrules:\n- record: rec_g%02d\n  expr: vector(%d)\n- alert: Ag%02d\n  expr: vector(1)\n  for: %s\n", i, interval, i, i, i, forTime)
 		ans, err := ca.do(ctx, http.MethodPost, "/config/v1/rules/ns", nil, map[string]string{"Content-Type": "application/yaml"}, []byte(body))
 		require.NoError(t, err)
 		require.Equal(t, http.StatusAccepted, ans.Status, ans.text())
 	}
 
+	var onB map[string]bool
 	require.NoError(t, procs.Poll(ctx, 250*time.Millisecond, func() (bool, string) {
-		la, err1 := localGroups(ctx, ca)
-		lb, err2 := localGroups(ctx, cb)
+		la, err1 := evaluatedGroups(ctx, ca)
+		lb, err2 := evaluatedGroups(ctx, cb)
 		if err1 != nil || err2 != nil {
 			return false, fmt.Sprintf("%v %v", err1, err2)
 		}
@@ -72,16 +140,48 @@ func TestRulerCluster(t *testing.T) {
 				return false, fmt.Sprintf("group %s evaluated by both rulers", g)
 			}
 		}
+		onB = lb
 		return len(la) > 0 && len(lb) > 0 && len(la)+len(lb) == groups, fmt.Sprintf("a evaluates %d groups, b %d", len(la), len(lb))
 	}))
+	// Either ruler answers for every group, and lists the alerts of the
+	// groups the other evaluates.
+	for _, c := range []*client{ca, cb} {
+		require.NoError(t, procs.Poll(ctx, 250*time.Millisecond, func() (bool, string) { return allRulesOK(ctx, c, groups) }))
+		require.NoError(t, procs.Poll(ctx, 250*time.Millisecond, func() (bool, string) {
+			activeAt, _, err := alertsOf(ctx, c)
+			if err != nil {
+				return false, err.Error()
+			}
+			return len(activeAt) == groups, fmt.Sprintf("%s lists %d of %d alerts", c.base, len(activeAt), groups)
+		}))
+	}
 	// Both rulers' results reach the ingester.
 	r, err := ca.query(ctx, `count({__name__=~"rec_g.*"})`, time.Now())
 	require.NoError(t, err)
 	require.Len(t, r.Series, 1)
 
+	// One of b's alerts, pending there long enough that a restored `for`
+	// differs from one started over on a (restored, its activeAt predates
+	// the kill).
+	var moved string
+	for g := range onB {
+		moved = "A" + g
+		break
+	}
+	var pendingSince time.Time
+	require.NoError(t, procs.Poll(ctx, 250*time.Millisecond, func() (bool, string) {
+		activeAt, state, err := alertsOf(ctx, ca)
+		if err != nil {
+			return false, err.Error()
+		}
+		pendingSince = activeAt[moved]
+		return state[moved] == "pending" && time.Since(pendingSince) > 3*hbTimeout, fmt.Sprintf("%s %s since %s", moved, state[moved], pendingSince)
+	}))
+	killed := time.Now()
+	require.Less(t, killed.Sub(pendingSince), forTime, "the alert fired before the kill: the test is too slow for its `for`")
 	require.NoError(t, b.Process().Kill())
 	require.NoError(t, procs.Poll(ctx, 250*time.Millisecond, func() (bool, string) {
-		la, err := localGroups(ctx, ca)
+		la, err := evaluatedGroups(ctx, ca)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -95,4 +195,50 @@ func TestRulerCluster(t *testing.T) {
 		}
 		return len(r.Series) == groups, fmt.Sprintf("%d of %d groups written in the last 3s", len(r.Series), groups)
 	}))
+
+	// The moved alert resumes its `for` (restored from ALERTS_FOR_STATE
+	// in the first evaluation on a), then fires.
+	var restoredAt time.Time
+	require.NoError(t, procs.Poll(ctx, 250*time.Millisecond, func() (bool, string) {
+		activeAt, state, err := alertsOf(ctx, ca)
+		if err != nil {
+			return false, err.Error()
+		}
+		restoredAt = activeAt[moved]
+		return restoredAt.Before(killed) || state[moved] == "firing", fmt.Sprintf("%s %s since %s", moved, state[moved], restoredAt)
+	}))
+	require.True(t, restoredAt.Before(killed), "%s active since %s on a: its `for` started over after the kill at %s", moved, restoredAt, killed)
+	require.NoError(t, procs.Poll(ctx, 250*time.Millisecond, func() (bool, string) {
+		_, state, err := alertsOf(ctx, ca)
+		if err != nil {
+			return false, err.Error()
+		}
+		return state[moved] == "firing", fmt.Sprintf("%s %s", moved, state[moved])
+	}))
+	window := fmt.Sprintf("[%ds]", int(time.Since(start).Seconds())+5)
+	res, err := ca.query(ctx, `ALERTS{alertname="`+moved+`",alertstate="firing"}`+window, time.Now())
+	require.NoError(t, err)
+	require.Len(t, res.Series, 1)
+	firstFiring := res.Series[0].Points[0].T
+	require.GreaterOrEqual(t, firstFiring, pendingSince.Add(forTime).UnixMilli(),
+		"%s fired at %s, before its `for` (%s) elapsed since it went pending at %s", moved, time.UnixMilli(firstFiring), forTime, pendingSince)
+
+	// The moved groups' series have no gap longer than the handover: the
+	// heartbeat timeout, the ruler's ring check, one heartbeat period
+	// (the last heartbeat came up to one before the kill) and one
+	// interval (the new owner's first evaluation).
+	maxGap := (hbTimeout + ringCheck + hbPeriod + interval).Milliseconds()
+	res, err = ca.query(ctx, `{__name__=~"rec_g.*"}`+window, time.Now())
+	require.NoError(t, err)
+	require.Len(t, res.Series, groups)
+	for _, s := range res.Series {
+		name := s.Labels.Get("__name__")
+		if !onB[strings.TrimPrefix(name, "rec_")] {
+			continue
+		}
+		for i := 1; i < len(s.Points); i++ {
+			gap := s.Points[i].T - s.Points[i-1].T
+			require.LessOrEqual(t, gap, maxGap, "%s has no sample from %s to %s", name, time.UnixMilli(s.Points[i-1].T), time.UnixMilli(s.Points[i].T))
+		}
+	}
 }

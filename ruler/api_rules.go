@@ -1,6 +1,7 @@
 package ruler
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -14,8 +15,10 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/strata-metrics/strata/promapi"
+	"github.com/strata-metrics/strata/proto/rulerpb"
 )
 
 // The types below are Prometheus' web/api/v1 answers of /api/v1/rules and
@@ -77,49 +80,52 @@ type apiAlert struct {
 	Value           string        `json:"value"`
 }
 
-func toAPIAlerts(as []*rules.Alert) []*apiAlert {
+func toAPIAlerts(as []*rulerpb.AlertState) []*apiAlert {
 	out := make([]*apiAlert, len(as))
 	for i, a := range as {
+		activeAt := fromUnixNano(a.GetActiveAtNs())
 		out[i] = &apiAlert{
-			Labels: a.Labels, Annotations: a.Annotations, State: a.State.String(),
-			ActiveAt: &a.ActiveAt, Value: strconv.FormatFloat(a.Value, 'e', -1, 64),
+			Labels: fromPBLabels(a.GetLabels()), Annotations: fromPBLabels(a.GetAnnotations()), State: a.GetState(),
+			ActiveAt: &activeAt, Value: strconv.FormatFloat(a.GetValue(), 'e', -1, 64),
 		}
-		if !a.KeepFiringSince.IsZero() {
-			out[i].KeepFiringSince = &a.KeepFiringSince
+		if ns := a.GetKeepFiringSinceNs(); ns != 0 {
+			since := fromUnixNano(ns)
+			out[i].KeepFiringSince = &since
 		}
 	}
 	return out
 }
 
-// groupView is one rule group as the API shows it: evaluated here (g),
-// or only stored (def: evaluated by another ruler, or not yet loaded).
+// groupView is one rule group as the API shows it: evaluated by a ruler
+// that answered (st), or only stored (def: its ruler did not answer, or
+// none has loaded it yet).
 type groupView struct {
 	file, name string
-	g          *rules.Group
+	st         *rulerpb.RuleGroupState
 	def        rulefmt.RuleGroup
 }
 
 // views returns tenantID's rule groups sorted by namespace and name: the
-// ones evaluated here with their state, the others from the last listing
-// of the store.
-func (r *Ruler) views(tenantID string) []groupView {
+// ones a ruler answered for with their state (gather), the others from
+// the last listing of the store; and the warnings naming the rulers that
+// did not answer.
+func (r *Ruler) views(ctx context.Context, tenantID string) ([]groupView, annotations.Annotations) {
+	got := r.gather(ctx, tenantID)
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	local := map[string]*rules.Group{}
-	if tr := r.tenants[tenantID]; tr != nil {
-		for _, g := range tr.mgr.RuleGroups() {
-			local[rules.GroupKey(g.File(), g.Name())] = g
+	stored := r.all[tenantID]
+	r.mu.Unlock()
+	var out []groupView
+	for ns, gs := range stored {
+		for _, sg := range gs {
+			key := rules.GroupKey(ns, sg.group.Name)
+			out = append(out, groupView{file: ns, name: sg.group.Name, def: sg.group, st: got.groups[key]})
+			delete(got.groups, key)
 		}
 	}
-	var out []groupView
-	for ns, gs := range r.all[tenantID] {
-		for _, sg := range gs {
-			v := groupView{file: ns, name: sg.group.Name, def: sg.group}
-			if g, ok := local[rules.GroupKey(ns, sg.group.Name)]; ok {
-				v.g = g
-			}
-			out = append(out, v)
-		}
+	// Evaluated but not in this ruler's listing yet (uploaded through
+	// another ruler since its last poll).
+	for _, st := range got.groups {
+		out = append(out, groupView{file: st.GetNamespace(), name: st.GetName(), st: st})
 	}
 	slices.SortFunc(out, func(a, b groupView) int {
 		if c := strings.Compare(a.file, b.file); c != 0 {
@@ -127,7 +133,7 @@ func (r *Ruler) views(tenantID string) []groupView {
 		}
 		return strings.Compare(a.name, b.name)
 	})
-	return out
+	return out, got.warnings
 }
 
 func nextToken(file, group string) string {
@@ -174,7 +180,8 @@ func (r *Ruler) listRules(req *http.Request, tenantID string) promapi.Result {
 
 	res := &ruleDiscovery{RuleGroups: []*apiRuleGroup{}}
 	foundToken := false
-	for _, v := range r.views(tenantID) {
+	views, warnings := r.views(req.Context(), tenantID)
+	for _, v := range views {
 		if maxGroups > 0 && token != "" && !foundToken {
 			if token != nextToken(v.file, v.name) {
 				continue
@@ -197,14 +204,14 @@ func (r *Ruler) listRules(req *http.Request, tenantID string) promapi.Result {
 	if maxGroups > 0 && token != "" && !foundToken {
 		return promapi.Result{Err: promapi.InvalidParam(fmt.Errorf("invalid group_next_token '%v'. were rule groups changed?", token), "group_next_token")}
 	}
-	return promapi.Result{Data: res}
+	return promapi.Result{Data: res, Warnings: warnings}
 }
 
 func (r *Ruler) apiGroup(v groupView, matcherSets [][]*labels.Matcher, names map[string]bool, typ string, excludeAlerts bool) *apiRuleGroup {
 	returnAlerts, returnRecording := typ == "" || typ == "alert", typ == "" || typ == "record"
 	ag := &apiRuleGroup{Name: v.name, File: v.file, Rules: []any{}}
-	if v.g == nil {
-		// Not evaluated here: its definition, state unknown.
+	if v.st == nil {
+		// No ruler answered for it: its definition, state unknown.
 		ag.Interval = r.cfg.EvaluationInterval.Seconds()
 		if v.def.Interval != 0 {
 			ag.Interval = time.Duration(v.def.Interval).Seconds()
@@ -233,42 +240,39 @@ func (r *Ruler) apiGroup(v groupView, matcherSets [][]*labels.Matcher, names map
 		}
 		return ag
 	}
-	g := v.g
-	ag.Interval, ag.Limit = g.Interval().Seconds(), g.Limit()
-	ag.EvaluationTime, ag.LastEvaluation = g.GetEvaluationTime().Seconds(), g.GetLastEvaluation()
-	for _, rr := range g.Rules(matcherSets...) {
-		if len(names) > 0 && !names[rr.Name()] {
+	st := v.st
+	ag.Interval, ag.Limit = st.GetIntervalSeconds(), int(st.GetLimit())
+	ag.EvaluationTime, ag.LastEvaluation = st.GetEvaluationSeconds(), fromUnixNano(st.GetLastEvaluationNs())
+	for _, rs := range st.GetRules() {
+		lbls := fromPBLabels(rs.GetLabels())
+		if len(names) > 0 && !names[rs.GetAlert()+rs.GetRecord()] || !matchesAny(matcherSets, lbls) {
 			continue
 		}
-		lastError := ""
-		if rr.LastError() != nil {
-			lastError = rr.LastError().Error()
-		}
-		switch rule := rr.(type) {
-		case *rules.AlertingRule:
+		switch {
+		case rs.GetAlert() != "":
 			if !returnAlerts {
 				continue
 			}
 			var alerts []*apiAlert
 			if !excludeAlerts {
-				alerts = toAPIAlerts(rule.ActiveAlerts())
+				alerts = toAPIAlerts(rs.GetAlerts())
 			}
 			ag.Rules = append(ag.Rules, apiAlertingRule{
-				State: rule.State().String(), Name: rule.Name(), Query: rule.Query().String(),
-				Duration: rule.HoldDuration().Seconds(), KeepFiringFor: rule.KeepFiringFor().Seconds(),
-				Labels: rule.Labels(), Annotations: rule.Annotations(), Alerts: alerts,
-				Health: rule.Health(), LastError: lastError,
-				EvaluationTime: rule.GetEvaluationDuration().Seconds(), LastEvaluation: rule.GetEvaluationTimestamp(),
+				State: rs.GetState(), Name: rs.GetAlert(), Query: rs.GetQuery(),
+				Duration: rs.GetDurationSeconds(), KeepFiringFor: rs.GetKeepFiringForSeconds(),
+				Labels: lbls, Annotations: fromPBLabels(rs.GetAnnotations()), Alerts: alerts,
+				Health: rules.RuleHealth(rs.GetHealth()), LastError: rs.GetLastError(),
+				EvaluationTime: rs.GetEvaluationSeconds(), LastEvaluation: fromUnixNano(rs.GetLastEvaluationNs()),
 				Type: "alerting",
 			})
-		case *rules.RecordingRule:
+		default:
 			if !returnRecording {
 				continue
 			}
 			ag.Rules = append(ag.Rules, apiRecordingRule{
-				Name: rule.Name(), Query: rule.Query().String(), Labels: rule.Labels(),
-				Health: rule.Health(), LastError: lastError,
-				EvaluationTime: rule.GetEvaluationDuration().Seconds(), LastEvaluation: rule.GetEvaluationTimestamp(),
+				Name: rs.GetRecord(), Query: rs.GetQuery(), Labels: lbls,
+				Health: rules.RuleHealth(rs.GetHealth()), LastError: rs.GetLastError(),
+				EvaluationTime: rs.GetEvaluationSeconds(), LastEvaluation: fromUnixNano(rs.GetLastEvaluationNs()),
 				Type: "recording",
 			})
 		}
@@ -309,16 +313,14 @@ func matchesAny(sets [][]*labels.Matcher, lbls labels.Labels) bool {
 }
 
 // listAlerts is GET /api/v1/alerts: the active alerts of the tenant's
-// groups evaluated here.
-func (r *Ruler) listAlerts(_ *http.Request, tenantID string) promapi.Result {
+// groups, from every ruler that answered.
+func (r *Ruler) listAlerts(req *http.Request, tenantID string) promapi.Result {
 	alerts := []*apiAlert{}
-	for _, v := range r.views(tenantID) {
-		if v.g == nil {
-			continue
-		}
-		for _, ar := range v.g.AlertingRules() {
-			alerts = append(alerts, toAPIAlerts(ar.ActiveAlerts())...)
+	views, warnings := r.views(req.Context(), tenantID)
+	for _, v := range views {
+		for _, rs := range v.st.GetRules() {
+			alerts = append(alerts, toAPIAlerts(rs.GetAlerts())...)
 		}
 	}
-	return promapi.Result{Data: &alertDiscovery{Alerts: alerts}}
+	return promapi.Result{Data: &alertDiscovery{Alerts: alerts}, Warnings: warnings}
 }

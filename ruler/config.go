@@ -19,7 +19,8 @@ type Config struct {
 	EvaluationInterval time.Duration `yaml:"evaluation_interval"`
 	EvaluationTimeout  time.Duration `yaml:"evaluation_timeout"`
 	// AlertmanagerURL is a comma-separated list of Alertmanager base URLs;
-	// a host written dns+host:port... is resolved by DNS.
+	// a URL written dns+http://host:port... is resolved by A/AAAA lookups,
+	// one written dnssrv+http://name... by an SRV lookup of name.
 	AlertmanagerURL           string        `yaml:"alertmanager_url"`
 	NotificationQueueCapacity int           `yaml:"notification_queue_capacity"`
 	NotificationTimeout       time.Duration `yaml:"notification_timeout"`
@@ -27,6 +28,12 @@ type Config struct {
 	ForGracePeriod            time.Duration `yaml:"for_grace_period"`
 	ForOutageTolerance        time.Duration `yaml:"for_outage_tolerance"`
 	ResendDelay               time.Duration `yaml:"resend_delay"`
+	// NotificationDrainTimeout bounds how long a tenant stopped on this
+	// ruler keeps sending its queued alerts, in the background.
+	NotificationDrainTimeout time.Duration `yaml:"notification_drain_timeout"`
+	// PeerTimeout is the deadline of one other ruler's answer when a
+	// ruler gathers a tenant's rule group states from every ruler.
+	PeerTimeout time.Duration `yaml:"peer_timeout"`
 }
 
 // RegisterFlags registers the ruler's flags.
@@ -35,13 +42,15 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.PollInterval, "ruler.poll-interval", time.Minute, "How often a ruler rereads the rule groups from storage and the ruler ring; an upload through the rule config API takes effect on the ruler that received it at once.")
 	fs.DurationVar(&c.EvaluationInterval, "ruler.evaluation-interval", time.Minute, "Interval of a rule group that sets none.")
 	fs.DurationVar(&c.EvaluationTimeout, "ruler.evaluation-timeout", 2*time.Minute, "Longest one rule's query may run; then the rule fails this evaluation.")
-	fs.StringVar(&c.AlertmanagerURL, "ruler.alertmanager-url", "", "Comma-separated Alertmanager URLs (http://host:9093, with a path prefix if it has one) alerts are sent to with the tenant's X-Scope-OrgID; dns+http://name:port resolves name to every address. Empty: alerts are evaluated but not sent. Override per tenant: ruler_alertmanager_url.")
+	fs.StringVar(&c.AlertmanagerURL, "ruler.alertmanager-url", "", "Comma-separated Alertmanager URLs (http://host:9093, with a path prefix if it has one) alerts are sent to with the tenant's X-Scope-OrgID; dns+http://name:port resolves name to every address (A/AAAA), dnssrv+http://name to every target and port of its SRV records (e.g. dnssrv+http://_http-web._tcp.alertmanager.ns.svc). Empty: alerts are evaluated but not sent. Override per tenant: ruler_alertmanager_url.")
 	fs.IntVar(&c.NotificationQueueCapacity, "ruler.notification-queue-capacity", 10000, "Alerts queued per tenant for the Alertmanager; when full the oldest are dropped and counted in strata_ruler_notifications_dropped_total.")
 	fs.DurationVar(&c.NotificationTimeout, "ruler.notification-timeout", 10*time.Second, "Deadline of one request to an Alertmanager.")
 	fs.StringVar(&c.ExternalURL, "ruler.external.url", "", "URL alerts link back to (their generatorURL); override per tenant: ruler_external_url.")
 	fs.DurationVar(&c.ForGracePeriod, "ruler.for-grace-period", 10*time.Minute, "Least time an alert restored after a restart or a move to another ruler still waits before firing, when its `for` is at least this long.")
 	fs.DurationVar(&c.ForOutageTolerance, "ruler.for-outage-tolerance", time.Hour, "Longest outage of a rule's evaluation after which its alerts' `for` state (ALERTS_FOR_STATE) is still restored; after a longer one pending alerts start over.")
 	fs.DurationVar(&c.ResendDelay, "ruler.resend-delay", time.Minute, "Least time between two sends of a firing alert to the Alertmanager.")
+	fs.DurationVar(&c.NotificationDrainTimeout, "ruler.notification-drain-timeout", 30*time.Second, "How long a tenant's notifier stopped on this ruler (its groups moved or were deleted, its settings changed, shutdown) keeps sending its queued alerts, in the background; then the rest is dropped (strata_ruler_notifier_drain_timeouts_total).")
+	fs.DurationVar(&c.PeerTimeout, "ruler.peer-timeout", 5*time.Second, "Deadline of one ruler's answer when the ruler serving /api/v1/rules or /api/v1/alerts asks every ruler for the state of the tenant's groups; a ruler that does not answer in time leaves its groups with health unknown and a warning.")
 }
 
 // Validate checks the configuration.
@@ -57,6 +66,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("-ruler.notification-queue-capacity must be at least 1, got %d", c.NotificationQueueCapacity)
 	case c.NotificationTimeout <= 0:
 		return fmt.Errorf("-ruler.notification-timeout must be positive, got %s", c.NotificationTimeout)
+	case c.NotificationDrainTimeout <= 0:
+		return fmt.Errorf("-ruler.notification-drain-timeout must be positive, got %s", c.NotificationDrainTimeout)
+	case c.PeerTimeout <= 0:
+		return fmt.Errorf("-ruler.peer-timeout must be positive, got %s", c.PeerTimeout)
 	case c.ForGracePeriod < 0 || c.ForOutageTolerance < 0 || c.ResendDelay < 0:
 		return fmt.Errorf("-ruler.for-grace-period, -ruler.for-outage-tolerance and -ruler.resend-delay must not be negative")
 	}
@@ -84,9 +97,12 @@ func parseAlertmanagerURLs(s string) ([]*url.URL, error) {
 		if err != nil {
 			return nil, fmt.Errorf("parse %q: %w", part, err)
 		}
-		scheme := strings.TrimPrefix(u.Scheme, "dns+")
+		lookup, scheme := discovery(u.Scheme)
 		if scheme != "http" && scheme != "https" || u.Host == "" {
 			return nil, fmt.Errorf("%q is not an http(s) URL with a host", part)
+		}
+		if lookup == "dnssrv" && u.Port() != "" {
+			return nil, fmt.Errorf("%q: a dnssrv+ URL takes its ports from the SRV records; remove the port", part)
 		}
 		out = append(out, u)
 	}

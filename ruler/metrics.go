@@ -15,6 +15,13 @@ import (
 // folds the tenants over the cap into "<other>").
 type metrics struct {
 	syncs, syncFailures prometheus.Counter
+	// Questions to other rulers for a tenant's group states.
+	peerRequests prometheus.Counter
+	peerFailures *prometheus.CounterVec
+	peerDuration prometheus.Histogram
+	// Notifiers of stopped tenants sending what they queued.
+	draining      prometheus.Gauge
+	drainTimeouts prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, cap *tenant.LabelCap, tenants func() map[string]*prometheus.Registry) *metrics {
@@ -22,6 +29,14 @@ func newMetrics(reg prometheus.Registerer, cap *tenant.LabelCap, tenants func() 
 	m := &metrics{
 		syncs:        f.NewCounter(prometheus.CounterOpts{Name: "strata_ruler_syncs_total", Help: "Reads of every rule group from the rule store."}),
 		syncFailures: f.NewCounter(prometheus.CounterOpts{Name: "strata_ruler_sync_failures_total", Help: "Reads of the rule store that failed; the ruler keeps evaluating the groups it read last."}),
+		peerRequests: f.NewCounter(prometheus.CounterOpts{Name: "strata_ruler_peer_requests_total", Help: "Questions to other rulers for the state of a tenant's rule groups (one per ruler per /api/v1/rules or /api/v1/alerts request)."}),
+		peerFailures: f.NewCounterVec(prometheus.CounterOpts{Name: "strata_ruler_peer_failures_total", Help: "Questions to another ruler that failed or passed -ruler.peer-timeout; its groups were answered with health unknown and a warning."}, []string{"ruler"}),
+		peerDuration: f.NewHistogram(prometheus.HistogramOpts{
+			Name: "strata_ruler_peer_request_duration_seconds", Help: "Time another ruler took to answer for the state of a tenant's rule groups.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
+		}),
+		draining:      f.NewGauge(prometheus.GaugeOpts{Name: "strata_ruler_notifiers_draining", Help: "Notifiers of tenants stopped on this ruler still sending their queued alerts in the background."}),
+		drainTimeouts: f.NewCounter(prometheus.CounterOpts{Name: "strata_ruler_notifier_drain_timeouts_total", Help: "Notifiers of stopped tenants that had not sent their queue within -ruler.notification-drain-timeout; the rest of their queue was dropped."}),
 	}
 	if reg != nil {
 		reg.MustRegister(&tenantCollector{cap: cap, tenants: tenants, descs: newTenantDescs()})

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,42 +24,78 @@ import (
 	"github.com/strata-metrics/strata/tenant"
 )
 
-// dnsRefresh is how often the addresses of dns+ Alertmanager URLs are
-// looked up again.
+// dnsRefresh is how often the addresses of dns+ and dnssrv+ Alertmanager
+// URLs are looked up again.
 const dnsRefresh = 30 * time.Second
+
+// resolver looks up the addresses of dns+ (A/AAAA) and dnssrv+ (SRV)
+// Alertmanager URLs; *net.Resolver is one. Goroutine-safe.
+type resolver interface {
+	LookupHost(ctx context.Context, host string) ([]string, error)
+	LookupSRV(ctx context.Context, service, proto, name string) (string, []*net.SRV, error)
+}
+
+// discovery splits a URL scheme into how its host is looked up ("dns",
+// "dnssrv", or "" for not at all) and the scheme spoken.
+func discovery(scheme string) (lookup, rest string) {
+	for _, l := range []string{"dnssrv", "dns"} {
+		if r, ok := strings.CutPrefix(scheme, l+"+"); ok {
+			return l, r
+		}
+	}
+	return "", scheme
+}
+
+// notifierDeps are what a tenant's notifier is made with besides its
+// URLs and the ruler's config.
+type notifierDeps struct {
+	external labels.Labels
+	reg      prometheus.Registerer
+	log      *slog.Logger
+	resolver resolver
+}
 
 // tenantNotifier sends one tenant's alerts to its Alertmanagers: upstream's
 // notifier.Manager (a bounded queue per Alertmanager, batches, retries on
 // the next send, the dropped-alerts count), with the tenant's
 // X-Scope-OrgID on every request. Targets are fed to it here: the URLs as
-// given, or for dns+ URLs every address their name resolves to.
+// given, for dns+ URLs every address their name resolves to, for dnssrv+
+// URLs every target and port of their name's SRV records.
 type tenantNotifier struct {
-	mgr    *notifier.Manager
-	urls   []*url.URL
-	tsets  chan map[string][]*targetgroup.Group
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	log    *slog.Logger
+	mgr      *notifier.Manager
+	urls     []*url.URL
+	tsets    chan map[string][]*targetgroup.Group
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	log      *slog.Logger
+	resolver resolver
+	// cut, once cancelled, fails every request to an Alertmanager at
+	// once: a drain past -ruler.notification-drain-timeout.
+	cut    context.Context
+	cutNow context.CancelFunc
 }
 
-func newTenantNotifier(tenantID, amURLs string, cfg Config, external labels.Labels, reg prometheus.Registerer, log *slog.Logger) (*tenantNotifier, error) {
+func newTenantNotifier(tenantID, amURLs string, cfg Config, d notifierDeps) (*tenantNotifier, error) {
 	urls, err := parseAlertmanagerURLs(amURLs)
 	if err != nil {
 		return nil, fmt.Errorf("alertmanager URLs of tenant %s: %w", tenantID, err)
 	}
+	cut, cutNow := context.WithCancel(context.Background())
 	mgr := notifier.NewManager(&notifier.Options{
-		QueueCapacity: cfg.NotificationQueueCapacity, DrainOnShutdown: true, Registerer: reg,
+		QueueCapacity: cfg.NotificationQueueCapacity, DrainOnShutdown: true, Registerer: d.reg,
 		Do: func(ctx context.Context, client *http.Client, req *http.Request) (*http.Response, error) {
 			req.Header.Set(tenant.Header, tenantID)
+			// Cancelled by cut too. Upstream cancels ctx once it has read
+			// the answer, which unhooks it from cut.
+			ctx, cancel := context.WithCancel(ctx)
+			unhook := context.AfterFunc(cut, cancel)
+			context.AfterFunc(ctx, func() { unhook() })
 			return client.Do(req.WithContext(ctx))
 		},
-	}, model.UTF8Validation, log.With("tenant", tenantID, "component", "notifier"))
+	}, model.UTF8Validation, d.log.With("tenant", tenantID, "component", "notifier"))
 	var amCfgs config.AlertmanagerConfigs
 	for _, u := range urls {
-		scheme := u.Scheme
-		if len(scheme) > 4 && scheme[:4] == "dns+" {
-			scheme = scheme[4:]
-		}
+		_, scheme := discovery(u.Scheme)
 		hc := commoncfg.DefaultHTTPClientConfig
 		if u.User != nil {
 			pw, _ := u.User.Password()
@@ -69,13 +107,21 @@ func newTenantNotifier(tenantID, amURLs string, cfg Config, external labels.Labe
 		})
 	}
 	conf := &config.Config{
-		GlobalConfig:   config.GlobalConfig{ExternalLabels: external},
+		GlobalConfig:   config.GlobalConfig{ExternalLabels: d.external},
 		AlertingConfig: config.AlertingConfig{AlertmanagerConfigs: amCfgs},
 	}
 	if err := mgr.ApplyConfig(conf); err != nil {
+		cutNow()
 		return nil, fmt.Errorf("configure notifier of tenant %s: %w", tenantID, err)
 	}
-	return &tenantNotifier{mgr: mgr, urls: urls, tsets: make(chan map[string][]*targetgroup.Group), log: log}, nil
+	res := d.resolver
+	if res == nil {
+		res = net.DefaultResolver
+	}
+	return &tenantNotifier{
+		mgr: mgr, urls: urls, tsets: make(chan map[string][]*targetgroup.Group), log: d.log,
+		resolver: res, cut: cut, cutNow: cutNow,
+	}, nil
 }
 
 // start runs the notifier and the loop that feeds it targets.
@@ -97,7 +143,8 @@ func (n *tenantNotifier) start() {
 func (n *tenantNotifier) feed(ctx context.Context) {
 	needDNS := false
 	for _, u := range n.urls {
-		needDNS = needDNS || len(u.Scheme) > 4 && u.Scheme[:4] == "dns+"
+		lookup, _ := discovery(u.Scheme)
+		needDNS = needDNS || lookup != ""
 	}
 	t := time.NewTicker(dnsRefresh)
 	defer t.Stop()
@@ -128,21 +175,7 @@ func (n *tenantNotifier) targets(ctx context.Context) map[string][]*targetgroup.
 	for i, u := range n.urls {
 		g.Go(func() error {
 			key := fmt.Sprintf("config-%d", i)
-			var addrs []string
-			if len(u.Scheme) > 4 && u.Scheme[:4] == "dns+" {
-				host, port := u.Hostname(), u.Port()
-				lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				ips, err := net.DefaultResolver.LookupHost(lctx, host)
-				cancel()
-				if err != nil {
-					n.log.Warn("resolve alertmanager", "host", host, "err", err)
-				}
-				for _, ip := range ips {
-					addrs = append(addrs, net.JoinHostPort(ip, port))
-				}
-			} else {
-				addrs = []string{u.Host}
-			}
+			addrs := n.lookup(ctx, u)
 			tg := &targetgroup.Group{Source: key}
 			for _, a := range addrs {
 				tg.Targets = append(tg.Targets, model.LabelSet{model.AddressLabel: model.LabelValue(a)})
@@ -157,9 +190,57 @@ func (n *tenantNotifier) targets(ctx context.Context) map[string][]*targetgroup.
 	return out
 }
 
-// stop sends what is queued, then stops.
-func (n *tenantNotifier) stop() {
+// lookup returns the addresses (host:port) alerts to u go to.
+func (n *tenantNotifier) lookup(ctx context.Context, u *url.URL) []string {
+	how, _ := discovery(u.Scheme)
+	if how == "" {
+		return []string{u.Host}
+	}
+	host, port := u.Hostname(), u.Port()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var addrs []string
+	switch how {
+	case "dns":
+		ips, err := n.resolver.LookupHost(ctx, host)
+		if err != nil {
+			n.log.Warn("resolve alertmanager", "host", host, "err", err)
+		}
+		for _, ip := range ips {
+			addrs = append(addrs, net.JoinHostPort(ip, port))
+		}
+	case "dnssrv":
+		_, srvs, err := n.resolver.LookupSRV(ctx, "", "", host)
+		if err != nil {
+			n.log.Warn("resolve alertmanager SRV records", "name", host, "err", err)
+		}
+		for _, srv := range srvs {
+			addrs = append(addrs, net.JoinHostPort(strings.TrimSuffix(srv.Target, "."), strconv.Itoa(int(srv.Port))))
+		}
+	}
+	return addrs
+}
+
+// stop sends what is queued, then stops; when that takes longer than
+// timeout it fails the sends left at once (their alerts are dropped) and
+// returns false.
+func (n *tenantNotifier) stop(timeout time.Duration) (drained bool) {
+	defer n.cutNow()
 	n.cancel()
 	n.mgr.Stop()
-	n.wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		n.wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+	}
+	n.cutNow()
+	<-done
+	return false
 }

@@ -33,10 +33,10 @@ func TestNotifierSendsTenant(t *testing.T) {
 	defer am.Close()
 	var cfg Config
 	cfg.RegisterFlags(flag.NewFlagSet("", flag.PanicOnError))
-	n, err := newTenantNotifier("team-a", am.URL+"/am", cfg, labels.FromStrings("cluster", "eu"), prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	n, err := newTenantNotifier("team-a", am.URL+"/am", cfg, notifierDeps{external: labels.FromStrings("cluster", "eu"), reg: prometheus.NewRegistry(), log: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	n.start()
-	defer n.stop()
+	defer n.stop(time.Minute)
 	eventually(t, "the Alertmanager to be known", func() bool { return len(n.mgr.Alertmanagers()) == 1 })
 	n.mgr.Send(&notifier.Alert{Labels: labels.FromStrings("alertname", "A"), StartsAt: time.Now()})
 	eventually(t, "a send", func() bool {

@@ -1,12 +1,14 @@
 package ruler
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"maps"
+	"net"
 	"net/url"
 	"slices"
 	"sort"
@@ -41,7 +43,10 @@ type Deps struct {
 	// Limits are the per-tenant limits and ruler overrides.
 	Limits *limits.Overrides
 	// Ring is the ruler ring; nil evaluates every group here.
-	Ring             *ring.Ring
+	Ring *ring.Ring
+	// Peers reach the other rulers of Ring, for /api/v1/rules and
+	// /api/v1/alerts; nil answers with this ruler's groups only.
+	Peers            PeerClients
 	InstanceID       string
 	HeartbeatTimeout time.Duration
 	Tenants          tenant.Resolver
@@ -78,6 +83,12 @@ type Ruler struct {
 	all     map[string]map[string][]storedGroup
 	tenants map[string]*tenantRules // tenants with groups owned here
 	stopped bool
+
+	// resolver looks up dns+ and dnssrv+ Alertmanager URLs.
+	resolver resolver
+	// drains are the notifiers of stopped tenants still sending their
+	// queues; stopAll waits for them.
+	drains sync.WaitGroup
 }
 
 // storedGroup is a rule group as read from the store, with a hash of its
@@ -108,9 +119,10 @@ func New(cfg Config, deps Deps) (*Ruler, error) {
 	}
 	r := &Ruler{
 		cfg: cfg, deps: deps, log: log, engine: engine, checker: newChecker(log),
-		resync:  make(chan struct{}, 1),
-		all:     map[string]map[string][]storedGroup{},
-		tenants: map[string]*tenantRules{},
+		resync:   make(chan struct{}, 1),
+		all:      map[string]map[string][]storedGroup{},
+		tenants:  map[string]*tenantRules{},
+		resolver: net.DefaultResolver,
 	}
 	r.m = newMetrics(deps.Reg, deps.TenantLabels, r.registries)
 	return r, nil
@@ -257,8 +269,15 @@ func (r *Ruler) apply() {
 		r.mu.Unlock()
 	}()
 	owns := r.owner()
-	seen := map[string]bool{}
-	for t, nss := range all {
+	now := time.Now()
+	ids := slices.Collect(maps.Keys(all))
+	for t := range tenants {
+		if all[t] == nil {
+			ids = append(ids, t) // every group of the tenant deleted
+		}
+	}
+	for _, t := range ids {
+		nss := all[t]
 		owned := map[string][]rulefmt.RuleGroup{}
 		foreign := &ruleNames{records: map[string]bool{}, alerts: map[string]bool{}}
 		fp := fnv.New64a()
@@ -280,17 +299,23 @@ func (r *Ruler) apply() {
 				}
 			}
 		}
-		if tr := tenants[t]; tr != nil {
+		tr := tenants[t]
+		if tr != nil {
 			tr.app.foreign.Store(foreign) // before Update removes a moved group
 		}
 		if len(owned) == 0 {
+			if tr != nil && r.idle(tr, now) {
+				r.stopTenant(tr)
+				delete(tenants, t)
+			}
 			continue
 		}
-		seen[t] = true
+		if tr != nil {
+			tr.idleSince = time.Time{}
+		}
 		set := r.settings(t)
-		tr := tenants[t]
 		if tr != nil && tr.settings != set {
-			tr.stop()
+			r.stopTenant(tr)
 			delete(tenants, t)
 			tr = nil
 		}
@@ -311,12 +336,47 @@ func (r *Ruler) apply() {
 			tr.fingerprint = sum
 		}
 	}
-	for t, tr := range tenants {
-		if !seen[t] {
-			tr.stop()
-			delete(tenants, t)
+}
+
+// idle empties the manager of a tenant none of whose groups this ruler
+// owns any more, and reports whether it has been empty long enough to be
+// stopped: upstream writes the staleness markers of a group's series two
+// of its intervals after it leaves the manager, and not at all once the
+// manager stopped. The markers of groups that moved to another ruler are
+// dropped (pushAppendable.foreign), those of deleted groups are written,
+// as Prometheus does when a group leaves its rule files.
+func (r *Ruler) idle(tr *tenantRules, now time.Time) bool {
+	if tr.idleSince.IsZero() {
+		tr.idleSince = now
+		if err := tr.update(nil, r.cfg.EvaluationInterval); err != nil {
+			r.log.Warn("remove the rule groups of tenant", "tenant", tr.id, "err", err)
+			return true
 		}
+		tr.fingerprint = 0
 	}
+	return now.Sub(tr.idleSince) > tr.staleWait
+}
+
+// stopTenant stops a tenant's evaluation, and its notifier in the
+// background: it sends what it queued for at most
+// -ruler.notification-drain-timeout (minutes when an Alertmanager is
+// down, which must not hold the ruler's sync loop).
+func (r *Ruler) stopTenant(tr *tenantRules) {
+	tr.mgr.Stop()
+	<-tr.done
+	if tr.notifier == nil {
+		return
+	}
+	r.m.draining.Inc()
+	r.drains.Add(1)
+	go func() {
+		defer r.drains.Done()
+		defer r.m.draining.Dec()
+		if !tr.notifier.stop(r.cfg.NotificationDrainTimeout) {
+			r.m.drainTimeouts.Inc()
+			r.log.Warn("alert queue of a stopped tenant not sent within -ruler.notification-drain-timeout; dropped the rest", "tenant", tr.id, "timeout", r.cfg.NotificationDrainTimeout)
+		}
+	}()
 }
 
 func (r *Ruler) stopAll() {
@@ -330,10 +390,11 @@ func (r *Ruler) stopAll() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tr.stop()
+			r.stopTenant(tr)
 		}()
 	}
 	wg.Wait()
+	r.drains.Wait()
 }
 
 // tenantRules is one tenant's rule evaluation on this ruler.
@@ -350,6 +411,13 @@ type tenantRules struct {
 	touch       func()        // records the tenant active for the tenant label cap
 	done        chan struct{} // closed when the manager's Run returned
 	externalLbl labels.Labels
+	// staleWait is how long an emptied manager keeps running for its
+	// removed groups' staleness markers: two of their longest interval
+	// and a second.
+	staleWait time.Duration
+	// idleSince is when the tenant's last group here left; zero while it
+	// has groups.
+	idleSince time.Time
 }
 
 // newTenant starts tenant t's rule manager (and notifier) with no groups.
@@ -370,7 +438,7 @@ func (r *Ruler) newTenant(t string, set tenantSettings) (*tenantRules, error) {
 	}
 	notify := func(context.Context, string, ...*rules.Alert) {}
 	if set.alertmanagers != "" {
-		n, err := newTenantNotifier(t, set.alertmanagers, r.cfg, tr.externalLbl, reg, r.log)
+		n, err := newTenantNotifier(t, set.alertmanagers, r.cfg, notifierDeps{external: tr.externalLbl, reg: reg, log: r.log, resolver: r.resolver})
 		if err != nil {
 			return nil, err
 		}
@@ -420,25 +488,22 @@ func (r *Ruler) newTenant(t string, set tenantSettings) (*tenantRules, error) {
 	return tr, nil
 }
 
-// update makes the manager evaluate exactly groups (namespace -> groups).
+// update makes the manager evaluate exactly groups (namespace -> groups);
+// interval is that of a group that sets none.
 func (tr *tenantRules) update(groups map[string][]rulefmt.RuleGroup, interval time.Duration) error {
 	tr.loader.set(groups)
 	files := make([]string, 0, len(groups))
-	for ns := range groups {
+	longest := time.Duration(0)
+	for ns, gs := range groups {
 		files = append(files, ns)
+		for _, g := range gs {
+			longest = max(longest, cmp.Or(time.Duration(g.Interval), interval))
+		}
 	}
+	// Groups that leave are marked stale two of their intervals later.
+	tr.staleWait = max(tr.staleWait, 2*longest+time.Second)
 	sort.Strings(files)
 	return tr.mgr.Update(interval, files, tr.externalLbl, tr.settings.externalURL, evalGroup(tr.id, tr.push, tr.touch))
-}
-
-// stop stops the tenant's evaluation and its notifier (which sends what
-// is queued first).
-func (tr *tenantRules) stop() {
-	tr.mgr.Stop()
-	<-tr.done
-	if tr.notifier != nil {
-		tr.notifier.stop()
-	}
 }
 
 // evalGroup is the evaluation of one group iteration: upstream's, with

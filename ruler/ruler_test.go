@@ -42,14 +42,16 @@ type muxRouter struct{ mux *http.ServeMux }
 
 func (m muxRouter) Handle(pattern, _ string, h http.Handler) { m.mux.Handle(pattern, h) }
 
-func newTestRuler(t *testing.T, st *teststorage.TestStorage, bkt objstore.Bucket) *testRuler {
+// newTestRuler returns a ruler over st and bkt; opts change its config
+// and dependencies before it is made.
+func newTestRuler(t *testing.T, st *teststorage.TestStorage, bkt objstore.Bucket, opts ...func(*Config, *Deps)) *testRuler {
 	var cfg Config
 	cfg.RegisterFlags(flag.NewFlagSet("", flag.PanicOnError))
 	cfg.PollInterval = time.Hour // uploads resync at once
 	var l limits.Limits
 	l.RegisterFlags(flag.NewFlagSet("", flag.PanicOnError))
 	tr := &testRuler{st: st, reg: prometheus.NewRegistry()}
-	r, err := New(cfg, Deps{
+	deps := Deps{
 		Store:     NewBucketStore(bkt),
 		Queryable: func(string) storage.Queryable { return st },
 		Push: func(ctx context.Context, tenantID string, req *remotewrite.Request) error {
@@ -75,7 +77,11 @@ func newTestRuler(t *testing.T, st *teststorage.TestStorage, bkt objstore.Bucket
 		Limits:  limits.NewOverrides(l),
 		Tenants: tenant.Resolver{MultitenancyEnabled: true},
 		Reg:     tr.reg,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg, &deps)
+	}
+	r, err := New(cfg, deps)
 	require.NoError(t, err)
 	tr.Ruler = r
 	mux := http.NewServeMux()

@@ -7,9 +7,11 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/storage"
+	"google.golang.org/grpc"
 
 	"github.com/strata-metrics/strata/bucketindex"
 	"github.com/strata-metrics/strata/distributor"
+	"github.com/strata-metrics/strata/proto/rulerpb"
 	"github.com/strata-metrics/strata/querier"
 	"github.com/strata-metrics/strata/querier/storequery"
 	"github.com/strata-metrics/strata/remotewrite"
@@ -93,7 +95,8 @@ func newRuler(w *wiring) (*module, error) {
 			_, err := d.Push(ctx, t, req)
 			return err
 		},
-		Limits: w.overrides, Ring: w.rulerRing, InstanceID: cfg.Instance.ID, HeartbeatTimeout: cfg.Ring.HeartbeatTimeout,
+		Limits: w.overrides, Ring: w.rulerRing, Peers: rulerPeers(w.clients().Conn),
+		InstanceID: cfg.Instance.ID, HeartbeatTimeout: cfg.Ring.HeartbeatTimeout,
 		Tenants: w.tenants, TenantLabels: w.tenantLabels,
 		Log: w.log.With("component", "ruler"), Reg: w.reg,
 	})
@@ -108,10 +111,14 @@ func newRuler(w *wiring) (*module, error) {
 		rt = skipRoutes{rt: w.srv, skip: map[string]bool{"GET /api/v1/alerts": true}}
 	}
 	r.RegisterRoutes(rt)
+	rulerpb.RegisterRulerServer(w.srv.GRPC(), r.Server())
 	runs = append(runs, r.Run)
 	lcCfg := cfg.Lifecycler
 	lcCfg.NumTokens, lcCfg.UnregisterOnShutdown = ruler.RingNumTokens, true
 	return &module{
+		// Stopping sends the tenants' queued alerts first, each notifier
+		// for at most -ruler.notification-drain-timeout.
+		stopTimeout: cfg.Ruler.NotificationDrainTimeout + stopTimeout,
 		run: func(ctx context.Context) error {
 			errs := make(chan error, len(runs))
 			for _, run := range runs {
@@ -127,6 +134,18 @@ func newRuler(w *wiring) (*module, error) {
 		},
 		ring: &ringMember{ring: "ruler", lc: w.lifecycler("ruler", lcCfg, w.rulerStore, "")},
 	}, nil
+}
+
+// rulerPeers reaches other rulers over the process' gRPC connections
+// (the cluster's TLS and secrets, as queriers reach store-gateways).
+type rulerPeers func(addr string) (grpc.ClientConnInterface, error)
+
+func (p rulerPeers) Get(addr string) (rulerpb.RulerClient, error) {
+	conn, err := p(addr)
+	if err != nil {
+		return nil, err
+	}
+	return rulerpb.NewRulerClient(conn), nil
 }
 
 // skipRoutes is a router that leaves out the patterns in skip.
