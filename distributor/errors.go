@@ -147,7 +147,7 @@ const (
 	idInvalidProtobuf     = "strata-invalid-protobuf"
 	idUnsupportedEncoding = "strata-unsupported-content-encoding"
 	idUnsupportedType     = "strata-unsupported-content-type"
-	idRemoteWrite2        = "strata-remote-write-2-not-implemented"
+	idInvalidSymbolRef    = "strata-invalid-symbol-reference"
 	idIngesterRejected    = "strata-ingester-rejected"
 	idIngesterLimited     = "strata-ingester-limited"
 	idNoQuorum            = "strata-no-quorum"

@@ -136,9 +136,7 @@ func (r *Request) decodeSeriesV2(b []byte, i, end int) error {
 	// split a pair across two fields); -1 when none.
 	pending := int64(-1)
 	refErr := func(what string, ref uint64, odd bool) error {
-		return fmt.Errorf("timeseries %d: %w", idx, &SymbolRefError{
-			Series: idx, Labels: FormatLabels(labels[l0:]), What: what, Ref: ref, Odd: odd, N: len(r.symbols),
-		})
+		return &SymbolRefError{Series: idx, Labels: FormatLabels(labels[l0:]), What: what, Ref: ref, Odd: odd, N: len(r.symbols)}
 	}
 	for i < end {
 		// Fast path for the usual sample: 12 L 09 <8 bytes> [10 <varint>]
