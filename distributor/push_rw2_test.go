@@ -135,7 +135,9 @@ func TestPushRW2(t *testing.T) {
 			body:    encodeV2(t, v2Series{labels: []string{"__name__", "up"}, samples: sample(1)}),
 			want:    []prompb.TimeSeries{{Labels: []prompb.Label{{Name: "__name__", Value: "up"}}, Samples: []prompb.Sample{{Value: 1, Timestamp: testNowMs}}}}},
 		{name: "ingester rejects some: partial failure", wantCode: 400, written: [3]int{1, 0, 0},
-			reply:   func() { h.ings[0].reply = replyClass(ingesterpb.ErrorClass_ERROR_CLASS_BAD_INPUT, "out of order [strata-sample-out-of-order]") },
+			reply: func() {
+				h.ings[0].reply = replyClass(ingesterpb.ErrorClass_ERROR_CLASS_BAD_INPUT, "out of order [strata-sample-out-of-order]")
+			},
 			wantMsg: "", // checked by prefix below
 			body:    encodeV2(t, v2Series{labels: []string{"__name__", "up"}, samples: sample(1)}),
 			want:    []prompb.TimeSeries{{Labels: []prompb.Label{{Name: "__name__", Value: "up"}}, Samples: []prompb.Sample{{Value: 1, Timestamp: testNowMs}}}}},
