@@ -89,6 +89,12 @@ func (r *Request) decodeV2(b []byte) error {
 			}
 			i = stop
 		default:
+			if f := tag >> 3; f >= 1 && f <= 3 {
+				// Reserved in 2.0: 1.0's timeseries and metadata. Skipping
+				// them would answer a 1.0 body sent as 2.0 with success
+				// and store nothing.
+				return fmt.Errorf("field %d at offset %d is reserved in remote-write 2.0 (1.0 has its timeseries and metadata there): is a 1.0 body sent with Content-Type proto=io.prometheus.write.v2.Request?", f, at)
+			}
 			if i, err = skipField(b, at, i, end, tag, msgV2Request); err != nil {
 				return err
 			}

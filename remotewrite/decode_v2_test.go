@@ -226,7 +226,7 @@ var v2Variants = []struct {
 }{
 	{"symbols after series", cat(msg(5, packedUint(1, 1, 2), msg(2, f64(1, 3), vint(2, 7))), str(4, ""), str(4, "__name__"), str(4, "up"))},
 	{"unpacked refs split across fields", cat(str(4, ""), str(4, "a"), str(4, "b"), msg(5, vint(1, 1), packedUint(1, 2, 1), vint(1, 2), msg(4, vint(1, 1), vint(1, 2), f64(2, 1), vint(3, 9))))},
-	{"unknown and reserved fields", cat(str(1, "v1 field"), unknown, str(4, ""), str(4, "n"), msg(5, unknown, packedUint(1, 1, 1), msg(2, unknown, f64(1, 1), vint(3, 5)), msg(5, unknown, vint(1, 2), vint(3, 1), unknown), str(6, "reserved")))},
+	{"unknown and reserved fields", cat(unknown, str(4, ""), str(4, "n"), msg(5, unknown, packedUint(1, 1, 1), msg(2, unknown, f64(1, 1), vint(3, 5)), msg(5, unknown, vint(1, 2), vint(3, 1), unknown), str(6, "reserved")))},
 	{"metadata only, no name", cat(str(4, ""), str(4, "help"), msg(5, msg(5, vint(1, 1), vint(3, 1))))},
 	{"empty metadata message", cat(str(4, ""), str(4, "n"), msg(5, packedUint(1, 1, 1), msg(5)))},
 	{"histogram start timestamp", cat(str(4, ""), str(4, "h"), msg(5, packedUint(1, 1, 1), msg(3, vint(1, 3), vint(15, 10), vint(17, 5))))},
@@ -326,6 +326,7 @@ func TestDecodeV2Errors(t *testing.T) {
 		{"histogram start truncated", "timeseries 0: histogram 0: start_timestamp: varint at offset", cat(syms, msg(5, msg(3, tag(17, wireVarint), []byte{0x80}))), false},
 		{"metadata type as bytes", "timeseries 0: metadata: field 1 (type) has wire type 2", cat(syms, msg(5, msg(5, str(1, "x")))), false},
 		{"group", "deprecated group wire type 3", cat(syms, tag(9, wireStartGroup), tag(9, wireEndGroup)), false},
+		{"a 1.0 body", "field 1 at offset 0 is reserved in remote-write 2.0", mustMarshal(richRequest()), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := NewRequest()
