@@ -315,6 +315,11 @@ func (d *Distributor) decompressOTLP(pb *pushBody, enc string) ([]byte, error) {
 		if err == io.EOF {
 			break
 		}
+		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+			pb.raw = buf[:0]
+			d.m.rejectedRequests.WithLabelValues(protoOTLP, idRequestTooLarge).Inc()
+			return nil, d.tooLarge("decompressed", -1)
+		}
 		if err != nil {
 			pb.raw = buf[:0]
 			d.m.rejectedRequests.WithLabelValues(protoOTLP, idInvalidCompression).Inc()
