@@ -264,7 +264,9 @@ func (d *Distributor) pushOTLP(r *http.Request) (otlpOutcome, error) {
 	out.rejected += int64(res.Discarded)
 	if err == nil && out.partial != "" && !out.stored && len(app.req.Series) == 0 {
 		// Nothing at all could be stored: no partial success.
-		return out, &BadInputError{Msg: out.partial}
+		msg := out.partial
+		out.partial = ""
+		return out, &BadInputError{Msg: msg}
 	}
 	return out, err
 }

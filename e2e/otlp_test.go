@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
@@ -22,6 +24,9 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	otelmetric "go.opentelemetry.io/otel/metric"
@@ -330,4 +335,50 @@ func querySeriesData(ctx context.Context, t *testing.T, api *client, q string, a
 		out[labels.FromMap(r.Metric).String()] = d
 	}
 	return out
+}
+
+// otlpHeaders are the headers of an uncompressed OTLP/HTTP protobuf push.
+var otlpHeaders = map[string]string{"Content-Type": "application/x-protobuf", "Content-Encoding": "", "X-Prometheus-Remote-Write-Version": ""}
+
+// otlpGauge is an OTLP protobuf request of one data point of value 1 at
+// ts (ms): a gauge, or a delta sum when delta.
+func otlpGauge(name string, ts int64, delta bool) []byte {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "e2e-badinput")
+	m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName(name)
+	var dp pmetric.NumberDataPoint
+	if delta {
+		s := m.SetEmptySum()
+		s.SetIsMonotonic(true)
+		s.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+		dp = s.DataPoints().AppendEmpty()
+	} else {
+		dp = m.SetEmptyGauge().DataPoints().AppendEmpty()
+	}
+	dp.SetDoubleValue(1)
+	dp.SetTimestamp(pcommon.NewTimestampFromTime(time.UnixMilli(ts)))
+	b, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func gzipOf(b []byte) []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, _ = zw.Write(b)
+	_ = zw.Close()
+	return buf.Bytes()
+}
+
+func zstdOf(b []byte) []byte {
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		panic(err)
+	}
+	defer enc.Close()
+	return enc.EncodeAll(b, nil)
 }
