@@ -155,7 +155,7 @@ func TestPushOTLP(t *testing.T) {
 		{name: "zstd", req: otlpRequest(zstded(good), "Content-Encoding", "zstd"), wantCode: 200, wantNames: []string{"requests_total", "target_info", "temp_celsius"}, stored: true},
 		{name: "exponential histogram", req: otlpRequest(otlpProto(t, otlpMetrics(expHistogram))), wantCode: 200, wantNames: []string{"latency_seconds", "requests_total", "target_info", "temp_celsius"}, stored: true},
 		{name: "delta refused, the rest stored", req: otlpRequest(otlpProto(t, otlpMetrics(deltaSum))), wantCode: 200, wantPartial: 3,
-			wantMsg: `3 data points of delta temporality refused (metrics "delta.requests"): Strata stores cumulative series; configure the exporter for cumulative temporality, or set the tenant's otlp_delta_temporality to "convert" (-distributor.otlp.delta-temporality) [strata-otlp-delta-temporality]`,
+			wantMsg:   `3 data points of delta temporality refused (metrics "delta.requests"): Strata stores cumulative series; configure the exporter for cumulative temporality, or set the tenant's otlp_delta_temporality to "convert" (-distributor.otlp.delta-temporality) [strata-otlp-delta-temporality]`,
 			wantNames: []string{"requests_total", "target_info", "temp_celsius"}, stored: true},
 		{name: "wrong content type", req: otlpRequest(good, "Content-Type", "text/plain"), wantCode: 415,
 			wantMsg: `unsupported Content-Type "text/plain": OTLP/HTTP sends application/x-protobuf or application/json [strata-unsupported-content-type]`},
