@@ -141,9 +141,7 @@ func (r *Request) decodeSeriesV2(b []byte, i, end int) error {
 	// A name ref read, waiting for its value (unpacked labels_refs may
 	// split a pair across two fields); -1 when none.
 	pending := int64(-1)
-	refErr := func(what string, ref uint64, odd bool) error {
-		return &SymbolRefError{Series: idx, Labels: FormatLabels(labels[l0:]), What: what, Ref: ref, Odd: odd, N: len(r.symbols)}
-	}
+	syms := r.symbols
 	for i < end {
 		// Fast path for the usual sample: 12 L 09 <8 bytes> [10 <varint>]
 		// [18 <varint>], as for 1.0 plus the start timestamp.
@@ -192,20 +190,37 @@ func (r *Request) decodeSeriesV2(b []byte, i, end int) error {
 			if start < stop && b[stop-1] >= 0x80 {
 				return fmt.Errorf("timeseries %d: labels_refs: last packed varint is truncated at offset %d", idx, stop-1)
 			}
-			for j := start; j < stop; {
+			// The hot loop of 2.0: references of one or two bytes (up to
+			// 16,383 symbols), two per label.
+			j := start
+			if pending < 0 {
+				for {
+					n, j2, ok := ref2(b, j, stop)
+					if !ok {
+						break
+					}
+					v, j3, ok := ref2(b, j2, stop)
+					if !ok || n >= len(syms) || v >= len(syms) {
+						break // the slow loop below reads or names it
+					}
+					labels = append(labels, Label{syms[n], syms[v]})
+					j = j3
+				}
+			}
+			for j < stop {
 				v, j2, err := readUvarint(b, j, stop)
 				if err != nil {
 					return fmt.Errorf("timeseries %d: labels_refs: %w", idx, err)
 				}
 				j = j2
-				if v >= uint64(len(r.symbols)) {
-					return refErr("labels_refs", v, false)
+				if v >= uint64(len(syms)) {
+					return r.refErr(idx, labels[l0:], "labels_refs", v, false)
 				}
 				if pending < 0 {
 					pending = int64(v)
 					continue
 				}
-				labels = append(labels, Label{r.symbols[pending], r.symbols[v]})
+				labels = append(labels, Label{syms[pending], syms[v]})
 				pending = -1
 			}
 			i = stop
@@ -216,7 +231,7 @@ func (r *Request) decodeSeriesV2(b []byte, i, end int) error {
 			}
 			i = i2
 			if v >= uint64(len(r.symbols)) {
-				return refErr("labels_refs", v, false)
+				return r.refErr(idx, labels[l0:], "labels_refs", v, false)
 			}
 			if pending < 0 {
 				pending = int64(v)
@@ -263,7 +278,7 @@ func (r *Request) decodeSeriesV2(b []byte, i, end int) error {
 				return fmt.Errorf("timeseries %d: exemplar %d: %w", idx, len(r.exemplars)-e0, err)
 			}
 			if badRef || odd {
-				return refErr(fmt.Sprintf("exemplar %d labels_refs", len(r.exemplars)-e0), bad, odd)
+				return r.refErr(idx, labels[l0:], fmt.Sprintf("exemplar %d labels_refs", len(r.exemplars)-e0), bad, odd)
 			}
 			i = stop
 		case 5<<3 | wireBytes:
@@ -276,7 +291,7 @@ func (r *Request) decodeSeriesV2(b []byte, i, end int) error {
 				return fmt.Errorf("timeseries %d: metadata: %w", idx, err)
 			}
 			if what != "" {
-				return refErr("metadata "+what, ref, false)
+				return r.refErr(idx, labels[l0:], "metadata "+what, ref, false)
 			}
 			meta = m // a repeated message field merges; last scalars win
 			i = stop
@@ -287,7 +302,7 @@ func (r *Request) decodeSeriesV2(b []byte, i, end int) error {
 		}
 	}
 	if pending >= 0 {
-		return refErr("labels_refs", 0, true)
+		return r.refErr(idx, labels[l0:], "labels_refs", 0, true)
 	}
 	r.labels, r.samples, r.starts = labels, samples, starts
 	s := Series{
@@ -304,6 +319,25 @@ func (r *Request) decodeSeriesV2(b []byte, i, end int) error {
 		r.addSeriesMetadata(s.Labels, &meta)
 	}
 	return nil
+}
+
+// ref2 reads a varint of one or two bytes at b[j] before stop; ok is
+// false for anything else (longer, truncated, or j at stop).
+func ref2(b []byte, j, stop int) (int, int, bool) {
+	if j < stop {
+		if c := b[j]; c < 0x80 {
+			return int(c), j + 1, true
+		} else if j+1 < stop && b[j+1] < 0x80 {
+			return int(c&0x7f) | int(b[j+1])<<7, j + 2, true
+		}
+	}
+	return 0, j, false
+}
+
+// refErr is the *SymbolRefError of series idx, whose labels read so far
+// are ls.
+func (r *Request) refErr(idx int, ls []Label, what string, ref uint64, odd bool) error {
+	return &SymbolRefError{Series: idx, Labels: FormatLabels(ls), What: what, Ref: ref, Odd: odd, N: len(r.symbols)}
 }
 
 // fastVarint reads a varint of at most 9 bytes at b[j] before stop; ok is

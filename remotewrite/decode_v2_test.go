@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	gsnappy "github.com/golang/snappy"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
@@ -566,4 +567,43 @@ func BenchmarkDecodeV2Writev2(b *testing.B) {
 		n++
 	}
 	perSeries(b, start, n, standardSeries)
+}
+
+// BenchmarkReceive is what the distributor does with a body before
+// validation, per protocol: snappy-decompress the standard request into a
+// reused buffer, then decode it into a reused Request. A 2.0 body is a
+// fifth of a 1.0 body (labels are references), so it decompresses faster
+// than its decoding costs more; this is the figure to compare.
+//
+// go test ./remotewrite -run '^$' -bench Receive -count 8
+func BenchmarkReceive(b *testing.B) {
+	wr := nodeExporterRequest(standardSeries)
+	for _, bc := range []struct {
+		name   string
+		body   []byte
+		decode func([]byte, *Request) error
+	}{
+		{"rw1", mustMarshal(wr), Decode},
+		{"rw2", mustMarshalV2(toV2(wr, noStart)), DecodeV2},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			compressed := gsnappy.Encode(nil, bc.body)
+			raw := make([]byte, len(bc.body))
+			r := NewRequest()
+			b.SetBytes(int64(len(compressed)))
+			b.ReportAllocs()
+			n, start := 0, time.Now()
+			for b.Loop() {
+				out, err := gsnappy.Decode(raw, compressed)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := bc.decode(out, r); err != nil {
+					b.Fatal(err)
+				}
+				n++
+			}
+			perSeries(b, start, n, standardSeries)
+		})
+	}
 }
