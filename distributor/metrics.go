@@ -22,6 +22,8 @@ type metrics struct {
 	rateLimitedPushes *prometheus.CounterVec
 	rejectedRequests  *prometheus.CounterVec
 
+	otlpTranslationWarnings *prometheus.CounterVec
+
 	pushDuration     *prometheus.HistogramVec
 	compressedSize   prometheus.Histogram
 	decompressedSize prometheus.Histogram
@@ -77,6 +79,10 @@ func newMetrics(reg prometheus.Registerer, tl *tenant.LabelCap) *metrics {
 			Name: "strata_distributor_rejected_requests_total",
 			Help: "Push requests refused whole before validation, by protocol (remote_write, remote_write_2, otlp) and the stable id of the error (the bracketed id of the answer).",
 		}, []string{"protocol", "reason"}),
+		otlpTranslationWarnings: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_distributor_otlp_translation_warnings_total",
+			Help: "Warnings of Prometheus' OTLP translation (data stored, but not as sent: empty data points dropped, attribute names that collide once sanitised, ...), by its category.",
+		}, []string{"category"}),
 		pushDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:                        "strata_distributor_push_duration_seconds",
 			Help:                        "Time to answer one remote-write request, by HTTP status code.",

@@ -64,7 +64,9 @@ func (d *Distributor) serveOTLP(w http.ResponseWriter, r *http.Request) {
 	code := http.StatusOK
 	var bad *BadInputError
 	switch {
-	case err == nil && out.partial == "":
+	case err == nil && out.partial == "", errors.As(err, new(*HADedupedError)):
+		// A non-elected HA replica's push is dropped on purpose: success,
+		// so that it is not resent.
 		d.writeOTLP(w, out.json, code, pmetricotlp.NewExportResponse())
 	case err == nil || errors.As(err, &bad) && out.stored:
 		// Partial success: the rest was stored; the sender must not
@@ -81,9 +83,6 @@ func (d *Distributor) serveOTLP(w http.ResponseWriter, r *http.Request) {
 		code = httpStatus(err)
 		if code == http.StatusInternalServerError {
 			code = http.StatusServiceUnavailable // OTLP exporters retry 503, not 500
-		}
-		if code == http.StatusNoContent || code == http.StatusAccepted {
-			code = http.StatusOK // a non-elected HA replica: dropped, not retried
 		}
 		msg := err.Error()
 		if out.partial != "" {
@@ -217,7 +216,11 @@ func (d *Distributor) pushOTLP(r *http.Request) (otlpOutcome, error) {
 	if err != nil {
 		return out, err
 	}
-	if more := int64(len(pb.body)+len(raw)) - pb.reserved; more > 0 {
+	held := len(pb.body) + len(raw)
+	if enc == "" || enc == "identity" {
+		held = len(pb.body) // raw is the body
+	}
+	if more := int64(held) - pb.reserved; more > 0 {
 		if err := d.reserveInflight(pb, more); err != nil {
 			d.m.rateLimitedPushes.WithLabelValues(d.tenantLabels.Value(tenantID), limitedInflightBytes).Inc()
 			return out, err
@@ -247,7 +250,7 @@ func (d *Distributor) pushOTLP(r *http.Request) (otlpOutcome, error) {
 			out.partial = fmt.Sprintf("%d data points of delta temporality refused (metrics %s): Strata stores cumulative series; configure the exporter for cumulative temporality, or set the tenant's otlp_delta_temporality to %q (-%s) [%s]",
 				n, names, limits.DeltaConvert, limits.FlagOTLPDeltaTemporality, idOTLPDelta)
 		}
-		err = translateOTLP(r.Context(), md, lim, app)
+		err = d.translateOTLP(r.Context(), md, lim, app)
 	}
 	if err != nil {
 		// The translation refuses metric by metric and goes on with the
@@ -335,7 +338,7 @@ func (d *Distributor) decompressOTLP(pb *pushBody, enc string) ([]byte, error) {
 // translateOTLP appends md to app with Prometheus' OTLP translation, set
 // up as Prometheus' receiver sets it up from its otlp: configuration, with
 // the tenant's limits in its place.
-func translateOTLP(ctx context.Context, md pmetric.Metrics, lim *limits.Limits, app *requestAppender) error {
+func (d *Distributor) translateOTLP(ctx context.Context, md pmetric.Metrics, lim *limits.Limits, app *requestAppender) error {
 	strategy := otlptranslator.TranslationStrategyOption(lim.OTLPTranslationStrategy)
 	var promote []string
 	for _, a := range strings.Split(lim.OTLPPromoteResourceAttributes, ",") {
@@ -344,7 +347,7 @@ func translateOTLP(ctx context.Context, md pmetric.Metrics, lim *limits.Limits, 
 		}
 	}
 	conv := prw.NewPrometheusConverter(app)
-	_, err := conv.FromMetrics(ctx, md, prw.Settings{
+	annots, err := conv.FromMetrics(ctx, md, prw.Settings{
 		AddMetricSuffixes:                 strategy.ShouldAddSuffixes(),
 		AllowUTF8:                         !strategy.ShouldEscape(),
 		PromoteResourceAttributes:         prw.NewPromoteResourceAttributes(config.OTLPConfig{PromoteResourceAttributes: promote}),
@@ -352,6 +355,9 @@ func translateOTLP(ctx context.Context, md pmetric.Metrics, lim *limits.Limits, 
 		ConvertHistogramsToNHCB:           lim.OTLPConvertHistogramsToNHCB,
 		LookbackDelta:                     5 * time.Minute, // PromQL's default: target_info is repeated within it
 	})
+	for category, n := range prw.CountWarningsByCategory(annots) {
+		d.m.otlpTranslationWarnings.WithLabelValues(string(category)).Add(float64(n))
+	}
 	return err
 }
 

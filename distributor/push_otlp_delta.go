@@ -56,7 +56,7 @@ func (d *Distributor) deltaProcessor(tenantID string, lim *limits.Limits) (proce
 	}
 	next, err := consumer.NewMetrics(func(ctx context.Context, md pmetric.Metrics) error {
 		job := ctx.Value(deltaJobKey{}).(*deltaJob)
-		job.err = translateOTLP(ctx, md, job.lim, job.app)
+		job.err = d.translateOTLP(ctx, md, job.lim, job.app)
 		return nil
 	})
 	if err != nil {
