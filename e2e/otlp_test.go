@@ -11,8 +11,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,9 +69,19 @@ func TestOTLP(t *testing.T) {
 
 	// The tee: the exporter's request, byte for byte, to both; strata's
 	// answer back to the exporter.
-	var refCodes, strataCodes []int
-	var lastAnswer []byte
+	var (
+		mu                    sync.Mutex // the tee's handler goroutines write, the test reads
+		refCodes, strataCodes []int
+		lastAnswer            []byte
+	)
+	codes := func() (ref, strata []int, last string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(refCodes), slices.Clone(strataCodes), string(lastAnswer)
+	}
 	tee := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
 			http.Error(w, err.Error(), 500)
@@ -145,8 +157,9 @@ func TestOTLP(t *testing.T) {
 		require.NoError(t, reader.Collect(ctx, &rm))
 		require.NoError(t, exp.Export(ctx, &rm), "round %d", round)
 	}
-	require.Equal(t, []int{200, 200, 200}, refCodes)
-	require.Equal(t, []int{200, 200, 200}, strataCodes)
+	refGot, strataGot, _ := codes()
+	require.Equal(t, []int{200, 200, 200}, refGot)
+	require.Equal(t, []int{200, 200, 200}, strataGot)
 	end := time.Now().Add(time.Minute)
 
 	// What the reference stored.
@@ -250,8 +263,9 @@ func TestOTLP(t *testing.T) {
 	var rm metricdata.ResourceMetrics
 	require.NoError(t, deltaReader.Collect(ctx, &rm))
 	_ = exp.Export(ctx, &rm) // the SDK reports a partial success through otel.Handle, not as an error
-	require.Equal(t, 200, strataCodes[len(strataCodes)-1], string(lastAnswer))
-	require.Contains(t, string(lastAnswer), "strata-otlp-delta-temporality")
+	_, strataGot, last := codes()
+	require.Equal(t, 200, strataGot[len(strataGot)-1], last)
+	require.Contains(t, last, "strata-otlp-delta-temporality")
 	r, err := api.query(ctx, `e2e_otlp_delta_requests_total`, end)
 	require.NoError(t, err)
 	require.Empty(t, r.Series, "a refused delta metric was stored")
