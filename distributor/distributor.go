@@ -11,6 +11,7 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/collector/processor"
 
 	"github.com/strata-metrics/strata/limits"
 	"github.com/strata-metrics/strata/proto/ingesterpb"
@@ -83,6 +84,11 @@ type Distributor struct {
 	// request was answered (quorum reached early): Run waits for them on
 	// shutdown. (A WaitGroup would forbid a push starting while Run waits,
 	// which a draining HTTP server may well do.)
+	// OTLP delta-to-cumulative processors, by tenant (push_otlp_delta.go).
+	deltaMu     sync.Mutex
+	delta       map[string]processor.Metrics
+	deltaClosed bool
+
 	mu      sync.Mutex
 	pushing int
 	drained chan struct{} // closed when pushing drops to 0, while Run waits
@@ -137,6 +143,7 @@ func New(cfg Config, deps Deps) (*Distributor, error) {
 // Stop the HTTP server before ctx ends so that no new push starts.
 func (d *Distributor) Run(ctx context.Context) error {
 	<-ctx.Done()
+	d.stopDelta()
 	d.mu.Lock()
 	if d.pushing == 0 {
 		d.mu.Unlock()

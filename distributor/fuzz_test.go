@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
 
 	"github.com/strata-metrics/strata/remotewrite"
@@ -47,8 +48,14 @@ func FuzzPushBody(f *testing.F) {
 			return
 		}
 		require.LessOrEqual(t, len(pb.raw), cfg.MaxRecvMsgSize)
+		// Every body is tried as 1.0 and, when that fails, as 2.0: both
+		// decoders fill the same request, which the rest must keep to the
+		// same rules.
 		if err := decodeRW1(pb.raw, pb.req); err != nil {
-			return
+			if err := d.decodeRW2(pb.raw, pb.req); err != nil {
+				require.Equal(t, 1, strings.Count(err.Error(), "[strata-"), "error without an id: %v", err)
+				return
+			}
 		}
 		// Decoding allocates in proportion to the body: every series and
 		// every label takes at least two bytes of it.
@@ -197,5 +204,8 @@ func fuzzSeeds(t *testing.T) map[string][]byte {
 		"truncated_proto":  snappy.Encode(nil, raw[:len(raw)-7]),
 		"wrong_wire_type":  snappy.Encode(nil, []byte{0x0d, 0x00, 0x00, 0x00, 0x00}),
 		"deep_lengths":     snappy.Encode(nil, slices.Repeat([]byte{0x0a, 0x7f}, 64)),
+		"rw2_series":       encodeV2(t, v2Series{labels: []string{"__name__", "up", "job", "a"}, samples: []writev2.Sample{{Value: 1, Timestamp: testNowMs, StartTimestamp: testNowMs - 1000}}, exemplars: [][]string{{"trace_id", "x"}}, meta: &prompb.MetricMetadata{Type: prompb.MetricMetadata_GAUGE, Help: "Up."}}),
+		"rw2_histogram":    encodeV2(t, v2Series{labels: []string{"__name__", "h", "", "x"}, histograms: []writev2.Histogram{writev2.FromIntHistogram(0, testNowMs, &histogram.Histogram{Count: 2, Schema: 1, PositiveSpans: []histogram.Span{{Length: 1}}, PositiveBuckets: []int64{2}})}}),
+		"rw2_bad_ref":      snappy.Encode(nil, []byte{0x22, 0x00, 0x2a, 0x04, 0x0a, 0x02, 0x01, 0x09}),
 	}
 }

@@ -20,6 +20,9 @@ type metrics struct {
 	discardedExemplar *prometheus.CounterVec
 	discardedMetadata *prometheus.CounterVec
 	rateLimitedPushes *prometheus.CounterVec
+	rejectedRequests  *prometheus.CounterVec
+
+	otlpTranslationWarnings *prometheus.CounterVec
 
 	pushDuration     *prometheus.HistogramVec
 	compressedSize   prometheus.Histogram
@@ -30,6 +33,13 @@ type metrics struct {
 	inflightPushes       prometheus.Gauge
 	inflightPushBytes    prometheus.Gauge
 }
+
+// Protocols of the rejected_requests metric.
+const (
+	protoRW   = "remote_write" // before the version is known
+	protoRW2  = "remote_write_2"
+	protoOTLP = "otlp"
+)
 
 // newMetrics registers the distributor's metrics; tl learns the vectors
 // labelled by tenant.
@@ -65,6 +75,14 @@ func newMetrics(reg prometheus.Registerer, tl *tenant.LabelCap) *metrics {
 			Name: "strata_distributor_rate_limited_pushes_total",
 			Help: "Pushes refused by a rate limit (429), by reason: ingestion_rate (refused after decoding and validation), ingestion_rate_unread (refused before the body was read, as the tenant's last refused push does not fit yet) or request_rate (refused by the request rate limit, before the body was read) or inflight_bytes (refused after reading, as the process held -distributor.max-inflight-push-bytes of pushes).",
 		}, []string{"tenant", "reason"}),
+		rejectedRequests: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_distributor_rejected_requests_total",
+			Help: "Push requests refused whole before validation, by protocol (remote_write, remote_write_2, otlp) and the stable id of the error (the bracketed id of the answer).",
+		}, []string{"protocol", "reason"}),
+		otlpTranslationWarnings: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_distributor_otlp_translation_warnings_total",
+			Help: "Warnings of Prometheus' OTLP translation (data stored, but not as sent: empty data points dropped, attribute names that collide once sanitised, ...), by its category.",
+		}, []string{"category"}),
 		pushDuration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:                        "strata_distributor_push_duration_seconds",
 			Help:                        "Time to answer one remote-write request, by HTTP status code.",

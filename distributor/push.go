@@ -47,6 +47,9 @@ func (d *Distributor) putState(st *pushState) {
 // ingester rejected (the error names it).
 type PushResult struct {
 	Series, Samples, Histograms, Exemplars, Metadata int
+	// Discarded counts the float and histogram samples validation (or
+	// HA dedup) dropped from the request.
+	Discarded int
 }
 
 // Push validates req against tenantID's limits, drops it when it comes
@@ -160,5 +163,9 @@ func (d *Distributor) countValidation(st *pushState) PushResult {
 	if n := len(st.req.Metadata); n > 0 {
 		d.m.receivedMetadata.WithLabelValues(tenantID).Add(float64(n))
 	}
-	return PushResult{Series: len(st.req.Series), Samples: samples, Histograms: histograms, Exemplars: exemplars, Metadata: len(st.req.Metadata)}
+	discarded := 0
+	for why := range numReasons {
+		discarded += v.samples[why]
+	}
+	return PushResult{Series: len(st.req.Series), Samples: samples, Histograms: histograms, Exemplars: exemplars, Metadata: len(st.req.Metadata), Discarded: discarded}
 }

@@ -43,31 +43,60 @@ func (d *Distributor) putBody(pb *pushBody) {
 	d.bodies.Put(pb)
 }
 
-// PushHandler returns the remote-write 1.0 handler; mount it at
-// /api/v1/push and /api/v1/write. It answers 204 when every series is on a
-// quorum of ingesters, 400 when some input was rejected (the rest was
-// stored), 401/400 for a missing/invalid tenant, 405, 413 for a body over
-// -distributor.max-recv-msg-size, 415 for an unsupported Content-Type or
-// Content-Encoding (remote-write 2.0 included, for now), 429 when a limit
-// refused it, 503 when the ring cannot place a quorum and 500 when
-// ingesters failed. The body of every error says what to do.
+// PushHandler returns the remote-write handler, 1.0 and 2.0 chosen by
+// Content-Type; mount it at /api/v1/push and /api/v1/write. It answers 204
+// when every series is on a quorum of ingesters, 400 when some input was
+// rejected (the rest was stored), 401/400 for a missing/invalid tenant,
+// 405, 413 for a body over -distributor.max-recv-msg-size, 415 for an
+// unsupported Content-Type (an unknown proto= included) or
+// Content-Encoding, 429 when a limit refused it, 503 when the ring cannot
+// place a quorum and 500 when ingesters failed. The body of every error
+// says what to do. A 2.0 request that was decoded gets the
+// X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written
+// headers, on success and on partial failure: what reached a quorum (0
+// when nothing did).
 func (d *Distributor) PushHandler() http.Handler {
 	return http.HandlerFunc(d.servePush)
 }
 
+// Response headers of remote-write 2.0.
+const (
+	headerSamplesWritten    = "X-Prometheus-Remote-Write-Samples-Written"
+	headerHistogramsWritten = "X-Prometheus-Remote-Write-Histograms-Written"
+	headerExemplarsWritten  = "X-Prometheus-Remote-Write-Exemplars-Written"
+)
+
+// pushOutcome is what one HTTP push did, beyond its error.
+type pushOutcome struct {
+	tenant  string
+	v2      bool // the body was decoded as remote-write 2.0
+	written PushResult
+}
+
 func (d *Distributor) servePush(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	tenantID, err := d.pushHTTP(r)
+	out, err := d.pushHTTP(r)
 	code := http.StatusNoContent
 	if err != nil {
 		code = httpStatus(err)
+	}
+	if out.v2 {
+		h := w.Header()
+		if err != nil && code >= 500 || code == http.StatusTooManyRequests {
+			out.written = PushResult{} // nothing acknowledged: the sender resends all
+		}
+		h.Set(headerSamplesWritten, strconv.Itoa(out.written.Samples))
+		h.Set(headerHistogramsWritten, strconv.Itoa(out.written.Histograms))
+		h.Set(headerExemplarsWritten, strconv.Itoa(out.written.Exemplars))
+	}
+	if err != nil {
 		if code == http.StatusMethodNotAllowed {
 			w.Header().Set("Allow", http.MethodPost)
 		}
 		if code >= 500 {
-			d.log.Warn("push failed", "tenant", tenantID, "status", code, "err", err)
+			d.log.Warn("push failed", "tenant", out.tenant, "status", code, "err", err)
 		} else {
-			d.log.Debug("push rejected", "tenant", tenantID, "status", code, "err", err)
+			d.log.Debug("push rejected", "tenant", out.tenant, "status", code, "err", err)
 		}
 		http.Error(w, err.Error(), code)
 	} else {
@@ -78,34 +107,38 @@ func (d *Distributor) servePush(w http.ResponseWriter, r *http.Request) {
 
 // pushHTTP runs one push: it resolves the tenant, refuses what the headers
 // and the tenant's limits already condemn before reading the body, reads
-// and decompresses the body, decodes it (push_rw1.go) and hands the
-// request to Push. It returns the tenant (when known) and the error that
-// decides the status.
-func (d *Distributor) pushHTTP(r *http.Request) (string, error) {
+// and decompresses the body, decodes it (push_rw1.go, push_rw2.go) and
+// hands the request to Push. Its outcome names the tenant (when known);
+// the error decides the status.
+func (d *Distributor) pushHTTP(r *http.Request) (pushOutcome, error) {
+	var out pushOutcome
 	if r.Method != http.MethodPost {
-		return "", &MethodNotAllowedError{Method: r.Method}
+		return out, &MethodNotAllowedError{Method: r.Method}
 	}
 	tenantID, err := d.tenants.FromHTTP(r)
 	if err != nil {
-		return "", err
+		return out, err
 	}
-	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
-		return tenantID, err
+	out.tenant = tenantID
+	v2, err := checkContentType(r.Header.Get("Content-Type"))
+	if err != nil {
+		d.m.rejectedRequests.WithLabelValues(protoRW, idUnsupportedType).Inc()
+		return out, err
 	}
 	if err := checkContentEncoding(r.Header.Get("Content-Encoding")); err != nil {
-		return tenantID, err
+		return out, err
 	}
 	// The cheap checks come first, the costly ones last: a push the
 	// headers already condemn is not read. 413 before 429: a body that can
 	// never be taken must not be told to come back later.
 	if r.ContentLength > int64(d.maxCompressed) {
-		return tenantID, d.tooLarge("compressed", r.ContentLength)
+		return out, d.tooLarge("compressed", r.ContentLength)
 	}
 	if err := d.checkRequestRate(r, tenantID); err != nil {
-		return tenantID, err
+		return out, err
 	}
 	if err := d.refuseEarly(r, tenantID); err != nil {
-		return tenantID, err
+		return out, err
 	}
 
 	pb := d.getBody()
@@ -117,37 +150,43 @@ func (d *Distributor) pushHTTP(r *http.Request) (string, error) {
 		if err := d.reserveInflight(pb, r.ContentLength); err != nil {
 			d.m.rateLimitedPushes.WithLabelValues(d.tenantLabels.Value(tenantID), limitedInflightBytes).Inc()
 			d.drain(r)
-			return tenantID, err
+			return out, err
 		}
 	}
 	if err := d.readBody(r, pb); err != nil {
 		if errors.As(err, new(*LimitedError)) {
 			d.m.rateLimitedPushes.WithLabelValues(d.tenantLabels.Value(tenantID), limitedInflightBytes).Inc()
 		}
-		return tenantID, err
+		return out, err
 	}
 	d.m.compressedSize.Observe(float64(len(pb.body)))
 	n, err := d.decodedLen(pb)
 	if err != nil {
-		return tenantID, err
+		return out, err
 	}
 	if more := int64(len(pb.body)+n) - pb.reserved; more > 0 {
 		if err := d.reserveInflight(pb, more); err != nil {
 			d.m.rateLimitedPushes.WithLabelValues(d.tenantLabels.Value(tenantID), limitedInflightBytes).Inc()
-			return tenantID, err
+			return out, err
 		}
 	}
 	if err := d.decompress(pb); err != nil {
-		return tenantID, err
+		return out, err
 	}
 	d.m.decompressedSize.Observe(float64(len(pb.raw)))
-	if err := decodeRW1(pb.raw, pb.req); err != nil {
-		return tenantID, err
+	if v2 {
+		err = d.decodeRW2(pb.raw, pb.req)
+	} else {
+		err = decodeRW1(pb.raw, pb.req)
 	}
+	if err != nil {
+		return out, err
+	}
+	out.v2 = v2
 	// pb.req's strings view pb.raw, which stays ours until putBody: Push
 	// keeps nothing of them after it returns.
-	_, err = d.Push(r.Context(), tenantID, pb.req)
-	return tenantID, err
+	out.written, err = d.Push(r.Context(), tenantID, pb.req)
+	return out, err
 }
 
 // Media types of remote-write, as in client_golang's exp/api/remote.
@@ -157,18 +196,19 @@ const (
 	msgRW2         = "io.prometheus.write.v2.Request"
 )
 
-// checkContentType accepts what Prometheus' receiver accepts for 1.0: no
-// Content-Type, or application/x-protobuf with no proto parameter or
-// proto=prometheus.WriteRequest. Media type and parameter names are
-// matched without case and around spaces (RFC 9110), which Prometheus does
-// not; a 2.0 body gets 415, on which 2.0 senders may fall back to 1.0.
-func checkContentType(ct string) error {
+// checkContentType accepts what Prometheus' receiver accepts: no
+// Content-Type or application/x-protobuf with no proto parameter (1.0),
+// proto=prometheus.WriteRequest (1.0) or proto=io.prometheus.write.v2.Request
+// (2.0, v2 true). Media type and parameter names are matched without case
+// and around spaces (RFC 9110), which Prometheus does not; an unknown
+// proto= gets 415, on which a sender may fall back to another message.
+func checkContentType(ct string) (v2 bool, err error) {
 	if ct == "" {
-		return nil
+		return false, nil
 	}
 	media, params, _ := strings.Cut(ct, ";")
 	if !strings.EqualFold(strings.TrimSpace(media), protoMediaType) {
-		return &UnsupportedMediaTypeError{Msg: fmt.Sprintf("unsupported Content-Type %q: remote-write sends %s [%s]", ct, protoMediaType, idUnsupportedType)}
+		return false, &UnsupportedMediaTypeError{Msg: fmt.Sprintf("unsupported Content-Type %q: remote-write sends %s [%s]", ct, protoMediaType, idUnsupportedType)}
 	}
 	for params != "" {
 		var p string
@@ -179,14 +219,14 @@ func checkContentType(ct string) error {
 		}
 		switch v = strings.Trim(strings.TrimSpace(v), `"`); v {
 		case msgRW1:
-			return nil
+			return false, nil
 		case msgRW2:
-			return &UnsupportedMediaTypeError{Msg: fmt.Sprintf("remote-write 2.0 is not implemented yet: configure the sender to send remote-write 1.0 (Prometheus: protobuf_message: %s) [%s]", msgRW1, idRemoteWrite2)}
+			return true, nil
 		default:
-			return &UnsupportedMediaTypeError{Msg: fmt.Sprintf("unsupported remote-write message %q in Content-Type: only proto=%s is accepted [%s]", v, msgRW1, idUnsupportedType)}
+			return false, &UnsupportedMediaTypeError{Msg: fmt.Sprintf("unsupported remote-write message %q in Content-Type: proto=%s (1.0) and proto=%s (2.0) are accepted [%s]", v, msgRW1, msgRW2, idUnsupportedType)}
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // checkContentEncoding accepts snappy and, as Prometheus' receiver does, no
@@ -195,7 +235,7 @@ func checkContentEncoding(enc string) error {
 	if enc == "" || strings.EqualFold(strings.TrimSpace(enc), "snappy") {
 		return nil
 	}
-	return &UnsupportedMediaTypeError{Msg: fmt.Sprintf("unsupported Content-Encoding %q: remote-write 1.0 bodies are snappy-compressed (block format) [%s]", enc, idUnsupportedEncoding)}
+	return &UnsupportedMediaTypeError{Msg: fmt.Sprintf("unsupported Content-Encoding %q: remote-write bodies are snappy-compressed (block format) [%s]", enc, idUnsupportedEncoding)}
 }
 
 // chunkedReadWindow is the most a read of a body of unknown length counts

@@ -131,13 +131,13 @@ func TestPushHandlerAbuse(t *testing.T) {
 			wantPrefix: "decode write request: "},
 		{name: "empty write request", req: post(snappy.Encode(nil, nil)), wantCode: 204},
 		{name: "gzip content encoding", req: post(goodBody, "Content-Encoding", "gzip"), wantCode: 415,
-			wantMsg: `unsupported Content-Encoding "gzip": remote-write 1.0 bodies are snappy-compressed (block format) [strata-unsupported-content-encoding]`},
-		{name: "remote-write 2.0", req: post(goodBody, "Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request"), wantCode: 415,
-			wantMsg: "remote-write 2.0 is not implemented yet: configure the sender to send remote-write 1.0 (Prometheus: protobuf_message: prometheus.WriteRequest) [strata-remote-write-2-not-implemented]"},
+			wantMsg: `unsupported Content-Encoding "gzip": remote-write bodies are snappy-compressed (block format) [strata-unsupported-content-encoding]`},
+		{name: "remote-write 2.0 type, 1.0 body", req: post(goodBody, "Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request"), wantCode: 400,
+			wantMsg: "decode write request v2: field 1 at offset 0 is reserved in remote-write 2.0 (1.0 has its timeseries and metadata there): is a 1.0 body sent with Content-Type proto=io.prometheus.write.v2.Request? [strata-invalid-protobuf]"},
 		{name: "json content type", req: post(goodBody, "Content-Type", "application/json"), wantCode: 415,
 			wantMsg: `unsupported Content-Type "application/json": remote-write sends application/x-protobuf [strata-unsupported-content-type]`},
 		{name: "unknown proto message", req: post(goodBody, "Content-Type", "application/x-protobuf;proto=foo.Bar"), wantCode: 415,
-			wantMsg: `unsupported remote-write message "foo.Bar" in Content-Type: only proto=prometheus.WriteRequest is accepted [strata-unsupported-content-type]`},
+			wantMsg: `unsupported remote-write message "foo.Bar" in Content-Type: proto=prometheus.WriteRequest (1.0) and proto=io.prometheus.write.v2.Request (2.0) are accepted [strata-unsupported-content-type]`},
 		{name: "no content encoding, as Prometheus accepts", req: post(goodBody, "Content-Encoding", ""), wantCode: 204,
 			want: []prompb.TimeSeries{good}},
 		{name: "no content type, as Prometheus accepts", req: post(goodBody, "Content-Type", ""), wantCode: 204,
@@ -247,23 +247,26 @@ func thousandsOfLabels() []byte {
 
 func TestContentTypes(t *testing.T) {
 	for _, tc := range []struct {
-		ct      string
-		wantErr bool
+		ct          string
+		wantErr, v2 bool
 	}{
-		{"", false},
-		{"application/x-protobuf", false},
-		{"Application/X-Protobuf", false},
-		{"application/x-protobuf;proto=prometheus.WriteRequest", false},
-		{`application/x-protobuf; proto="prometheus.WriteRequest"`, false},
-		{"application/x-protobuf;charset=utf-8", false},
-		{"application/x-protobuf;proto=io.prometheus.write.v2.Request", true},
-		{"application/x-protobuf;proto=", true},
-		{"application/octet-stream", true},
-		{"text/plain", true},
+		{"", false, false},
+		{"application/x-protobuf", false, false},
+		{"Application/X-Protobuf", false, false},
+		{"application/x-protobuf;proto=prometheus.WriteRequest", false, false},
+		{`application/x-protobuf; proto="prometheus.WriteRequest"`, false, false},
+		{"application/x-protobuf;charset=utf-8", false, false},
+		{"application/x-protobuf;proto=io.prometheus.write.v2.Request", false, true},
+		{`application/x-protobuf; charset=utf-8; PROTO="io.prometheus.write.v2.Request"`, false, true},
+		{"application/x-protobuf;proto=io.prometheus.write.v3.Request", true, false},
+		{"application/x-protobuf;proto=", true, false},
+		{"application/octet-stream", true, false},
+		{"text/plain", true, false},
 	} {
 		t.Run(tc.ct, func(t *testing.T) {
-			err := checkContentType(tc.ct)
+			v2, err := checkContentType(tc.ct)
 			require.Equal(t, tc.wantErr, err != nil, "%v", err)
+			require.Equal(t, tc.v2, v2)
 		})
 	}
 }

@@ -278,8 +278,15 @@ func (v *validator) checkTs(ts int64) (reason, bool) {
 // ±Inf are values like any other (staleness markers are NaNs). Their order
 // within the request is the ingester's to check: it alone knows the
 // tenant's out-of-order window.
+//
+// Created timestamps (remote-write 2.0), when the series has them, are
+// kept in step with the samples.
 func (v *validator) checkSamples(s *remotewrite.Series) {
 	ss, n := s.Samples, 0
+	st := s.StartTimestamps
+	if len(st) != len(ss) {
+		st = nil // not in step: not trusted
+	}
 	for i := range ss {
 		if why, ok := v.checkTs(ss[i].Timestamp); !ok {
 			v.samples[why]++
@@ -289,9 +296,16 @@ func (v *validator) checkSamples(s *remotewrite.Series) {
 			continue
 		}
 		ss[n] = ss[i]
+		if st != nil {
+			st[n] = st[i]
+		}
 		n++
 	}
 	s.Samples = ss[:n]
+	if st != nil {
+		st = st[:n]
+	}
+	s.StartTimestamps = st
 }
 
 // checkHistograms drops native histograms out of the time bounds or whose

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
 
 	"github.com/strata-metrics/strata/internal/procs"
@@ -34,6 +36,9 @@ type badInputCase struct {
 	stored     string
 	wantStored []float64
 	wantLabels string // when set, the stored series' labels exactly, as labels.Labels.String()
+	// notStored, when set, is a selector that must match nothing after
+	// the request: a refused request stores none of its series.
+	notStored string
 }
 
 // series1 builds a one-sample series; labels alternate name, value.
@@ -43,6 +48,28 @@ func series1(ts int64, v float64, nameValues ...string) prompb.TimeSeries {
 		s.Labels = append(s.Labels, prompb.Label{Name: nameValues[i], Value: nameValues[i+1]})
 	}
 	return s
+}
+
+// badRefV2 is a 2.0 body whose second series references a symbol that
+// does not exist; its first, good series must not be stored either.
+func badRefV2(ts int64) []byte {
+	req := writev2.Request{Symbols: []string{"", "__name__", "e2e_rw2_badref_good", "e2e_rw2_badref"}, Timeseries: []writev2.TimeSeries{
+		{LabelsRefs: []uint32{1, 2}, Samples: []writev2.Sample{{Value: 1, Timestamp: ts}}},
+		{LabelsRefs: []uint32{1, 3, 99, 3}, Samples: []writev2.Sample{{Value: 1, Timestamp: ts}}},
+	}}
+	raw, err := req.Marshal()
+	if err != nil {
+		panic(err)
+	}
+	return snappy.Encode(nil, raw)
+}
+
+func mustSnappyDecode(b []byte) []byte {
+	out, err := snappy.Decode(nil, b)
+	if err != nil {
+		panic(err)
+	}
+	return out
 }
 
 func write(ss ...prompb.TimeSeries) []byte {
@@ -127,7 +154,26 @@ func TestBadInput(t *testing.T) {
 		{name: "body over the limit", body: random, status: 413, msgs: []string{"limit"}},
 		{name: "decompression bomb", body: bomb, status: 413, msgs: []string{"limit"}},
 		{name: "gzip content-encoding", headers: map[string]string{"Content-Encoding": "gzip"}, body: gz.Bytes(), status: 415, msgs: []string{"gzip"}},
-		{name: "remote-write 2.0 content-type", headers: map[string]string{"Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request"}, body: valid, status: 415, msgs: []string{"remote-write 2.0", "remote-write 1.0"}},
+		{name: "remote-write 2.0 content-type, 1.0 body", headers: map[string]string{"Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request"}, body: valid, status: 400, msgs: []string{"reserved in remote-write 2.0", "strata-invalid-protobuf"}},
+		{name: "unknown remote-write message", headers: map[string]string{"Content-Type": "application/x-protobuf;proto=io.prometheus.write.v3.Request"}, body: valid, status: 415, msgs: []string{"io.prometheus.write.v3.Request", "strata-unsupported-content-type"}},
+		{name: "rw2: good series stored, counts in headers", headers: rw2Headers, body: writeV2(good, nil, []string{"__name__", "e2e_rw2_good", "job", "a"}), status: 204, stored: `e2e_rw2_good`, wantStored: []float64{1}},
+		{name: "rw2: truncated protobuf", headers: rw2Headers, body: snappyOf(mustSnappyDecode(writeV2(good, nil, []string{"__name__", "e2e_rw2_truncated"}))[:20]), status: 400, msgs: []string{"decode write request v2", "strata-invalid-protobuf"}},
+		{name: "rw2: reference outside the symbols table", headers: rw2Headers, body: badRefV2(good), status: 400, msgs: []string{"e2e_rw2_badref", "symbols table", "strata-invalid-symbol-reference"}, notStored: "e2e_rw2_badref_good"},
+		{name: "rw2: empty label name", headers: rw2Headers, body: writeV2(good, nil, []string{"__name__", "e2e_rw2_empty_label", "", "v"}), status: 400, msgs: []string{"e2e_rw2_empty_label", "invalid label name", "strata-invalid-label-name"}},
+		{name: "rw2: empty metric name", headers: rw2Headers, body: writeV2(good, nil, []string{"__name__", "", "job", "e2e_rw2_no_name"}), status: 400, msgs: []string{"e2e_rw2_no_name", "no metric name"}},
+		{name: "rw2: histogram count disagrees with its buckets", headers: rw2Headers, body: writeV2(good, &histogram.Histogram{Count: 3, Schema: 0, PositiveSpans: []histogram.Span{{Length: 1}}, PositiveBuckets: []int64{5}}, []string{"__name__", "e2e_rw2_bad_hist"}), status: 400, msgs: []string{"e2e_rw2_bad_hist", "strata-invalid-native-histogram"}},
+		{name: "rw2: histogram buckets disagree with its spans", headers: rw2Headers, body: writeV2(good, &histogram.Histogram{Count: 3, Schema: 0, PositiveSpans: []histogram.Span{{Length: 2}}, PositiveBuckets: []int64{3}}, []string{"__name__", "e2e_rw2_bad_spans"}), status: 400, msgs: []string{"e2e_rw2_bad_spans", "spans cover 2 buckets", "strata-invalid-native-histogram"}},
+		{name: "rw2: decompression bomb", headers: rw2Headers, body: bomb, status: 413, msgs: []string{"limit"}},
+		{name: "rw2: gzip content-encoding", headers: map[string]string{"Content-Type": rw2Headers["Content-Type"], "Content-Encoding": "gzip"}, body: gz.Bytes(), status: 415, msgs: []string{"gzip"}},
+		{name: "otlp: good gauge stored", path: "/otlp/v1/metrics", headers: otlpHeaders, body: otlpGauge("e2e.otlp.good", good, false), status: 200, stored: `e2e_otlp_good`, wantStored: []float64{1}},
+		{name: "otlp: alias path, gzip", path: "/api/v1/otlp/v1/metrics", headers: map[string]string{"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}, body: gzipOf(otlpGauge("e2e.otlp.gzip", good, false)), status: 200, stored: `e2e_otlp_gzip`, wantStored: []float64{1}},
+		{name: "otlp: wrong content type", path: "/otlp/v1/metrics", headers: map[string]string{"Content-Type": "text/plain", "Content-Encoding": ""}, body: otlpGauge("e2e.otlp.text", good, false), status: 415, msgs: []string{"text/plain", "strata-unsupported-content-type"}, notStored: "e2e_otlp_text"},
+		{name: "otlp: snappy encoding", path: "/otlp/v1/metrics", headers: map[string]string{"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}, body: snappyOf(otlpGauge("e2e.otlp.snappy", good, false)), status: 415, msgs: []string{"snappy", "strata-unsupported-content-encoding"}},
+		{name: "otlp: truncated protobuf", path: "/otlp/v1/metrics", headers: otlpHeaders, body: otlpGauge("e2e.otlp.truncated", good, false)[:40], status: 400, msgs: []string{"decode OTLP protobuf body", "strata-invalid-otlp"}, notStored: "e2e_otlp_truncated"},
+		{name: "otlp: delta only", path: "/otlp/v1/metrics", headers: otlpHeaders, body: otlpGauge("e2e.otlp.delta", good, true), status: 400, msgs: []string{"e2e.otlp.delta", "strata-otlp-delta-temporality"}, notStored: "e2e_otlp_delta_total"},
+		{name: "otlp: gzip bomb", path: "/otlp/v1/metrics", headers: map[string]string{"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}, body: gzipOf(make([]byte, 64<<20)), status: 413, msgs: []string{"limit"}},
+		{name: "otlp: zstd bomb", path: "/otlp/v1/metrics", headers: map[string]string{"Content-Type": "application/x-protobuf", "Content-Encoding": "zstd"}, body: zstdOf(make([]byte, 64<<20)), status: 413, msgs: []string{"limit"}},
+		{name: "otlp: body over the limit", path: "/otlp/v1/metrics", headers: otlpHeaders, body: random, status: 413, msgs: []string{"limit"}},
 		{name: "json content-type", headers: map[string]string{"Content-Type": "application/json"}, body: valid, status: 415, msgs: []string{"application/json"}},
 		{name: "invalid UTF-8 label value", body: write(series1(good, 1, "__name__", "e2e_bad_utf8", "path", "a\xff\xfeb")), status: 400, msgs: []string{"e2e_bad_utf8", "UTF-8", "path"}},
 		{name: "invalid UTF-8 label name", body: write(series1(good, 1, "__name__", "e2e_bad_utf8_name", "p\xffth", "v")), status: 400, msgs: []string{"e2e_bad_utf8_name", "label name"}},
@@ -170,6 +216,11 @@ func TestBadInput(t *testing.T) {
 				require.Contains(t, strings.ToLower(res.text()), strings.ToLower(m), "the answer should name %q", m)
 			}
 			t.Logf("%d %s", res.Status, truncate(strings.TrimSpace(res.text()), 300))
+			if tc.notStored != "" {
+				r, err := api.query(ctx, tc.notStored+`[1m]`, time.UnixMilli(good))
+				require.NoError(t, err)
+				require.Empty(t, r.Series, "%s was stored from a refused request", tc.notStored)
+			}
 			if tc.stored != "" {
 				r, err := api.query(ctx, tc.stored+`[1s]`, time.UnixMilli(good))
 				require.NoError(t, err)

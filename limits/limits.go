@@ -3,6 +3,7 @@ package limits
 import (
 	"flag"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -39,6 +40,14 @@ type Limits struct {
 	CreationGracePeriod    time.Duration `yaml:"creation_grace_period"`
 	PastGracePeriod        time.Duration `yaml:"past_grace_period"`
 	MaxExemplarsPerSeries  int           `yaml:"max_exemplars_per_series"`
+
+	// OTLP translation, by the distributor's OTLP endpoint (Prometheus'
+	// own OTLP translation: these are its otlp: settings, per tenant).
+	OTLPTranslationStrategy          string `yaml:"otlp_translation_strategy"`
+	OTLPPromoteResourceAttributes    string `yaml:"otlp_promote_resource_attributes"`
+	OTLPConvertHistogramsToNHCB      bool   `yaml:"otlp_convert_histograms_to_nhcb"`
+	OTLPDeltaTemporality             string `yaml:"otlp_delta_temporality"`
+	OTLPKeepIdentifyingResourceAttrs bool   `yaml:"otlp_keep_identifying_resource_attributes"`
 
 	// HA-pair dedup, by the distributor's HA tracker: of the replicas of
 	// one cluster (same value of HAClusterLabel, different values of
@@ -113,6 +122,21 @@ type Limits struct {
 	AlertmanagerNotificationRateLimitPerIntegration RateMap `yaml:"alertmanager_notification_rate_limit_per_integration"`
 }
 
+// Values of OTLPDeltaTemporality.
+const (
+	// DeltaRefuse refuses delta-temporality metrics: the rest of the push
+	// is stored and the answer names them (partial success).
+	DeltaRefuse = "refuse"
+	// DeltaConvert converts them to cumulative in the distributor that
+	// receives them, as the OpenTelemetry Collector's deltatocumulative
+	// processor does (it is that processor): every push of one stream
+	// must then reach the same distributor.
+	DeltaConvert = "convert"
+)
+
+// OTLP translation strategies, as Prometheus' otlp.translation_strategy.
+var otlpStrategies = []string{"UnderscoreEscapingWithSuffixes", "UnderscoreEscapingWithoutSuffixes", "NoUTF8EscapingWithSuffixes", "NoTranslation"}
+
 // Flag names of the limits, for messages: a rejection names the flag (the
 // default) and the override (the YAML name) that change the limit.
 const (
@@ -121,6 +145,11 @@ const (
 	FlagIngestionRateStrategy    = "distributor.ingestion-rate-limit-strategy"
 	FlagRequestRate              = "distributor.request-rate-limit"
 	FlagRequestBurstSize         = "distributor.request-burst-size"
+	FlagOTLPTranslationStrategy  = "distributor.otlp.translation-strategy"
+	FlagOTLPPromoteResourceAttrs = "distributor.otlp.promote-resource-attributes"
+	FlagOTLPConvertNHCB          = "distributor.otlp.convert-histograms-to-nhcb"
+	FlagOTLPDeltaTemporality     = "distributor.otlp.delta-temporality"
+	FlagOTLPKeepIdentifyingAttrs = "distributor.otlp.keep-identifying-resource-attributes"
 	FlagMaxGlobalSeriesPerUser   = "ingester.max-global-series-per-user"
 	FlagMaxGlobalSeriesPerMetric = "ingester.max-global-series-per-metric"
 	FlagMaxMetadataPerMetric     = "ingester.max-metadata-per-metric"
@@ -179,6 +208,11 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&l.CreationGracePeriod, "validation.create-grace-period", 10*time.Minute, "Reject samples whose timestamp is further than this in the future.")
 	fs.DurationVar(&l.PastGracePeriod, "validation.past-grace-period", 0, "Reject samples older than this; 0 accepts any age the ingester's TSDB accepts.")
 	fs.IntVar(&l.MaxExemplarsPerSeries, "validation.max-exemplars-per-series", 10, "Most exemplars kept per series in one push; extra exemplars are dropped and counted.")
+	fs.StringVar(&l.OTLPTranslationStrategy, FlagOTLPTranslationStrategy, "UnderscoreEscapingWithSuffixes", "How OTLP metric and attribute names become Prometheus names, as Prometheus' otlp.translation_strategy: UnderscoreEscapingWithSuffixes (legacy charset, unit and _total suffixes), UnderscoreEscapingWithoutSuffixes, NoUTF8EscapingWithSuffixes (UTF-8 names kept: needs -distributor.name-validation-scheme=utf8) or NoTranslation. Override: otlp_translation_strategy.")
+	fs.StringVar(&l.OTLPPromoteResourceAttributes, FlagOTLPPromoteResourceAttrs, "", "Comma-separated OTLP resource attributes copied as labels onto every series of the resource (all resource attributes also go to target_info). Override: otlp_promote_resource_attributes.")
+	fs.BoolVar(&l.OTLPConvertHistogramsToNHCB, FlagOTLPConvertNHCB, false, "Store OTLP explicit-bucket histograms as native histograms with custom buckets (one series) instead of classic _bucket/_sum/_count series. Override: otlp_convert_histograms_to_nhcb.")
+	fs.StringVar(&l.OTLPDeltaTemporality, FlagOTLPDeltaTemporality, DeltaRefuse, "What to do with OTLP sums and histograms of delta temporality: refuse (the rest of the push is stored, the answer names them) or convert (to cumulative, in the receiving distributor, with the OpenTelemetry Collector's deltatocumulative processor: every push of one stream must reach the same distributor). Override: otlp_delta_temporality.")
+	fs.BoolVar(&l.OTLPKeepIdentifyingResourceAttrs, FlagOTLPKeepIdentifyingAttrs, false, "Also keep service.name, service.namespace and service.instance.id as labels of target_info (they make job and instance). Override: otlp_keep_identifying_resource_attributes.")
 	l.registerHAFlags(fs)
 	fs.IntVar(&l.MaxGlobalSeriesPerUser, FlagMaxGlobalSeriesPerUser, 1_000_000, "Most in-memory series a tenant may have across the cluster (each ingester allows its share: limit × replication factor / ingesters); 0 means no limit. The default is far above what a new tenant sends (a node_exporter is about 1,000 series) and stops a runaway label (a request id, a timestamp) before it takes the ingesters' memory; raise it per tenant with the max_global_series_per_user override.")
 	fs.IntVar(&l.MaxGlobalSeriesPerMetric, FlagMaxGlobalSeriesPerMetric, 0, "Most in-memory series one metric name of a tenant may have across the cluster, shared among ingesters as above; 0 means no limit.")
@@ -239,6 +273,10 @@ func (l *Limits) Validate() error {
 		return fmt.Errorf("-validation.max-exemplars-per-series must not be negative, got %d", l.MaxExemplarsPerSeries)
 	case !(l.AlertmanagerNotificationRateLimit >= 0): // NaN too
 		return fmt.Errorf("-%s must not be negative, got %v", FlagAlertmanagerNotificationRate, l.AlertmanagerNotificationRateLimit)
+	case !slices.Contains(otlpStrategies, l.OTLPTranslationStrategy):
+		return fmt.Errorf("-%s must be one of %s, got %q", FlagOTLPTranslationStrategy, strings.Join(otlpStrategies, ", "), l.OTLPTranslationStrategy)
+	case l.OTLPDeltaTemporality != DeltaRefuse && l.OTLPDeltaTemporality != DeltaConvert:
+		return fmt.Errorf("-%s must be %q or %q, got %q", FlagOTLPDeltaTemporality, DeltaRefuse, DeltaConvert, l.OTLPDeltaTemporality)
 	}
 	if err := l.AlertmanagerNotificationRateLimitPerIntegration.validate(); err != nil {
 		return fmt.Errorf("-%s: %w", FlagAlertmanagerNotificationRates, err)

@@ -39,8 +39,8 @@ func Decode(body []byte, r *Request) error {
 
 // arrays returns the start of every backing array, to tell whether Decode
 // had to grow (and so move) one of them.
-func (r *Request) arrays() [12]unsafe.Pointer {
-	return [12]unsafe.Pointer{
+func (r *Request) arrays() [13]unsafe.Pointer {
+	return [13]unsafe.Pointer{
 		unsafe.Pointer(unsafe.SliceData(r.labels)),
 		unsafe.Pointer(unsafe.SliceData(r.samples)),
 		unsafe.Pointer(unsafe.SliceData(r.exemplars)),
@@ -53,6 +53,7 @@ func (r *Request) arrays() [12]unsafe.Pointer {
 		unsafe.Pointer(unsafe.SliceData(r.counts[neg])),
 		unsafe.Pointer(unsafe.SliceData(r.counts[pos])),
 		unsafe.Pointer(unsafe.SliceData(r.custom)),
+		unsafe.Pointer(unsafe.SliceData(r.starts)),
 	}
 }
 
@@ -64,13 +65,16 @@ func (r *Request) arrays() [12]unsafe.Pointer {
 // with the Request. The elements of each kind are contiguous and in order
 // in their backing array, so their lengths alone locate them.
 func (r *Request) recarve() {
-	var l, s, e, h int
+	var l, s, e, h, st int
 	for i := range r.Series {
 		x := &r.Series[i]
 		x.Labels = carve(r.labels, &l, len(x.Labels))
 		x.Samples = carve(r.samples, &s, len(x.Samples))
 		x.Exemplars = carve(r.exemplars, &e, len(x.Exemplars))
 		x.Histograms = carve(r.histograms, &h, len(x.Histograms))
+		if x.StartTimestamps != nil {
+			x.StartTimestamps = carve(r.starts, &st, len(x.StartTimestamps))
+		}
 	}
 	var el int
 	for i := range r.exemplars {
@@ -228,7 +232,7 @@ func (r *Request) decodeSeries(b []byte, i, end int) error {
 		case 4<<3 | wireBytes:
 			start, stop, err := readLen(b, i, end)
 			if err == nil {
-				err = r.decodeHistogram(b, start, stop)
+				err = r.decodeHistogram(b, start, stop, false)
 			}
 			if err != nil {
 				return fmt.Errorf("histogram %d: %w", len(r.histograms)-h0, err)
@@ -403,7 +407,10 @@ func decodeMetadata(b []byte, i, end int) (Metadata, error) {
 // fields go to their own backing arrays (one per field), so they stay
 // contiguous even when a sender interleaves, say, positive and negative
 // deltas.
-func (r *Request) decodeHistogram(b []byte, i, end int) error {
+//
+// v2 is set for remote-write 2.0, whose Histogram adds start_timestamp
+// (field 17); for 1.0 that field is unknown and skipped.
+func (r *Request) decodeHistogram(b []byte, i, end int, v2 bool) error {
 	ns0, ps0 := len(r.spans[neg]), len(r.spans[pos])
 	nd0, pd0 := len(r.deltas[neg]), len(r.deltas[pos])
 	nc0, pc0 := len(r.counts[neg]), len(r.counts[pos])
@@ -488,6 +495,18 @@ func (r *Request) decodeHistogram(b []byte, i, end int) error {
 			if r.custom, i, err = appendDoubles(r.custom, b, i, end, tag&7); err != nil {
 				return fmt.Errorf("custom_values: %w", err)
 			}
+		case 17<<3 | wireVarint:
+			if !v2 {
+				if i, err = skipField(b, at, i, end, tag, msgHistogram); err != nil {
+					return err
+				}
+				continue
+			}
+			v, i2, err := readUvarint(b, i, end)
+			if err != nil {
+				return fmt.Errorf("start_timestamp: %w", err)
+			}
+			h.StartTimestamp, i = int64(v), i2
 		default:
 			if i, err = skipField(b, at, i, end, tag, msgHistogram); err != nil {
 				return err

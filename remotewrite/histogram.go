@@ -119,3 +119,37 @@ func nilIfEmpty[T any](s []T) []T {
 	}
 	return s
 }
+
+// FromHistogram returns h at timestamp t as a Histogram, the inverse of
+// ToHistogram, for callers that build a Request from Prometheus'
+// histogram types (the OTLP translation). Its slices share h's.
+func FromHistogram(t int64, h *histogram.Histogram) Histogram {
+	return Histogram{
+		CountInt: h.Count, Sum: h.Sum, Schema: h.Schema, ZeroThreshold: h.ZeroThreshold, ZeroCountInt: h.ZeroCount,
+		NegativeSpans: spansFrom(h.NegativeSpans), NegativeDeltas: h.NegativeBuckets,
+		PositiveSpans: spansFrom(h.PositiveSpans), PositiveDeltas: h.PositiveBuckets,
+		ResetHint: int32(h.CounterResetHint), Timestamp: t, CustomValues: h.CustomValues,
+	}
+}
+
+// FromFloatHistogram returns h at timestamp t as a float Histogram, the
+// inverse of ToFloatHistogram. Its slices share h's.
+func FromFloatHistogram(t int64, h *histogram.FloatHistogram) Histogram {
+	return Histogram{
+		IsFloat: true, CountFloat: h.Count, Sum: h.Sum, Schema: h.Schema, ZeroThreshold: h.ZeroThreshold, ZeroCountFloat: h.ZeroCount,
+		NegativeSpans: spansFrom(h.NegativeSpans), NegativeCounts: h.NegativeBuckets,
+		PositiveSpans: spansFrom(h.PositiveSpans), PositiveCounts: h.PositiveBuckets,
+		ResetHint: int32(h.CounterResetHint), Timestamp: t, CustomValues: h.CustomValues,
+	}
+}
+
+func spansFrom(s []histogram.Span) []BucketSpan {
+	if len(s) == 0 {
+		return nil
+	}
+	out := make([]BucketSpan, len(s))
+	for i, x := range s {
+		out[i] = BucketSpan{Offset: x.Offset, Length: x.Length}
+	}
+	return out
+}

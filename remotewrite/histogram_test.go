@@ -145,3 +145,23 @@ func TestCounterResetHint(t *testing.T) {
 		t.Error("ToHistogram of a float histogram is not nil")
 	}
 }
+
+func TestFromHistogramRoundTrip(t *testing.T) {
+	h := &histogram.Histogram{
+		CounterResetHint: histogram.NotCounterReset, Count: 19, Sum: 27.5, Schema: 1, ZeroThreshold: 1e-128, ZeroCount: 2,
+		NegativeSpans: []histogram.Span{{Offset: -3, Length: 2}}, NegativeBuckets: []int64{1, -1},
+		PositiveSpans: []histogram.Span{{Offset: 0, Length: 4}, {Offset: 2, Length: 1}}, PositiveBuckets: []int64{2, 3, -4, 100, -101},
+	}
+	x := FromHistogram(5, h)
+	if got := x.ToHistogram(); x.Timestamp != 5 || !got.Equals(h) || got.CounterResetHint != h.CounterResetHint {
+		t.Fatalf("round trip: %+v, want %+v", x.ToHistogram(), h)
+	}
+	fh := &histogram.FloatHistogram{
+		CounterResetHint: histogram.GaugeType, Count: 7, Sum: 3, Schema: histogram.CustomBucketsSchema, CustomValues: []float64{0.1, 0.5},
+		PositiveSpans: []histogram.Span{{Length: 3}}, PositiveBuckets: []float64{3, 2, 2},
+	}
+	y := FromFloatHistogram(6, fh)
+	if got := y.ToFloatHistogram(); !got.Equals(fh) || got.CounterResetHint != fh.CounterResetHint {
+		t.Fatalf("round trip: %+v, want %+v", got, fh)
+	}
+}

@@ -52,6 +52,9 @@ type Histogram struct {
 	ResetHint      int32 // prompb.Histogram_ResetHint values, see ResetHintUnknown
 	Timestamp      int64
 	CustomValues   []float64 // bucket bounds of custom-bucket (NHCB) schemas
+	// StartTimestamp is the created (start) timestamp remote-write 2.0
+	// carries (field 17); 0 when unknown, and always 0 from Decode (1.0).
+	StartTimestamp int64
 }
 
 // Values of Histogram.ResetHint, as prompb.Histogram_ResetHint.
@@ -72,6 +75,11 @@ type Series struct {
 	Samples    []Sample
 	Exemplars  []Exemplar
 	Histograms []Histogram
+	// StartTimestamps are the created (start) timestamps of Samples, index
+	// for index, from remote-write 2.0; nil when no sample of the series
+	// has one, and always nil from Decode (1.0). Whoever drops or moves
+	// Samples must keep it in step when it is not nil.
+	StartTimestamps []int64
 }
 
 // MetricType mirrors prompb.MetricMetadata_MetricType.
@@ -118,6 +126,8 @@ type Request struct {
 	deltas     [2][]int64      // Histogram.NegativeDeltas, PositiveDeltas
 	counts     [2][]float64    // Histogram.NegativeCounts, PositiveCounts
 	custom     []float64       // Histogram.CustomValues
+	starts     []int64         // Series.StartTimestamps (DecodeV2)
+	symbols    []string        // the symbols table of the last DecodeV2, views into its body
 }
 
 // Index of the negative and positive halves of Request.spans, deltas, counts.
@@ -147,6 +157,8 @@ func (r *Request) Reset() {
 		r.counts[k] = r.counts[k][:0]
 	}
 	r.custom = r.custom[:0]
+	r.starts = r.starts[:0]
+	r.symbols = r.symbols[:0]
 }
 
 // SampleCount returns how many float samples, histogram samples and
@@ -171,6 +183,7 @@ func (r *Request) RetainedBytes() int {
 	n += cap(r.exemplars) * int(unsafe.Sizeof(Exemplar{}))
 	n += cap(r.histograms) * int(unsafe.Sizeof(Histogram{}))
 	n += (cap(r.spans[neg]) + cap(r.spans[pos])) * int(unsafe.Sizeof(BucketSpan{}))
-	n += (cap(r.deltas[neg]) + cap(r.deltas[pos]) + cap(r.counts[neg]) + cap(r.counts[pos]) + cap(r.custom)) * 8
+	n += (cap(r.deltas[neg]) + cap(r.deltas[pos]) + cap(r.counts[neg]) + cap(r.counts[pos]) + cap(r.custom) + cap(r.starts)) * 8
+	n += cap(r.symbols) * int(unsafe.Sizeof(""))
 	return n
 }

@@ -124,6 +124,11 @@ const (
 	msgHistogram
 	msgBucketSpan
 	msgMetadata
+	msgV2Request
+	msgV2TimeSeries
+	msgV2Sample
+	msgV2Exemplar
+	msgV2Metadata
 )
 
 // Bit masks of accepted wire types.
@@ -199,6 +204,53 @@ func fieldSpec(m msgKind, field uint64) (name string, accept uint8) {
 			return "help", accBytes
 		case 5:
 			return "unit", accBytes
+		}
+	case msgV2Request:
+		switch field {
+		case 4:
+			return "symbols", accBytes
+		case 5:
+			return "timeseries", accBytes
+		}
+	case msgV2TimeSeries:
+		switch field {
+		case 1:
+			return "labels_refs", accVarint | accBytes
+		case 2:
+			return "samples", accBytes
+		case 3:
+			return "histograms", accBytes
+		case 4:
+			return "exemplars", accBytes
+		case 5:
+			return "metadata", accBytes
+		}
+	case msgV2Sample:
+		switch field {
+		case 1:
+			return "value", accFixed64
+		case 2:
+			return "timestamp", accVarint
+		case 3:
+			return "start_timestamp", accVarint
+		}
+	case msgV2Exemplar:
+		switch field {
+		case 1:
+			return "labels_refs", accVarint | accBytes
+		case 2:
+			return "value", accFixed64
+		case 3:
+			return "timestamp", accVarint
+		}
+	case msgV2Metadata:
+		switch field {
+		case 1:
+			return "type", accVarint
+		case 3:
+			return "help_ref", accVarint
+		case 4:
+			return "unit_ref", accVarint
 		}
 	}
 	return "", 0

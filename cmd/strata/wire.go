@@ -224,6 +224,8 @@ func newDistributor(w *wiring) (*module, error) {
 	w.dist = dist
 	w.srv.Handle("/api/v1/push", "api_v1_push", dist.PushHandler())
 	w.srv.Handle("/api/v1/write", "api_v1_push", dist.PushHandler())
+	w.srv.Handle("/otlp/v1/metrics", "otlp_v1_metrics", dist.OTLPHandler())
+	w.srv.Handle("/api/v1/otlp/v1/metrics", "otlp_v1_metrics", dist.OTLPHandler())
 	// A distributor owns no series: one token, and it always leaves.
 	lcCfg := cfg.Lifecycler
 	lcCfg.NumTokens, lcCfg.UnregisterOnShutdown = 1, true
