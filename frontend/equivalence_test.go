@@ -134,11 +134,16 @@ func (m muxRouter) Handle(pattern, _ string, h http.Handler) { m.mux.Handle(patt
 func rangeQuery(t testing.TB, h http.Handler, query string, start, end time.Time, step time.Duration, hdr map[string]string) (int, []byte) {
 	t.Helper()
 	form := url.Values{"query": {query}, "start": {formatTime(start.UnixMilli())}, "end": {formatTime(end.UnixMilli())}, "step": {strconv.FormatFloat(step.Seconds(), 'f', -1, 64)}}
+	if limit := hdr["X-Test-Limit"]; limit != "" {
+		form.Set("limit", limit) // a parameter, not a header
+	}
 	req := httptest.NewRequest(http.MethodPost, "/api/v1/query_range", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("X-Scope-OrgID", testTenant)
 	for k, v := range hdr {
-		req.Header.Set(k, v)
+		if k != "X-Test-Limit" {
+			req.Header.Set(k, v)
+		}
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
