@@ -194,21 +194,70 @@ func mergeMatrices(ms []*matrix) *matrix {
 		out.warnings = appendNew(out.warnings, m.warnings)
 		out.infos = appendNew(out.infos, m.infos)
 	}
+	// Each series' parts first, then one merge per series: the legs of a
+	// split query are disjoint and in order, so that is one copy into a
+	// slice of the right size.
 	idx := make(map[string]int, n)
+	var parts [][]series
 	for _, m := range ms {
 		for _, s := range m.series {
 			i, ok := idx[string(s.metric)]
 			if !ok {
-				idx[string(s.metric)] = len(out.series)
-				out.series = append(out.series, series{lbls: s.lbls, metric: s.metric, floats: s.floats, hists: s.hists})
-				continue
+				i = len(parts)
+				idx[string(s.metric)] = i
+				parts = append(parts, nil)
 			}
-			o := &out.series[i]
-			o.floats = mergePoints(o.floats, s.floats, func(p fpoint) int64 { return p.t })
-			o.hists = mergePoints(o.hists, s.hists, func(p hpoint) int64 { return p.t })
+			parts[i] = append(parts[i], s)
+		}
+	}
+	out.series = make([]series, len(parts))
+	for i, ps := range parts {
+		out.series[i] = series{lbls: ps[0].lbls, metric: ps[0].metric,
+			floats: concatPoints(ps, func(s series) []fpoint { return s.floats }, func(p fpoint) int64 { return p.t }),
+			hists:  concatPoints(ps, func(s series) []hpoint { return s.hists }, func(p hpoint) int64 { return p.t }),
 		}
 	}
 	slices.SortFunc(out.series, func(a, b series) int { return labels.Compare(a.lbls, b.lbls) })
+	return out
+}
+
+// concatPoints joins the points of a series' parts: one copy when the
+// parts, ordered by their first point, do not overlap; a merge that keeps
+// a timestamp once otherwise.
+func concatPoints[P any](ps []series, get func(series) []P, ts func(P) int64) []P {
+	lists := make([][]P, 0, len(ps))
+	total := 0
+	for _, s := range ps {
+		if l := get(s); len(l) > 0 {
+			lists = append(lists, l)
+			total += len(l)
+		}
+	}
+	switch len(lists) {
+	case 0:
+		return nil
+	case 1:
+		return lists[0]
+	}
+	slices.SortFunc(lists, func(a, b []P) int { return cmpInt(ts(a[0]), ts(b[0])) })
+	disjoint := true
+	for i := 1; i < len(lists); i++ {
+		if ts(lists[i][0]) <= ts(lists[i-1][len(lists[i-1])-1]) {
+			disjoint = false
+			break
+		}
+	}
+	if !disjoint {
+		out := lists[0]
+		for _, l := range lists[1:] {
+			out = mergePoints(out, l, ts)
+		}
+		return out
+	}
+	out := make([]P, 0, total)
+	for _, l := range lists {
+		out = append(out, l...)
+	}
 	return out
 }
 
