@@ -347,9 +347,15 @@ func (t *tenantSlots) acquire(ctx context.Context, tenantID string, n int) (func
 		}
 		t.mu.Unlock()
 	}
+	release := func() { <-s.ch; leave() }
+	select {
+	case s.ch <- struct{}{}: // a free slot is taken first, whatever ctx
+		return release, nil
+	default:
+	}
 	select {
 	case s.ch <- struct{}{}:
-		return func() { <-s.ch; leave() }, nil
+		return release, nil
 	case <-ctx.Done():
 		leave()
 		return nil, ctx.Err()
