@@ -205,6 +205,9 @@ func (f *Frontend) forward(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	copyHeaders(req, r)
+	// The frontend's own CompressionHandler compresses the answer for
+	// the client; compressed by the querier too, it would be twice.
+	req.Header.Del("Accept-Encoding")
 	f.downstream.ServeHTTP(w, req)
 }
 

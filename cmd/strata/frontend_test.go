@@ -38,6 +38,12 @@ func TestStackQueryFrontend(t *testing.T) {
 	}
 	require.Positive(t, metricValue(t, fe.base, `strata_frontend_results_cache_lookups_total{backend="embedded",result="hit"}`))
 
+	// With stats the query goes whole, compressed once.
+	params.Set("stats", "all")
+	got := queryStrata(t, fe.base, "/api/v1/query_range", params)
+	requireSameSeries(t, "stats=all", normalise(t, want.Result), normalise(t, got.Result))
+	require.Positive(t, metricValue(t, fe.base, `strata_frontend_query_range_requests_total{path="passthrough"}`))
+
 	t.Run("passthrough", func(t *testing.T) { checkMetadataAPIs(t, fe.base, d) })
 }
 
