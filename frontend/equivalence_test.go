@@ -114,11 +114,19 @@ func testConfig(t testing.TB, edit func(*Config)) Config {
 }
 
 func newTestFrontend(t testing.TB, downstream http.Handler, edit func(*Config)) (*Frontend, http.Handler) {
+	return newTestFrontendDeps(t, downstream, edit, nil)
+}
+
+func newTestFrontendDeps(t testing.TB, downstream http.Handler, edit func(*Config), editDeps func(*Deps)) (*Frontend, http.Handler) {
 	t.Helper()
-	f, err := New(testConfig(t, edit), Deps{
+	deps := Deps{
 		Downstream: downstream, Tenants: tenant.Resolver{MultitenancyEnabled: true},
 		Limits: testLimits(t, nil), Reg: prometheus.NewRegistry(),
-	})
+	}
+	if editDeps != nil {
+		editDeps(&deps)
+	}
+	f, err := New(testConfig(t, edit), deps)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = f.closeCache() })
 	mux := http.NewServeMux()

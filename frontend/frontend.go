@@ -34,6 +34,10 @@ type Deps struct {
 	Reg    prometheus.Registerer
 	// Now is the clock of the freshness bound; nil means time.Now.
 	Now func() time.Time
+	// MaxQueryLength is the queriers' -querier.max-query-length: a longer
+	// range query is sent whole, so that they refuse it (each leg alone
+	// would pass). The per-tenant max_query_length is read from Limits.
+	MaxQueryLength time.Duration
 }
 
 // Frontend serves the Prometheus API in front of the queriers.
@@ -50,7 +54,8 @@ type Frontend struct {
 	cacheBackend string       // its metric label
 	closeCache   func() error
 
-	slots tenantSlots
+	maxQueryLength time.Duration
+	slots          tenantSlots
 	// parser reads queries to find what splitting changes (@ start(),
 	// range()); permissive: the querier decides what it accepts.
 	parser parser.Parser
@@ -66,7 +71,7 @@ func New(cfg Config, deps Deps) (*Frontend, error) {
 	}
 	f := &Frontend{
 		cfg: cfg, downstream: deps.Downstream, tenants: deps.Tenants, limits: deps.Limits,
-		log: deps.Log, now: deps.Now, m: newMetrics(deps.Reg),
+		log: deps.Log, now: deps.Now, m: newMetrics(deps.Reg), maxQueryLength: deps.MaxQueryLength,
 		closeCache: func() error { return nil },
 		parser: parser.NewParser(parser.Options{
 			EnableExperimentalFunctions: true, ExperimentalDurationExpr: true,

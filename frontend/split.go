@@ -33,7 +33,9 @@ type rangeRequest struct {
 
 // parseRange reads a query_range request the frontend can split; ok is
 // false for one it sends whole: parameters the querier refuses (it words
-// the error), a limit (series cut per leg would differ from the whole),
+// the error), a range longer than the queriers' or the tenant's
+// max_query_length (each leg would pass it; the querier refuses the
+// whole), a limit (series cut per leg would differ from the whole),
 // stats (the legs' statistics do not add up), a step finer than a
 // millisecond, or range() in a duration (each leg's range differs).
 func (f *Frontend) parseRange(r *http.Request, tenantID string) (*rangeRequest, bool) {
@@ -42,6 +44,10 @@ func (f *Frontend) parseRange(r *http.Request, tenantID string) (*rangeRequest, 
 	}
 	start, end, step, perr := promapi.ParseRange(r)
 	if perr != nil || step%1e6 != 0 {
+		return nil, false
+	}
+	lim := f.limits.For(tenantID)
+	if l := end.Sub(start); (f.maxQueryLength > 0 && l > f.maxQueryLength) || (lim.MaxQueryLength > 0 && l > lim.MaxQueryLength) {
 		return nil, false
 	}
 	expr, err := f.parser.ParseExpr(r.Form.Get("query"))
@@ -61,7 +67,6 @@ func (f *Frontend) parseRange(r *http.Request, tenantID string) (*rangeRequest, 
 		// legs of whole multiples of the interval instead.
 		rr.interval = interval * max(1, (rr.step+interval-1)/interval)
 	}
-	lim := f.limits.For(tenantID)
 	noStore := strings.Contains(strings.ToLower(strings.Join(r.Header.Values("Cache-Control"), ",")), "no-store")
 	freshBound := timestamp.FromTime(f.now()) - lim.MaxCacheFreshness.Milliseconds() - rr.maxNegOffsetMs
 	rr.useCache = f.cache != nil && !noStore && rr.latestAtModifer <= freshBound && rr.start <= freshBound

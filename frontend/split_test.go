@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/strata-metrics/strata/internal/clustertest"
+	"github.com/strata-metrics/strata/querier"
 )
 
 func TestSplitLegs(t *testing.T) {
@@ -73,11 +74,11 @@ func TestExtentsRoundTrip(t *testing.T) {
 // besides splitting it, against a real querier: no-store, a leg that
 // fails, fresh points never cached, unsplittable requests.
 func TestFrontendRequests(t *testing.T) {
-	c := clustertest.Start(t, clustertest.Options{})
+	c := clustertest.Start(t, clustertest.Options{Querier: func(cfg *querier.Config) { cfg.MaxQueryLength = 4 * time.Hour }})
 	end := time.Now().Truncate(time.Minute)
 	c.Push(t, testTenant, testData(end))
 	whole := c.Querier(t).Handler()
-	f, h := newTestFrontend(t, whole, func(cfg *Config) { cfg.SplitInterval = time.Hour })
+	f, h := newTestFrontendDeps(t, whole, func(cfg *Config) { cfg.SplitInterval = time.Hour }, func(d *Deps) { d.MaxQueryLength = 4 * time.Hour })
 
 	t.Run("no-store", func(t *testing.T) {
 		start, stop := end.Add(-5*time.Hour), end.Add(-2*time.Hour)
@@ -101,7 +102,7 @@ func TestFrontendRequests(t *testing.T) {
 		// The legs of the hours before the data pass; in the legs with
 		// data the three gauges lose the label that told them apart.
 		const q = `label_replace(temp, "instance", "", "", "")`
-		start, stop := end.Add(-9*time.Hour), end.Add(-time.Hour)
+		start, stop := end.Add(-6*time.Hour-30*time.Minute), end.Add(-2*time.Hour-30*time.Minute)
 		wantCode, want := rangeQuery(t, whole, q, start, stop, time.Minute, nil)
 		require.Equal(t, http.StatusUnprocessableEntity, wantCode, "%.300s", want)
 		code, got := rangeQuery(t, h, q, start, stop, time.Minute, nil)
@@ -109,14 +110,20 @@ func TestFrontendRequests(t *testing.T) {
 		requireSameAnswer(t, want, got, "leg error")
 	})
 
-	for _, tc := range []struct{ name, query string }{
-		{"limit is sent whole", `temp`},
-		{"a query that does not parse is sent whole", `temp{`},
+	for _, tc := range []struct {
+		name, query string
+		hdr         map[string]string
+		length      time.Duration
+	}{
+		{"limit is sent whole", `temp`, map[string]string{"X-Test-Limit": "1"}, 3 * time.Hour},
+		{"a query that does not parse is sent whole", `temp{`, nil, 3 * time.Hour},
+		// The querier's limit is 4h; each leg alone would pass it.
+		{"longer than max_query_length is sent whole", `temp`, nil, 5 * time.Hour},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			start, stop := end.Add(-5*time.Hour), end.Add(-2*time.Hour)
+			start, stop := end.Add(-6*time.Hour), end.Add(-6*time.Hour+tc.length)
 			passed := testutil.ToFloat64(f.m.queries.WithLabelValues("passthrough"))
-			hdr := map[string]string{"X-Test-Limit": "1"}
+			hdr := tc.hdr
 			wantCode, want := rangeQuery(t, whole, tc.query, start, stop, time.Minute, hdr)
 			code, got := rangeQuery(t, h, tc.query, start, stop, time.Minute, hdr)
 			require.Equal(t, wantCode, code, "%.300s", got)

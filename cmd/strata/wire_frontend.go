@@ -41,6 +41,7 @@ func newFrontend(w *wiring) (*module, error) {
 	deps := frontend.Deps{
 		Tenants: w.tenants, Limits: w.overrides,
 		Log: w.log.With("component", "query-frontend"), Reg: w.reg,
+		MaxQueryLength: w.cfg.Querier.MaxQueryLength,
 	}
 	if w.frontendDownstream != nil {
 		deps.Downstream = w.frontendDownstream
