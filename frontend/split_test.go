@@ -1,7 +1,10 @@
 package frontend
 
 import (
+	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"testing"
 	"time"
 
@@ -88,6 +91,36 @@ func TestFrontendRequests(t *testing.T) {
 			require.Equal(t, http.StatusOK, code, string(body))
 		}
 		require.Equal(t, before, lookups(f, "miss")+lookups(f, "hit")+lookups(f, "partial"), "no-store neither reads nor writes the cache")
+	})
+
+	t.Run("an @ time within the freshness bound is not cached", func(t *testing.T) {
+		start, stop := end.Add(-5*time.Hour), end.Add(-2*time.Hour)
+		q := fmt.Sprintf("temp @ %d", end.Add(-time.Minute).Unix())
+		wantCode, want := rangeQuery(t, whole, q, start, stop, time.Minute, nil)
+		require.Equal(t, http.StatusOK, wantCode)
+		before := lookups(f, "miss") + lookups(f, "hit") + lookups(f, "partial")
+		_, got := rangeQuery(t, h, q, start, stop, time.Minute, nil)
+		requireSameAnswer(t, want, got, q)
+		require.Equal(t, before, lookups(f, "miss")+lookups(f, "hit")+lookups(f, "partial"))
+	})
+
+	t.Run("GET", func(t *testing.T) {
+		start, stop := end.Add(-5*time.Hour), end.Add(-2*time.Hour)
+		get := func(h http.Handler) (int, []byte) {
+			form := url.Values{"query": {`rate(req_total[5m])`}, "start": {formatTime(start.UnixMilli())}, "end": {formatTime(stop.UnixMilli())}, "step": {"60"}}
+			req := httptest.NewRequest(http.MethodGet, "/api/v1/query_range?"+form.Encode(), nil)
+			req.Header.Set("X-Scope-OrgID", testTenant)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			return rec.Code, rec.Body.Bytes()
+		}
+		wantCode, want := get(whole)
+		require.Equal(t, http.StatusOK, wantCode)
+		legs := testutil.ToFloat64(f.m.legs)
+		code, got := get(h)
+		require.Equal(t, http.StatusOK, code, "%.300s", got)
+		requireSameAnswer(t, want, got, "GET")
+		require.Equal(t, legs+4, testutil.ToFloat64(f.m.legs), "three hours off the hour: four legs")
 	})
 
 	t.Run("fresh points are not cached", func(t *testing.T) {
