@@ -55,6 +55,7 @@ type Frontend struct {
 	closeCache   func() error
 
 	maxQueryLength time.Duration
+	transport      *http.Transport // to -frontend.downstream-url; nil in process
 	slots          tenantSlots
 	// parser reads queries to find what splitting changes (@ start(),
 	// range()); permissive: the querier decides what it accepts.
@@ -109,6 +110,9 @@ func New(cfg Config, deps Deps) (*Frontend, error) {
 // Run waits for ctx, then closes the cache's connections.
 func (f *Frontend) Run(ctx context.Context) error {
 	<-ctx.Done()
+	if f.transport != nil {
+		f.transport.CloseIdleConnections()
+	}
 	if err := f.closeCache(); err != nil {
 		f.log.Warn("close results cache", "err", err)
 	}
@@ -138,16 +142,17 @@ func (f *Frontend) RegisterPassthrough(r Router) {
 // proxy sends requests to the queriers at u, unchanged but for the
 // hop-by-hop headers; u's path prefixes theirs.
 func (f *Frontend) proxy(u *url.URL) http.Handler {
+	f.transport = &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+	}
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(u)
 			pr.SetXForwarded()
 		},
-		Transport: &http.Transport{
-			Proxy:               http.ProxyFromEnvironment,
-			MaxIdleConnsPerHost: 64,
-			IdleConnTimeout:     90 * time.Second,
-		},
+		Transport: f.transport,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			code := http.StatusBadGateway
 			if errors.Is(err, context.DeadlineExceeded) {
