@@ -17,18 +17,18 @@ import (
 
 // rangeRequest is a range query the frontend splits.
 type rangeRequest struct {
-	orig            *http.Request
-	tenant, path    string
-	query           string     // @ start() and @ end() made absolute
-	form            url.Values // the client's parameters, sent with each leg
-	start, end      int64      // milliseconds
-	step            int64      // milliseconds
-	interval        int64      // the split interval for this step; 0: no split
-	useCache        bool
-	cacheEnd        int64 // the last point of the grid that may be cached
-	lookback        string
-	maxNegOffsetMs  int64
-	latestAtModifer int64
+	orig           *http.Request
+	tenant, path   string
+	query          string     // @ start() and @ end() made absolute
+	form           url.Values // the client's parameters, sent with each leg
+	start, end     int64      // milliseconds
+	step           int64      // milliseconds
+	interval       int64      // the split interval for this step; 0: no split
+	useCache       bool
+	cacheEnd       int64 // the last point of the grid that may be cached
+	lookback       string
+	maxNegOffsetMs int64
+	latestAt       int64
 }
 
 // parseRange reads a query_range request the frontend can split; ok is
@@ -57,7 +57,7 @@ func (f *Frontend) parseRange(r *http.Request, tenantID string) (*rangeRequest, 
 	rr := &rangeRequest{
 		orig: r, tenant: tenantID, path: r.URL.Path, form: r.Form, query: r.Form.Get("query"),
 		start: timestamp.FromTime(start), end: timestamp.FromTime(end), step: step.Milliseconds(),
-		lookback: r.Form.Get("lookback_delta"), latestAtModifer: math.MinInt64,
+		lookback: r.Form.Get("lookback_delta"), latestAt: math.MinInt64,
 	}
 	if !rr.inspect(expr) {
 		return nil, false
@@ -69,7 +69,7 @@ func (f *Frontend) parseRange(r *http.Request, tenantID string) (*rangeRequest, 
 	}
 	noStore := strings.Contains(strings.ToLower(strings.Join(r.Header.Values("Cache-Control"), ",")), "no-store")
 	freshBound := timestamp.FromTime(f.now()) - lim.MaxCacheFreshness.Milliseconds() - rr.maxNegOffsetMs
-	rr.useCache = f.cache != nil && !noStore && rr.latestAtModifer <= freshBound && rr.start <= freshBound
+	rr.useCache = f.cache != nil && !noStore && rr.latestAt <= freshBound && rr.start <= freshBound
 	if rr.useCache {
 		// The last grid point at or before the bound.
 		rr.cacheEnd = rr.start + floorDiv(freshBound-rr.start, rr.step)*rr.step
@@ -90,7 +90,7 @@ func (rr *rangeRequest) inspect(expr parser.Expr) bool {
 			*ts, *soe, rewritten = &rr.end, 0, true
 		}
 		if *ts != nil {
-			rr.latestAtModifer = max(rr.latestAtModifer, **ts)
+			rr.latestAt = max(rr.latestAt, **ts)
 		}
 		if offset < 0 {
 			rr.maxNegOffsetMs = max(rr.maxNegOffsetMs, -offset)

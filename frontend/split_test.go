@@ -123,6 +123,20 @@ func TestFrontendRequests(t *testing.T) {
 		require.Equal(t, legs+4, testutil.ToFloat64(f.m.legs), "three hours off the hour: four legs")
 	})
 
+	t.Run("many legs stay within the querier's concurrent queries per tenant", func(t *testing.T) {
+		// 36 legs of 5 minutes; the querier answers 429 to an eleventh
+		// query of a tenant at once (half of -querier.max-concurrent).
+		_, h := newTestFrontend(t, whole, func(cfg *Config) { cfg.SplitInterval = 5 * time.Minute })
+		start, stop := end.Add(-5*time.Hour), end.Add(-2*time.Hour)
+		wantCode, want := rangeQuery(t, whole, `rate(req_total[5m])`, start, stop, time.Minute, map[string]string{"Cache-Control": "no-store"})
+		require.Equal(t, http.StatusOK, wantCode)
+		for range 3 {
+			code, got := rangeQuery(t, h, `rate(req_total[5m])`, start, stop, time.Minute, map[string]string{"Cache-Control": "no-store"})
+			require.Equal(t, http.StatusOK, code, "%.300s", got)
+			requireSameAnswer(t, want, got, "36 legs")
+		}
+	})
+
 	t.Run("fresh points are not cached", func(t *testing.T) {
 		start, stop := end.Add(-30*time.Minute), end
 		rangeQuery(t, h, `temp`, start, stop, time.Minute, nil)
