@@ -179,7 +179,8 @@ func (f *Frontend) queryRange(w http.ResponseWriter, r *http.Request) {
 	}
 	tenantID, err := f.tenants.FromHTTP(r)
 	if err != nil {
-		promapi.WriteAuthError(w, r, err)
+		// As the querier answers it (querier/api.go: wrap).
+		promapi.RespondError(w, f.log, promapi.TenantError(err), nil)
 		return
 	}
 	rr, ok := f.parseRange(r, tenantID)
