@@ -61,10 +61,12 @@ func decodeMatrix(body []byte) (*matrix, error) {
 						it.ReportError("decode", fmt.Sprintf("result type %q", rt))
 					}
 				case "result":
+					hint := 0 // the series of one answer have about as many points
 					it.ReadArrayCB(func(it *jsoniter.Iterator) bool {
-						s, ok := readSeries(it, &builder)
+						s, ok := readSeries(it, &builder, hint)
 						if ok {
 							m.series = append(m.series, s)
+							hint = len(s.floats)
 						}
 						return ok
 					})
@@ -99,7 +101,7 @@ func readStrings(it *jsoniter.Iterator, into []string) []string {
 	return into
 }
 
-func readSeries(it *jsoniter.Iterator, b *labels.ScratchBuilder) (series, bool) {
+func readSeries(it *jsoniter.Iterator, b *labels.ScratchBuilder, hint int) (series, bool) {
 	var s series
 	it.ReadObjectCB(func(it *jsoniter.Iterator, field string) bool {
 		switch field {
@@ -119,6 +121,7 @@ func readSeries(it *jsoniter.Iterator, b *labels.ScratchBuilder) (series, bool) 
 			b.Sort()
 			s.lbls = b.Labels()
 		case "values":
+			s.floats = make([]fpoint, 0, hint)
 			it.ReadArrayCB(func(it *jsoniter.Iterator) bool {
 				var p fpoint
 				i := 0
