@@ -36,13 +36,15 @@ test: test-deps lint
 	$(GO) test -count=1 -timeout 14m $(PKGS)
 
 # Debian's Prometheus and node_exporter are the real peers of the end-to-end
-# tests, versitygw the S3 server of the object-storage tests; installed only
+# tests, versitygw the S3 server of the object-storage tests, memcached the
+# results cache of the query-frontend tests; installed only
 # when missing.
 test-deps:
 	@missing=""; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	command -v prometheus-node-exporter >/dev/null || missing="$$missing prometheus-node-exporter"; \
 	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
+	command -v memcached >/dev/null || missing="$$missing memcached"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
 		$(SUDO) apt-get update -qq && \

@@ -87,6 +87,11 @@ type Limits struct {
 	QueryTimeout              time.Duration `yaml:"query_timeout"`
 	MaxConcurrentQueries      int           `yaml:"max_concurrent_queries"`
 
+	// Query-frontend: split legs and the results cache.
+	MaxQueryParallelism int           `yaml:"max_query_parallelism"`
+	MaxCacheFreshness   time.Duration `yaml:"max_cache_freshness"`
+	ResultsCacheTTL     time.Duration `yaml:"results_cache_ttl"`
+
 	// Long-term storage.
 	CompactorBlocksRetentionPeriod time.Duration `yaml:"compactor_blocks_retention_period"`
 
@@ -159,6 +164,9 @@ const (
 	FlagMaxQueryLookback         = "querier.max-query-lookback"
 	FlagQueryTimeout             = "limits.query-timeout"
 	FlagMaxConcurrentQueries     = "querier.max-concurrent-queries-per-tenant"
+	FlagMaxQueryParallelism      = "frontend.max-query-parallelism"
+	FlagMaxCacheFreshness        = "frontend.max-cache-freshness"
+	FlagResultsCacheTTL          = "frontend.results-cache-ttl"
 	FlagAcceptHASamples          = "distributor.ha-tracker.enable-for-all-users"
 	FlagHAClusterLabel           = "distributor.ha-tracker.cluster"
 	FlagHAReplicaLabel           = "distributor.ha-tracker.replica"
@@ -222,6 +230,9 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&l.MaxQueryLength, FlagMaxQueryLength, 0, "Longest time range (end - start) of a tenant's query or /series, /labels, /label/<name>/values, /query_exemplars request; longer get 400, a metadata request without a start is cut to the limit. 0 leaves only -querier.max-query-length.")
 	fs.DurationVar(&l.MaxQueryLookback, FlagMaxQueryLookback, 0, "How far back a tenant's queries and metadata requests may read; older parts of the range are cut off. 0 means no limit.")
 	fs.DurationVar(&l.QueryTimeout, FlagQueryTimeout, 0, "Longest a tenant's query or metadata request may run, then it gets 503; for queries the shorter of it and -querier.timeout applies. 0 leaves only -querier.timeout.")
+	fs.IntVar(&l.MaxQueryParallelism, FlagMaxQueryParallelism, 8, "Most split legs of one tenant's range queries the query-frontend sends to the queriers at once (all its queries together); more wait in the frontend. Keep it below what the queriers serve of one tenant at once (-querier.max-concurrent-queries-per-tenant; with multi-tenancy by default half of -querier.max-concurrent, 10), or legs get 429 and fail their query. Override: max_query_parallelism.")
+	fs.DurationVar(&l.MaxCacheFreshness, FlagMaxCacheFreshness, 10*time.Minute, "The query-frontend caches no result newer than now minus this (samples may still arrive for it); those points are queried every time. Override: max_cache_freshness.")
+	fs.DurationVar(&l.ResultsCacheTTL, FlagResultsCacheTTL, 7*24*time.Hour, "How long the query-frontend keeps a tenant's cached results. Override: results_cache_ttl.")
 	fs.DurationVar(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period", 0, "Delete a tenant's blocks from object storage once all their samples are older than this (marked, removed after -compactor.deletion-delay); 0 keeps them forever. Override: compactor_blocks_retention_period.")
 	fs.IntVar(&l.RulerMaxRuleGroupsPerTenant, FlagRulerMaxRuleGroups, 70, "Most rule groups a tenant may have; an upload over it gets 400. 0 means no limit. Override: ruler_max_rule_groups_per_tenant.")
 	fs.IntVar(&l.RulerMaxRulesPerRuleGroup, FlagRulerMaxRulesPerGroup, 20, "Most rules one rule group of a tenant may have; an upload over it gets 400. 0 means no limit. Override: ruler_max_rules_per_rule_group.")
@@ -313,6 +324,12 @@ func (l *Limits) Validate() error {
 		return fmt.Errorf("-%s must be at least 1, got %d", FlagRulerConcurrency, l.RulerEvaluationConcurrency)
 	case l.MaxQueryLength < 0:
 		return fmt.Errorf("-%s must not be negative, got %s", FlagMaxQueryLength, l.MaxQueryLength)
+	case l.MaxQueryParallelism < 1:
+		return fmt.Errorf("-%s must be at least 1, got %d", FlagMaxQueryParallelism, l.MaxQueryParallelism)
+	case l.MaxCacheFreshness < 0:
+		return fmt.Errorf("-%s must not be negative, got %s", FlagMaxCacheFreshness, l.MaxCacheFreshness)
+	case l.ResultsCacheTTL <= 0:
+		return fmt.Errorf("-%s must be positive, got %s", FlagResultsCacheTTL, l.ResultsCacheTTL)
 	case l.MaxQueryLookback < 0:
 		return fmt.Errorf("-%s must not be negative, got %s", FlagMaxQueryLookback, l.MaxQueryLookback)
 	case l.QueryTimeout < 0:

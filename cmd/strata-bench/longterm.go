@@ -461,9 +461,12 @@ func scrapeCounters(ctx context.Context, client *http.Client, baseURL string, na
 
 // longtermQuery is one panel's figures.
 type longtermQuery struct {
-	Name, Query   string
-	Series        int
-	Cold, Warm    []time.Duration
+	Name, Query string
+	Series      int
+	Cold, Warm  []time.Duration
+	// Refresh is the cold query sent again at once, answered by the
+	// query-frontend's results cache (Cold filled it).
+	Refresh       []time.Duration
 	Errors        int
 	LastError     string             `json:",omitempty"`
 	ColdCounters  map[string]float64 // summed over the cold runs
@@ -472,8 +475,10 @@ type longtermQuery struct {
 }
 
 // runLongtermQuery measures q over [start, end]: per cold run a fresh
-// strata whose store-gateway has no local index file, one cold query, then
-// -longterm.warm-reps warm ones.
+// strata whose store-gateway has no local index file, one cold query (it
+// fills the query-frontend's results cache), the identical refresh (from
+// that cache), then -longterm.warm-reps warm ones that bypass the results
+// cache (Cache-Control: no-store): the read path warm.
 func runLongtermQuery(ctx context.Context, lc LongtermConfig, dir string, scfg procs.StrataConfig, q dashboardQuery, start, end time.Time, log *slog.Logger) (longtermQuery, error) {
 	r := longtermQuery{Name: q.Name, Query: q.Query, ColdCounters: map[string]float64{}, WarmCounters: map[string]float64{}}
 	client := &http.Client{Timeout: 5 * time.Minute}
@@ -497,9 +502,13 @@ func runLongtermQuery(ctx context.Context, lc LongtermConfig, dir string, scfg p
 			if err != nil {
 				return err
 			}
-			for i := range 1 + lc.WarmReps {
+			for i := range 2 + lc.WarmReps {
+				var h http.Header
+				if i >= 2 {
+					h = noStore()
+				}
 				t := time.Now()
-				n, err := queryRange(ctx, client, s.URL, q.Query, start, end, lc.QueryStep)
+				n, err := queryRange(ctx, client, s.URL, q.Query, start, end, lc.QueryStep, h)
 				lat := time.Since(t)
 				if err != nil {
 					r.Errors++
@@ -507,9 +516,12 @@ func runLongtermQuery(ctx context.Context, lc LongtermConfig, dir string, scfg p
 					log.Warn("query failed", "query", q.Name, "err", err)
 				} else {
 					r.Series = n
-					if i == 0 {
+					switch i {
+					case 0:
 						r.Cold = append(r.Cold, lat)
-					} else {
+					case 1:
+						r.Refresh = append(r.Refresh, lat)
+					default:
 						r.Warm = append(r.Warm, lat)
 					}
 				}

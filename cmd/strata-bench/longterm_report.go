@@ -123,7 +123,7 @@ func printLongterm(out io.Writer, r *longtermResult) {
 			name string
 			lat  []time.Duration
 			m    map[string]float64
-		}{{"cold", q.Cold, q.ColdCounters}, {"warm", q.Warm, q.WarmCounters}} {
+		}{{"cold", q.Cold, q.ColdCounters}, {"refresh", q.Refresh, nil}, {"warm", q.Warm, q.WarmCounters}} {
 			runs := float64(max(1, len(ph.lat)))
 			fmt.Fprintf(tw, "%s %s\t%d\t%d\t%.1f\t%.1f\t%s\t%s\t%.1f\t%.1f\t%.0f\t%d\t\n", q.Name, ph.name, q.Series, len(ph.lat),
 				millis(percentile(ph.lat, 0.5)), millis(percentile(ph.lat, 0.99)),
@@ -134,8 +134,12 @@ func printLongterm(out io.Writer, r *longtermResult) {
 		}
 	}
 	tw.Flush()
+	fmt.Fprintln(out, "  cold: the first query of a fresh strata (it fills the query-frontend's results cache); refresh: the identical query again, from that cache; warm: later ones with Cache-Control: no-store (split, read path warm, no results cache)")
 	for _, q := range r.Queries {
 		fmt.Fprintf(out, "  %s: %s\n", q.Name, q.Query)
+		if cold, refresh := percentile(q.Cold, 0.5), percentile(q.Refresh, 0.5); refresh > 0 {
+			fmt.Fprintf(out, "    through the query-frontend: cold %.1f ms, identical refresh %.1f ms (%.0fx faster)\n", millis(cold), millis(refresh), float64(cold)/float64(refresh))
+		}
 		fmt.Fprintf(out, "    per cold run: %.0f series and %.0f chunks returned by the store-gateway, %.0f block loads, %.0f index-header builds, %.0f chunk range reads; strata start to ready %s\n",
 			q.ColdCounters[`strata_storegateway_series_returned_total`]/float64(max(1, len(q.Cold))),
 			q.ColdCounters[`strata_storegateway_chunks_returned_total`]/float64(max(1, len(q.Cold))),

@@ -69,10 +69,11 @@ func TestBenchLongtermTiny(t *testing.T) {
 		require.Zero(t, q.Errors, q.LastError)
 		require.Len(t, q.Cold, 1, q.Name)
 		require.Len(t, q.Warm, 1, q.Name)
+		require.Len(t, q.Refresh, 1, q.Name)
 		require.Equal(t, 1, q.Series, q.Name) // 120 series are all on host 0, job "node"
 		require.Positive(t, q.ColdCounters[`strata_storegateway_chunks_returned_total`], q.Name)
 	}
-	for _, row := range []string{"after compaction", "bytes/sample after compaction", "one-series cold", "sum-by-job warm", "node_cpu_seconds_total"} {
+	for _, row := range []string{"after compaction", "bytes/sample after compaction", "one-series cold", "sum-by-job refresh", "sum-by-job warm", "identical refresh", "node_cpu_seconds_total"} {
 		require.Contains(t, out.String(), row)
 	}
 }

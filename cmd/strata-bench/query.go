@@ -50,7 +50,9 @@ func runQueries(ctx context.Context, client *http.Client, baseURL string, qs []d
 				break
 			}
 			t0 := time.Now()
-			n, err := queryRange(ctx, client, baseURL, q.Query, start, end, step)
+			// Uncached: the figure compared with the other servers is the
+			// read path's, not Strata's results cache.
+			n, err := queryRange(ctx, client, baseURL, q.Query, start, end, step, noStore())
 			lat := time.Since(t0)
 			if err != nil {
 				r.Errors++
@@ -65,8 +67,13 @@ func runQueries(ctx context.Context, client *http.Client, baseURL string, qs []d
 	return out
 }
 
-// queryRange runs one range query and returns how many series it answered.
-func queryRange(ctx context.Context, client *http.Client, baseURL, query string, start, end time.Time, step time.Duration) (int, error) {
+// noStore asks Strata's query-frontend neither to read nor to fill its
+// results cache; other servers ignore it.
+func noStore() http.Header { return http.Header{"Cache-Control": {"no-store"}} }
+
+// queryRange runs one range query, with the headers h (may be nil), and
+// returns how many series it answered.
+func queryRange(ctx context.Context, client *http.Client, baseURL, query string, start, end time.Time, step time.Duration, h http.Header) (int, error) {
 	form := url.Values{
 		"query": {query},
 		"start": {strconv.FormatInt(start.Unix(), 10)},
@@ -76,6 +83,9 @@ func queryRange(ctx context.Context, client *http.Client, baseURL, query string,
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/api/v1/query_range", strings.NewReader(form.Encode()))
 	if err != nil {
 		return 0, fmt.Errorf("build query request: %w", err)
+	}
+	for k, v := range h {
+		req.Header[k] = v
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := client.Do(req)

@@ -19,6 +19,7 @@ import (
 	"github.com/strata-metrics/strata/clientpool"
 	"github.com/strata-metrics/strata/compactor"
 	"github.com/strata-metrics/strata/distributor"
+	"github.com/strata-metrics/strata/frontend"
 	"github.com/strata-metrics/strata/gossip"
 	"github.com/strata-metrics/strata/ingester"
 	"github.com/strata-metrics/strata/limits"
@@ -44,6 +45,7 @@ type Config struct {
 	Distributor    distributor.Config       `yaml:"distributor"`
 	Ingester       ingester.Config          `yaml:"ingester"`
 	Querier        querier.Config           `yaml:"querier"`
+	Frontend       frontend.Config          `yaml:"frontend"`
 	Limits         limits.Limits            `yaml:"limits"`
 	RuntimeConfig  limits.RuntimeConfig     `yaml:"runtime_config"`
 	Blocks         bucket.Config            `yaml:"blocks_storage"`
@@ -68,6 +70,7 @@ const (
 	targetStoreGateway = "store-gateway"
 	targetRuler        = "ruler"
 	targetAlertmanager = "alertmanager"
+	targetFrontend     = "query-frontend"
 )
 
 // InstanceConfig names this process in the ring.
@@ -80,7 +83,7 @@ type InstanceConfig struct {
 // RegisterFlags registers every flag of the process on fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	host, _ := os.Hostname()
-	fs.StringVar(&c.Target, "target", targetAll, "Components this process runs: all (every component in one process, gossip and gRPC on loopback unless -memberlist.join is given, replication factor 1, blocks in a filesystem bucket under -data.dir), distributor, ingester, querier, store-gateway, compactor, ruler or alertmanager (one component; a cluster of them joins with -memberlist.join).")
+	fs.StringVar(&c.Target, "target", targetAll, "Components this process runs: all (every component in one process, gossip and gRPC on loopback unless -memberlist.join is given, replication factor 1, blocks in a filesystem bucket under -data.dir), distributor, ingester, querier, query-frontend (in front of the queriers at -frontend.downstream-url), store-gateway, compactor, ruler or alertmanager (one component; a cluster of them joins with -memberlist.join).")
 	fs.StringVar(&c.configFile, "config.file", "", "YAML file with the configuration; flags given on the command line win over it.")
 	fs.BoolVar(&c.printVersion, "version", false, "Print the version, revision, branch, build date and Go version, and exit.")
 	fs.StringVar(&c.DataDir, "data.dir", "./data", "Directory for the ingesters' TSDBs and WAL.")
@@ -96,6 +99,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Distributor.RegisterFlags(fs)
 	c.Ingester.RegisterFlags(fs)
 	c.Querier.RegisterFlags(fs)
+	c.Frontend.RegisterFlags(fs)
 	c.Limits.RegisterFlags(fs)
 	c.RuntimeConfig.RegisterFlags(fs)
 	c.Blocks.RegisterFlags(fs)
@@ -110,9 +114,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // Validate checks every component's configuration.
 func (c *Config) Validate() error {
 	switch c.Target {
-	case targetAll, targetDistributor, targetIngester, targetQuerier, targetStoreGateway, targetCompactor, targetRuler, targetAlertmanager:
+	case targetAll, targetDistributor, targetIngester, targetQuerier, targetFrontend, targetStoreGateway, targetCompactor, targetRuler, targetAlertmanager:
 	default:
-		return fmt.Errorf("-target=%q is unknown; want all, distributor, ingester, querier, store-gateway, compactor, ruler or alertmanager", c.Target)
+		return fmt.Errorf("-target=%q is unknown; want all, distributor, ingester, querier, query-frontend, store-gateway, compactor, ruler or alertmanager", c.Target)
+	}
+	if c.Target == targetFrontend && c.Frontend.DownstreamURL == "" {
+		return errors.New("-target=query-frontend needs -frontend.downstream-url, the queriers' base URL")
 	}
 	if c.DataDir == "" {
 		return errors.New("-data.dir must not be empty")
@@ -126,7 +133,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, v := range []interface{ Validate() error }{
-		&c.Server, &c.Memberlist, &c.Ring, &c.Lifecycler, &c.IngesterClient, &c.Distributor, &c.Ingester, &c.Querier, &c.Limits, &c.RuntimeConfig, &c.Auth,
+		&c.Server, &c.Memberlist, &c.Ring, &c.Lifecycler, &c.IngesterClient, &c.Distributor, &c.Ingester, &c.Querier, &c.Frontend, &c.Limits, &c.RuntimeConfig, &c.Auth,
 		&c.Blocks, &c.BucketIndex, &c.Compactor, &c.StoreGateway, &c.Metrics, &c.Ruler, &c.Alertmanager,
 	} {
 		if err := v.Validate(); err != nil {

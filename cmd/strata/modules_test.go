@@ -10,7 +10,8 @@ import (
 // depend on; the names and the targets are those of -target.
 func TestModuleOrder(t *testing.T) {
 	for target, want := range map[string][]string{
-		targetAll:          {"ingester", "distributor", "bucket index loader", "store-gateway", "querier", "compactor", "ruler", "alertmanager"},
+		targetAll:          {"ingester", "distributor", "bucket index loader", "store-gateway", "querier", "query-frontend", "compactor", "ruler", "alertmanager"},
+		targetFrontend:     {"query-frontend"},
 		targetIngester:     {"ingester"},
 		targetDistributor:  {"distributor"},
 		targetQuerier:      {"bucket index loader", "querier"},

@@ -37,6 +37,7 @@ func modules() []moduleDef {
 		{name: "bucket index loader", targets: []string{targetQuerier, targetStoreGateway, targetRuler}, new: newBucketIndexLoader},
 		{name: "store-gateway", targets: []string{targetStoreGateway}, deps: []string{"bucket index loader"}, new: newStoreGateway},
 		{name: "querier", targets: []string{targetQuerier}, deps: []string{"ingester", "store-gateway", "bucket index loader"}, new: newQuerier},
+		{name: "query-frontend", targets: []string{targetFrontend}, deps: []string{"querier"}, new: newFrontend},
 		{name: "compactor", targets: []string{targetCompactor}, new: newCompactor},
 		{name: "ruler", targets: []string{targetRuler}, deps: []string{"distributor", "querier", "bucket index loader"}, new: newRuler},
 		{name: "alertmanager", targets: []string{targetAlertmanager}, new: newAlertmanager},
@@ -75,6 +76,9 @@ type wiring struct {
 
 	blocks      // wire_blocks.go: long-term storage
 	rulerWiring // wire_ruler.go: rules
+	// frontendDownstream serves the querier's range queries to the
+	// query-frontend of this process (wire_frontend.go); nil without one.
+	frontendDownstream *http.ServeMux
 }
 
 // newWiring makes what every target shares and registers its handlers on
@@ -256,9 +260,16 @@ func newQuerier(w *wiring) (*module, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create querier: %w", err)
 	}
-	q.RegisterRoutes(w.srv)
+	// With the query-frontend in the process, range queries reach the
+	// querier through it only (wire_frontend.go).
+	var r querier.Router = w.srv
+	if runsFrontend(cfg.Target) {
+		w.frontendDownstream = http.NewServeMux()
+		r = rangeDiverter{Router: w.srv, mux: w.frontendDownstream}
+	}
+	q.RegisterRoutes(r)
 	// Also under /prometheus, Mimir's prefix, which its users type.
-	q.RegisterRoutes(prefixRouter{r: w.srv, prefix: "/prometheus"})
+	q.RegisterRoutes(prefixRouter{r: r, prefix: "/prometheus"})
 	w.querier = q
 	return &module{run: q.Run}, nil
 }

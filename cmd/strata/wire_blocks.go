@@ -47,8 +47,8 @@ func checkBucketShared(cfg *Config, dirGiven bool) error {
 	if cfg.Target == targetAll || cfg.Blocks.Backend != bucket.Filesystem || dirGiven {
 		return nil
 	}
-	if cfg.Target == targetDistributor {
-		return nil // a distributor does not use the bucket
+	if cfg.Target == targetDistributor || cfg.Target == targetFrontend {
+		return nil // a distributor or query-frontend does not use the bucket
 	}
 	return errors.New("-target=" + cfg.Target + " needs a bucket every ingester, querier, store-gateway and compactor shares: set -blocks-storage.backend (s3, gcs, azure, swift) or -blocks-storage.filesystem.dir to a shared directory")
 }
