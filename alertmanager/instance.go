@@ -31,6 +31,8 @@ import (
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/route"
+
+	"github.com/strata-metrics/strata/proto/alertmanagerpb"
 )
 
 // routePrefix is where every tenant's upstream API is mounted: Mimir's.
@@ -41,7 +43,10 @@ const routePrefix = "/alertmanager"
 const maintenanceInterval = 15 * time.Minute
 
 // instance is one tenant's Alertmanager: upstream's components, wired as
-// upstream's app package wires them, without clustering. The alerts,
+// upstream's app package wires them, with the tenant's other replicas in
+// place of upstream's cluster (the silences and notification log
+// broadcast their changes through deps.broadcast; the pipeline waits
+// deps.wait before it notifies). The alerts,
 // silences, notification log and API live as long as the instance; the
 // routes, receivers, inhibitor and dispatcher are rebuilt by apply.
 type instance struct {
@@ -63,6 +68,8 @@ type instance struct {
 	httpOpts          []commoncfg.HTTPClientOption
 	retention         time.Duration
 	started           time.Time
+	wait              func() time.Duration
+	limiter           *alertLimiter
 
 	mu         sync.Mutex // serialises apply and stop
 	dispatcher atomic.Pointer[dispatch.Dispatcher]
@@ -91,7 +98,14 @@ type instanceDeps struct {
 	maxGroups func() int
 	// received counts the tenant's alerts as they arrive.
 	received func(n int)
-	log      *slog.Logger
+	// broadcast sends a change of the silences or of the notification
+	// log (upstream's broadcast payload) to the tenant's other replicas.
+	broadcast func(kind alertmanagerpb.StateKind, b []byte)
+	// wait is how long the notification pipeline waits before it sends:
+	// the replica's position among the tenant's owners times the peer
+	// timeout, as upstream's clustering.
+	wait func() time.Duration
+	log  *slog.Logger
 }
 
 // alertLimiter refuses a new alert beyond the tenant's limit; updates of
@@ -145,6 +159,7 @@ func newInstance(d instanceDeps) (*instance, error) {
 		retention:         d.retention,
 		groupLimit:        groupLimit(d.maxGroups),
 		started:           time.Now(),
+		wait:              d.wait,
 		stopc:             make(chan struct{}),
 	}
 	nflogFile := filepath.Join(d.dir, "nflog")
@@ -161,11 +176,14 @@ func newInstance(d instanceDeps) (*instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create silences of tenant %q: %w", d.tenant, err)
 	}
+	in.silences.SetBroadcast(func(b []byte) { d.broadcast(alertmanagerpb.StateKind_STATE_KIND_SILENCES, b) })
+	in.nflog.SetBroadcast(func(b []byte) { d.broadcast(alertmanagerpb.StateKind_STATE_KIND_NFLOG, b) })
 	in.silencer = silence.NewSilencer(in.silences, d.log, rec)
 	in.wg.Go(func() { in.nflog.Maintenance(maintenanceInterval, nflogFile, in.stopc, nil) })
 	in.wg.Go(func() { in.silences.Maintenance(maintenanceInterval, silFile, in.stopc, nil) })
 
 	limiter := &alertLimiter{max: d.maxAlerts}
+	in.limiter = limiter
 	in.alerts, err = mem.NewAlerts(context.Background(), 30*time.Minute, 0, limiter, d.log, rec, reg, ff)
 	if err != nil {
 		in.stopMaintenance()
@@ -275,7 +293,7 @@ func (in *instance) apply(raw string, p *parsed) error {
 	}
 	var rec eventrecorder.Recorder
 	inhibitor := inhibit.NewInhibitor(in.alerts, conf.InhibitRules, in.log, rec)
-	pipeline := in.pipeline.New(receivers, func() time.Duration { return 0 }, inhibitor, in.silencer, intervener, in.nflog, nil)
+	pipeline := in.pipeline.New(receivers, in.wait, inhibitor, in.silencer, intervener, in.nflog, nil)
 	in.api.Update(conf, func(ctx context.Context, ls labelset.LabelSet) {
 		if inh := in.inhibitor.Load(); inh != nil { // nil until the first apply ends
 			inh.Mutes(ctx, ls)
@@ -292,6 +310,29 @@ func (in *instance) apply(raw string, p *parsed) error {
 	in.dispatcher.Store(dispatcher)
 	in.applied = raw
 	return nil
+}
+
+// idle reports whether the instance holds no alert and no active or
+// pending silence.
+func (in *instance) idle(ctx context.Context) bool {
+	if in.limiter.count.Load() > 0 {
+		return false
+	}
+	n, err := in.silences.CountState(ctx, silence.SilenceStateActive, silence.SilenceStatePending)
+	return err == nil && n == 0
+}
+
+// state is the instance's whole replicated state.
+func (in *instance) state() (*alertmanagerpb.FullState, error) {
+	sil, err := in.silences.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("encode silences of tenant %q: %w", in.tenant, err)
+	}
+	nfl, err := in.nflog.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("encode notification log of tenant %q: %w", in.tenant, err)
+	}
+	return &alertmanagerpb.FullState{Silences: sil, Nflog: nfl}, nil
 }
 
 // running reports whether the instance runs the stored configuration raw.
