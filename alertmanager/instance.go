@@ -70,6 +70,7 @@ type instance struct {
 	started           time.Time
 	wait              func() time.Duration
 	limiter           *alertLimiter
+	settled           settleGate
 
 	mu         sync.Mutex // serialises apply and stop
 	dispatcher atomic.Pointer[dispatch.Dispatcher]
@@ -105,7 +106,25 @@ type instanceDeps struct {
 	// the replica's position among the tenant's owners times the peer
 	// timeout, as upstream's clustering.
 	wait func() time.Duration
-	log  *slog.Logger
+	// settle, when settleAfter is positive, runs settleAfter after the
+	// instance is made; notifications wait until it returns (upstream's
+	// gossip settle stage).
+	settle      func(in *instance)
+	settleAfter time.Duration
+	log         *slog.Logger
+}
+
+// settleGate holds notifications until it is closed: the notify.Peer of
+// upstream's pipeline, whose settle stage waits for it.
+type settleGate chan struct{}
+
+func (g settleGate) WaitReady(ctx context.Context) error {
+	select {
+	case <-g:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // alertLimiter refuses a new alert beyond the tenant's limit; updates of
@@ -160,6 +179,7 @@ func newInstance(d instanceDeps) (*instance, error) {
 		groupLimit:        groupLimit(d.maxGroups),
 		started:           time.Now(),
 		wait:              d.wait,
+		settled:           make(settleGate),
 		stopc:             make(chan struct{}),
 	}
 	nflogFile := filepath.Join(d.dir, "nflog")
@@ -181,6 +201,20 @@ func newInstance(d instanceDeps) (*instance, error) {
 	in.silencer = silence.NewSilencer(in.silences, d.log, rec)
 	in.wg.Go(func() { in.nflog.Maintenance(maintenanceInterval, nflogFile, in.stopc, nil) })
 	in.wg.Go(func() { in.silences.Maintenance(maintenanceInterval, silFile, in.stopc, nil) })
+	if d.settleAfter > 0 {
+		in.wg.Go(func() {
+			defer close(in.settled)
+			t := time.NewTimer(d.settleAfter)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				d.settle(in)
+			case <-in.stopc:
+			}
+		})
+	} else {
+		close(in.settled)
+	}
 
 	limiter := &alertLimiter{max: d.maxAlerts}
 	in.limiter = limiter
@@ -293,7 +327,7 @@ func (in *instance) apply(raw string, p *parsed) error {
 	}
 	var rec eventrecorder.Recorder
 	inhibitor := inhibit.NewInhibitor(in.alerts, conf.InhibitRules, in.log, rec)
-	pipeline := in.pipeline.New(receivers, in.wait, inhibitor, in.silencer, intervener, in.nflog, nil)
+	pipeline := in.pipeline.New(receivers, in.wait, inhibitor, in.silencer, intervener, in.nflog, in.settled)
 	in.api.Update(conf, func(ctx context.Context, ls labelset.LabelSet) {
 		if inh := in.inhibitor.Load(); inh != nil { // nil until the first apply ends
 			inh.Mutes(ctx, ls)

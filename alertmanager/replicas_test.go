@@ -91,7 +91,7 @@ func (c *testCluster) start(id, dir string, lim *limits.Limits) *testReplica {
 	var cfg Config
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
-	require.NoError(t, fs.Parse(nil))
+	require.NoError(t, fs.Parse([]string{"-alertmanager.peer-timeout=2s"}))
 	cfg.DataDir = dir
 	reg := prometheus.NewRegistry()
 	am, err := New(cfg, Deps{

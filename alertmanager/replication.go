@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -201,6 +202,36 @@ func (m *MultitenantAlertmanager) syncState(ctx context.Context, id string, in *
 		return
 	}
 	m.metrics.stateSyncs.WithLabelValues("bucket").Inc()
+}
+
+// settleAfter is how long a new instance waits before its first
+// notification: the other owners' changes sent before they saw this
+// replica in the ring did not reach it, so it reads their state again
+// then (upstream waits for its gossip to settle). Without a ring, none.
+func (m *MultitenantAlertmanager) settleAfter() time.Duration {
+	if m.deps.Ring == nil {
+		return 0
+	}
+	return m.cfg.PeerTimeout
+}
+
+// settle reads the whole state of tenant id from every other owner into
+// in, once the owners have seen this replica in the ring.
+func (m *MultitenantAlertmanager) settle(id string, in *instance) {
+	owners, _ := m.owners(id)
+	for _, o := range owners {
+		if o.ID == m.deps.InstanceID {
+			continue
+		}
+		st, err := m.readPeerState(context.Background(), id, o.Addr)
+		if err != nil {
+			m.log.Debug("reading a tenant's alertmanager state from another owner", "tenant", id, "from", o.ID, "err", err)
+			continue
+		}
+		if err := m.mergeFull(in, st); err != nil {
+			m.log.Warn("merging a tenant's alertmanager state from another owner", "tenant", id, "from", o.ID, "err", err)
+		}
+	}
 }
 
 func (m *MultitenantAlertmanager) readPeerState(ctx context.Context, id, addr string) (*alertmanagerpb.FullState, error) {

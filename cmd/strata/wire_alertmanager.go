@@ -36,7 +36,7 @@ func newAlertmanager(w *wiring) (*module, error) {
 	am, err := alertmanager.New(w.cfg.Alertmanager, alertmanager.Deps{
 		Bucket: bkt, Limits: w.overrides, Tenants: w.tenants, TenantLabels: w.tenantLabels,
 		Ring: amRing, Peers: w.clients(), InstanceID: w.cfg.Instance.ID,
-		Log:        w.log.With("component", "alertmanager"), Reg: w.reg,
+		Log: w.log.With("component", "alertmanager"), Reg: w.reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create alertmanager: %w", err)
