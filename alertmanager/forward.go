@@ -107,6 +107,35 @@ func (m *MultitenantAlertmanager) APIHandler() http.Handler {
 
 var errNoOwner = errors.New("no alertmanager replica")
 
+// PostAlerts posts alerts of tenant tenantID, the JSON body of upstream's
+// POST /api/v2/alerts (what Prometheus' notifier sends), as that request
+// to any replica would: to every owner of the tenant, successful when one
+// took them. For a ruler in the same process, without an HTTP URL.
+func (m *MultitenantAlertmanager) PostAlerts(ctx context.Context, tenantID string, body []byte) error {
+	if err := tenant.Validate(tenantID); err != nil {
+		return err
+	}
+	r, err := http.NewRequestWithContext(ctx, http.MethodPost, alertsPath, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("post alerts of tenant %q: %w", tenantID, err)
+	}
+	r.Header.Set("Content-Type", "application/json")
+	var res *heldResponse
+	owners, sharded := m.owners(tenantID)
+	switch {
+	case !sharded:
+		res = m.serveLocal(r, tenantID)
+	case len(owners) == 0:
+		return fmt.Errorf("%w: no healthy alertmanager replica owns tenant %q", errNoOwner, tenantID)
+	default:
+		res = m.distribute(r, tenantID, body, owners)
+	}
+	if res.code >= 300 {
+		return fmt.Errorf("post alerts of tenant %q: %d %s", tenantID, res.code, strings.TrimSpace(res.body.String()))
+	}
+	return nil
+}
+
 func withBody(r *http.Request, body []byte) *http.Request {
 	r = r.Clone(r.Context())
 	r.Body = io.NopCloser(bytes.NewReader(body))

@@ -214,6 +214,26 @@ func TestTenantsShardedAcrossReplicas(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, code, body)
 }
 
+// TestPostAlertsInProcess: PostAlerts, the ruler's way in without an HTTP
+// URL, reaches every owner of the tenant from a replica that is not one.
+func TestPostAlertsInProcess(t *testing.T) {
+	c := newTestCluster(t, 1)
+	lim := defaultLimits(t)
+	c.start("am-0", t.TempDir(), lim)
+	c.start("am-1", t.TempDir(), lim)
+	c.reps["am-0"].mustUpload("t1", webhookConfig("https://hooks.example.com/a"))
+	owner := c.reps[c.owners("t1")[0]]
+	other := c.reps["am-0"]
+	if owner == other {
+		other = c.reps["am-1"]
+	}
+	require.NoError(t, other.am.PostAlerts(context.Background(), "t1", []byte(`[{"labels":{"alertname":"FromRuler"}}]`)))
+	_, body := owner.do(owner.api, http.MethodGet, "/alertmanager/api/v2/alerts", "t1", "")
+	require.Contains(t, body, "FromRuler")
+	require.Nil(t, other.am.running("t1"))
+	require.ErrorContains(t, other.am.PostAlerts(context.Background(), "nobody", []byte(`[]`)), "404")
+}
+
 // TestNotificationLogReplicates: the first owner notifies at once and its
 // notification log entry reaches the second owner, which waits one peer
 // timeout before it would notify and then skips what the entry says is

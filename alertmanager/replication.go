@@ -204,12 +204,13 @@ func (m *MultitenantAlertmanager) syncState(ctx context.Context, id string, in *
 	m.metrics.stateSyncs.WithLabelValues("bucket").Inc()
 }
 
-// settleAfter is how long a new instance waits before its first
-// notification: the other owners' changes sent before they saw this
-// replica in the ring did not reach it, so it reads their state again
-// then (upstream waits for its gossip to settle). Without a ring, none.
-func (m *MultitenantAlertmanager) settleAfter() time.Duration {
-	if m.deps.Ring == nil {
+// settleAfter is how long a new instance of tenant id waits before its
+// first notification: the other owners' changes sent before they saw
+// this replica in the ring did not reach it, so it reads their state
+// again then (upstream waits for its gossip to settle). None when the
+// tenant has no other owner (one process, or a replication factor of 1).
+func (m *MultitenantAlertmanager) settleAfter(id string) time.Duration {
+	if owners, _ := m.owners(id); len(owners) < 2 {
 		return 0
 	}
 	return m.cfg.PeerTimeout
