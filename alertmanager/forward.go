@@ -45,6 +45,9 @@ func (m *MultitenantAlertmanager) GRPCServer() alertmanagerpb.AlertmanagerServer
 // the sender tries the next owner.
 func (g grpcServer) HandleRequest(ctx context.Context, req *alertmanagerpb.HTTPRequest) (*alertmanagerpb.HTTPResponse, error) {
 	id := req.GetTenant()
+	if err := tenant.Validate(id); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error()) // never a bucket path from an unchecked id
+	}
 	if !g.m.owns(id) {
 		return nil, status.Errorf(codes.Unavailable, "this alertmanager replica does not own tenant %q", id)
 	}

@@ -368,3 +368,15 @@ func TestTenantToken(t *testing.T) {
 	require.Equal(t, uint32(0x3eb8e9dd), tenantToken("team-a"))
 	require.Equal(t, fmt.Sprint(tenantToken("t1")), fmt.Sprint(ring.StringToken("t1")))
 }
+
+// TestForwardedRequestChecksTheTenant: a forwarded request's tenant is
+// checked like one from HTTP: never a path into the bucket.
+func TestForwardedRequestChecksTheTenant(t *testing.T) {
+	h := newHarness(t, defaultLimits(t))
+	h.mustUpload("t1", webhookConfig("https://hooks.example.com/a"))
+	_, err := h.am.GRPCServer().HandleRequest(context.Background(), &alertmanagerpb.HTTPRequest{Tenant: "../configs/t1", Method: http.MethodGet, Url: "/alertmanager/api/v2/status"})
+	require.ErrorContains(t, err, "InvalidArgument")
+	res, err := h.am.GRPCServer().HandleRequest(context.Background(), &alertmanagerpb.HTTPRequest{Tenant: "t1", Method: http.MethodGet, Url: "/alertmanager/api/v2/status"})
+	require.NoError(t, err)
+	require.Equal(t, int32(http.StatusOK), res.GetCode())
+}
