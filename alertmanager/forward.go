@@ -96,6 +96,7 @@ func (m *MultitenantAlertmanager) APIHandler() http.Handler {
 		case !sharded:
 			res = m.serveLocal(withBody(r, body), id)
 		case len(owners) == 0:
+			m.metrics.noOwner.Inc()
 			res = errorResponse(fmt.Errorf("%w: no healthy alertmanager replica owns tenant %q", errNoOwner, id))
 		case r.Method == http.MethodPost && r.URL.Path == alertsPath:
 			res = m.distribute(r, id, body, owners)
@@ -129,6 +130,7 @@ func (m *MultitenantAlertmanager) PostAlerts(ctx context.Context, tenantID strin
 	case !sharded:
 		res = m.serveLocal(r, tenantID)
 	case len(owners) == 0:
+		m.metrics.noOwner.Inc()
 		return fmt.Errorf("%w: no healthy alertmanager replica owns tenant %q", errNoOwner, tenantID)
 	default:
 		res = m.distribute(r, tenantID, body, owners)

@@ -27,6 +27,7 @@ type metrics struct {
 	persistFailures      prometheus.Counter
 	distributionFailures prometheus.Counter
 	forwardFailures      prometheus.Counter
+	noOwner              prometheus.Counter
 }
 
 func newMetrics(m *MultitenantAlertmanager, reg prometheus.Registerer, labels *tenant.LabelCap) *metrics {
@@ -80,6 +81,10 @@ func newMetrics(m *MultitenantAlertmanager, reg prometheus.Registerer, labels *t
 		forwardFailures: f.NewCounter(prometheus.CounterOpts{
 			Name: "strata_alertmanager_forward_failures_total",
 			Help: "API requests forwarded to an owner of the tenant that failed with a server error; the next owner is tried.",
+		}),
+		noOwner: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_alertmanager_no_owner_refusals_total",
+			Help: "API requests and in-process posts refused with 503 because no healthy replica of the alertmanager ring owns the tenant.",
 		}),
 	}
 	labels.Track(mt.receivedVec)

@@ -380,3 +380,20 @@ func TestForwardedRequestChecksTheTenant(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int32(http.StatusOK), res.GetCode())
 }
+
+// TestNoOwnerIs503: with no healthy replica in the ring, a tenant's API
+// answers 503 naming the cause, counted.
+func TestNoOwnerIs503(t *testing.T) {
+	c := newTestCluster(t, 1)
+	r := c.start("am-0", t.TempDir(), defaultLimits(t))
+	r.mustUpload("t1", webhookConfig("https://hooks.example.com/a"))
+	c.leave("am-0")
+	code, body := r.do(r.api, http.MethodGet, "/alertmanager/api/v2/status", "t1", "")
+	require.Equal(t, http.StatusServiceUnavailable, code, body)
+	require.Contains(t, body, `no healthy alertmanager replica owns tenant "t1"`)
+	require.Equal(t, 1.0, testutil.ToFloat64(r.am.metrics.noOwner))
+	eventually(t, "the tenant handed over", func() bool { return r.am.running("t1") == nil })
+	ok, err := c.bkt.Exists(context.Background(), statePrefix+"t1")
+	require.NoError(t, err)
+	require.True(t, ok, "the hand-over writes the state to the bucket")
+}
