@@ -413,16 +413,23 @@ func (m *MultitenantAlertmanager) remove(id string) {
 // disown hands tenant id over to its owners: its state goes to the
 // bucket, for a new owner that finds no other running it, then its
 // Alertmanager stops here and its local state is removed.
+//
+// It writes the state before it stops answering ReadState for the
+// tenant, so that a new owner always finds it in one of the two places.
 func (m *MultitenantAlertmanager) disown(ctx context.Context, id string) {
 	m.mu.Lock()
 	e := m.instances[id]
-	delete(m.instances, id)
-	m.metrics.loaded.Set(float64(len(m.instances)))
 	m.mu.Unlock()
 	if e == nil {
 		return
 	}
 	m.persist(ctx, id, e.instance)
+	m.mu.Lock()
+	if m.instances[id] == e {
+		delete(m.instances, id)
+	}
+	m.metrics.loaded.Set(float64(len(m.instances)))
+	m.mu.Unlock()
 	m.teardown(e.instance)
 }
 

@@ -83,8 +83,9 @@ func newTestCluster(t *testing.T, rf int) *testCluster {
 	return c
 }
 
-// start runs replica id (data in dir) and puts it in the ring ACTIVE.
-func (c *testCluster) start(id, dir string, lim *limits.Limits) *testReplica {
+// start runs replica id (data in dir) and puts it in the ring ACTIVE,
+// with 32 tokens of its own and extra.
+func (c *testCluster) start(id, dir string, lim *limits.Limits, extra ...uint32) *testReplica {
 	t := c.t
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -104,7 +105,10 @@ func (c *testCluster) start(id, dir string, lim *limits.Limits) *testReplica {
 	go func() { _ = srv.Serve(lis) }()
 	rnd := rand.New(rand.NewPCG(uint64(len(id)), uint64(id[len(id)-1])))
 	tokens := map[uint32]bool{}
-	for len(tokens) < 32 {
+	for _, tok := range extra {
+		tokens[tok] = true
+	}
+	for len(tokens) < 32+len(extra) {
 		tokens[rnd.Uint32()] = true
 	}
 	var sorted []uint32
@@ -285,6 +289,24 @@ func TestRestartedReplicaReadsStateFromAPeer(t *testing.T) {
 	eventually(t, "the tenant on the restarted replica", func() bool { return b2.am.running("t1") != nil })
 	require.Equal(t, 1, activeSilences(t, b2.am.running("t1")))
 	require.Equal(t, 1.0, testutil.ToFloat64(b2.am.metrics.stateSyncs.WithLabelValues("peer")))
+}
+
+// TestTenantMovesWithItsSilences: a replica that joins and takes a tenant
+// over (its token) gets the tenant's silences from the replica that ran
+// it, directly or through the bucket, whichever of the two follows the
+// ring first.
+func TestTenantMovesWithItsSilences(t *testing.T) {
+	c := newTestCluster(t, 1)
+	lim := defaultLimits(t)
+	a := c.start("am-0", t.TempDir(), lim)
+	a.mustUpload("t1", webhookConfig("https://hooks.example.com/a"))
+	code, body := a.do(a.api, http.MethodPost, "/alertmanager/api/v2/silences", "t1", testSilence)
+	require.Equal(t, http.StatusOK, code, body)
+
+	b := c.start("am-1", t.TempDir(), lim, tenantToken("t1"))
+	require.Equal(t, []string{"am-1"}, c.owners("t1"))
+	eventually(t, "the tenant moved", func() bool { return b.am.running("t1") != nil && a.am.running("t1") == nil })
+	require.Equal(t, 1, activeSilences(t, b.am.running("t1")))
 }
 
 // TestStateSurvivesLosingTheDisk: a single replica writes its tenants'

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/strata-metrics/strata/proto/alertmanagerpb"
+	"github.com/strata-metrics/strata/ring"
 )
 
 // statePrefix holds one object per tenant: its silences and notification
@@ -167,13 +169,11 @@ func kindName(k alertmanagerpb.StateKind) string {
 }
 
 // syncState fills a new instance of tenant id with the state of another
-// owner that runs the tenant, else with the state in the bucket.
+// replica that runs the tenant (its other owners first, then any healthy
+// replica: the one the ring moved it away from may still run it), else
+// with the state in the bucket.
 func (m *MultitenantAlertmanager) syncState(ctx context.Context, id string, in *instance) {
-	owners, _ := m.owners(id)
-	for _, o := range owners {
-		if o.ID == m.deps.InstanceID {
-			continue
-		}
+	for _, o := range m.stateSources(id) {
 		st, err := m.readPeerState(ctx, id, o.Addr)
 		if err != nil {
 			m.log.Debug("reading a tenant's alertmanager state from another owner", "tenant", id, "from", o.ID, "err", err)
@@ -233,6 +233,30 @@ func (m *MultitenantAlertmanager) settle(id string, in *instance) {
 			m.log.Warn("merging a tenant's alertmanager state from another owner", "tenant", id, "from", o.ID, "err", err)
 		}
 	}
+}
+
+// stateSources are the other replicas that may run tenant id: its other
+// healthy owners first, then the other healthy replicas.
+func (m *MultitenantAlertmanager) stateSources(id string) []ring.Instance {
+	if m.deps.Ring == nil {
+		return nil
+	}
+	snap := m.deps.Ring.Snapshot()
+	owners := snap.HealthyOwners(tenantToken(id), ring.Write, nil)
+	var out []ring.Instance
+	for _, o := range owners {
+		if o.ID != m.deps.InstanceID {
+			out = append(out, o)
+		}
+	}
+	for _, in := range m.deps.Ring.Instances() {
+		if in.ID == m.deps.InstanceID || !snap.Healthy(&in, ring.Read) ||
+			slices.ContainsFunc(owners, func(o ring.Instance) bool { return o.ID == in.ID }) {
+			continue
+		}
+		out = append(out, in)
+	}
+	return out
 }
 
 func (m *MultitenantAlertmanager) readPeerState(ctx context.Context, id, addr string) (*alertmanagerpb.FullState, error) {

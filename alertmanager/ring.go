@@ -18,6 +18,8 @@ const RingNumTokens = 128
 type ownerRing interface {
 	// Snapshot returns the lookups over the current state.
 	Snapshot() *ring.Snapshot
+	// Instances returns every instance in the ring.
+	Instances() []ring.Instance
 }
 
 // tenantToken places a tenant on the alertmanager ring. NEVER CHANGE IT in
