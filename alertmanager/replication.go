@@ -219,12 +219,21 @@ func (m *MultitenantAlertmanager) settleAfter(id string) time.Duration {
 // settle reads the whole state of tenant id from every other owner into
 // in, once the owners have seen this replica in the ring.
 func (m *MultitenantAlertmanager) settle(id string, in *instance) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { // a stop does not wait for slow peers
+		select {
+		case <-in.stopc:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	owners, _ := m.owners(id)
 	for _, o := range owners {
 		if o.ID == m.deps.InstanceID {
 			continue
 		}
-		st, err := m.readPeerState(context.Background(), id, o.Addr)
+		st, err := m.readPeerState(ctx, id, o.Addr)
 		if err != nil {
 			m.log.Debug("reading a tenant's alertmanager state from another owner", "tenant", id, "from", o.ID, "err", err)
 			continue
