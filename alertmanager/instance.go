@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +72,9 @@ type instance struct {
 	wait              func() time.Duration
 	limiter           *alertLimiter
 	settled           settleGate
+
+	pullMu sync.Mutex
+	pulled map[string]bool // the other owners whose whole state was read
 
 	mu         sync.Mutex // serialises apply and stop
 	dispatcher atomic.Pointer[dispatch.Dispatcher]
@@ -344,6 +348,33 @@ func (in *instance) apply(raw string, p *parsed) error {
 	in.dispatcher.Store(dispatcher)
 	in.applied = raw
 	return nil
+}
+
+func (in *instance) markPulled(id string) {
+	in.pullMu.Lock()
+	defer in.pullMu.Unlock()
+	if in.pulled == nil {
+		in.pulled = map[string]bool{}
+	}
+	in.pulled[id] = true
+}
+
+func (in *instance) pulledFrom(id string) bool {
+	in.pullMu.Lock()
+	defer in.pullMu.Unlock()
+	return in.pulled[id]
+}
+
+// keepPulled forgets the replicas that are not owners any more: read
+// again when they come back.
+func (in *instance) keepPulled(owners []string) {
+	in.pullMu.Lock()
+	defer in.pullMu.Unlock()
+	for id := range in.pulled {
+		if !slices.Contains(owners, id) {
+			delete(in.pulled, id)
+		}
+	}
 }
 
 // idle reports whether the instance holds no alert and no active or

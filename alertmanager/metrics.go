@@ -64,7 +64,7 @@ func newMetrics(m *MultitenantAlertmanager, reg prometheus.Registerer, labels *t
 		}, []string{"kind"}),
 		stateSyncs: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_alertmanager_state_syncs_total",
-			Help: "Tenants started here, by where their silences and notification log came from: peer (another owner), bucket (the persisted state), none (neither had any), failed (the bucket could not be read).",
+			Help: "Tenants started here, by where their silences and notification log came from: peer (another owner), bucket (the persisted state), none (neither had any), failed (the bucket could not be read); resync counts the whole states read again from an owner at the settle or when an owner appears.",
 		}, []string{"source"}),
 		persists: f.NewCounter(prometheus.CounterOpts{
 			Name: "strata_alertmanager_state_persists_total",

@@ -368,7 +368,7 @@ func (m *MultitenantAlertmanager) create(ctx context.Context, id string, fromFal
 		broadcast:       func(kind alertmanagerpb.StateKind, b []byte) { m.broadcast(id, kind, b) },
 		wait:            func() time.Duration { return time.Duration(m.position(id)) * m.cfg.PeerTimeout },
 		settle:          func(in *instance) { m.settle(id, in) },
-		settleAfter:     m.settleAfter(id),
+		settleAfter:     m.settleAfter(),
 		log:             m.log.With("tenant", id),
 	})
 	if err != nil {

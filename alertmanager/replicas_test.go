@@ -86,6 +86,11 @@ func newTestCluster(t *testing.T, rf int) *testCluster {
 // start runs replica id (data in dir) and puts it in the ring ACTIVE,
 // with 32 tokens of its own and extra.
 func (c *testCluster) start(id, dir string, lim *limits.Limits, extra ...uint32) *testReplica {
+	return c.startOn(c.store, c.ring, id, dir, lim, extra...)
+}
+
+// startOn is start with the ring view (store, rg) of the replica's own.
+func (c *testCluster) startOn(store *ring.MemStore, rg *ring.Ring, id, dir string, lim *limits.Limits, extra ...uint32) *testReplica {
 	t := c.t
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -97,7 +102,7 @@ func (c *testCluster) start(id, dir string, lim *limits.Limits, extra ...uint32)
 	reg := prometheus.NewRegistry()
 	am, err := New(cfg, Deps{
 		Bucket: c.bkt, Limits: limits.NewOverrides(*lim), Tenants: tenant.Resolver{MultitenancyEnabled: true},
-		Ring: c.ring, Peers: c.peers, InstanceID: id, Reg: reg,
+		Ring: rg, Peers: c.peers, InstanceID: id, Reg: reg,
 	})
 	require.NoError(t, err)
 	srv := grpc.NewServer()
@@ -116,7 +121,7 @@ func (c *testCluster) start(id, dir string, lim *limits.Limits, extra ...uint32)
 		sorted = append(sorted, tok)
 	}
 	slices.Sort(sorted)
-	require.NoError(t, c.store.Update(context.Background(), func(d *ring.Desc) bool {
+	require.NoError(t, store.Update(context.Background(), func(d *ring.Desc) bool {
 		d.Instances[id] = ring.Instance{ID: id, Addr: lis.Addr().String(), State: ring.Active, Tokens: sorted, Heartbeat: time.Now().UnixMilli()}
 		return true
 	}))
@@ -289,6 +294,35 @@ func TestRestartedReplicaReadsStateFromAPeer(t *testing.T) {
 	eventually(t, "the tenant on the restarted replica", func() bool { return b2.am.running("t1") != nil })
 	require.Equal(t, 1, activeSilences(t, b2.am.running("t1")))
 	require.Equal(t, 1.0, testutil.ToFloat64(b2.am.metrics.stateSyncs.WithLabelValues("peer")))
+}
+
+// TestLateJoinReadsTheOwnersState: a replica that started a tenant before
+// it saw the other owners (its gossip joined late: a restarted seed) reads
+// their state once they appear, and holds its notifications meanwhile.
+func TestLateJoinReadsTheOwnersState(t *testing.T) {
+	c := newTestCluster(t, 2)
+	lim := defaultLimits(t)
+	a := c.start("am-0", t.TempDir(), lim)
+	a.mustUpload("t1", webhookConfig("https://hooks.example.com/a"))
+	code, body := a.do(a.api, http.MethodPost, "/alertmanager/api/v2/silences", "t1", testSilence)
+	require.Equal(t, http.StatusOK, code, body)
+
+	// am-1 sees only itself.
+	own := ring.NewMemStore()
+	b := c.startOn(own, ring.New(ring.Config{ReplicationFactor: 2}, own, time.Now), "am-1", t.TempDir(), lim)
+	eventually(t, "the tenant on the late replica", func() bool { return b.am.running("t1") != nil })
+	require.Equal(t, 0, activeSilences(t, b.am.running("t1")))
+	select {
+	case <-b.am.running("t1").settled:
+		t.Fatal("notifications not held while the replica settles")
+	default:
+	}
+	// Its gossip joins: am-0 appears in its view.
+	require.NoError(t, own.Update(context.Background(), func(d *ring.Desc) bool {
+		d.Instances["am-0"] = c.store.Get().Instances["am-0"]
+		return true
+	}))
+	eventually(t, "the silence read from the owner that appeared", func() bool { return activeSilences(t, b.am.running("t1")) == 1 })
 }
 
 // TestTenantMovesWithItsSilences: a replica that joins and takes a tenant

@@ -174,6 +174,7 @@ func kindName(k alertmanagerpb.StateKind) string {
 // with the state in the bucket.
 func (m *MultitenantAlertmanager) syncState(ctx context.Context, id string, in *instance) {
 	for _, o := range m.stateSources(id) {
+		in.markPulled(o.ID)
 		st, err := m.readPeerState(ctx, id, o.Addr)
 		if err != nil {
 			m.log.Debug("reading a tenant's alertmanager state from another owner", "tenant", id, "from", o.ID, "err", err)
@@ -206,11 +207,11 @@ func (m *MultitenantAlertmanager) syncState(ctx context.Context, id string, in *
 
 // settleAfter is how long a new instance of tenant id waits before its
 // first notification: the other owners' changes sent before they saw
-// this replica in the ring did not reach it, so it reads their state
-// again then (upstream waits for its gossip to settle). None when the
-// tenant has no other owner (one process, or a replication factor of 1).
-func (m *MultitenantAlertmanager) settleAfter(id string) time.Duration {
-	if owners, _ := m.owners(id); len(owners) < 2 {
+// this replica in the ring did not reach it, and a replica that has just
+// started may not see the others yet, so it reads their state again then
+// (upstream waits for its gossip to settle). Without a ring, none.
+func (m *MultitenantAlertmanager) settleAfter() time.Duration {
+	if m.deps.Ring == nil {
 		return 0
 	}
 	return m.cfg.PeerTimeout
@@ -230,17 +231,56 @@ func (m *MultitenantAlertmanager) settle(id string, in *instance) {
 	}()
 	owners, _ := m.owners(id)
 	for _, o := range owners {
-		if o.ID == m.deps.InstanceID {
-			continue
+		if o.ID != m.deps.InstanceID {
+			m.pull(ctx, id, in, o)
 		}
-		st, err := m.readPeerState(ctx, id, o.Addr)
-		if err != nil {
-			m.log.Debug("reading a tenant's alertmanager state from another owner", "tenant", id, "from", o.ID, "err", err)
-			continue
+	}
+}
+
+// pull merges the whole state of tenant id at owner o into in, and
+// remembers that it did (whether o answered or not: its later changes
+// come as broadcasts).
+func (m *MultitenantAlertmanager) pull(ctx context.Context, id string, in *instance, o ring.Instance) {
+	in.markPulled(o.ID)
+	st, err := m.readPeerState(ctx, id, o.Addr)
+	if err != nil {
+		m.log.Debug("reading a tenant's alertmanager state from another owner", "tenant", id, "from", o.ID, "err", err)
+		return
+	}
+	if err := m.mergeFull(in, st); err != nil {
+		m.log.Warn("merging a tenant's alertmanager state from another owner", "tenant", id, "from", o.ID, "err", err)
+		return
+	}
+	m.metrics.stateSyncs.WithLabelValues("resync").Inc()
+}
+
+// pullFromNewOwners reads the state of every owner of the tenants running
+// here that was not an owner when this replica last looked: a replica
+// that started before it saw the others (gossip not joined yet), or an
+// owner that came back, would otherwise never get what was logged before.
+func (m *MultitenantAlertmanager) pullFromNewOwners(ctx context.Context) {
+	if m.deps.Ring == nil {
+		return
+	}
+	m.mu.Lock()
+	all := make(map[string]*instance, len(m.instances))
+	for id, e := range m.instances {
+		all[id] = e.instance
+	}
+	m.mu.Unlock()
+	for id, in := range all {
+		owners, _ := m.owners(id)
+		var others []string
+		for _, o := range owners {
+			if o.ID == m.deps.InstanceID {
+				continue
+			}
+			others = append(others, o.ID)
+			if !in.pulledFrom(o.ID) {
+				m.pull(ctx, id, in, o)
+			}
 		}
-		if err := m.mergeFull(in, st); err != nil {
-			m.log.Warn("merging a tenant's alertmanager state from another owner", "tenant", id, "from", o.ID, "err", err)
-		}
+		in.keepPulled(others)
 	}
 }
 

@@ -65,8 +65,8 @@ func (m *MultitenantAlertmanager) persists(id string) bool {
 
 // reconcile makes this replica run exactly the tenants it owns: it starts
 // those with a configuration that it does not run yet, hands over those
-// it no longer owns, and removes fallback instances that have been idle
-// for fallbackIdle.
+// it no longer owns, reads the state of owners it had not seen, and
+// removes fallback instances that have been idle for fallbackIdle.
 func (m *MultitenantAlertmanager) reconcile(ctx context.Context) {
 	m.mu.Lock()
 	if m.stopped || !m.synced {
@@ -103,6 +103,7 @@ func (m *MultitenantAlertmanager) reconcile(ctx context.Context) {
 		m.log.Info("removing an idle alertmanager of the fallback configuration", "tenant", id)
 		m.remove(id)
 	}
+	m.pullFromNewOwners(ctx)
 	for _, id := range start {
 		raw, err := m.read(ctx, id)
 		if err != nil {
