@@ -3,7 +3,6 @@ package alertmanager
 import (
 	"bytes"
 	"cmp"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -82,57 +81,6 @@ func (m *MultitenantAlertmanager) ConfigHandler() http.Handler {
 	})
 }
 
-// APIHandler serves the tenant's upstream Alertmanager API under
-// /alertmanager (/alertmanager/api/v2/alerts, silences, status, ...): the
-// paths amtool and Grafana's Alertmanager data source use.
-//
-// It also serves upstream's web UI at /alertmanager/ (ui.go): the page and
-// its files to any tenant, the data of the request's tenant through the API.
-func (m *MultitenantAlertmanager) APIHandler() http.Handler {
-	ui := uiHandler()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := m.deps.Tenants.FromHTTP(r)
-		if err != nil {
-			tenant.WriteError(w, err)
-			return
-		}
-		if isUIPath(r.URL.Path) {
-			ui.ServeHTTP(w, r)
-			return
-		}
-		in, err := m.lookup(r.Context(), id)
-		if err != nil {
-			m.writeError(w, err)
-			return
-		}
-		if in == nil {
-			http.Error(w, fmt.Sprintf("tenant %q has no alertmanager configuration: upload one (POST /api/v1/alerts)", id), http.StatusNotFound)
-			return
-		}
-		if r.Body != nil {
-			// Upstream reads whole bodies (alerts, silences): bound them.
-			r.Body = http.MaxBytesReader(w, r.Body, maxAPIBodyBytes)
-		}
-		if r.Method != http.MethodPost {
-			in.handler.ServeHTTP(w, r)
-			return
-		}
-		// A post that a limit refuses gets 400 naming it, not upstream's 500.
-		var refusal error
-		rec := &heldResponse{header: http.Header{}}
-		in.handler.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), refusalKey{}, &refusal)))
-		if refusal != nil {
-			http.Error(w, refusal.Error(), http.StatusBadRequest)
-			return
-		}
-		for k, v := range rec.header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(cmp.Or(rec.code, http.StatusOK))
-		_, _ = w.Write(rec.body.Bytes())
-	})
-}
-
 // heldResponse keeps a response until the handler knows whether to send it.
 type heldResponse struct {
 	header http.Header
@@ -146,6 +94,14 @@ func (h *heldResponse) WriteHeader(code int) {
 	if h.code == 0 {
 		h.code = code
 	}
+}
+
+func (h *heldResponse) writeTo(w http.ResponseWriter) {
+	for k, v := range h.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(cmp.Or(h.code, http.StatusOK))
+	_, _ = w.Write(h.body.Bytes())
 }
 
 func (h *heldResponse) Write(b []byte) (int, error) {
@@ -165,7 +121,7 @@ func httpStatus(err error) int {
 		return http.StatusBadRequest
 	case errors.As(err, new(*tenant.InvalidError)):
 		return http.StatusBadRequest
-	case errors.As(err, new(*StandbyError)), errors.Is(err, errNotSynced):
+	case errors.Is(err, errNoOwner), errors.Is(err, errNotSynced):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

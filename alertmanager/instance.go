@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,8 @@ import (
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/route"
+
+	"github.com/strata-metrics/strata/proto/alertmanagerpb"
 )
 
 // routePrefix is where every tenant's upstream API is mounted: Mimir's.
@@ -41,7 +44,10 @@ const routePrefix = "/alertmanager"
 const maintenanceInterval = 15 * time.Minute
 
 // instance is one tenant's Alertmanager: upstream's components, wired as
-// upstream's app package wires them, without clustering. The alerts,
+// upstream's app package wires them, with the tenant's other replicas in
+// place of upstream's cluster (the silences and notification log
+// broadcast their changes through deps.broadcast; the pipeline waits
+// deps.wait before it notifies). The alerts,
 // silences, notification log and API live as long as the instance; the
 // routes, receivers, inhibitor and dispatcher are rebuilt by apply.
 type instance struct {
@@ -64,6 +70,12 @@ type instance struct {
 	httpOpts          []commoncfg.HTTPClientOption
 	retention         time.Duration
 	started           time.Time
+	wait              func() time.Duration
+	limiter           *alertLimiter
+	settled           settleGate
+
+	pullMu sync.Mutex
+	pulled map[string]bool // the other owners whose whole state was read
 
 	mu         sync.Mutex // serialises apply and stop
 	dispatcher atomic.Pointer[dispatch.Dispatcher]
@@ -92,9 +104,34 @@ type instanceDeps struct {
 	maxGroups func() int
 	// received counts the tenant's alerts as they arrive.
 	received func(n int)
-	log      *slog.Logger
+	// broadcast sends a change of the silences or of the notification
+	// log (upstream's broadcast payload) to the tenant's other replicas.
+	broadcast func(kind alertmanagerpb.StateKind, b []byte)
+	// wait is how long the notification pipeline waits before it sends:
+	// the replica's position among the tenant's owners times the peer
+	// timeout, as upstream's clustering.
+	wait func() time.Duration
+	// settle, when settleAfter is positive, runs settleAfter after the
+	// instance is made; notifications wait until it returns (upstream's
+	// gossip settle stage).
+	settle      func(in *instance)
+	settleAfter time.Duration
+	log         *slog.Logger
 	// rates are the tenant's notification rate limits.
 	rates *rateLimits
+}
+
+// settleGate holds notifications until it is closed: the notify.Peer of
+// upstream's pipeline, whose settle stage waits for it.
+type settleGate chan struct{}
+
+func (g settleGate) WaitReady(ctx context.Context) error {
+	select {
+	case <-g:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // alertLimiter refuses a new alert beyond the tenant's limit; updates of
@@ -149,6 +186,8 @@ func newInstance(d instanceDeps) (*instance, error) {
 		groupLimit:        groupLimit(d.maxGroups),
 		rates:             d.rates,
 		started:           time.Now(),
+		wait:              d.wait,
+		settled:           make(settleGate),
 		stopc:             make(chan struct{}),
 	}
 	nflogFile := filepath.Join(d.dir, "nflog")
@@ -165,11 +204,28 @@ func newInstance(d instanceDeps) (*instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create silences of tenant %q: %w", d.tenant, err)
 	}
+	in.silences.SetBroadcast(func(b []byte) { d.broadcast(alertmanagerpb.StateKind_STATE_KIND_SILENCES, b) })
+	in.nflog.SetBroadcast(func(b []byte) { d.broadcast(alertmanagerpb.StateKind_STATE_KIND_NFLOG, b) })
 	in.silencer = silence.NewSilencer(in.silences, d.log, rec)
 	in.wg.Go(func() { in.nflog.Maintenance(maintenanceInterval, nflogFile, in.stopc, nil) })
 	in.wg.Go(func() { in.silences.Maintenance(maintenanceInterval, silFile, in.stopc, nil) })
+	if d.settleAfter > 0 {
+		in.wg.Go(func() {
+			defer close(in.settled)
+			t := time.NewTimer(d.settleAfter)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				d.settle(in)
+			case <-in.stopc:
+			}
+		})
+	} else {
+		close(in.settled)
+	}
 
 	limiter := &alertLimiter{max: d.maxAlerts}
+	in.limiter = limiter
 	in.alerts, err = mem.NewAlerts(context.Background(), 30*time.Minute, 0, limiter, d.log, rec, reg, ff)
 	if err != nil {
 		in.stopMaintenance()
@@ -279,7 +335,7 @@ func (in *instance) apply(raw string, p *parsed) error {
 	}
 	var rec eventrecorder.Recorder
 	inhibitor := inhibit.NewInhibitor(in.alerts, conf.InhibitRules, in.log, rec)
-	pipeline := in.pipeline.New(receivers, func() time.Duration { return 0 }, inhibitor, in.silencer, intervener, in.nflog, nil)
+	pipeline := in.pipeline.New(receivers, in.wait, inhibitor, in.silencer, intervener, in.nflog, in.settled)
 	in.api.Update(conf, func(ctx context.Context, ls labelset.LabelSet) {
 		if inh := in.inhibitor.Load(); inh != nil { // nil until the first apply ends
 			inh.Mutes(ctx, ls)
@@ -296,6 +352,56 @@ func (in *instance) apply(raw string, p *parsed) error {
 	in.dispatcher.Store(dispatcher)
 	in.applied = raw
 	return nil
+}
+
+func (in *instance) markPulled(id string) {
+	in.pullMu.Lock()
+	defer in.pullMu.Unlock()
+	if in.pulled == nil {
+		in.pulled = map[string]bool{}
+	}
+	in.pulled[id] = true
+}
+
+func (in *instance) pulledFrom(id string) bool {
+	in.pullMu.Lock()
+	defer in.pullMu.Unlock()
+	return in.pulled[id]
+}
+
+// keepPulled forgets the replicas that are not owners any more: read
+// again when they come back.
+func (in *instance) keepPulled(owners []string) {
+	in.pullMu.Lock()
+	defer in.pullMu.Unlock()
+	for id := range in.pulled {
+		if !slices.Contains(owners, id) {
+			delete(in.pulled, id)
+		}
+	}
+}
+
+// idle reports whether the instance holds no alert and no active or
+// pending silence.
+func (in *instance) idle(ctx context.Context) bool {
+	if in.limiter.count.Load() > 0 {
+		return false
+	}
+	n, err := in.silences.CountState(ctx, silence.SilenceStateActive, silence.SilenceStatePending)
+	return err == nil && n == 0
+}
+
+// state is the instance's whole replicated state.
+func (in *instance) state() (*alertmanagerpb.FullState, error) {
+	sil, err := in.silences.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("encode silences of tenant %q: %w", in.tenant, err)
+	}
+	nfl, err := in.nflog.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("encode notification log of tenant %q: %w", in.tenant, err)
+	}
+	return &alertmanagerpb.FullState{Silences: sil, Nflog: nfl}, nil
 }
 
 // running reports whether the instance runs the stored configuration raw.

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/strata-metrics/strata/proto/alertmanagerpb"
 	"github.com/strata-metrics/strata/tenant"
 )
 
@@ -17,6 +18,17 @@ type metrics struct {
 	receivedVec    *prometheus.CounterVec
 	rateLimitedVec *prometheus.CounterVec
 	labels         *tenant.LabelCap
+
+	replicationSends     *prometheus.CounterVec
+	replicationFailures  *prometheus.CounterVec
+	merges               *prometheus.CounterVec
+	mergeFailures        *prometheus.CounterVec
+	stateSyncs           *prometheus.CounterVec
+	persists             prometheus.Counter
+	persistFailures      prometheus.Counter
+	distributionFailures prometheus.Counter
+	forwardFailures      prometheus.Counter
+	noOwner              prometheus.Counter
 }
 
 func newMetrics(m *MultitenantAlertmanager, reg prometheus.Registerer, labels *tenant.LabelCap) *metrics {
@@ -39,12 +51,61 @@ func newMetrics(m *MultitenantAlertmanager, reg prometheus.Registerer, labels *t
 			Help: "Notifications refused by the tenant's notification rate limit of their integration (alertmanager_notification_rate_limit, _per_integration); the group's next flush tries again.",
 		}, []string{tenant.LabelName, "integration"}),
 		labels: labels,
+		replicationSends: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_alertmanager_replication_sends_total",
+			Help: "Changes of a tenant's silences or notification log sent to another owner of the tenant, by kind (silences, nflog).",
+		}, []string{"kind"}),
+		replicationFailures: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_alertmanager_replication_failures_total",
+			Help: "Changes that did not reach another owner of the tenant (unreachable, or too many sends in flight): that owner may send a duplicate notification, or miss a silence until it reads the whole state again.",
+		}, []string{tenant.LabelName, "kind"}),
+		merges: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_alertmanager_state_merges_total",
+			Help: "Silences or notification log payloads from another owner (or a whole state) merged into a tenant's Alertmanager, by kind.",
+		}, []string{"kind"}),
+		mergeFailures: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_alertmanager_state_merge_failures_total",
+			Help: "Payloads that did not decode, by kind.",
+		}, []string{"kind"}),
+		stateSyncs: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_alertmanager_state_syncs_total",
+			Help: "Tenants started here, by where their silences and notification log came from: peer (another owner), bucket (the persisted state), none (neither had any), failed (the bucket could not be read); resync counts the whole states read again from an owner at the settle or when an owner appears.",
+		}, []string{"source"}),
+		persists: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_alertmanager_state_persists_total",
+			Help: "Tenants' states written to the bucket (~alertmanager/state/<tenant>).",
+		}),
+		persistFailures: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_alertmanager_state_persist_failures_total",
+			Help: "Tenants' states that could not be written to the bucket; the log names the tenant.",
+		}),
+		distributionFailures: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_alertmanager_distribution_failures_total",
+			Help: "Posts of alerts that one owner of the tenant did not take (the post succeeds when another did).",
+		}),
+		forwardFailures: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_alertmanager_forward_failures_total",
+			Help: "API requests forwarded to an owner of the tenant that failed with a server error; the next owner is tried.",
+		}),
+		noOwner: f.NewCounter(prometheus.CounterOpts{
+			Name: "strata_alertmanager_no_owner_refusals_total",
+			Help: "API requests and in-process posts refused with 503 because no healthy replica of the alertmanager ring owns the tenant.",
+		}),
 	}
 	labels.Track(mt.receivedVec, mt.rateLimitedVec)
+	labels.Track(mt.replicationFailures)
 	if reg != nil {
 		reg.MustRegister(&tenantCollector{m: m, labels: labels})
 	}
 	return mt
+}
+
+func (mt *metrics) replicationSent(kind alertmanagerpb.StateKind) {
+	mt.replicationSends.WithLabelValues(kindName(kind)).Inc()
+}
+
+func (mt *metrics) replicationFailure(id string, kind alertmanagerpb.StateKind) {
+	mt.replicationFailures.WithLabelValues(mt.labels.Value(id), kindName(kind)).Inc()
 }
 
 func (mt *metrics) received(id string, n int) {

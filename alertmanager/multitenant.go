@@ -13,12 +13,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/thanos-io/objstore"
 
 	"github.com/strata-metrics/strata/limits"
+	"github.com/strata-metrics/strata/proto/alertmanagerpb"
 	"github.com/strata-metrics/strata/tenant"
 )
 
@@ -44,8 +46,13 @@ type Deps struct {
 	// TenantLabels caps the tenant label of the self-metrics; nil labels
 	// every tenant.
 	TenantLabels *tenant.LabelCap
-	// InstanceID names this replica among those running the module;
-	// "" skips the election (a single process, tests).
+	// Ring places tenants on the replicas of the module: each replica runs
+	// the tenants whose token it owns among the healthy owners. nil runs
+	// every tenant here (a single process, tests).
+	Ring ownerRing
+	// Peers dials the other replicas (their address in Ring).
+	Peers peerDialer
+	// InstanceID names this replica in Ring.
 	InstanceID string
 	Log        *slog.Logger
 	Reg        prometheus.Registerer
@@ -61,18 +68,25 @@ type MultitenantAlertmanager struct {
 	fallback    string // upstream YAML; "" for none
 	metrics     *metrics
 
-	started time.Time // this replica's start, for the election
+	now func() time.Time
+	// fallbackIdle is how long an instance of the fallback configuration
+	// stays unused, holding no alert and no silence, before it is removed.
+	fallbackIdle time.Duration
 
 	mu        sync.Mutex
 	instances map[string]*tenantEntry
+	creating  map[string]chan struct{} // tenants whose instance is being made
+	listed    map[string]bool          // tenants with a configuration: the last listing and uploads since
 	stopped   bool
-	synced    bool   // the first sync is done
-	standby   string // the replica that serves instead of this one; "" when this one serves
+	synced    bool // the first sync is done
+
+	repl replication
 }
 
 type tenantEntry struct {
 	*instance
-	fromFallback bool // made for an alert; the bucket has no configuration
+	fromFallback bool         // made for an alert; the bucket has no configuration
+	lastUsed     atomic.Int64 // unix ns of the last API request, for fallback instances
 }
 
 // New makes the Alertmanager; Run loads the tenants' configurations.
@@ -87,12 +101,14 @@ func New(cfg Config, d Deps) (*MultitenantAlertmanager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("-alertmanager.web.external-url: %w", err)
 	}
-	if d.InstanceID != "" {
-		if err := tenant.Validate(d.InstanceID); err != nil {
-			return nil, fmt.Errorf("alertmanager heartbeat name: -instance.id: %w", err)
-		}
+	if d.Ring != nil && (d.Peers == nil || d.InstanceID == "") {
+		return nil, errors.New("alertmanager with a ring needs peers and an instance id")
 	}
-	m := &MultitenantAlertmanager{cfg: cfg, deps: d, log: d.Log, externalURL: u, instances: map[string]*tenantEntry{}, started: time.Now()}
+	m := &MultitenantAlertmanager{
+		cfg: cfg, deps: d, log: d.Log, externalURL: u, now: time.Now, fallbackIdle: fallbackIdleAfter,
+		instances: map[string]*tenantEntry{}, creating: map[string]chan struct{}{}, listed: map[string]bool{},
+	}
+	m.repl.init()
 	if cfg.FallbackConfigFile != "" {
 		b, err := os.ReadFile(cfg.FallbackConfigFile)
 		if err != nil {
@@ -108,28 +124,51 @@ func New(cfg Config, d Deps) (*MultitenantAlertmanager, error) {
 	return m, nil
 }
 
-// Run loads every tenant's configuration, again every
-// -alertmanager.poll-interval, until ctx is done; then it stops every
-// tenant's Alertmanager (their silences and notification log are written
-// to disk) and returns nil.
+// fallbackIdleAfter is how long a fallback instance stays unused before
+// it is removed (fallbackIdle).
+const fallbackIdleAfter = time.Hour
+
+// ringCheckInterval is how often the replica compares the tenants it runs
+// with those the ring gives it.
+const ringCheckInterval = time.Second
+
+// Run loads the configurations of the tenants this replica owns, again
+// every -alertmanager.poll-interval, follows the ring every second and
+// writes the state of the tenants it persists every
+// -alertmanager.persist-interval, until ctx is done; then it writes their
+// state to the bucket, stops every tenant's Alertmanager (their silences
+// and notification log are written to disk) and returns nil.
 func (m *MultitenantAlertmanager) Run(ctx context.Context) error {
-	defer m.resign()
 	defer func() {
 		m.mu.Lock()
 		m.stopped = true
 		m.mu.Unlock()
+		pctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		m.persistAll(pctx)
+		cancel()
 		m.stopAll()
 	}()
-	t := time.NewTicker(m.cfg.PollInterval)
-	defer t.Stop()
+	poll := time.NewTicker(m.cfg.PollInterval)
+	defer poll.Stop()
+	ringCheck := time.NewTicker(ringCheckInterval)
+	defer ringCheck.Stop()
+	persist := time.NewTicker(m.cfg.PersistInterval)
+	defer persist.Stop()
+	if err := m.sync(ctx); err != nil && ctx.Err() == nil {
+		m.log.Warn("loading alertmanager configurations", "err", err)
+	}
 	for {
-		if err := m.sync(ctx); err != nil && ctx.Err() == nil {
-			m.log.Warn("loading alertmanager configurations", "err", err)
-		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-poll.C:
+			if err := m.sync(ctx); err != nil && ctx.Err() == nil {
+				m.log.Warn("loading alertmanager configurations", "err", err)
+			}
+		case <-ringCheck.C:
+			m.reconcile(ctx)
+		case <-persist.C:
+			m.persistAll(ctx)
 		}
 	}
 }
@@ -146,63 +185,68 @@ func (m *MultitenantAlertmanager) stopAll() {
 	m.metrics.loaded.Set(0)
 }
 
-// sync makes every tenant's Alertmanager run the configuration in the
-// bucket and stops those whose configuration is gone.
+// sync lists the tenants' configurations, makes the Alertmanager of
+// every tenant this replica owns run its configuration, and stops those
+// whose configuration is gone or that this replica no longer owns.
 func (m *MultitenantAlertmanager) sync(ctx context.Context) error {
-	other, err := m.elect(ctx)
-	if err != nil {
-		return err // as before: a bucket that cannot be written cannot be read either
-	}
-	m.mu.Lock()
-	was := m.standby
-	m.standby = other
-	m.synced = true
-	m.mu.Unlock()
-	if other != "" {
-		if was != other {
-			m.log.Warn("another replica runs the tenants' alertmanagers: this one stands by (run the alertmanager module in one process)", "serving", other)
-		}
-		m.stopAll()
-		return nil
-	}
-	if was != "" {
-		m.log.Info("this replica now runs the tenants' alertmanagers", "was", was)
-	}
 	seen := map[string]bool{}
-	var errs error
-	err = m.deps.Bucket.Iter(ctx, bucketPrefix, func(name string) error {
+	err := m.deps.Bucket.Iter(ctx, bucketPrefix, func(name string) error {
 		id := strings.TrimPrefix(name, bucketPrefix)
-		if err := tenant.Validate(id); err != nil {
-			return nil // not ours: never a path or a label
-		}
-		seen[id] = true
-		raw, err := m.read(ctx, id)
-		if err != nil {
-			errs = errors.Join(errs, err)
-			return nil
-		}
-		if err := m.load(ctx, id, raw); err != nil {
-			m.metrics.loadFailures.Inc()
-			m.log.Warn("loading a tenant's alertmanager configuration", "tenant", id, "err", err)
+		if tenant.Validate(id) == nil { // else not ours: never a path or a label
+			seen[id] = true
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("list alertmanager configurations: %w", err)
 	}
-	m.mu.Lock()
-	var gone []*tenantEntry
-	for id, e := range m.instances {
-		if !seen[id] && !e.fromFallback {
-			gone = append(gone, e)
-			delete(m.instances, id)
+	var errs error
+	for id := range seen {
+		if !m.owns(id) {
+			continue
+		}
+		raw, err := m.read(ctx, id)
+		if err != nil {
+			errs = errors.Join(errs, err)
+			continue
+		}
+		if raw == nil {
+			delete(seen, id) // deleted meanwhile
+			continue
+		}
+		if err := m.load(ctx, id, raw); err != nil {
+			m.metrics.loadFailures.Inc()
+			m.log.Warn("loading a tenant's alertmanager configuration", "tenant", id, "err", err)
 		}
 	}
-	m.metrics.loaded.Set(float64(len(m.instances)))
-	m.mu.Unlock()
-	for _, e := range gone {
-		m.teardown(e.instance)
+	m.mu.Lock()
+	var missing []string
+	for id, e := range m.instances {
+		if !seen[id] && !e.fromFallback {
+			missing = append(missing, id)
+		}
 	}
+	m.mu.Unlock()
+	// An upload during the listing is not in it: only a configuration
+	// that is still missing now is gone.
+	for _, id := range missing {
+		ok, err := m.deps.Bucket.Exists(ctx, bucketPrefix+id)
+		if err != nil {
+			errs = errors.Join(errs, fmt.Errorf("check alertmanager configuration of tenant %q: %w", id, err))
+			seen[id] = true
+			continue
+		}
+		if ok {
+			seen[id] = true
+			continue
+		}
+		m.remove(id)
+	}
+	m.mu.Lock()
+	m.listed = seen
+	m.synced = true
+	m.mu.Unlock()
+	m.reconcile(ctx)
 	return errs
 }
 
@@ -241,7 +285,7 @@ func (m *MultitenantAlertmanager) load(ctx context.Context, id string, raw []byt
 	if err != nil {
 		return err
 	}
-	return m.run(id, string(raw), p, false)
+	return m.run(ctx, id, string(raw), p, false)
 }
 
 func (m *MultitenantAlertmanager) policy(id string) checkPolicy {
@@ -255,8 +299,8 @@ func lookupIP(ctx context.Context, host string) ([]net.IP, error) {
 }
 
 // run applies p to tenant id's Alertmanager, making it first if needed.
-func (m *MultitenantAlertmanager) run(id, raw string, p *parsed, fromFallback bool) error {
-	e, created, err := m.entry(id, fromFallback)
+func (m *MultitenantAlertmanager) run(ctx context.Context, id, raw string, p *parsed, fromFallback bool) error {
+	e, created, err := m.entry(ctx, id, fromFallback)
 	if err != nil {
 		return err
 	}
@@ -273,22 +317,46 @@ func (m *MultitenantAlertmanager) run(id, raw string, p *parsed, fromFallback bo
 }
 
 // entry returns tenant id's Alertmanager, made (without configuration)
-// when it has none.
-func (m *MultitenantAlertmanager) entry(id string, fromFallback bool) (*tenantEntry, bool, error) {
+// when it has none, its state read from another owner or the bucket.
+func (m *MultitenantAlertmanager) entry(ctx context.Context, id string, fromFallback bool) (*tenantEntry, bool, error) {
 	if err := tenant.Validate(id); err != nil {
 		return nil, false, err // never a path from an unchecked id
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.stopped {
-		return nil, false, errors.New("alertmanager is shutting down")
+	for range 100 { // bounded: each round waits for another maker to finish
+		m.mu.Lock()
+		if m.stopped {
+			m.mu.Unlock()
+			return nil, false, errors.New("alertmanager is shutting down")
+		}
+		if e := m.instances[id]; e != nil {
+			m.mu.Unlock()
+			return e, false, nil
+		}
+		wait, busy := m.creating[id]
+		if !busy {
+			m.creating[id] = make(chan struct{})
+		}
+		m.mu.Unlock()
+		if !busy {
+			return m.create(ctx, id, fromFallback)
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
 	}
-	if m.standby != "" {
-		return nil, false, &StandbyError{Serving: m.standby}
-	}
-	if e := m.instances[id]; e != nil {
-		return e, false, nil
-	}
+	return nil, false, fmt.Errorf("make the alertmanager of tenant %q: made and removed too often meanwhile", id)
+}
+
+// create makes tenant id's Alertmanager; the caller holds creating[id].
+func (m *MultitenantAlertmanager) create(ctx context.Context, id string, fromFallback bool) (*tenantEntry, bool, error) {
+	defer func() {
+		m.mu.Lock()
+		close(m.creating[id])
+		delete(m.creating, id)
+		m.mu.Unlock()
+	}()
 	in, err := newInstance(instanceDeps{
 		tenant: id, dir: filepath.Join(m.cfg.DataDir, id), externalURL: m.externalURL, retention: m.cfg.Retention,
 		allowPrivate:    func() bool { return m.deps.Limits.For(id).AlertmanagerReceiversAllowPrivate || m.runsFallback(id) },
@@ -298,14 +366,27 @@ func (m *MultitenantAlertmanager) entry(id string, fromFallback bool) (*tenantEn
 		maxGroups:       func() int { return m.deps.Limits.For(id).AlertmanagerMaxAggregationGroups },
 		received:        func(n int) { m.metrics.received(id, n) },
 		rates:           m.newRateLimits(id),
+		broadcast:       func(kind alertmanagerpb.StateKind, b []byte) { m.broadcast(id, kind, b) },
+		wait:            func() time.Duration { return time.Duration(m.position(id)) * m.cfg.PeerTimeout },
+		settle:          func(in *instance) { m.settle(id, in) },
+		settleAfter:     m.settleAfter(),
 		log:             m.log.With("tenant", id),
 	})
 	if err != nil {
 		return nil, false, err
 	}
+	m.syncState(ctx, id, in)
 	e := &tenantEntry{instance: in, fromFallback: fromFallback}
+	e.lastUsed.Store(m.now().UnixNano())
+	m.mu.Lock()
+	if m.stopped {
+		m.mu.Unlock()
+		in.stop()
+		return nil, false, errors.New("alertmanager is shutting down")
+	}
 	m.instances[id] = e
 	m.metrics.loaded.Set(float64(len(m.instances)))
+	m.mu.Unlock()
 	return e, true, nil
 }
 
@@ -330,6 +411,29 @@ func (m *MultitenantAlertmanager) remove(id string) {
 	}
 }
 
+// disown hands tenant id over to its owners: its state goes to the
+// bucket, for a new owner that finds no other running it, then its
+// Alertmanager stops here and its local state is removed.
+//
+// It writes the state before it stops answering ReadState for the
+// tenant, so that a new owner always finds it in one of the two places.
+func (m *MultitenantAlertmanager) disown(ctx context.Context, id string) {
+	m.mu.Lock()
+	e := m.instances[id]
+	m.mu.Unlock()
+	if e == nil {
+		return
+	}
+	m.persist(ctx, id, e.instance)
+	m.mu.Lock()
+	if m.instances[id] == e {
+		delete(m.instances, id)
+	}
+	m.metrics.loaded.Set(float64(len(m.instances)))
+	m.mu.Unlock()
+	m.teardown(e.instance)
+}
+
 func (m *MultitenantAlertmanager) teardown(in *instance) {
 	in.stop()
 	if err := os.RemoveAll(filepath.Join(m.cfg.DataDir, in.tenant)); err != nil {
@@ -337,15 +441,14 @@ func (m *MultitenantAlertmanager) teardown(in *instance) {
 	}
 }
 
-// lookup returns the Alertmanager of tenant id: with a fallback
-// configuration, one is made for a tenant without. nil when none.
+// lookup returns the Alertmanager of tenant id: one that has a
+// configuration in the bucket and none running here yet gets it now;
+// with a fallback configuration, one is made for a tenant without. nil
+// when none.
 func (m *MultitenantAlertmanager) lookup(ctx context.Context, id string) (*instance, error) {
 	m.mu.Lock()
-	e, standby, synced := m.instances[id], m.standby, m.synced
+	e, synced := m.instances[id], m.synced
 	m.mu.Unlock()
-	if standby != "" {
-		return nil, &StandbyError{Serving: standby}
-	}
 	if !synced {
 		return nil, errNotSynced
 	}
@@ -353,10 +456,8 @@ func (m *MultitenantAlertmanager) lookup(ctx context.Context, id string) (*insta
 		if e.running("") {
 			return nil, errNotSynced // made, its first configuration not applied yet
 		}
+		e.lastUsed.Store(m.now().UnixNano())
 		return e.instance, nil
-	}
-	if m.fallback == "" {
-		return nil, nil
 	}
 	// A configuration may have been uploaded through another replica
 	// since the last poll: it wins over the fallback.
@@ -364,18 +465,24 @@ func (m *MultitenantAlertmanager) lookup(ctx context.Context, id string) (*insta
 	if err != nil {
 		return nil, err
 	}
-	if raw != nil {
+	switch {
+	case raw != nil:
 		if err := m.load(ctx, id, raw); err != nil {
 			return nil, err
 		}
-	} else {
+		m.mu.Lock()
+		m.listed[id] = true
+		m.mu.Unlock()
+	case m.fallback != "":
 		p, err := checkUserConfig(ctx, UserConfig{AlertmanagerConfig: m.fallback}, checkPolicy{limits: &limits.Limits{AlertmanagerReceiversAllowPrivate: true}, allowFileFields: true})
 		if err != nil {
 			return nil, err
 		}
-		if err := m.run(id, m.fallback, p, true); err != nil {
+		if err := m.run(ctx, id, m.fallback, p, true); err != nil {
 			return nil, err
 		}
+	default:
+		return nil, nil
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -385,17 +492,9 @@ func (m *MultitenantAlertmanager) lookup(ctx context.Context, id string) (*insta
 	return nil, nil
 }
 
-// StandbyError is a request to a replica that stands by: 503.
-type StandbyError struct{ Serving string }
-
-func (e *StandbyError) Error() string {
-	return fmt.Sprintf("this replica stands by: replica %q runs the tenants' alertmanagers (tenants are not sharded across replicas; run the alertmanager module in one process)", e.Serving)
-}
-
 var errNotSynced = errors.New("the alertmanager has not loaded the tenants' configurations yet")
 
-// CheckReady fails until the first configurations are loaded (or this
-// replica stands by).
+// CheckReady fails until the first configurations are loaded.
 func (m *MultitenantAlertmanager) CheckReady(context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -405,8 +504,9 @@ func (m *MultitenantAlertmanager) CheckReady(context.Context) error {
 	return nil
 }
 
-// upload stores tenant id's configuration and runs it here at once; the
-// other replicas run it at their next poll.
+// upload stores tenant id's configuration and runs it here at once when
+// this replica owns the tenant; the other owners run it at their next
+// poll, or at the tenant's next request.
 func (m *MultitenantAlertmanager) upload(ctx context.Context, id string, body []byte) error {
 	uc, err := decodeUserConfig(body)
 	if err != nil {
@@ -424,21 +524,28 @@ func (m *MultitenantAlertmanager) upload(ctx context.Context, id string, body []
 		return fmt.Errorf("store alertmanager configuration of tenant %q: %w", id, err)
 	}
 	m.mu.Lock()
-	standby := m.standby != ""
+	m.listed[id] = true
 	m.mu.Unlock()
-	if standby {
-		return nil // the serving replica runs it at its next poll
+	if !m.owns(id) {
+		return nil
 	}
-	return m.run(id, string(raw), p, false)
+	return m.run(ctx, id, string(raw), p, false)
 }
 
-// deleteConfig removes tenant id's configuration and stops its
-// Alertmanager here; the other replicas stop theirs at their next poll.
+// deleteConfig removes tenant id's configuration and its persisted
+// state and stops its Alertmanager here; the other replicas stop theirs
+// at their next poll.
 func (m *MultitenantAlertmanager) deleteConfig(ctx context.Context, id string) error {
 	if err := m.deps.Bucket.Delete(ctx, bucketPrefix+id); err != nil && !m.deps.Bucket.IsObjNotFoundErr(err) {
 		return fmt.Errorf("delete alertmanager configuration of tenant %q: %w", id, err)
 	}
+	m.mu.Lock()
+	delete(m.listed, id)
+	m.mu.Unlock()
 	m.remove(id)
+	if err := m.deps.Bucket.Delete(ctx, statePrefix+id); err != nil && !m.deps.Bucket.IsObjNotFoundErr(err) {
+		return fmt.Errorf("delete alertmanager state of tenant %q: %w", id, err)
+	}
 	return nil
 }
 

@@ -98,15 +98,23 @@ func newHarness(t *testing.T, lim *limits.Limits) *harness {
 	return newReplica(t, lim, objstore.NewInMemBucket(), "")
 }
 
-// newReplica runs an Alertmanager named id on bkt.
+// newReplica runs an Alertmanager named id on bkt, without a ring.
 func newReplica(t *testing.T, lim *limits.Limits, bkt objstore.Bucket, id string) *harness {
+	t.Helper()
+	return newReplicaArgs(t, lim, bkt, "-instance.id="+id)
+}
+
+// newReplicaArgs runs an Alertmanager on bkt with flags args (and
+// -instance.id, which names it), without a ring.
+func newReplicaArgs(t *testing.T, lim *limits.Limits, bkt objstore.Bucket, args ...string) *harness {
 	t.Helper()
 	var cfg Config
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
-	require.NoError(t, fs.Parse(nil))
+	id := fs.String("instance.id", "", "")
+	require.NoError(t, fs.Parse(args))
 	cfg.DataDir = t.TempDir()
-	am, err := New(cfg, Deps{Bucket: bkt, Limits: limits.NewOverrides(*lim), Tenants: tenant.Resolver{MultitenancyEnabled: true}, InstanceID: id})
+	am, err := New(cfg, Deps{Bucket: bkt, Limits: limits.NewOverrides(*lim), Tenants: tenant.Resolver{MultitenancyEnabled: true}, InstanceID: *id})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
@@ -167,6 +175,8 @@ func webhookConfig(url string) string {
           send_resolved: false
 `, url)
 }
+
+func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -328,29 +338,6 @@ func TestMaxAlertsCount(t *testing.T) {
 	code, msg := h.do(h.api, http.MethodPost, "/alertmanager/api/v2/alerts", "t1", string(b))
 	require.Equal(t, http.StatusBadRequest, code, msg)
 	require.Contains(t, msg, "alertmanager_max_alerts_count")
-}
-
-// TestSecondReplicaStandsBy: tenants are not sharded, so a second replica
-// refuses to run them (503) rather than send every notification twice,
-// and takes over once the first one stops.
-func TestSecondReplicaStandsBy(t *testing.T) {
-	bkt := objstore.NewInMemBucket()
-	first := newReplica(t, defaultLimits(t), bkt, "am-1")
-	first.mustUpload("t1", webhookConfig("https://hooks.example.com/a"))
-	second := newReplica(t, defaultLimits(t), bkt, "am-0") // a lower id, started later
-	code, msg := second.do(second.api, http.MethodGet, "/alertmanager/api/v2/status", "t1", "")
-	require.Equal(t, http.StatusServiceUnavailable, code, msg)
-	require.Contains(t, msg, `replica "am-1" runs the tenants' alertmanagers`)
-	// An upload through the standby is stored for the serving replica.
-	second.mustUpload("t2", webhookConfig("https://hooks.example.com/b"))
-	require.NoError(t, first.am.sync(context.Background()))
-	code, _ = first.do(first.api, http.MethodGet, "/alertmanager/api/v2/status", "t2", "")
-	require.Equal(t, http.StatusOK, code)
-
-	first.am.resign() // as at a clean stop
-	require.NoError(t, second.am.sync(context.Background()))
-	code, msg = second.do(second.api, http.MethodGet, "/alertmanager/api/v2/status", "t1", "")
-	require.Equal(t, http.StatusOK, code, msg)
 }
 
 // TestFallbackConfig: with a fallback configuration, a tenant's first
