@@ -214,17 +214,22 @@ func (m *MultitenantAlertmanager) forwardToOne(r *http.Request, id string, body 
 
 // forward sends the request to owner o over gRPC.
 func (m *MultitenantAlertmanager) forward(ctx context.Context, o ring.Instance, r *http.Request, id string, body []byte) *heldResponse {
+	return forwardTo(ctx, m.deps.Peers, o, r, id, body)
+}
+
+// forwardTo sends the request of tenant id to replica o over gRPC.
+func forwardTo(ctx context.Context, peers peerDialer, o ring.Instance, r *http.Request, id string, body []byte) *heldResponse {
 	req := &alertmanagerpb.HTTPRequest{Tenant: id, Method: r.Method, Url: r.URL.RequestURI(), Body: body}
 	for _, k := range forwardedHeaders {
 		if v := r.Header.Values(k); len(v) > 0 {
 			req.Headers = append(req.Headers, &alertmanagerpb.Header{Key: k, Values: v})
 		}
 	}
-	c, err := m.client(o.Addr)
+	conn, err := peers.Conn(o.Addr)
 	if err != nil {
-		return errorResponse(err)
+		return errorResponse(fmt.Errorf("dial alertmanager %s: %w", o.Addr, err))
 	}
-	out, err := c.HandleRequest(ctx, req)
+	out, err := alertmanagerpb.NewAlertmanagerClient(conn).HandleRequest(ctx, req)
 	if err != nil {
 		return errorResponse(fmt.Errorf("%w %s: forward to it: %v", errNoOwner, o.ID, err))
 	}

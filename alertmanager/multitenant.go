@@ -54,8 +54,13 @@ type Deps struct {
 	Peers peerDialer
 	// InstanceID names this replica in Ring.
 	InstanceID string
-	Log        *slog.Logger
-	Reg        prometheus.Registerer
+	// Seedless says this process joins no gossip cluster at start
+	// (-memberlist.join is empty): no replica can exist that it does not
+	// see yet, so a new tenant's first notification is not held for the
+	// settle (others joining it later read its state).
+	Seedless bool
+	Log      *slog.Logger
+	Reg      prometheus.Registerer
 }
 
 // MultitenantAlertmanager runs one upstream Alertmanager per tenant that

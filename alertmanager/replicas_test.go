@@ -243,6 +243,32 @@ func TestPostAlertsInProcess(t *testing.T) {
 	require.ErrorContains(t, other.am.PostAlerts(context.Background(), "nobody", []byte(`[]`)), "404")
 }
 
+// TestSenderFromAnotherProcess: a Sender in a process without the module
+// (a ruler) posts a tenant's alerts to every owner over gRPC; it says no
+// built-in Alertmanager is available while the ring is empty, and names
+// the refusal when no owner has the tenant.
+func TestSenderFromAnotherProcess(t *testing.T) {
+	c := newTestCluster(t, 2)
+	s := NewSender(c.ring, c.peers, func() *MultitenantAlertmanager { return nil })
+	require.False(t, s.Available(), "no replica in the ring yet")
+	lim := defaultLimits(t)
+	for _, id := range []string{"am-0", "am-1", "am-2"} {
+		c.start(id, t.TempDir(), lim)
+	}
+	require.True(t, s.Available())
+	c.reps["am-0"].mustUpload("t1", webhookConfig("https://hooks.example.com/a"))
+	for _, r := range c.reps {
+		require.NoError(t, r.am.sync(context.Background()))
+	}
+	require.NoError(t, s.PostAlerts(context.Background(), "t1", []byte(`[{"labels":{"alertname":"FromRuler"}}]`)))
+	for _, o := range c.owners("t1") {
+		_, body := c.reps[o].do(c.reps[o].api, http.MethodGet, "/alertmanager/api/v2/alerts", "t1", "")
+		require.Contains(t, body, "FromRuler", "owner %s", o)
+	}
+	require.ErrorContains(t, s.PostAlerts(context.Background(), "nobody", []byte(`[]`)), "404")
+	require.Error(t, s.PostAlerts(context.Background(), "../x", []byte(`[]`)), "a hostile tenant id is refused before any call")
+}
+
 // TestNotificationLogReplicates: the first owner notifies at once and its
 // notification log entry reaches the second owner, which waits one peer
 // timeout before it would notify and then skips what the entry says is

@@ -209,9 +209,10 @@ func (m *MultitenantAlertmanager) syncState(ctx context.Context, id string, in *
 // first notification: the other owners' changes sent before they saw
 // this replica in the ring did not reach it, and a replica that has just
 // started may not see the others yet, so it reads their state again then
-// (upstream waits for its gossip to settle). Without a ring, none.
+// (upstream waits for its gossip to settle). Without a ring, or in a
+// process that joins no cluster (-target=all alone), none.
 func (m *MultitenantAlertmanager) settleAfter() time.Duration {
-	if m.deps.Ring == nil {
+	if m.deps.Ring == nil || m.deps.Seedless {
 		return 0
 	}
 	return m.cfg.PeerTimeout

@@ -36,6 +36,10 @@ func uiHandler() http.Handler {
 		if r.URL.Path == routePrefix+"/" || r.URL.Path == routePrefix+"/index.html" {
 			// The page names no tenant; never let a cache serve it to another.
 			w.Header().Set("Cache-Control", "no-cache, no-store, must-revalidate")
+			// No other site may frame it (a click there would create or
+			// expire the tenant's silences).
+			w.Header().Set("X-Frame-Options", "DENY")
+			w.Header().Set("Content-Security-Policy", "frame-ancestors 'none'")
 			r.URL.Path = routePrefix + "/" // FileServer redirects .../index.html
 		}
 		files.ServeHTTP(w, r)

@@ -43,6 +43,7 @@ func TestUI(t *testing.T) {
 	require.Equal(t, http.StatusOK, page.Code, page.Body.String())
 	require.Equal(t, "text/html; charset=utf-8", page.Header().Get("Content-Type"))
 	require.Contains(t, page.Header().Get("Cache-Control"), "no-store")
+	require.Equal(t, "DENY", page.Header().Get("X-Frame-Options"), "no other site may frame the page")
 	require.Contains(t, page.Body.String(), "<title>Alertmanager</title>")
 
 	// What the page loads, and what the script loads, relative to the page.

@@ -2,7 +2,9 @@ package ruler
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -53,7 +55,57 @@ type notifierDeps struct {
 	reg      prometheus.Registerer
 	log      *slog.Logger
 	resolver resolver
+	// builtin takes the posts to builtinAlertmanagerURL; nil refuses them.
+	builtin BuiltinAlertmanager
 }
+
+// BuiltinAlertmanager is the cluster's own Alertmanager, which the ruler
+// sends to when no Alertmanager URL is configured
+// (alertmanager.Sender): in process, or over gRPC to the tenant's
+// replicas, without an HTTP URL.
+type BuiltinAlertmanager interface {
+	// Available reports whether the cluster runs one now.
+	Available() bool
+	// PostAlerts posts tenantID's alerts, the body of a POST
+	// /api/v2/alerts.
+	PostAlerts(ctx context.Context, tenantID string, body []byte) error
+}
+
+// builtinHost is the host of builtinAlertmanagerURL: under .invalid
+// (RFC 6761), so that it can never name a real Alertmanager.
+const builtinHost = "built-in-alertmanager.invalid"
+
+// builtinAlertmanagerURL stands for the built-in Alertmanager in a
+// tenant's notifier (and in its metrics' alertmanager label): the
+// notifier's posts to it go to BuiltinAlertmanager, never to the network.
+const builtinAlertmanagerURL = "http://" + builtinHost + "/alertmanager"
+
+// postBuiltin answers the notifier's request to builtinAlertmanagerURL
+// with what the built-in Alertmanager said.
+func postBuiltin(ctx context.Context, b BuiltinAlertmanager, tenantID string, req *http.Request) (*http.Response, error) {
+	if b == nil {
+		return nil, errors.New("no built-in alertmanager in this process")
+	}
+	body, err := io.ReadAll(io.LimitReader(req.Body, maxBuiltinBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("read alerts for the built-in alertmanager: %w", err)
+	}
+	if len(body) > maxBuiltinBody {
+		return nil, fmt.Errorf("alerts for the built-in alertmanager: body over %d bytes", maxBuiltinBody)
+	}
+	res := &http.Response{StatusCode: http.StatusOK, Status: "200 OK", Header: http.Header{}, Body: http.NoBody, Request: req}
+	if err := b.PostAlerts(ctx, tenantID, body); err != nil {
+		msg := err.Error()
+		res.StatusCode, res.Status = http.StatusServiceUnavailable, "503 Service Unavailable"
+		res.Body = io.NopCloser(strings.NewReader(msg))
+		res.ContentLength = int64(len(msg))
+	}
+	return res, nil
+}
+
+// maxBuiltinBody bounds one batch for the built-in Alertmanager: its API's
+// own bound on a request body.
+const maxBuiltinBody = 10 << 20
 
 // tenantNotifier sends one tenant's alerts to its Alertmanagers: upstream's
 // notifier.Manager (a bounded queue per Alertmanager, batches, retries on
@@ -84,6 +136,9 @@ func newTenantNotifier(tenantID, amURLs string, cfg Config, d notifierDeps) (*te
 	mgr := notifier.NewManager(&notifier.Options{
 		QueueCapacity: cfg.NotificationQueueCapacity, DrainOnShutdown: true, Registerer: d.reg,
 		Do: func(ctx context.Context, client *http.Client, req *http.Request) (*http.Response, error) {
+			if req.URL.Host == builtinHost {
+				return postBuiltin(ctx, d.builtin, tenantID, req)
+			}
 			req.Header.Set(tenant.Header, tenantID)
 			// Cancelled by cut too. Upstream cancels ctx once it has read
 			// the answer, which unhooks it from cut.

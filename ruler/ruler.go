@@ -44,6 +44,10 @@ type Deps struct {
 	Limits *limits.Overrides
 	// Ring is the ruler ring; nil evaluates every group here.
 	Ring *ring.Ring
+	// Alertmanager is the cluster's built-in one, which alerts go to when
+	// neither -ruler.alertmanager-url nor the tenant's
+	// ruler_alertmanager_url names one; nil: none.
+	Alertmanager BuiltinAlertmanager
 	// Peers reach the other rulers of Ring, for /api/v1/rules and
 	// /api/v1/alerts; nil answers with this ruler's groups only.
 	Peers            PeerClients
@@ -244,6 +248,11 @@ func (r *Ruler) settings(tenantID string) tenantSettings {
 	if l.RulerAlertmanagerURL != "" {
 		s.alertmanagers = l.RulerAlertmanagerURL
 	}
+	if s.alertmanagers == "" && r.deps.Alertmanager != nil && r.deps.Alertmanager.Available() {
+		// Asked at every sync: a built-in Alertmanager that starts later
+		// is used from the next one.
+		s.alertmanagers = builtinAlertmanagerURL
+	}
 	if l.RulerExternalURL != "" {
 		s.externalURL = l.RulerExternalURL
 	}
@@ -438,7 +447,7 @@ func (r *Ruler) newTenant(t string, set tenantSettings) (*tenantRules, error) {
 	}
 	notify := func(context.Context, string, ...*rules.Alert) {}
 	if set.alertmanagers != "" {
-		n, err := newTenantNotifier(t, set.alertmanagers, r.cfg, notifierDeps{external: tr.externalLbl, reg: reg, log: r.log, resolver: r.resolver})
+		n, err := newTenantNotifier(t, set.alertmanagers, r.cfg, notifierDeps{external: tr.externalLbl, reg: reg, log: r.log, resolver: r.resolver, builtin: r.deps.Alertmanager})
 		if err != nil {
 			return nil, err
 		}

@@ -21,7 +21,7 @@ import (
 // (a page of another site must not press Forget in an operator's
 // browser).
 func (r Resolver) OperatorOnly(admin string, h http.Handler) http.Handler {
-	h = sameOriginPosts(h)
+	h = SameOriginWrites(h)
 	if !r.MultitenancyEnabled && r.Auth == nil {
 		return h
 	}
@@ -39,12 +39,18 @@ func (r Resolver) OperatorOnly(admin string, h http.Handler) http.Handler {
 	})
 }
 
-// sameOriginPosts refuses a state-changing request sent by another site's
-// page: a POST whose Origin names another host, or that the browser marks
-// Sec-Fetch-Site: cross-site. Clients that are not browsers send neither.
-func sameOriginPosts(h http.Handler) http.Handler {
+// SameOriginWrites refuses a state-changing request (any method but GET,
+// HEAD and OPTIONS) sent by another site's page: one whose Origin names
+// another host, or that the browser marks Sec-Fetch-Site: cross-site or
+// same-site. A browser holding a tenant's Basic credentials (the tenants
+// file), or reaching a Strata without multi-tenancy, would otherwise send
+// another site's form as that tenant: a text/plain form body can be YAML
+// that replaces an Alertmanager configuration or a rule group. Clients
+// that are not browsers send neither header; Grafana's data source proxy
+// drops Origin and its page is same-origin to it.
+func SameOriginWrites(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		if req.Method != http.MethodGet && req.Method != http.MethodHead && req.Method != http.MethodOptions {
 			if site := req.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
 				http.Error(w, fmt.Sprintf("%s refuses a %s from another site's page (Sec-Fetch-Site: %s)", req.URL.Path, req.Method, site), http.StatusForbidden)
 				return

@@ -123,7 +123,9 @@ func newWiring(cfg *Config, srv *server.Server, secrets *auth.ClusterSecrets, ad
 	}
 	w.tenants = cfg.Auth.Resolver(w.authn)
 	w.tenants.WriteRefusal = promapi.WriteAuthError // JSON on the Prometheus API, plain text elsewhere
-	srv.RequireAuth(w.tenants.Middleware)
+	// Every route: no other site's page may change anything here through a
+	// browser's credentials (tenant.SameOriginWrites).
+	srv.RequireAuth(func(h http.Handler) http.Handler { return tenant.SameOriginWrites(w.tenants.Middleware(h)) })
 	// Operator pages: the admin tenant's only, with multi-tenancy.
 	srv.SetOperatorGuard(w.operator, w.authn != nil)
 	srv.Handle("/memberlist", "memberlist", w.operator(kv.MembersHandler()))

@@ -2,11 +2,9 @@ package main
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/strata-metrics/strata/alertmanager"
 	"github.com/strata-metrics/strata/proto/alertmanagerpb"
-	"github.com/strata-metrics/strata/ring"
 )
 
 // newAlertmanager runs one upstream Alertmanager per tenant, configured
@@ -27,20 +25,18 @@ func newAlertmanager(w *wiring) (*module, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := ring.NewGossipStore(w.kv, alertmanager.RingKey, time.Now)
-	if err != nil {
-		return nil, err
-	}
-	amRing := ring.New(ring.Config{ReplicationFactor: w.cfg.Alertmanager.ReplicationFactor, HeartbeatTimeout: w.cfg.Ring.HeartbeatTimeout}, store, time.Now)
+	store, amRing := w.amStore, w.amRing // wire_ruler.go
 	w.srv.Handle("/alertmanager/ring", "alertmanager_ring", w.operator(amRing.StatusHandlerTitled("Alertmanager ring")))
 	am, err := alertmanager.New(w.cfg.Alertmanager, alertmanager.Deps{
 		Bucket: bkt, Limits: w.overrides, Tenants: w.tenants, TenantLabels: w.tenantLabels,
 		Ring: amRing, Peers: w.clients(), InstanceID: w.cfg.Instance.ID,
-		Log: w.log.With("component", "alertmanager"), Reg: w.reg,
+		Seedless: w.cfg.Memberlist.Join == "",
+		Log:      w.log.With("component", "alertmanager"), Reg: w.reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create alertmanager: %w", err)
 	}
+	w.am = am // the ruler's sender posts to it in process
 	w.srv.Handle("/api/v1/alerts", "api_v1_alerts", am.ConfigHandler())
 	w.srv.Handle("/alertmanager/", "alertmanager", am.APIHandler())
 	alertmanagerpb.RegisterAlertmanagerServer(w.srv.GRPC(), am.GRPCServer())

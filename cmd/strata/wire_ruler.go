@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"google.golang.org/grpc"
 
+	"github.com/strata-metrics/strata/alertmanager"
 	"github.com/strata-metrics/strata/bucketindex"
 	"github.com/strata-metrics/strata/distributor"
 	"github.com/strata-metrics/strata/proto/rulerpb"
@@ -28,9 +29,17 @@ type rulerWiring struct {
 
 	rulerStore *ring.GossipStore
 	rulerRing  *ring.Ring
+
+	// The alertmanager ring, which every process sees (the ruler sends
+	// through it), and this process' alertmanager module, once made (nil
+	// without one).
+	amStore *ring.GossipStore
+	amRing  *ring.Ring
+	am      *alertmanager.MultitenantAlertmanager
 }
 
-// newRulerRing makes the ruler ring, which every process sees.
+// newRulerRing makes the ruler ring and the alertmanager ring, which
+// every process sees.
 func (w *wiring) newRulerRing() error {
 	var err error
 	if w.rulerStore, err = ring.NewGossipStore(w.kv, ruler.RingKey, time.Now); err != nil {
@@ -38,6 +47,10 @@ func (w *wiring) newRulerRing() error {
 	}
 	w.rulerRing = ring.New(ring.Config{ReplicationFactor: 1, HeartbeatTimeout: w.cfg.Ring.HeartbeatTimeout}, w.rulerStore, time.Now)
 	w.srv.Handle("/ruler/ring", "ruler_ring", w.operator(w.rulerRing.StatusHandlerTitled("Ruler ring")))
+	if w.amStore, err = ring.NewGossipStore(w.kv, alertmanager.RingKey, time.Now); err != nil {
+		return err
+	}
+	w.amRing = ring.New(ring.Config{ReplicationFactor: w.cfg.Alertmanager.ReplicationFactor, HeartbeatTimeout: w.cfg.Ring.HeartbeatTimeout}, w.amStore, time.Now)
 	return nil
 }
 
@@ -96,7 +109,10 @@ func newRuler(w *wiring) (*module, error) {
 			return err
 		},
 		Limits: w.overrides, Ring: w.rulerRing, Peers: rulerPeers(w.clients().Conn),
-		InstanceID: cfg.Instance.ID, HeartbeatTimeout: cfg.Ring.HeartbeatTimeout,
+		// Without an Alertmanager URL, alerts go to the cluster's own
+		// (this process' module, or the alertmanager ring's replicas).
+		Alertmanager: alertmanager.NewSender(w.amRing, w.clients(), func() *alertmanager.MultitenantAlertmanager { return w.am }),
+		InstanceID:   cfg.Instance.ID, HeartbeatTimeout: cfg.Ring.HeartbeatTimeout,
 		Tenants: w.tenants, TenantLabels: w.tenantLabels,
 		Log: w.log.With("component", "ruler"), Reg: w.reg,
 	})

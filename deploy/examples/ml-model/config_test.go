@@ -161,7 +161,7 @@ func TestAlertmanagerConfig(t *testing.T) {
 
 // TestComposeFiles: every file docker-compose.yml mounts exists, the
 // services the README names are there, Strata runs with the overrides of
-// overrides.yml (which point the ruler at its own Alertmanager), the rules
+// overrides.yml (and no Alertmanager URL: alerts go to its own), the rules
 // and alertmanager-config services upload rules.yml and alertmanager.yml
 // as the tenant Prometheus writes as, and Grafana's data sources point at
 // the Strata service: its Prometheus API (no /prometheus prefix) and its
@@ -186,7 +186,7 @@ func TestComposeFiles(t *testing.T) {
 	require.NotContains(t, compose.Services, "alertmanager", "Strata's built-in Alertmanager replaces it")
 	strata := compose.Services["strata"]
 	for _, arg := range strata.Command {
-		require.NotContains(t, arg, "-ruler.alertmanager-url", "overrides.yml's ruler_alertmanager_url says where alerts go")
+		require.NotContains(t, arg, "-ruler.alertmanager-url", "without an Alertmanager URL the ruler sends to Strata's own")
 	}
 	require.Contains(t, strata.Command, "-runtime-config.file=/etc/strata/overrides.yml")
 	require.Contains(t, strata.Volumes, "./overrides.yml:/etc/strata/overrides.yml:ro")
@@ -238,8 +238,8 @@ func TestComposeFiles(t *testing.T) {
 }
 
 // TestOverrides: overrides.yml is a runtime config Strata loads, giving
-// tenant ml-team's alerts a tenant label, sending them to Strata's own
-// Alertmanager, and letting its receivers reach the example service's
+// tenant ml-team's alerts a tenant label, leaving them to go to Strata's
+// own Alertmanager (no Alertmanager URL), and letting its receivers reach the example service's
 // private address.
 func TestOverrides(t *testing.T) {
 	b, err := os.ReadFile("overrides.yml")
@@ -250,7 +250,7 @@ func TestOverrides(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, tenants, "ml-team")
 	require.Equal(t, map[string]string{"tenant": "ml-team"}, tenants["ml-team"].RulerExternalLabels.Map())
-	require.Equal(t, "http://strata:9009/alertmanager", tenants["ml-team"].RulerAlertmanagerURL)
+	require.Empty(t, tenants["ml-team"].RulerAlertmanagerURL, "the ruler's default, Strata's own Alertmanager")
 	require.True(t, tenants["ml-team"].AlertmanagerReceiversAllowPrivate)
 }
 

@@ -52,7 +52,7 @@ const (
 // with real processes: the built strata, whose ruler evaluates the example's
 // rules (uploaded by upload-rules.sh through /config/v1/rules, see
 // testRules) and sends its alerts to Strata's built-in Alertmanager
-// (overrides.yml's ruler_alertmanager_url), the example service, and
+// (the ruler's default when no Alertmanager URL is set), the example service, and
 // Debian's prometheus with this folder's prometheus.yml (host names
 // rewritten to loopback ports, 1s scrapes). run-local.sh uploads the
 // example's alertmanager.yml to Strata with upload-alertmanager.sh, its

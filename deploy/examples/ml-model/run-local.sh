@@ -140,8 +140,8 @@ if ! "$here/upload-rules.sh" "$work/rules.yml" "$strata_url" >"$work/upload-rule
 	cat "$work/upload-rules.log" >&2
 	exit 1
 fi
-# The tenant's Alertmanager configuration, which the ruler's alerts reach
-# through overrides.yml's ruler_alertmanager_url.
+# The tenant's Alertmanager configuration: the ruler's alerts go to
+# Strata's own Alertmanager when no Alertmanager URL is configured.
 if ! "$here/upload-alertmanager.sh" "$work/alertmanager.yml" "$strata_url" >"$work/upload-alertmanager.log" 2>&1; then
 	cat "$work/upload-alertmanager.log" >&2
 	exit 1
