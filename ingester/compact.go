@@ -25,9 +25,11 @@ import (
 // of ours covers. A head truncation runs inside every compaction. So
 // while a tenant's mapper has not cut a file since its TSDB was opened
 // (a new tenant, or a restart: the files found at open are not its own),
-// its compactions hold the tenant's pushes and m-map every full chunk
-// first: nothing is left to write beside the truncation. Once it has cut
-// a file, a truncation never removes the current one and compactions run
+// a compaction holds the tenant's pushes and m-maps every full chunk
+// first. If that cut a file, the compaction goes on beside pushes; if
+// there was nothing to m-map, the pushes stay held through it, so that
+// nothing is written beside the truncation. Once the mapper has cut a
+// file, a truncation never removes the current one and compactions run
 // beside pushes, as in Prometheus.
 
 // compactMetrics count the loop's compactions.
@@ -42,7 +44,7 @@ func newCompactMetrics(reg prometheus.Registerer) *compactMetrics {
 	return &compactMetrics{
 		held: f.NewCounter(prometheus.CounterOpts{
 			Name: "strata_ingester_head_compactions_holding_pushes_total",
-			Help: "Head compactions that held their tenant's pushes, because its TSDB had not cut a head chunk file since it was opened.",
+			Help: "Head compactions that held their tenant's pushes throughout, because its TSDB had not cut a head chunk file since it was opened and had no full chunk to m-map.",
 		}),
 		failures: f.NewCounter(prometheus.CounterOpts{
 			Name: "strata_ingester_head_compaction_failures_total",
@@ -163,10 +165,19 @@ func (i *Ingester) compactHead(ctx context.Context, u *tenantDB) error {
 	start := time.Now()
 	defer func() { i.compact.duration.Observe(time.Since(start).Seconds()) }()
 	if !u.cutChunkFile() {
-		i.compact.held.Inc()
+		// M-map every full chunk with the pushes held: if that cuts the
+		// mapper's first file, the compaction can run beside pushes; if
+		// there was nothing to m-map, nothing can be written beside the
+		// truncation while they stay held (every series has at most one
+		// head chunk: the head is small).
 		u.ship.pushing.Lock()
-		defer u.ship.pushing.Unlock()
 		u.db.ForceHeadMMap()
+		if u.cutChunkFile() {
+			u.ship.pushing.Unlock()
+		} else {
+			i.compact.held.Inc()
+			defer u.ship.pushing.Unlock()
+		}
 	}
 	return u.db.Compact(ctx)
 }

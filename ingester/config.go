@@ -30,7 +30,7 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RetentionPeriod, "blocks-storage.tsdb.retention-period", 24*time.Hour, "How long an ingester keeps a tenant's finished blocks on local disk.")
 	fs.DurationVar(&c.BlockRangesPeriod, "blocks-storage.tsdb.block-ranges-period", 2*time.Hour, "Time range of the blocks the ingester cuts from a tenant's head.")
-	fs.DurationVar(&c.HeadCompactionInterval, "blocks-storage.tsdb.head-compaction-interval", time.Minute, "How often each TSDB checks whether its head can be cut into a block (and reloads and retains blocks); at least 1s.")
+	fs.DurationVar(&c.HeadCompactionInterval, "blocks-storage.tsdb.head-compaction-interval", time.Minute, "How often the ingester checks, one tenant at a time, whether a tenant's head can be cut into a block (and each TSDB reloads and retains its blocks); at least 1s.")
 	// 1h, as Mimir: long beside the gaps of a tenant that pushes at all
 	// (seconds), short beside a block range, so an abandoned head is in the
 	// bucket and out of the WAL within the hour.
