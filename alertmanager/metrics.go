@@ -3,6 +3,7 @@ package alertmanager
 import (
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -20,6 +21,7 @@ type metrics struct {
 	labels         *tenant.LabelCap
 
 	replicationSends     *prometheus.CounterVec
+	replicationLag       *prometheus.HistogramVec
 	replicationFailures  *prometheus.CounterVec
 	merges               *prometheus.CounterVec
 	mergeFailures        *prometheus.CounterVec
@@ -54,6 +56,14 @@ func newMetrics(m *MultitenantAlertmanager, reg prometheus.Registerer, labels *t
 		replicationSends: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_alertmanager_replication_sends_total",
 			Help: "Changes of a tenant's silences or notification log sent to another owner of the tenant, by kind (silences, nflog).",
+		}, []string{"kind"}),
+		replicationLag: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:                            "strata_alertmanager_replication_lag_seconds",
+			Help:                            "Time from a change of a tenant's silences or notification log on one owner until another owner has merged it, by kind (silences, nflog); what replication adds to upstream's -alertmanager.peer-timeout budget.",
+			Buckets:                         prometheus.ExponentialBuckets(0.0005, 4, 10),
+			NativeHistogramBucketFactor:     1.1,
+			NativeHistogramMaxBucketNumber:  100,
+			NativeHistogramMinResetDuration: time.Hour,
 		}, []string{"kind"}),
 		replicationFailures: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_alertmanager_replication_failures_total",
@@ -102,6 +112,10 @@ func newMetrics(m *MultitenantAlertmanager, reg prometheus.Registerer, labels *t
 
 func (mt *metrics) replicationSent(kind alertmanagerpb.StateKind) {
 	mt.replicationSends.WithLabelValues(kindName(kind)).Inc()
+}
+
+func (mt *metrics) replicated(kind alertmanagerpb.StateKind, since time.Time) {
+	mt.replicationLag.WithLabelValues(kindName(kind)).Observe(time.Since(since).Seconds())
 }
 
 func (mt *metrics) replicationFailure(id string, kind alertmanagerpb.StateKind) {

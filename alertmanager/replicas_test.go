@@ -297,6 +297,10 @@ func TestNotificationLogReplicates(t *testing.T) {
 	eventually(t, "the first owner's log entry on the second", func() bool { return nflogBytes(second) > 0 })
 	require.Positive(t, testutil.ToFloat64(first.am.metrics.replicationSends.WithLabelValues("nflog")))
 	require.Positive(t, testutil.ToFloat64(second.am.metrics.merges.WithLabelValues("nflog")))
+	eventually(t, "the replication lag observed", func() bool {
+		n, err := testutil.GatherAndCount(first.reg, "strata_alertmanager_replication_lag_seconds")
+		return err == nil && n > 0
+	})
 	// The second merged it without sending it back.
 	require.Zero(t, testutil.ToFloat64(second.am.metrics.replicationSends.WithLabelValues("nflog")))
 }

@@ -100,6 +100,7 @@ func (m *MultitenantAlertmanager) broadcast(id string, kind alertmanagerpb.State
 	if !sharded {
 		return
 	}
+	changed := time.Now()
 	for _, o := range owners {
 		if o.ID == m.deps.InstanceID {
 			continue
@@ -122,7 +123,9 @@ func (m *MultitenantAlertmanager) broadcast(id string, kind alertmanagerpb.State
 			if err != nil {
 				m.metrics.replicationFailure(id, kind)
 				m.log.Debug("replicating alertmanager state", "tenant", id, "to", o.ID, "err", err)
+				return
 			}
+			m.metrics.replicated(kind, changed) // UpdateState answers once merged
 		}()
 	}
 }
