@@ -89,6 +89,9 @@ type Limits struct {
 
 	// Long-term storage.
 	CompactorBlocksRetentionPeriod time.Duration `yaml:"compactor_blocks_retention_period"`
+	// CompactorBlockUploadEnabled lets the tenant upload TSDB blocks
+	// (strata backfill) through the compactor's block upload API.
+	CompactorBlockUploadEnabled bool `yaml:"compactor_block_upload_enabled"`
 
 	// Rules, checked by the ruler on upload (counts) and evaluation.
 	RulerMaxRuleGroupsPerTenant int           `yaml:"ruler_max_rule_groups_per_tenant"`
@@ -223,6 +226,7 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&l.MaxQueryLookback, FlagMaxQueryLookback, 0, "How far back a tenant's queries and metadata requests may read; older parts of the range are cut off. 0 means no limit.")
 	fs.DurationVar(&l.QueryTimeout, FlagQueryTimeout, 0, "Longest a tenant's query or metadata request may run, then it gets 503; for queries the shorter of it and -querier.timeout applies. 0 leaves only -querier.timeout.")
 	fs.DurationVar(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period", 0, "Delete a tenant's blocks from object storage once all their samples are older than this (marked, removed after -compactor.deletion-delay); 0 keeps them forever. Override: compactor_blocks_retention_period.")
+	fs.BoolVar(&l.CompactorBlockUploadEnabled, "compactor.block-upload-enabled", false, "Let tenants upload TSDB blocks (strata backfill, /api/v1/upload/block/...). Off: an upload bypasses the ingestion limits (series, rate, sample age) and writes history straight into object storage, so the operator opts a tenant in. Override: compactor_block_upload_enabled.")
 	fs.IntVar(&l.RulerMaxRuleGroupsPerTenant, FlagRulerMaxRuleGroups, 70, "Most rule groups a tenant may have; an upload over it gets 400. 0 means no limit. Override: ruler_max_rule_groups_per_tenant.")
 	fs.IntVar(&l.RulerMaxRulesPerRuleGroup, FlagRulerMaxRulesPerGroup, 20, "Most rules one rule group of a tenant may have; an upload over it gets 400. 0 means no limit. Override: ruler_max_rules_per_rule_group.")
 	fs.DurationVar(&l.RulerMinEvaluationInterval, FlagRulerMinInterval, 0, "Shortest interval a tenant's rule group may have; an upload with a shorter one gets 400. 0 means no minimum. Override: ruler_min_evaluation_interval.")
