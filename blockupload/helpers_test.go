@@ -48,7 +48,7 @@ var testNow = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
 // makeBlock writes a real TSDB block of three series, a sample every 15s
 // over the hour starting at mint, and returns its directory.
-func makeBlock(t *testing.T, mint int64) string {
+func makeBlock(t testing.TB, mint int64) string {
 	t.Helper()
 	var series []storage.Series
 	for i := range 3 {
@@ -102,7 +102,7 @@ type answer struct {
 	body string
 }
 
-func (f *fixture) do(t *testing.T, method, tenantID, path string, body io.Reader, size int64) answer {
+func (f *fixture) do(t testing.TB, method, tenantID, path string, body io.Reader, size int64) answer {
 	t.Helper()
 	req, err := http.NewRequest(method, f.srv.URL+RoutePrefix+path, body)
 	require.NoError(t, err)
@@ -118,15 +118,15 @@ func (f *fixture) do(t *testing.T, method, tenantID, path string, body io.Reader
 	return answer{resp.StatusCode, string(b)}
 }
 
-func (f *fixture) start(t *testing.T, tenantID string, id ulid.ULID, meta []byte) answer {
+func (f *fixture) start(t testing.TB, tenantID string, id ulid.ULID, meta []byte) answer {
 	return f.do(t, http.MethodPost, tenantID, id.String()+"/start", bytes.NewReader(meta), int64(len(meta)))
 }
 
-func (f *fixture) file(t *testing.T, tenantID string, id ulid.ULID, p string, b []byte) answer {
+func (f *fixture) file(t testing.TB, tenantID string, id ulid.ULID, p string, b []byte) answer {
 	return f.do(t, http.MethodPost, tenantID, id.String()+"/files?path="+p, bytes.NewReader(b), int64(len(b)))
 }
 
-func (f *fixture) finish(t *testing.T, tenantID string, id ulid.ULID) answer {
+func (f *fixture) finish(t testing.TB, tenantID string, id ulid.ULID) answer {
 	return f.do(t, http.MethodPost, tenantID, id.String()+"/finish", nil, 0)
 }
 
@@ -140,7 +140,7 @@ func (f *fixture) check(t *testing.T, tenantID string, id ulid.ULID) Status {
 }
 
 // blockFiles reads dir's meta.json and files (chunks first, then index).
-func blockFiles(t *testing.T, dir string) (ulid.ULID, []byte, map[string][]byte, []string) {
+func blockFiles(t testing.TB, dir string) (ulid.ULID, []byte, map[string][]byte, []string) {
 	t.Helper()
 	meta, err := os.ReadFile(filepath.Join(dir, block.MetaFilename))
 	require.NoError(t, err)
@@ -204,3 +204,10 @@ func metaWith(t *testing.T, meta []byte, edit func(m map[string]any)) []byte {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func ulidOf(t testing.TB, dir string) ulid.ULID {
+	t.Helper()
+	m, err := block.ReadMetaFile(dir)
+	require.NoError(t, err)
+	return m.ULID
+}
