@@ -3,6 +3,7 @@ package blockupload
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -268,4 +269,21 @@ func TestFinishWithoutIndex(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, a.code)
 	require.True(t, strings.Contains(a.body, "no index was uploaded"), a.body)
 	require.False(t, visible(t, f.bkt, "a", id))
+}
+
+// An upload in progress (or abandoned) is a partial block to the
+// compactor's index updater: not in the index, and aged by its newest
+// object, so the compactor deletes it once -compactor.partial-block-deletion-delay
+// passed without a file arriving.
+func TestUploadInProgressIsPartial(t *testing.T) {
+	f := newFixture(t, defaultConfig())
+	id, meta, files, order := blockFiles(t, makeBlock(t, blockStart))
+	require.Equal(t, http.StatusOK, f.start(t, "a", id, meta).code)
+	require.Equal(t, http.StatusOK, f.file(t, "a", id, order[0], files[order[0]]).code)
+
+	ix, rep, err := bucketindex.NewUpdater(f.bkt, slog.New(slog.DiscardHandler), func() time.Time { return testNow }).Update(context.Background(), "a")
+	require.NoError(t, err)
+	require.Empty(t, ix.Blocks)
+	require.Len(t, rep.Partial, 1)
+	require.Equal(t, id, rep.Partial[0].ID)
 }
