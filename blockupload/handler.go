@@ -226,7 +226,7 @@ func (h *Handler) files(ctx context.Context, req request, _ http.ResponseWriter,
 		return nil, refuse(ReasonTooLarge, http.StatusRequestEntityTooLarge, "block %s: its files would hold %d bytes, over -compactor.block-upload-max-block-bytes (%d)", req.id, total, h.cfg.MaxBlockBytes)
 	}
 	name := path.Join(req.id.String(), p)
-	cr := &countingReader{r: io.LimitReader(r.Body, size), h: sha256.New()}
+	cr := &countingReader{r: io.LimitReader(r.Body, size), h: sha256.New(), size: size}
 	uerr := req.tbkt.Upload(ctx, name, cr)
 	if cr.n != size {
 		// The client went away or sent less than it announced: what
@@ -263,11 +263,17 @@ func (h *Handler) state(ctx context.Context, req request) (*uploadState, error) 
 	return st, nil
 }
 
+// countingReader hashes and counts what the bucket reads. It tells the
+// bucket the size announced (objstore.ObjectSizer): an S3 client that does
+// not know it buffers a multipart upload's parts of hundreds of MB.
 type countingReader struct {
-	r io.Reader
-	h hash.Hash
-	n int64
+	r    io.Reader
+	h    hash.Hash
+	n    int64
+	size int64
 }
+
+func (c *countingReader) ObjectSize() (int64, error) { return c.size, nil }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)

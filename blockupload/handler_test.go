@@ -3,6 +3,7 @@ package blockupload
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -286,4 +287,26 @@ func TestUploadInProgressIsPartial(t *testing.T) {
 	require.Empty(t, ix.Blocks)
 	require.Len(t, rep.Partial, 1)
 	require.Equal(t, id, rep.Partial[0].ID)
+}
+
+// sizeCheckingBucket fails an upload whose reader does not tell its size.
+type sizeCheckingBucket struct {
+	objstore.Bucket
+	t *testing.T
+}
+
+func (b sizeCheckingBucket) Upload(ctx context.Context, name string, r io.Reader, opts ...objstore.ObjectUploadOption) error {
+	if _, err := objstore.TryToGetSize(r); err != nil {
+		b.t.Errorf("upload of %s: the bucket cannot tell the size: %v", name, err)
+	}
+	return b.Bucket.Upload(ctx, name, r, opts...)
+}
+
+// The S3 client buffers whole multipart parts (hundreds of MB) for a
+// reader whose size it cannot tell: files are streamed with theirs.
+func TestFilesTellTheBucketTheirSize(t *testing.T) {
+	f := newFixture(t, defaultConfig())
+	f.h.d.Bucket = sizeCheckingBucket{Bucket: f.bkt, t: t}
+	_, a := f.upload(t, "a", makeBlock(t, blockStart))
+	require.Equal(t, http.StatusOK, a.code, a.body)
 }
