@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -19,8 +20,10 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/stretchr/testify/require"
+	"github.com/thanos-io/objstore/providers/filesystem"
 
 	"github.com/strata-metrics/strata/block"
+	"github.com/strata-metrics/strata/bucketindex"
 	"github.com/strata-metrics/strata/internal/procs"
 )
 
@@ -126,6 +129,30 @@ func TestBackfill(t *testing.T) {
 		n, err := c.metric(ctx, "strata_storegateway_blocks_owned", nil)
 		return err == nil && n == 7, fmt.Sprintf("store-gateway owns %v blocks, %v", n, err)
 	}))
+	requireSamples(ctx, t, c, `bf_tsdb`, end, 6*10*480, want)
+
+	// The compactor merges the overlapping block into the one it overlaps
+	// (and the 2h blocks into larger ones): the answers do not change.
+	ans, err := newClient(s.URL, procs.OperatorTenant).post(ctx, "/compactor/run")
+	require.NoError(t, err)
+	require.Equal(t, 200, ans.Status, ans.text())
+	fsb, err := filesystem.NewBucket(filepath.Join(s.DataDir, "bucket"))
+	require.NoError(t, err)
+	ix, err := bucketindex.ReadIndex(ctx, fsb, "team-a")
+	require.NoError(t, err)
+	marked := map[ulid.ULID]bool{}
+	for _, m := range ix.DeletionMarks {
+		marked[m.ID] = true
+	}
+	var live []string
+	for _, b := range ix.Blocks {
+		if !marked[b.ID] {
+			live = append(live, string(b.Source))
+			require.True(t, b.Source == block.SourceCompactor || b.MinTime >= start.Add(2*time.Hour).UnixMilli(), "the first range's blocks are merged: %+v", b)
+		}
+	}
+	require.Contains(t, live, string(block.SourceCompactor))
+	require.Less(t, len(live), 7, "live blocks after compaction: %v", live)
 	requireSamples(ctx, t, c, `bf_tsdb`, end, 6*10*480, want)
 
 	// OpenMetrics: two days ago, 5h, a sample a minute.
