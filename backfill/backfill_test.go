@@ -258,3 +258,22 @@ func TestFindBlocksRefuses(t *testing.T) {
 		require.ErrorContains(t, err, "has 1 deletions in its tombstones")
 	})
 }
+
+// On a terminal the state is one line redrawn in place (a bar), with each
+// block's event on a line of its own above it.
+func TestProgressBar(t *testing.T) {
+	var out bytes.Buffer
+	clock := time.Unix(0, 0)
+	blocks := []LocalBlock{{Bytes: 1e6}, {Bytes: 3e6}}
+	p := NewProgress(&out, true, blocks, func() time.Time { return clock })
+	clock = clock.Add(time.Second)
+	p.sent(1e6)
+	p.blockDone(blocks[0])
+	clock = clock.Add(time.Second)
+	p.sent(1e6)
+	p.Done()
+	s := out.String()
+	require.Contains(t, s, "\r\033[K[=======                       ] 1/2 blocks, 1.0 MB/4.0 MB (25%), 1.0 MB/s, 3s left")
+	require.Contains(t, s, "\r\033[Kbackfill: block 00000000000000000000000000 uploaded (1.0 MB)\n")
+	require.True(t, strings.HasSuffix(s, "\r\033[K[===============               ] 1/2 blocks, 2.0 MB/4.0 MB (50%), 1.0 MB/s, 2s left\n"), "%q", s)
+}
