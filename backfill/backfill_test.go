@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
 
+	"github.com/strata-metrics/strata/auth"
 	"github.com/strata-metrics/strata/block"
 	"github.com/strata-metrics/strata/blockupload"
 	"github.com/strata-metrics/strata/tenant"
@@ -138,12 +139,17 @@ type muxRouter struct{ *http.ServeMux }
 
 func (m muxRouter) Handle(pattern, _ string, h http.Handler) { m.ServeMux.Handle(pattern, h) }
 
-// startServer serves the block upload API over an in-memory bucket.
+// startServer serves the block upload API over an in-memory bucket, the
+// tenant named by X-Scope-OrgID.
 func startServer(t *testing.T) (objstore.Bucket, string) {
+	return startServerWith(t, tenant.Resolver{MultitenancyEnabled: true})
+}
+
+func startServerWith(t *testing.T, tenants tenant.Resolver) (objstore.Bucket, string) {
 	t.Helper()
 	bkt := objstore.NewInMemBucket()
 	h := blockupload.New(blockupload.Config{MaxFileBytes: 1 << 30, MaxBlockBytes: 1 << 30, FutureGrace: time.Minute}, blockupload.Deps{
-		Bucket: bkt, Tenants: tenant.Resolver{MultitenancyEnabled: true}, TempDir: t.TempDir(),
+		Bucket: bkt, Tenants: tenants, TempDir: t.TempDir(),
 		Enabled: func(t string) bool { return t == "team-a" }, Retention: func(string) time.Duration { return 0 },
 		Log: slog.New(slog.DiscardHandler), Reg: prometheus.NewRegistry(), Now: time.Now,
 	})
@@ -276,4 +282,31 @@ func TestProgressBar(t *testing.T) {
 	require.Contains(t, s, "\r\033[K[=======                       ] 1/2 blocks, 1.0 MB/4.0 MB (25%), 1.0 MB/s, 3s left")
 	require.Contains(t, s, "\r\033[Kbackfill: block 00000000000000000000000000 uploaded (1.0 MB)\n")
 	require.True(t, strings.HasSuffix(s, "\r\033[K[===============               ] 1/2 blocks, 2.0 MB/4.0 MB (50%), 1.0 MB/s, 2s left\n"), "%q", s)
+}
+
+// With a tenants file the credentials name the tenant: the bearer token of
+// team-a uploads, team-b's basic-auth user is team-b (not allowed), a
+// wrong token is refused.
+func TestUploadWithCredentials(t *testing.T) {
+	cfg := auth.Config{MultitenancyEnabled: true, TenantsFile: filepath.Join("..", "auth", "testdata", "tenants.yaml"), TenantsReloadInterval: time.Minute}
+	a, err := auth.New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	require.NoError(t, err)
+	bkt, url := startServerWith(t, cfg.Resolver(a))
+	dir := t.TempDir()
+	_, err = BuildOpenMetrics(context.Background(), openMetrics(1), dir)
+	require.NoError(t, err)
+	blocks, err := FindBlocks(dir)
+	require.NoError(t, err)
+	ctx := context.Background()
+
+	require.NoError(t, (&Uploader{Client: &Client{URL: url, BearerToken: "example-token-of-team-a"}}).Upload(ctx, blocks))
+	require.True(t, visible(t, bkt, "team-a", blocks[0]))
+
+	err = (&Uploader{Client: &Client{URL: url, BasicUser: "prometheus-b", BasicPassword: "example-password-of-b"}}).Upload(ctx, blocks)
+	require.ErrorContains(t, err, `server answered 403: block upload is disabled for tenant "team-b"`)
+
+	err = (&Uploader{Client: &Client{URL: url, BearerToken: "wrong"}}).Upload(ctx, blocks)
+	var se *ServerError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, http.StatusUnauthorized, se.Status)
 }
