@@ -202,7 +202,7 @@ func (h *Handler) refuseComplete(ctx context.Context, req request) error {
 // files streams one file of the block (?path=index or chunks/NNNNNN, the
 // body its bytes, Content-Length required) to the bucket, hashing it on
 // the way; it is never held whole in memory.
-func (h *Handler) files(ctx context.Context, req request, _ http.ResponseWriter, r *http.Request) (any, error) {
+func (h *Handler) files(ctx context.Context, req request, w http.ResponseWriter, r *http.Request) (any, error) {
 	p := r.URL.Query().Get("path")
 	if err := validatePath(req.id, p); err != nil {
 		return nil, err
@@ -226,7 +226,13 @@ func (h *Handler) files(ctx context.Context, req request, _ http.ResponseWriter,
 		return nil, refuse(ReasonTooLarge, http.StatusRequestEntityTooLarge, "block %s: its files would hold %d bytes, over -compactor.block-upload-max-block-bytes (%d)", req.id, total, h.cfg.MaxBlockBytes)
 	}
 	name := path.Join(req.id.String(), p)
-	cr := &countingReader{r: io.LimitReader(r.Body, size), h: sha256.New(), size: size}
+	// A file takes as long as it takes (-server.http-read-timeout bounds a
+	// whole request): the deadline moves with every read, so only a
+	// client that stalls for bodyIdleTimeout is cut off.
+	rc := http.NewResponseController(w)
+	cr := &countingReader{r: io.LimitReader(r.Body, size), h: sha256.New(), size: size, extend: func() {
+		_ = rc.SetReadDeadline(time.Now().Add(bodyIdleTimeout)) // ErrNotSupported: the server's deadline stays
+	}}
 	uerr := req.tbkt.Upload(ctx, name, cr)
 	if cr.n != size {
 		// The client went away or sent less than it announced: what
@@ -267,15 +273,20 @@ func (h *Handler) state(ctx context.Context, req request) (*uploadState, error) 
 // bucket the size announced (objstore.ObjectSizer): an S3 client that does
 // not know it buffers a multipart upload's parts of hundreds of MB.
 type countingReader struct {
-	r    io.Reader
-	h    hash.Hash
-	n    int64
-	size int64
+	r      io.Reader
+	h      hash.Hash
+	n      int64
+	size   int64
+	extend func() // before each read
 }
+
+// bodyIdleTimeout is how long a file's body may stall.
+const bodyIdleTimeout = time.Minute
 
 func (c *countingReader) ObjectSize() (int64, error) { return c.size, nil }
 
 func (c *countingReader) Read(p []byte) (int, error) {
+	c.extend()
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	c.h.Write(p[:n])
@@ -286,7 +297,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // written last, then the block is added to the tenant's bucket index. A
 // block that does not verify is deleted (nothing of it stays) and refused
 // with what is wrong. Finishing a block already complete answers complete.
-func (h *Handler) finish(ctx context.Context, req request, _ http.ResponseWriter, _ *http.Request) (any, error) {
+func (h *Handler) finish(ctx context.Context, req request, w http.ResponseWriter, _ *http.Request) (any, error) {
 	done, err := complete(ctx, req.tbkt, req.id)
 	if err != nil {
 		return nil, err
@@ -301,6 +312,10 @@ func (h *Handler) finish(ctx context.Context, req request, _ http.ResponseWriter
 	if _, ok := st.file(block.IndexFilename); !ok {
 		return nil, refuse(ReasonBadFile, http.StatusBadRequest, "block %s: no index was uploaded", req.id)
 	}
+	// Verifying a large block takes minutes, more than
+	// -server.http-write-timeout; the client waits (and a client that goes
+	// away cancels ctx).
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 	select {
 	case h.verifying <- struct{}{}:
 		defer func() { <-h.verifying }()

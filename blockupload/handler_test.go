@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -308,5 +309,35 @@ func TestFilesTellTheBucketTheirSize(t *testing.T) {
 	f := newFixture(t, defaultConfig())
 	f.h.d.Bucket = sizeCheckingBucket{Bucket: f.bkt, t: t}
 	_, a := f.upload(t, "a", makeBlock(t, blockStart))
+	require.Equal(t, http.StatusOK, a.code, a.body)
+}
+
+// A file may take longer than the server's deadline for a whole request
+// (-server.http-read-timeout) as long as its bytes keep coming.
+func TestSlowFileOutlivesReadTimeout(t *testing.T) {
+	f := newFixture(t, defaultConfig())
+	mux := http.NewServeMux()
+	f.h.Register(muxRouter{mux})
+	srv := httptest.NewUnstartedServer(mux)
+	srv.Config.ReadTimeout = 300 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	f.srv = srv
+
+	id, meta, files, order := blockFiles(t, makeBlock(t, blockStart))
+	require.Equal(t, http.StatusOK, f.start(t, "a", id, meta).code)
+	body := files[order[0]]
+	pr, pw := io.Pipe()
+	go func() {
+		step := len(body)/8 + 1
+		for i := 0; i < len(body); i += step {
+			time.Sleep(100 * time.Millisecond) // 8 steps: well over the read timeout in all
+			if _, err := pw.Write(body[i:min(i+step, len(body))]); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+	a := f.do(t, http.MethodPost, "a", id.String()+"/files?path="+order[0], pr, int64(len(body)))
 	require.Equal(t, http.StatusOK, a.code, a.body)
 }
