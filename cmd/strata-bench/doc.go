@@ -60,4 +60,11 @@
 // and: go run ./cmd/strata-bench -mode=noisy -strata.bin=bin/strata
 // and: go run ./cmd/strata-bench -mode=longterm -strata.bin=bin/strata
 // and: go run ./cmd/strata-bench -mode=rules -strata.bin=bin/strata
+//
+// -mode=backfill measures strata backfill: 12 2h blocks of -series series
+// made with Prometheus' TSDB, uploaded by the built binary (a subprocess)
+// into a fresh strata -target=all with its filesystem bucket, then with a
+// local S3 server (versitygw) when installed; it prints wall time, MB/s,
+// samples/s, CPU per million samples of server and client, and the
+// server's peak RSS.
 package main
