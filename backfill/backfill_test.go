@@ -310,3 +310,15 @@ func TestUploadWithCredentials(t *testing.T) {
 	require.ErrorAs(t, err, &se)
 	require.Equal(t, http.StatusUnauthorized, se.Status)
 }
+
+// Ranges without samples make no block (and cost no parse).
+func TestBuildOpenMetricsGap(t *testing.T) {
+	in := fmt.Sprintf("m 1 %d\nm 2 %d\n# EOF\n", omStart.Unix(), omStart.Add(72*time.Hour).Unix())
+	dirs, err := BuildOpenMetrics(context.Background(), []byte(in), t.TempDir())
+	require.NoError(t, err)
+	require.Len(t, dirs, 2)
+	require.Equal(t, map[point]int{
+		{`{__name__="m"}`, omStart.UnixMilli(), 1}:                     1,
+		{`{__name__="m"}`, omStart.Add(72 * time.Hour).UnixMilli(), 2}: 1,
+	}, readBlocks(t, dirs))
+}

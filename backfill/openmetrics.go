@@ -42,14 +42,21 @@ func BuildOpenMetrics(ctx context.Context, input []byte, outDir string) ([]strin
 	}
 	sum := sha256.Sum256(input)
 	var dirs []string
-	for start := floorDiv(mint, BlockRange) * BlockRange; start <= maxt; start += BlockRange {
-		dir, err := buildRange(ctx, input, start, start+BlockRange, outDir, sum)
+	// One parse of the whole file per range with samples (as promtool):
+	// each parse finds the next sample after its range, so empty ranges
+	// cost nothing.
+	for start := floorDiv(mint, BlockRange) * BlockRange; start <= maxt; {
+		dir, next, err := buildRange(ctx, input, start, start+BlockRange, outDir, sum)
 		if err != nil {
 			return nil, fmt.Errorf("building the block of [%d, %d): %w", start, start+BlockRange, err)
 		}
 		if dir != "" {
 			dirs = append(dirs, dir)
 		}
+		if next == math.MaxInt64 {
+			break
+		}
+		start = floorDiv(next, BlockRange) * BlockRange
 	}
 	return dirs, nil
 }
@@ -92,13 +99,15 @@ func timeRange(input []byte) (mint, maxt int64, err error) {
 }
 
 // buildRange writes the block of the samples in [start, end) and returns
-// its directory, "" when the range has none.
-func buildRange(ctx context.Context, input []byte, start, end int64, outDir string, sum [32]byte) (dir string, err error) {
+// its directory ("" when the range has none) and the first timestamp at
+// or after end (math.MaxInt64 for none).
+func buildRange(ctx context.Context, input []byte, start, end int64, outDir string, sum [32]byte) (dir string, next int64, err error) {
+	next = math.MaxInt64
 	// The block writer's head takes samples up to half its range behind
 	// the newest; a range twice the block's takes the block's in any order.
 	w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), outDir, 2*BlockRange)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	defer func() { err = errors.Join(err, w.Close()) }()
 	app := w.Appender(ctx)
@@ -110,39 +119,44 @@ func buildRange(ctx context.Context, input []byte, start, end int64, outDir stri
 			break
 		}
 		if err != nil {
-			return "", fmt.Errorf("parsing OpenMetrics: %w", err)
+			return "", 0, fmt.Errorf("parsing OpenMetrics: %w", err)
 		}
 		if e != textparse.EntrySeries {
 			continue
 		}
 		_, ts, v := p.Series()
-		if *ts < start || *ts >= end {
+		if *ts >= end {
+			next = min(next, *ts)
+			continue
+		}
+		if *ts < start {
 			continue
 		}
 		var l labels.Labels
 		p.Labels(&l)
 		if _, err := app.Append(0, l, *ts, v); err != nil {
-			return "", fmt.Errorf("adding a sample of %s at %d: %w", l, *ts, err)
+			return "", 0, fmt.Errorf("adding a sample of %s at %d: %w", l, *ts, err)
 		}
 		total++
 		if pending++; pending >= maxPending {
 			if err := app.Commit(); err != nil {
-				return "", err
+				return "", 0, err
 			}
 			app, pending = w.Appender(ctx), 0
 		}
 	}
 	if err := app.Commit(); err != nil {
-		return "", err
+		return "", 0, err
 	}
 	if total == 0 {
-		return "", nil
+		return "", next, nil
 	}
 	id, err := w.Flush(ctx)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
-	return renameBlock(outDir, id, stableID(sum, start))
+	dir, err = renameBlock(outDir, id, stableID(sum, start))
+	return dir, next, err
 }
 
 // stableID is the ULID of the block of the range starting at start built

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -237,7 +238,9 @@ func (h *Handler) files(ctx context.Context, req request, w http.ResponseWriter,
 	if cr.n != size {
 		// The client went away or sent less than it announced: what
 		// reached the bucket is not the file.
-		_ = req.tbkt.Delete(context.WithoutCancel(ctx), name)
+		dctx := context.WithoutCancel(ctx)
+		_ = req.tbkt.Delete(dctx, name)
+		h.forgetFile(dctx, req, p)
 		return nil, refuse(ReasonBadFile, http.StatusBadRequest, "block %s: file %s: the body ended after %d of %d bytes", req.id, p, cr.n, size)
 	}
 	if uerr != nil {
@@ -255,6 +258,25 @@ func (h *Handler) files(ctx context.Context, req request, w http.ResponseWriter,
 		return nil, err
 	}
 	return fs, nil
+}
+
+// forgetFile drops p from the upload's state after its object was deleted
+// (a body cut short), so that a resume sends it again rather than trusting
+// an earlier copy that is gone.
+func (h *Handler) forgetFile(ctx context.Context, req request, p string) {
+	h.stateMu.Lock()
+	defer h.stateMu.Unlock()
+	st, err := readState(ctx, req.tbkt, req.id)
+	if err != nil || st == nil {
+		return
+	}
+	if _, ok := st.file(p); !ok {
+		return
+	}
+	st.Files = slices.DeleteFunc(st.Files, func(f FileState) bool { return f.Path == p })
+	if err := writeState(ctx, req.tbkt, req.id, st); err != nil {
+		h.d.Log.Warn("forgetting a file cut short; finish will refuse the upload", "tenant", req.tenant, "block", req.id, "file", p, "err", err)
+	}
 }
 
 // state reads the block's upload state; an upload not started is refused.

@@ -3,8 +3,10 @@ package blockupload
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -340,4 +342,29 @@ func TestSlowFileOutlivesReadTimeout(t *testing.T) {
 	}()
 	a := f.do(t, http.MethodPost, "a", id.String()+"/files?path="+order[0], pr, int64(len(body)))
 	require.Equal(t, http.StatusOK, a.code, a.body)
+}
+
+// A file sent again and cut short is gone from the bucket and from the
+// upload's state: a resume sends it again instead of trusting the first
+// copy, which the short one overwrote.
+func TestShortBodyForgetsFile(t *testing.T) {
+	f := newFixture(t, defaultConfig())
+	id, meta, files, _ := blockFiles(t, makeBlock(t, blockStart))
+	require.Equal(t, http.StatusOK, f.start(t, "a", id, meta).code)
+	require.Equal(t, http.StatusOK, f.file(t, "a", id, "index", files["index"]).code)
+	require.Len(t, f.check(t, "a", id).Files, 1)
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(f.srv.URL, "http://"))
+	require.NoError(t, err)
+	_, err = fmt.Fprintf(conn, "POST %s%s/files?path=index HTTP/1.1\r\nHost: x\r\nX-Scope-OrgID: a\r\nContent-Length: %d\r\n\r\n%s",
+		RoutePrefix, id, len(files["index"]), files["index"][:10])
+	require.NoError(t, err)
+	require.NoError(t, conn.(*net.TCPConn).CloseWrite())
+	ans, _ := io.ReadAll(conn) // the answer: the handler is done; the server then closes
+	require.NoError(t, conn.Close())
+	require.Contains(t, string(ans), "the body ended after 10 of")
+
+	require.Empty(t, f.check(t, "a", id).Files)
+	require.NotContains(t, objects(t, f.bkt, "a/"), "a/"+id.String()+"/index")
+	require.Equal(t, 1.0, testutil.ToFloat64(f.h.m.failed.WithLabelValues(ReasonBadFile)))
 }
