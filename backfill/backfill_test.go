@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -146,8 +147,16 @@ func startServer(t *testing.T) (objstore.Bucket, string) {
 }
 
 func startServerWith(t *testing.T, tenants tenant.Resolver) (objstore.Bucket, string) {
+	return startServerAt(t, objstore.NewInMemBucket(), tenants, "127.0.0.1:0")
+}
+
+// startServerOn serves bkt at addr (host:port; port 0 for any).
+func startServerOn(t *testing.T, bkt objstore.Bucket, addr string) (objstore.Bucket, string) {
+	return startServerAt(t, bkt, tenant.Resolver{MultitenancyEnabled: true}, addr)
+}
+
+func startServerAt(t *testing.T, bkt objstore.Bucket, tenants tenant.Resolver, addr string) (objstore.Bucket, string) {
 	t.Helper()
-	bkt := objstore.NewInMemBucket()
 	h := blockupload.New(blockupload.Config{MaxFileBytes: 1 << 30, MaxBlockBytes: 1 << 30, FutureGrace: time.Minute}, blockupload.Deps{
 		Bucket: bkt, Tenants: tenants, TempDir: t.TempDir(),
 		Enabled: func(t string) bool { return t == "team-a" }, Retention: func(string) time.Duration { return 0 },
@@ -155,7 +164,12 @@ func startServerWith(t *testing.T, tenants tenant.Resolver) (objstore.Bucket, st
 	})
 	mux := http.NewServeMux()
 	h.Register(muxRouter{mux})
-	srv := httptest.NewServer(mux)
+	l, err := net.Listen("tcp", addr)
+	require.NoError(t, err)
+	srv := httptest.NewUnstartedServer(mux)
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return bkt, srv.URL
 }
@@ -321,4 +335,39 @@ func TestBuildOpenMetricsGap(t *testing.T) {
 		{`{__name__="m"}`, omStart.UnixMilli(), 1}:                     1,
 		{`{__name__="m"}`, omStart.Add(72 * time.Hour).UnixMilli(), 2}: 1,
 	}, readBlocks(t, dirs))
+}
+
+// A server that does not answer (a compactor restarting) is tried again;
+// a 4xx is final.
+func TestUploadRetries(t *testing.T) {
+	bkt := objstore.NewInMemBucket()
+	_, url := startServerOn(t, bkt, "127.0.0.1:0")
+	// The address of a server not started yet: the first try finds no one.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+
+	dir := t.TempDir()
+	_, err = BuildOpenMetrics(context.Background(), openMetrics(1), dir)
+	require.NoError(t, err)
+	blocks, err := FindBlocks(dir)
+	require.NoError(t, err)
+	var retries []string
+	u := &Uploader{Client: &Client{URL: "http://" + addr, Tenant: "team-a"}, Retries: 3, RetryWait: time.Millisecond,
+		OnRetry: func(err error, _ time.Duration) {
+			retries = append(retries, err.Error())
+			if len(retries) == 1 {
+				startServerOn(t, bkt, addr)
+			}
+		}}
+	require.NoError(t, u.Upload(context.Background(), blocks))
+	require.Len(t, retries, 1)
+	require.Contains(t, retries[0], "connection refused")
+	require.True(t, visible(t, bkt, "team-a", blocks[0]))
+
+	retries = nil
+	u.Client = &Client{URL: url, Tenant: "team-b"}
+	require.ErrorContains(t, u.Upload(context.Background(), blocks), "server answered 403")
+	require.Empty(t, retries, "a 4xx is not retried")
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/tsdb/tombstones"
@@ -113,17 +115,49 @@ type Uploader struct {
 	Progress *Progress
 	// Limit, when set, bounds the bytes per second sent.
 	Limit *rate.Limiter
+	// Retries is how often a block is tried again after an error that
+	// may pass (no answer, a 5xx: the compactor restarting), waiting
+	// RetryWait, then twice as long each time (at most a minute); a 4xx
+	// is final. The retry resumes: files the server has are not sent
+	// again.
+	Retries   int
+	RetryWait time.Duration
+	// OnRetry, when set, is told of each retry before its wait.
+	OnRetry func(err error, wait time.Duration)
 }
 
 // Upload uploads blocks in order. A block the server has already is
 // skipped; a block it has part of is resumed.
 func (u *Uploader) Upload(ctx context.Context, blocks []LocalBlock) error {
 	for _, b := range blocks {
-		if err := u.uploadBlock(ctx, b); err != nil {
-			return err
+		wait := u.RetryWait
+		for attempt := 0; ; attempt++ {
+			err := u.uploadBlock(ctx, b)
+			if err == nil {
+				break
+			}
+			if attempt >= u.Retries || !mayPass(err) || ctx.Err() != nil {
+				return err
+			}
+			if u.OnRetry != nil {
+				u.OnRetry(err, wait)
+			}
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return err
+			}
+			wait = min(2*wait, time.Minute)
 		}
 	}
 	return nil
+}
+
+// mayPass reports whether err may pass on a retry: anything but the
+// server's 4xx (what was sent is wrong and stays wrong).
+func mayPass(err error) bool {
+	se, ok := errors.AsType[*ServerError](err)
+	return !ok || se.Status >= 500
 }
 
 func (u *Uploader) uploadBlock(ctx context.Context, b LocalBlock) error {

@@ -38,6 +38,7 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		tokenFile, basic string
 		workDir          string
 		rateLimit        float64
+		retries          int
 	)
 	fs.StringVar(&c.URL, "url", "", "Strata's base URL: the compactor's, or any -target=all process's (required).")
 	fs.StringVar(&c.Tenant, "tenant", "", "Tenant id sent as X-Scope-OrgID (with -auth.multitenancy-enabled behind a gateway); with a tenants file the credentials name the tenant.")
@@ -45,6 +46,7 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.StringVar(&basic, "basic-auth", "", "USER:PASSWORD of the tenant (-auth.tenants-file).")
 	fs.StringVar(&workDir, "work-dir", "", "Directory the blocks built from OpenMetrics go to (removed after); default the system's temporary directory.")
 	fs.Float64Var(&rateLimit, "rate-limit-bytes", 0, "Most bytes per second to send; 0 means no limit.")
+	fs.IntVar(&retries, "retries", 5, "How often a block is tried again after no answer or a 5xx (1s, then twice as long each time), resuming; a 4xx stops at once.")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -91,7 +93,10 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	f, isFile := stderr.(*os.File)
 	p := backfill.NewProgress(stderr, isFile && backfill.IsTerminal(f), blocks, time.Now)
-	u := backfill.Uploader{Client: &c, Progress: p}
+	u := backfill.Uploader{Client: &c, Progress: p, Retries: retries, RetryWait: time.Second,
+		OnRetry: func(err error, wait time.Duration) {
+			fmt.Fprintf(stderr, "backfill: %v; trying again in %s\n", err, wait)
+		}}
 	if rateLimit > 0 {
 		u.Limit = rate.NewLimiter(rate.Limit(rateLimit), max(1, min(int(rateLimit), 256<<10)))
 	}
