@@ -1,6 +1,7 @@
 package blockupload
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,7 +15,6 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -367,7 +367,7 @@ func (h *Handler) finish(ctx context.Context, req request, w http.ResponseWriter
 	if err != nil {
 		return nil, fmt.Errorf("encoding block meta: %w", err)
 	}
-	if err := req.tbkt.Upload(ctx, path.Join(req.id.String(), block.MetaFilename), strings.NewReader(string(b))); err != nil {
+	if err := req.tbkt.Upload(ctx, path.Join(req.id.String(), block.MetaFilename), bytes.NewReader(b)); err != nil {
 		return nil, fmt.Errorf("block %s: writing meta.json: %w", req.id, err)
 	}
 	// Visible from here: what follows is tidying, and the compactor's
