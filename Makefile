@@ -66,6 +66,7 @@ bench: build test-deps
 	$(GO) run ./cmd/strata-bench -mode=noisy -strata.bin=$(STRATA) $(BENCH_FLAGS)
 	$(GO) run ./cmd/strata-bench -mode=longterm -strata.bin=$(STRATA) $(BENCH_FLAGS) $(LONGTERM_FLAGS)
 	$(GO) run ./cmd/strata-bench -mode=rules -strata.bin=$(STRATA) $(BENCH_FLAGS) $(RULES_FLAGS)
+	$(GO) run ./cmd/strata-bench -mode=backfill -strata.bin=$(STRATA)
 
 ## bench-go: Go micro-benchmarks of the hot paths (compare runs with benchstat).
 bench-go:

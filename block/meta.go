@@ -33,6 +33,8 @@ type Source string
 const (
 	SourceIngester  Source = "ingester"
 	SourceCompactor Source = "compactor"
+	// SourceBackfill is a block a tenant uploaded (strata backfill).
+	SourceBackfill Source = "backfill"
 )
 
 // Meta is a block's meta.json: Prometheus' BlockMeta (so tsdb.OpenBlock reads

@@ -94,6 +94,9 @@ type Limits struct {
 
 	// Long-term storage.
 	CompactorBlocksRetentionPeriod time.Duration `yaml:"compactor_blocks_retention_period"`
+	// CompactorBlockUploadEnabled lets the tenant upload TSDB blocks
+	// (strata backfill) through the compactor's block upload API.
+	CompactorBlockUploadEnabled bool `yaml:"compactor_block_upload_enabled"`
 
 	// Rules, checked by the ruler on upload (counts) and evaluation.
 	RulerMaxRuleGroupsPerTenant int           `yaml:"ruler_max_rule_groups_per_tenant"`
@@ -234,6 +237,7 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&l.MaxCacheFreshness, FlagMaxCacheFreshness, 10*time.Minute, "The query-frontend caches no result newer than now minus this (samples may still arrive for it); those points are queried every time. Override: max_cache_freshness.")
 	fs.DurationVar(&l.ResultsCacheTTL, FlagResultsCacheTTL, 7*24*time.Hour, "How long the query-frontend keeps a tenant's cached results. Override: results_cache_ttl.")
 	fs.DurationVar(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period", 0, "Delete a tenant's blocks from object storage once all their samples are older than this (marked, removed after -compactor.deletion-delay); 0 keeps them forever. Override: compactor_blocks_retention_period.")
+	fs.BoolVar(&l.CompactorBlockUploadEnabled, "compactor.block-upload-enabled", false, "Let tenants upload TSDB blocks (strata backfill, /api/v1/upload/block/...). Off: an upload bypasses the ingestion limits (series, rate, sample age) and writes history straight into object storage, so the operator opts a tenant in. Override: compactor_block_upload_enabled.")
 	fs.IntVar(&l.RulerMaxRuleGroupsPerTenant, FlagRulerMaxRuleGroups, 70, "Most rule groups a tenant may have; an upload over it gets 400. 0 means no limit. Override: ruler_max_rule_groups_per_tenant.")
 	fs.IntVar(&l.RulerMaxRulesPerRuleGroup, FlagRulerMaxRulesPerGroup, 20, "Most rules one rule group of a tenant may have; an upload over it gets 400. 0 means no limit. Override: ruler_max_rules_per_rule_group.")
 	fs.DurationVar(&l.RulerMinEvaluationInterval, FlagRulerMinInterval, 0, "Shortest interval a tenant's rule group may have; an upload with a shorter one gets 400. 0 means no minimum. Override: ruler_min_evaluation_interval.")

@@ -55,9 +55,17 @@
 // Does not: judge the figures (no thresholds, except -mode=noisy's verdict
 // lines) or run two measured servers or clusters at a time.
 //
+// -mode=backfill measures strata backfill: 12 2h blocks of -series series
+// made with Prometheus' TSDB, uploaded by the built binary (a subprocess)
+// into a fresh strata -target=all with its filesystem bucket, then with a
+// local S3 server (versitygw) when installed; it prints wall time, MB/s,
+// samples/s, CPU per million samples of server and client, and the
+// server's peak RSS.
+//
 // Run: go build -o bin/strata ./cmd/strata && go run ./cmd/strata-bench -strata.bin=bin/strata
 // and: go run ./cmd/strata-bench -mode=cluster -strata.bin=bin/strata
 // and: go run ./cmd/strata-bench -mode=noisy -strata.bin=bin/strata
 // and: go run ./cmd/strata-bench -mode=longterm -strata.bin=bin/strata
 // and: go run ./cmd/strata-bench -mode=rules -strata.bin=bin/strata
+// and: go run ./cmd/strata-bench -mode=backfill -strata.bin=bin/strata
 package main

@@ -50,7 +50,7 @@ type Config struct {
 
 // RegisterFlags registers the bench's flags with the standard workload (100,000 series of 10 labels) as defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Mode, "mode", "single", "single: one-process servers of -targets side by side; cluster: a multi-process Strata cluster at each of -cluster.replication-factors, side by side; noisy: tenant B pushing alone, then while tenant A floods far over its rate limit (-noisy.*); longterm: bytes per sample in the bucket after compaction and 7-day query latency through the store-gateway, cold and warm (-longterm.*); rules: recording-rule evaluation over many tenants, strata's ruler and Prometheus side by side (-rules.*).")
+	fs.StringVar(&c.Mode, "mode", "single", "single: one-process servers of -targets side by side; cluster: a multi-process Strata cluster at each of -cluster.replication-factors, side by side; noisy: tenant B pushing alone, then while tenant A floods far over its rate limit (-noisy.*); longterm: bytes per sample in the bucket after compaction and 7-day query latency through the store-gateway, cold and warm (-longterm.*); rules: recording-rule evaluation over many tenants, strata's ruler and Prometheus side by side (-rules.*); backfill: strata backfill's upload throughput (MB/s, samples/s, CPU per million samples) of 12 2h blocks of -series series into strata -target=all (-strata.args picks the bucket).")
 	fs.StringVar(&c.Targets, "targets", "strata,prometheus", "Comma-separated servers to measure, in order: strata, prometheus.")
 	fs.StringVar(&c.StrataBin, "strata.bin", "", "The strata binary; empty builds ./cmd/strata into the work dir ($STRATA_BIN wins).")
 	fs.StringVar(&c.StrataArgs, "strata.args", "", "Extra space-separated flags for strata.")
@@ -102,6 +102,8 @@ func (c Config) withModeDefaults() Config {
 		}
 		series, rounds = c.Longterm.Series, 1
 		c.Rounds = 0
+	case "backfill":
+		series, rounds = backfillSeries, 1
 	case "rules":
 		// The standard data set; rounds follow from -rules.history and
 		// -rules.duration.
@@ -159,8 +161,9 @@ func (c *Config) Validate() error {
 		if c.Noisy.Cluster {
 			return c.Cluster.Validate()
 		}
+	case "backfill":
 	default:
-		return fmt.Errorf("-mode must be single, cluster, noisy, longterm or rules, got %q", c.Mode)
+		return fmt.Errorf("-mode must be single, cluster, noisy, longterm, rules or backfill, got %q", c.Mode)
 	}
 	return nil
 }
@@ -230,6 +233,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 		return runLongterm(ctx, cfg, dir, log, out)
 	case "rules":
 		return runRules(ctx, cfg, dir, log, out)
+	case "backfill":
+		return runBackfill(ctx, cfg, dir, log, out)
 	}
 	results, err := eachTarget(cfg, dir, "bench", func(t, sub string) (*result, error) {
 		return benchTarget(ctx, cfg, t, sub, log)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/strata-metrics/strata/alertmanager"
 	"github.com/strata-metrics/strata/auth"
+	"github.com/strata-metrics/strata/blockupload"
 	"github.com/strata-metrics/strata/bucket"
 	"github.com/strata-metrics/strata/bucketindex"
 	"github.com/strata-metrics/strata/clientpool"
@@ -51,6 +52,7 @@ type Config struct {
 	Blocks         bucket.Config            `yaml:"blocks_storage"`
 	BucketIndex    bucketindex.LoaderConfig `yaml:"bucket_index"`
 	Compactor      compactor.Config         `yaml:"compactor"`
+	BlockUpload    blockupload.Config       `yaml:"block_upload"`
 	Ruler          ruler.Config             `yaml:"ruler"`
 	StoreGateway   storegateway.Config      `yaml:"store_gateway"`
 	Metrics        tenant.MetricsConfig     `yaml:"metrics"`
@@ -105,6 +107,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Blocks.RegisterFlags(fs)
 	c.BucketIndex.RegisterFlags(fs)
 	c.Compactor.RegisterFlags(fs)
+	c.BlockUpload.RegisterFlags(fs)
 	c.Ruler.RegisterFlags(fs)
 	c.StoreGateway.RegisterFlags(fs)
 	c.Metrics.RegisterFlags(fs)
@@ -134,7 +137,7 @@ func (c *Config) Validate() error {
 	}
 	for _, v := range []interface{ Validate() error }{
 		&c.Server, &c.Memberlist, &c.Ring, &c.Lifecycler, &c.IngesterClient, &c.Distributor, &c.Ingester, &c.Querier, &c.Frontend, &c.Limits, &c.RuntimeConfig, &c.Auth,
-		&c.Blocks, &c.BucketIndex, &c.Compactor, &c.StoreGateway, &c.Metrics, &c.Ruler, &c.Alertmanager,
+		&c.Blocks, &c.BucketIndex, &c.Compactor, &c.BlockUpload, &c.StoreGateway, &c.Metrics, &c.Ruler, &c.Alertmanager,
 	} {
 		if err := v.Validate(); err != nil {
 			return err

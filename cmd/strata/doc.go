@@ -7,7 +7,8 @@
 // until SIGINT or SIGTERM, then shut down in reverse: the ingester goes
 // LEAVING, the server drains in-flight requests, the modules stop (storage
 // closes), the lifecyclers leave the rings, and gossip sends that last
-// state before it leaves.
+// state before it leaves. `strata backfill ...` is a command of its own
+// (backfill.go, package backfill): its own flags, no server.
 // Owns: the process wiring, -target, advertise addresses.
 // Does not: hold component logic; each component lives in its own package.
 package main

@@ -36,6 +36,9 @@ func main() {
 
 // run is the whole process; tests call it in-process with their own args.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "backfill" {
+		return runBackfill(ctx, args[1:], stdout, stderr)
+	}
 	cfg, _, err := parseConfig(args)
 	if err != nil {
 		return err

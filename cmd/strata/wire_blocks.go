@@ -10,6 +10,7 @@ import (
 
 	"github.com/thanos-io/objstore"
 
+	"github.com/strata-metrics/strata/blockupload"
 	"github.com/strata-metrics/strata/bucket"
 	"github.com/strata-metrics/strata/bucketindex"
 	"github.com/strata-metrics/strata/compactor"
@@ -115,6 +116,15 @@ func newCompactor(w *wiring) (*module, error) {
 		return nil, fmt.Errorf("create compactor: %w", err)
 	}
 	w.srv.Handle("/compactor/run", "compactor_run", w.operator(comp.RunHandler()))
+	// Block uploads (strata backfill) land here: the compactor is the one
+	// writer of a tenant's blocks besides the shippers, its work directory
+	// holds the block being verified, and it deletes abandoned uploads.
+	blockupload.New(cfg.BlockUpload, blockupload.Deps{
+		Bucket: bkt, Tenants: w.tenants, TempDir: filepath.Join(ccfg.DataDir, "upload"),
+		Enabled:   func(t string) bool { return w.overrides.For(t).CompactorBlockUploadEnabled },
+		Retention: func(t string) time.Duration { return w.overrides.For(t).CompactorBlocksRetentionPeriod },
+		Log:       w.log.With("component", "block-upload"), Reg: w.reg, Now: time.Now,
+	}).Register(w.srv)
 	lcCfg := cfg.Lifecycler
 	lcCfg.NumTokens, lcCfg.UnregisterOnShutdown = compactor.RingNumTokens, true
 	return &module{
