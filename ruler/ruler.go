@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/thanos-io/objstore"
+	"golang.org/x/sync/singleflight"
 	"gopkg.in/yaml.v3"
 
 	"github.com/strata-metrics/strata/limits"
@@ -87,6 +88,10 @@ type Ruler struct {
 	all     map[string]map[string][]storedGroup
 	tenants map[string]*tenantRules // tenants with groups owned here
 	stopped bool
+
+	// gathers shares a gather among identical concurrent /api/v1/rules
+	// or /api/v1/alerts calls (same tenant and filters).
+	gathers singleflight.Group
 
 	// resolver looks up dns+ and dnssrv+ Alertmanager URLs.
 	resolver resolver
