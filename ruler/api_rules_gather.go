@@ -62,26 +62,33 @@ func (r *Ruler) filteredStates(req *rulerpb.RulesRequest) []*rulerpb.RuleGroupSt
 	if tr == nil {
 		return nil
 	}
-	groups, files, names := formSet(req.GetRuleGroup()), formSet(req.GetFile()), formSet(req.GetRuleName())
+	groups, files, keep := formSet(req.GetRuleGroup()), formSet(req.GetFile()), keepRule(req)
 	gs := tr.mgr.RuleGroups()
 	out := make([]*rulerpb.RuleGroupState, 0, len(gs))
 	for _, g := range gs {
 		if len(groups) > 0 && !groups[g.Name()] || len(files) > 0 && !files[g.File()] {
 			continue
 		}
-		out = append(out, groupState(g, func(rr rules.Rule) bool {
-			if len(names) > 0 && !names[rr.Name()] {
-				return false
-			}
-			switch rr.(type) {
-			case *rules.AlertingRule:
-				return req.GetType() != "record"
-			default:
-				return req.GetType() != "alert"
-			}
-		}, !req.GetExcludeAlerts()))
+		out = append(out, groupState(g, keep, !req.GetExcludeAlerts()))
 	}
 	return out
+}
+
+// keepRule is the test of whether req asks for a rule, by its name and
+// type.
+func keepRule(req *rulerpb.RulesRequest) func(rules.Rule) bool {
+	names := formSet(req.GetRuleName())
+	return func(rr rules.Rule) bool {
+		if len(names) > 0 && !names[rr.Name()] {
+			return false
+		}
+		switch rr.(type) {
+		case *rules.AlertingRule:
+			return req.GetType() != "record"
+		default:
+			return req.GetType() != "alert"
+		}
+	}
 }
 
 // gathered is the state of a tenant's evaluated groups, by
@@ -218,10 +225,11 @@ func groupState(g *rules.Group, keep func(rules.Rule) bool, alerts bool) *rulerp
 		case *rules.AlertingRule:
 			rs.Alert, rs.Annotations, rs.State = rule.Name(), toPBLabels(rule.Annotations()), rule.State().String()
 			rs.DurationSeconds, rs.KeepFiringForSeconds = rule.HoldDuration().Seconds(), rule.KeepFiringFor().Seconds()
-			for _, a := range rule.ActiveAlerts() {
-				if !alerts {
-					break
-				}
+			var active []*rules.Alert
+			if alerts {
+				active = rule.ActiveAlerts()
+			}
+			for _, a := range active {
 				rs.Alerts = append(rs.Alerts, &rulerpb.AlertState{
 					Labels: toPBLabels(a.Labels), Annotations: toPBLabels(a.Annotations), State: a.State.String(),
 					ActiveAtNs: unixNano(a.ActiveAt), KeepFiringSinceNs: unixNano(a.KeepFiringSince), Value: a.Value,
