@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -105,27 +106,31 @@ type groupView struct {
 	def        rulefmt.RuleGroup
 }
 
-// views returns tenantID's rule groups sorted by namespace and name: the
-// ones a ruler answered for with their state (gather), the others from
-// the last listing of the store; and the warnings naming the rulers that
-// did not answer.
-func (r *Ruler) views(ctx context.Context, tenantID string) ([]groupView, annotations.Annotations) {
-	got := r.gather(ctx, tenantID)
+// views returns the asked tenant's rule groups sorted by namespace and
+// name: the ones a ruler answered for with their state (gather, narrowed
+// by req's filters; the caller filters again), the others from the last
+// listing of the store; and the warnings naming the rulers that did not
+// answer.
+func (r *Ruler) views(ctx context.Context, req *rulerpb.RulesRequest) ([]groupView, annotations.Annotations) {
+	got := r.gatherShared(ctx, req) // shared: read only
 	r.mu.Lock()
-	stored := r.all[tenantID]
+	stored := r.all[req.GetTenant()]
 	r.mu.Unlock()
 	var out []groupView
+	listed := map[string]bool{}
 	for ns, gs := range stored {
 		for _, sg := range gs {
 			key := rules.GroupKey(ns, sg.group.Name)
 			out = append(out, groupView{file: ns, name: sg.group.Name, def: sg.group, st: got.groups[key]})
-			delete(got.groups, key)
+			listed[key] = true
 		}
 	}
 	// Evaluated but not in this ruler's listing yet (uploaded through
 	// another ruler since its last poll).
-	for _, st := range got.groups {
-		out = append(out, groupView{file: st.GetNamespace(), name: st.GetName(), st: st})
+	for key, st := range got.groups {
+		if !listed[key] {
+			out = append(out, groupView{file: st.GetNamespace(), name: st.GetName(), st: st})
+		}
 	}
 	slices.SortFunc(out, func(a, b groupView) int {
 		if c := strings.Compare(a.file, b.file); c != 0 {
@@ -133,7 +138,7 @@ func (r *Ruler) views(ctx context.Context, tenantID string) ([]groupView, annota
 		}
 		return strings.Compare(a.name, b.name)
 	})
-	return out, got.warnings
+	return out, maps.Clone(got.warnings)
 }
 
 func nextToken(file, group string) string {
@@ -180,7 +185,10 @@ func (r *Ruler) listRules(req *http.Request, tenantID string) promapi.Result {
 
 	res := &ruleDiscovery{RuleGroups: []*apiRuleGroup{}}
 	foundToken := false
-	views, warnings := r.views(req.Context(), tenantID)
+	views, warnings := r.views(req.Context(), &rulerpb.RulesRequest{
+		Tenant: tenantID, RuleGroup: req.Form["rule_group[]"], File: req.Form["file[]"], RuleName: req.Form["rule_name[]"],
+		Type: typ, ExcludeAlerts: excludeAlerts,
+	})
 	for _, v := range views {
 		if maxGroups > 0 && token != "" && !foundToken {
 			if token != nextToken(v.file, v.name) {
@@ -316,7 +324,7 @@ func matchesAny(sets [][]*labels.Matcher, lbls labels.Labels) bool {
 // groups, from every ruler that answered.
 func (r *Ruler) listAlerts(req *http.Request, tenantID string) promapi.Result {
 	alerts := []*apiAlert{}
-	views, warnings := r.views(req.Context(), tenantID)
+	views, warnings := r.views(req.Context(), &rulerpb.RulesRequest{Tenant: tenantID, Type: "alert"})
 	for _, v := range views {
 		for _, rs := range v.st.GetRules() {
 			alerts = append(alerts, toAPIAlerts(rs.GetAlerts())...)

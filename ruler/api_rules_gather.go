@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/strata-metrics/strata/proto/rulerpb"
 	"github.com/strata-metrics/strata/ring"
@@ -40,23 +41,54 @@ func (s grpcServer) Rules(_ context.Context, req *rulerpb.RulesRequest) (*rulerp
 	if err := tenant.Validate(req.GetTenant()); err != nil {
 		return nil, status.Error(codes.InvalidArgument, fmt.Sprintf("rule group states: %v", err))
 	}
-	return &rulerpb.RulesResponse{Groups: s.r.localStates(req.GetTenant())}, nil
+	if typ := req.GetType(); typ != "" && typ != "alert" && typ != "record" {
+		return nil, status.Error(codes.InvalidArgument, fmt.Sprintf("rule group states: rule type %q, want alert, record or none", typ))
+	}
+	return &rulerpb.RulesResponse{Groups: s.r.filteredStates(req)}, nil
 }
 
 // localStates returns the state of tenantID's groups this ruler evaluates.
 func (r *Ruler) localStates(tenantID string) []*rulerpb.RuleGroupState {
+	return r.filteredStates(&rulerpb.RulesRequest{Tenant: tenantID})
+}
+
+// filteredStates returns the state of the asked tenant's groups this
+// ruler evaluates, narrowed by the request's filters: the groups and
+// rules asked for, their alerts unless excluded.
+func (r *Ruler) filteredStates(req *rulerpb.RulesRequest) []*rulerpb.RuleGroupState {
 	r.mu.Lock()
-	tr := r.tenants[tenantID]
+	tr := r.tenants[req.GetTenant()]
 	r.mu.Unlock()
 	if tr == nil {
 		return nil
 	}
+	groups, files, keep := formSet(req.GetRuleGroup()), formSet(req.GetFile()), keepRule(req)
 	gs := tr.mgr.RuleGroups()
 	out := make([]*rulerpb.RuleGroupState, 0, len(gs))
 	for _, g := range gs {
-		out = append(out, groupState(g))
+		if len(groups) > 0 && !groups[g.Name()] || len(files) > 0 && !files[g.File()] {
+			continue
+		}
+		out = append(out, groupState(g, keep, !req.GetExcludeAlerts()))
 	}
 	return out
+}
+
+// keepRule is the test of whether req asks for a rule, by its name and
+// type.
+func keepRule(req *rulerpb.RulesRequest) func(rules.Rule) bool {
+	names := formSet(req.GetRuleName())
+	return func(rr rules.Rule) bool {
+		if len(names) > 0 && !names[rr.Name()] {
+			return false
+		}
+		switch rr.(type) {
+		case *rules.AlertingRule:
+			return req.GetType() != "record"
+		default:
+			return req.GetType() != "alert"
+		}
+	}
 }
 
 // gathered is the state of a tenant's evaluated groups, by
@@ -66,19 +98,36 @@ type gathered struct {
 	warnings annotations.Annotations
 }
 
+// gatherShared is gather, shared by identical concurrent calls: the
+// first one's answer goes to those that ask while it runs. The answer is
+// read-only. The calls are bounded by -ruler.peer-timeout, not by the
+// first caller's context.
+func (r *Ruler) gatherShared(ctx context.Context, req *rulerpb.RulesRequest) gathered {
+	key, err := proto.MarshalOptions{Deterministic: true}.Marshal(req)
+	if err != nil {
+		return r.gather(ctx, req)
+	}
+	v, _, _ := r.gathers.Do(string(key), func() (any, error) {
+		return r.gather(context.WithoutCancel(ctx), req), nil
+	})
+	return v.(gathered)
+}
+
 // gather asks every ACTIVE ruler with a fresh heartbeat for the state of
-// tenantID's groups it evaluates (this one from memory, the others over
-// gRPC, each within -ruler.peer-timeout) and merges the answers. A group
-// two rulers answer for (one took it over while the other has not
-// noticed yet) is taken from its owner in this ruler's view of the ring,
-// else from the latest evaluation. A ruler that fails is named in the
-// warnings; its groups stay unknown.
-func (r *Ruler) gather(ctx context.Context, tenantID string) gathered {
+// the asked tenant's groups it evaluates, narrowed by req's filters (this
+// one from memory, the others over gRPC, each within
+// -ruler.peer-timeout) and merges the answers. A group two rulers answer
+// for (one took it over while the other has not noticed yet) is taken
+// from its owner in this ruler's view of the ring, else from the latest
+// evaluation. A ruler that fails is named in the warnings; its groups
+// stay unknown.
+func (r *Ruler) gather(ctx context.Context, req *rulerpb.RulesRequest) gathered {
 	type answer struct {
 		from   string
 		groups []*rulerpb.RuleGroupState
 	}
-	answers := []answer{{from: r.deps.InstanceID, groups: r.localStates(tenantID)}}
+	tenantID := req.GetTenant()
+	answers := []answer{{from: r.deps.InstanceID, groups: r.filteredStates(req)}}
 	out := gathered{groups: map[string]*rulerpb.RuleGroupState{}, warnings: *annotations.New()}
 	var snap *ring.Snapshot
 	if r.deps.Ring != nil && r.deps.Peers != nil {
@@ -95,7 +144,7 @@ func (r *Ruler) gather(ctx context.Context, tenantID string) gathered {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				gs, err := r.askPeer(ctx, in, tenantID)
+				gs, err := r.askPeer(ctx, in, req)
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
@@ -128,8 +177,9 @@ func (r *Ruler) gather(ctx context.Context, tenantID string) gathered {
 	return out
 }
 
-// askPeer returns the state of tenantID's groups the ruler in evaluates.
-func (r *Ruler) askPeer(ctx context.Context, in ring.Instance, tenantID string) ([]*rulerpb.RuleGroupState, error) {
+// askPeer returns the state of the asked tenant's groups the ruler in
+// evaluates, narrowed by req's filters.
+func (r *Ruler) askPeer(ctx context.Context, in ring.Instance, req *rulerpb.RulesRequest) ([]*rulerpb.RuleGroupState, error) {
 	start := time.Now()
 	r.m.peerRequests.Inc()
 	gs, err := func() ([]*rulerpb.RuleGroupState, error) {
@@ -139,7 +189,7 @@ func (r *Ruler) askPeer(ctx context.Context, in ring.Instance, tenantID string) 
 		}
 		ctx, cancel := context.WithTimeout(ctx, r.cfg.PeerTimeout)
 		defer cancel()
-		resp, err := c.Rules(ctx, &rulerpb.RulesRequest{Tenant: tenantID})
+		resp, err := c.Rules(ctx, req)
 		if err != nil {
 			return nil, err
 		}
@@ -153,12 +203,17 @@ func (r *Ruler) askPeer(ctx context.Context, in ring.Instance, tenantID string) 
 	return gs, nil
 }
 
-func groupState(g *rules.Group) *rulerpb.RuleGroupState {
+// groupState is g's state with the rules keep accepts, their active
+// alerts if alerts.
+func groupState(g *rules.Group, keep func(rules.Rule) bool, alerts bool) *rulerpb.RuleGroupState {
 	st := &rulerpb.RuleGroupState{
 		Namespace: g.File(), Name: g.Name(), IntervalSeconds: g.Interval().Seconds(), Limit: int64(g.Limit()),
 		EvaluationSeconds: g.GetEvaluationTime().Seconds(), LastEvaluationNs: unixNano(g.GetLastEvaluation()),
 	}
 	for _, rr := range g.Rules() {
+		if !keep(rr) {
+			continue
+		}
 		rs := &rulerpb.RuleState{
 			Query: rr.Query().String(), Labels: toPBLabels(rr.Labels()), Health: string(rr.Health()),
 			EvaluationSeconds: rr.GetEvaluationDuration().Seconds(), LastEvaluationNs: unixNano(rr.GetEvaluationTimestamp()),
@@ -170,7 +225,11 @@ func groupState(g *rules.Group) *rulerpb.RuleGroupState {
 		case *rules.AlertingRule:
 			rs.Alert, rs.Annotations, rs.State = rule.Name(), toPBLabels(rule.Annotations()), rule.State().String()
 			rs.DurationSeconds, rs.KeepFiringForSeconds = rule.HoldDuration().Seconds(), rule.KeepFiringFor().Seconds()
-			for _, a := range rule.ActiveAlerts() {
+			var active []*rules.Alert
+			if alerts {
+				active = rule.ActiveAlerts()
+			}
+			for _, a := range active {
 				rs.Alerts = append(rs.Alerts, &rulerpb.AlertState{
 					Labels: toPBLabels(a.Labels), Annotations: toPBLabels(a.Annotations), State: a.State.String(),
 					ActiveAtNs: unixNano(a.ActiveAt), KeepFiringSinceNs: unixNano(a.KeepFiringSince), Value: a.Value,

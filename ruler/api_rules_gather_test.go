@@ -7,7 +7,10 @@ import (
 	"math/rand"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +22,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/strata-metrics/strata/proto/rulerpb"
 	"github.com/strata-metrics/strata/ring"
@@ -48,7 +52,9 @@ type rulerPair struct {
 	rulerIDs []string
 }
 
-func startRulerPair(t *testing.T) *rulerPair {
+// startRulerPair starts the pair; opts change both rulers' config and
+// dependencies after the pair's own.
+func startRulerPair(t *testing.T, opts ...func(*Config, *Deps)) *rulerPair {
 	st := teststorage.New(t)
 	bkt := objstore.NewInMemBucket()
 	store := ring.NewMemStore()
@@ -77,6 +83,9 @@ func startRulerPair(t *testing.T) *rulerPair {
 		tr := newTestRuler(t, st, bkt, func(c *Config, d *Deps) {
 			c.PollInterval = 100 * time.Millisecond
 			d.Ring, d.InstanceID, d.Peers = rng, id, grpcPeers{t}
+			for _, o := range opts {
+				o(c, d)
+			}
 		})
 		srv := grpc.NewServer()
 		rulerpb.RegisterRulerServer(srv, tr.Server())
@@ -212,4 +221,186 @@ rules:
 	require.Contains(t, warnings[0], "ruler-b")
 	require.Equal(t, 1.0, testutil.ToFloat64(p.a.m.peerFailures.WithLabelValues("ruler-b")))
 	p.stopB()
+}
+
+// sizedPeers dials like grpcPeers and adds up the size of the answers.
+type sizedPeers struct {
+	grpcPeers
+	mu    *sync.Mutex
+	bytes *int
+	calls *int
+}
+
+func (p sizedPeers) Get(addr string) (rulerpb.RulerClient, error) {
+	c, err := p.grpcPeers.Get(addr)
+	return sizedClient{RulerClient: c, p: p}, err
+}
+
+type sizedClient struct {
+	rulerpb.RulerClient
+	p sizedPeers
+}
+
+func (c sizedClient) Rules(ctx context.Context, in *rulerpb.RulesRequest, opts ...grpc.CallOption) (*rulerpb.RulesResponse, error) {
+	resp, err := c.RulerClient.Rules(ctx, in, opts...)
+	c.p.mu.Lock()
+	*c.p.bytes += proto.Size(resp)
+	*c.p.calls++
+	c.p.mu.Unlock()
+	return resp, err
+}
+
+// TestRulesFiltersReachPeers: rule_group[], file[], rule_name[], type and
+// exclude_alerts are sent to the other rulers, which answer only what is
+// asked: fewer bytes than unfiltered, the same API answer as filtering
+// the unfiltered list.
+func TestRulesFiltersReachPeers(t *testing.T) {
+	var (
+		mu           sync.Mutex
+		bytes, calls int
+	)
+	p := startRulerPair(t, func(_ *Config, d *Deps) {
+		d.Peers = sizedPeers{grpcPeers: d.Peers.(grpcPeers), mu: &mu, bytes: &bytes, calls: &calls}
+	})
+	defer p.stopB()
+	const groups = 12
+	for i := range groups {
+		body := fmt.Sprintf("name: g%02d\ninterval: 100ms\nrules:\n- record: rec_g%02d\n  expr: vector(1)\n- alert: A%02d\n  expr: vector(1)\n  labels:\n    severity: page\n  annotations:\n    summary: group %02d is on\n", i, i, i, i)
+		code, out := p.a.request(t, http.MethodPost, "/config/v1/rules/ns", "team-a", body)
+		require.Equal(t, http.StatusAccepted, code, out)
+	}
+	eventually(t, "every group evaluated with its alert, on both rulers", func() bool {
+		a, b := p.a.localStates("team-a"), p.b.localStates("team-a")
+		n := 0
+		for _, g := range append(a, b...) {
+			for _, rs := range g.GetRules() {
+				n += len(rs.GetAlerts())
+			}
+		}
+		return len(a) > 0 && len(b) > 0 && n == groups
+	})
+	onB := p.b.localStates("team-a")[0].GetName()
+	// sent is what ruler b sends ruler a for query, and a's answer.
+	sent := func(query string) (int, testRules) {
+		mu.Lock()
+		bytes, calls = 0, 0
+		mu.Unlock()
+		rs, warnings := p.a.rules(t, query)
+		require.Empty(t, warnings)
+		mu.Lock()
+		defer mu.Unlock()
+		require.Equal(t, 1, calls)
+		return bytes, rs
+	}
+	all, allRules := sent("")
+	require.Len(t, allRules.Groups, groups)
+	for _, query := range []string{
+		"?exclude_alerts=true", "?type=record", "?type=alert", "?rule_group[]=" + onB, "?file[]=other",
+		"?rule_name[]=rec_" + onB, "?rule_name[]=A00&rule_name[]=A01&exclude_alerts=true",
+	} {
+		n, rs := sent(query)
+		require.Less(t, n, all, "%s: ruler b sent %d bytes, %d unfiltered", query, n, all)
+		// The answer is the unfiltered one, filtered.
+		q, err := url.ParseQuery(strings.TrimPrefix(query, "?"))
+		require.NoError(t, err)
+		var want []string
+		for _, g := range allRules.Groups {
+			if len(q["rule_group[]"]) > 0 && !slices.Contains(q["rule_group[]"], g.Name) || len(q["file[]"]) > 0 {
+				continue
+			}
+			for _, rl := range g.Rules {
+				isAlert := strings.HasPrefix(rl.Name, "A")
+				if len(q["rule_name[]"]) > 0 && !slices.Contains(q["rule_name[]"], rl.Name) ||
+					q.Get("type") == "record" && isAlert || q.Get("type") == "alert" && !isAlert {
+					continue
+				}
+				alerts := len(rl.Alerts)
+				if q.Get("exclude_alerts") == "true" {
+					alerts = 0
+				}
+				want = append(want, fmt.Sprintf("%s/%s/%s/%d", g.Name, rl.Name, rl.Health, alerts))
+			}
+		}
+		var got []string
+		for _, g := range rs.Groups {
+			for _, rl := range g.Rules {
+				got = append(got, fmt.Sprintf("%s/%s/%s/%d", g.Name, rl.Name, rl.Health, len(rl.Alerts)))
+			}
+		}
+		require.Equal(t, want, got, query)
+	}
+
+	// Peers refuse an unknown type.
+	cl, err := grpcPeers{t}.Get(p.addrs["ruler-b"])
+	require.NoError(t, err)
+	_, err = cl.Rules(context.Background(), &rulerpb.RulesRequest{Tenant: "team-a", Type: "both"})
+	require.Equal(t, codes.InvalidArgument, status.Code(err))
+}
+
+// TestConcurrentRulesShareOneGather: identical /api/v1/rules calls at
+// once (sharing the gather in flight, which they only read) each answer
+// every group with its state.
+func TestConcurrentRulesShareOneGather(t *testing.T) {
+	release := make(chan struct{})
+	p := startRulerPair(t, func(_ *Config, d *Deps) {
+		d.Peers = blockingPeers{PeerClients: d.Peers, release: release}
+	})
+	defer p.stopB()
+	for _, g := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
+		code, out := p.a.request(t, http.MethodPost, "/config/v1/rules/ns", "team-a", "name: "+g+"\ninterval: 100ms\nrules:\n- record: rec_"+g+"\n  expr: vector(1)\n")
+		require.Equal(t, http.StatusAccepted, code, out)
+	}
+	eventually(t, "both rulers evaluating, every group evaluated", func() bool {
+		a, b := p.a.localStates("team-a"), p.b.localStates("team-a")
+		healthy := 0
+		for _, g := range append(a, b...) {
+			if g.GetRules()[0].GetHealth() == "ok" {
+				healthy++
+			}
+		}
+		return len(a) > 0 && len(b) > 0 && healthy == 8
+	})
+	var wg sync.WaitGroup
+	answers := make([]testRules, 4)
+	for i := range answers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			answers[i], _ = p.a.rules(t, "")
+		}()
+	}
+	eventually(t, "a call waiting on ruler b", func() bool { return testutil.ToFloat64(p.a.m.peerRequests) >= 1 })
+	close(release)
+	wg.Wait()
+	for _, rs := range answers {
+		require.Len(t, rs.Groups, 8)
+		for _, g := range rs.Groups {
+			require.Equal(t, "ok", g.Rules[0].Health, "group %s", g.Name)
+		}
+	}
+}
+
+// blockingPeers holds every answer until release is closed.
+type blockingPeers struct {
+	PeerClients
+	release chan struct{}
+}
+
+func (p blockingPeers) Get(addr string) (rulerpb.RulerClient, error) {
+	c, err := p.PeerClients.Get(addr)
+	return blockingClient{RulerClient: c, release: p.release}, err
+}
+
+type blockingClient struct {
+	rulerpb.RulerClient
+	release chan struct{}
+}
+
+func (c blockingClient) Rules(ctx context.Context, in *rulerpb.RulesRequest, opts ...grpc.CallOption) (*rulerpb.RulesResponse, error) {
+	select {
+	case <-c.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return c.RulerClient.Rules(ctx, in, opts...)
 }

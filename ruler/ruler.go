@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/thanos-io/objstore"
+	"golang.org/x/sync/singleflight"
 	"gopkg.in/yaml.v3"
 
 	"github.com/strata-metrics/strata/limits"
@@ -87,6 +88,10 @@ type Ruler struct {
 	all     map[string]map[string][]storedGroup
 	tenants map[string]*tenantRules // tenants with groups owned here
 	stopped bool
+
+	// gathers shares a gather among identical concurrent /api/v1/rules
+	// or /api/v1/alerts calls (same tenant and filters).
+	gathers singleflight.Group
 
 	// resolver looks up dns+ and dnssrv+ Alertmanager URLs.
 	resolver resolver
@@ -356,12 +361,15 @@ func (r *Ruler) apply() {
 // as Prometheus does when a group leaves its rule files.
 func (r *Ruler) idle(tr *tenantRules, now time.Time) bool {
 	if tr.idleSince.IsZero() {
-		tr.idleSince = now
 		if err := tr.update(nil, r.cfg.EvaluationInterval); err != nil {
 			r.log.Warn("remove the rule groups of tenant", "tenant", tr.id, "err", err)
 			return true
 		}
+		// Upstream's wait for the markers starts when the removed groups'
+		// evaluations in flight have ended, which update waited for.
+		tr.idleSince = time.Now()
 		tr.fingerprint = 0
+		return false
 	}
 	return now.Sub(tr.idleSince) > tr.staleWait
 }
@@ -421,8 +429,8 @@ type tenantRules struct {
 	done        chan struct{} // closed when the manager's Run returned
 	externalLbl labels.Labels
 	// staleWait is how long an emptied manager keeps running for its
-	// removed groups' staleness markers: two of their longest interval
-	// and a second.
+	// removed groups' staleness markers: three of their longest interval
+	// and a second, from the end of their last evaluation.
 	staleWait time.Duration
 	// idleSince is when the tenant's last group here left; zero while it
 	// has groups.
@@ -509,8 +517,9 @@ func (tr *tenantRules) update(groups map[string][]rulefmt.RuleGroup, interval ti
 			longest = max(longest, cmp.Or(time.Duration(g.Interval), interval))
 		}
 	}
-	// Groups that leave are marked stale two of their intervals later.
-	tr.staleWait = max(tr.staleWait, 2*longest+time.Second)
+	// Groups that leave are marked stale two of their intervals later;
+	// a whole third one and a second more let that push end.
+	tr.staleWait = max(tr.staleWait, 3*longest+time.Second)
 	sort.Strings(files)
 	return tr.mgr.Update(interval, files, tr.externalLbl, tr.settings.externalURL, evalGroup(tr.id, tr.push, tr.touch))
 }

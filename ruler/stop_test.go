@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/notifier"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/teststorage"
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
@@ -258,4 +260,71 @@ func TestAlertmanagerDiscovery(t *testing.T) {
 			require.ErrorContains(t, err, tc.wantErr)
 		})
 	}
+}
+
+// slowQueryable blocks a select of slow_metric while slow is set (within
+// its context), first saying so on blocked.
+type slowQueryable struct {
+	storage.Queryable
+	slow    *atomic.Bool
+	blocked chan struct{}
+}
+
+func (q slowQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	in, err := q.Queryable.Querier(mint, maxt)
+	return slowQuerier{Querier: in, q: q}, err
+}
+
+type slowQuerier struct {
+	storage.Querier
+	q slowQueryable
+}
+
+func (q slowQuerier) Select(ctx context.Context, sorted bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	if q.q.slow.Load() && slices.ContainsFunc(ms, func(m *labels.Matcher) bool { return m.Matches("slow_metric") && m.Name == labels.MetricName }) {
+		select {
+		case q.q.blocked <- struct{}{}:
+		default:
+		}
+		select {
+		case <-time.After(3 * time.Second):
+		case <-ctx.Done():
+		}
+	}
+	return q.Querier.Select(ctx, sorted, hints, ms...)
+}
+
+// TestDeletedGroupMarkedStaleDespiteNextUpload: the tenant's last group
+// is deleted while an evaluation of it is slow (removing it waits for
+// that evaluation), and another tenant uploads a group right after: the
+// sync that upload prompts does not stop the tenant's manager before its
+// staleness markers are written.
+func TestDeletedGroupMarkedStaleDespiteNextUpload(t *testing.T) {
+	st := teststorage.New(t)
+	slow := slowQueryable{Queryable: st, slow: &atomic.Bool{}, blocked: make(chan struct{}, 1)}
+	tr := newTestRuler(t, st, objstore.NewInMemBucket(), func(_ *Config, d *Deps) {
+		d.Queryable = func(string) storage.Queryable { return slow }
+	})
+	stop := tr.run(t)
+	defer stop()
+	code, body := tr.request(t, http.MethodPost, "/config/v1/rules/ns", "team-a", "name: gone\ninterval: 100ms\nrules:\n- record: rec_gone\n  expr: vector(1)\n- record: rec_slow\n  expr: count(slow_metric)\n")
+	require.Equal(t, http.StatusAccepted, code, body)
+	eventually(t, "the group's series", func() bool { return len(queryNow(t, st, "rec_gone")) == 1 })
+
+	slow.slow.Store(true)
+	select {
+	case <-slow.blocked:
+	case <-time.After(time.Minute):
+		t.Fatal("no evaluation of the group reached slow_metric")
+	}
+	code, body = tr.request(t, http.MethodDelete, "/config/v1/rules/ns/gone", "team-a", "")
+	require.Equal(t, http.StatusAccepted, code, body)
+	code, body = tr.request(t, http.MethodPost, "/config/v1/rules/ns", "team-b", "name: other\ninterval: 100ms\nrules:\n- record: rec_other\n  expr: vector(1)\n")
+	require.Equal(t, http.StatusAccepted, code, body)
+	eventually(t, "team-b's group evaluated", func() bool { return len(tr.localStates("team-b")) == 1 })
+	// Either the markers come, or team-a's manager was stopped first.
+	eventually(t, "stale markers or team-a stopped", func() bool {
+		return tr.staleMarkers()["rec_gone"] || tr.tenantCount() < 2
+	})
+	require.True(t, tr.staleMarkers()["rec_gone"], "team-a's manager stopped before the deleted group's staleness markers were written")
 }

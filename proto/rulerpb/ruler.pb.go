@@ -26,8 +26,19 @@ const (
 )
 
 type RulesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// Only the groups of these names (rule_group[]); none: every group.
+	RuleGroup []string `protobuf:"bytes,2,rep,name=rule_group,json=ruleGroup,proto3" json:"rule_group,omitempty"`
+	// Only the groups of these namespaces (file[]); none: every namespace.
+	File []string `protobuf:"bytes,3,rep,name=file,proto3" json:"file,omitempty"`
+	// Only the rules of these alert or record names (rule_name[]); none:
+	// every rule. A group asked for is sent even when none of its rules is.
+	RuleName []string `protobuf:"bytes,4,rep,name=rule_name,json=ruleName,proto3" json:"rule_name,omitempty"`
+	// "alert" or "record": only the rules of that type; empty: both.
+	Type string `protobuf:"bytes,5,opt,name=type,proto3" json:"type,omitempty"`
+	// Leave out the active alerts of alerting rules.
+	ExcludeAlerts bool `protobuf:"varint,6,opt,name=exclude_alerts,json=excludeAlerts,proto3" json:"exclude_alerts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -67,6 +78,41 @@ func (x *RulesRequest) GetTenant() string {
 		return x.Tenant
 	}
 	return ""
+}
+
+func (x *RulesRequest) GetRuleGroup() []string {
+	if x != nil {
+		return x.RuleGroup
+	}
+	return nil
+}
+
+func (x *RulesRequest) GetFile() []string {
+	if x != nil {
+		return x.File
+	}
+	return nil
+}
+
+func (x *RulesRequest) GetRuleName() []string {
+	if x != nil {
+		return x.RuleName
+	}
+	return nil
+}
+
+func (x *RulesRequest) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *RulesRequest) GetExcludeAlerts() bool {
+	if x != nil {
+		return x.ExcludeAlerts
+	}
+	return false
 }
 
 type RulesResponse struct {
@@ -493,9 +539,15 @@ var File_ruler_proto protoreflect.FileDescriptor
 
 const file_ruler_proto_rawDesc = "" +
 	"\n" +
-	"\vruler.proto\x12\x0fstrata.ruler.v1\"&\n" +
+	"\vruler.proto\x12\x0fstrata.ruler.v1\"\xb1\x01\n" +
 	"\fRulesRequest\x12\x16\n" +
-	"\x06tenant\x18\x01 \x01(\tR\x06tenant\"H\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1d\n" +
+	"\n" +
+	"rule_group\x18\x02 \x03(\tR\truleGroup\x12\x12\n" +
+	"\x04file\x18\x03 \x03(\tR\x04file\x12\x1b\n" +
+	"\trule_name\x18\x04 \x03(\tR\bruleName\x12\x12\n" +
+	"\x04type\x18\x05 \x01(\tR\x04type\x12%\n" +
+	"\x0eexclude_alerts\x18\x06 \x01(\bR\rexcludeAlerts\"H\n" +
 	"\rRulesResponse\x127\n" +
 	"\x06groups\x18\x01 \x03(\v2\x1f.strata.ruler.v1.RuleGroupStateR\x06groups\"1\n" +
 	"\x05Label\x12\x12\n" +

@@ -32,8 +32,9 @@ const (
 type RulerClient interface {
 	// Rules returns the state of every rule group of the tenant that this
 	// ruler evaluates now: its rules, their health and their active alerts,
-	// unfiltered (the asking ruler filters the merged list). Only that
-	// tenant's groups; an empty tenant is refused.
+	// narrowed by the request's filters (the asking ruler filters the
+	// merged list again). Only that tenant's groups; an empty tenant is
+	// refused.
 	Rules(ctx context.Context, in *RulesRequest, opts ...grpc.CallOption) (*RulesResponse, error)
 }
 
@@ -61,8 +62,9 @@ func (c *rulerClient) Rules(ctx context.Context, in *RulesRequest, opts ...grpc.
 type RulerServer interface {
 	// Rules returns the state of every rule group of the tenant that this
 	// ruler evaluates now: its rules, their health and their active alerts,
-	// unfiltered (the asking ruler filters the merged list). Only that
-	// tenant's groups; an empty tenant is refused.
+	// narrowed by the request's filters (the asking ruler filters the
+	// merged list again). Only that tenant's groups; an empty tenant is
+	// refused.
 	Rules(context.Context, *RulesRequest) (*RulesResponse, error)
 	mustEmbedUnimplementedRulerServer()
 }
