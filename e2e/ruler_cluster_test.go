@@ -4,10 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,7 +62,11 @@ func allRulesOK(ctx context.Context, c *client, groups int) (bool, string) {
 	}
 	ok := 0
 	for _, g := range rules.Groups {
-		if len(g.Rules) == 2 && g.Rules[0].Health == "ok" && g.Rules[1].Health == "ok" {
+		healthy := len(g.Rules) == 3
+		for _, r := range g.Rules {
+			healthy = healthy && r.Health == "ok"
+		}
+		if healthy {
 			ok++
 		}
 	}
@@ -85,10 +94,71 @@ func alertsOf(ctx context.Context, c *client) (map[string]time.Time, map[string]
 	return activeAt, state, nil
 }
 
+// senderLog is an Alertmanager in the test: which ruler sent each alert,
+// told by the host of its generatorURL (each ruler has its own
+// -ruler.external.url).
+type senderLog struct {
+	mu      sync.Mutex
+	senders map[string]map[string]bool // alertname -> generator hosts
+}
+
+func newSenderLog(t *testing.T) (*senderLog, string) {
+	l := &senderLog{senders: map[string]map[string]bool{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var alerts []struct {
+			Labels       map[string]string `json:"labels"`
+			GeneratorURL string            `json:"generatorURL"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&alerts); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for _, a := range alerts {
+			u, err := url.Parse(a.GeneratorURL)
+			if err != nil {
+				continue
+			}
+			n := a.Labels["alertname"]
+			if l.senders[n] == nil {
+				l.senders[n] = map[string]bool{}
+			}
+			l.senders[n][u.Host] = true
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return l, srv.URL
+}
+
+// reset forgets what was sent so far.
+func (l *senderLog) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.senders = map[string]map[string]bool{}
+}
+
+// snapshot returns alertname -> sorted generator hosts.
+func (l *senderLog) snapshot() map[string][]string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string][]string{}
+	for n, hosts := range l.senders {
+		for h := range hosts {
+			out[n] = append(out[n], h)
+		}
+		sort.Strings(out[n])
+	}
+	return out
+}
+
 // TestRulerCluster: two rulers split the rule groups, each group evaluated
 // by exactly one of them, and either answers for all of them (state and
 // alerts); when one is killed with SIGKILL the other takes its groups
-// over once the ring's heartbeat timeout passed: their series keep going
+// over once the ring's heartbeat timeout passed. Each group's firing alert
+// is sent to the Alertmanager by the one ruler evaluating it, never by
+// both (a test Alertmanager tells the rulers apart by generatorURL);
+// after the kill by a only: their series keep going
 // (no gap much longer than the handover observed), and their pending
 // alerts resume their `for` from ALERTS_FOR_STATE (none fires before its
 // `for` has elapsed since it first went pending). A machine too slow to
@@ -103,17 +173,21 @@ func TestRulerCluster(t *testing.T) {
 		interval  = time.Second
 		forTime   = 40 * time.Second
 	)
+	am, amURL := newSenderLog(t)
 	common := []string{
-		"-auth.multitenancy-enabled", "-ruler.poll-interval=1s",
+		"-auth.multitenancy-enabled", "-ruler.poll-interval=1s", "-ruler.alertmanager-url=" + amURL,
+		// Firing alerts are sent again every second: what each ruler sends
+		// now shows within a few seconds.
+		"-ruler.resend-delay=1s",
 		// Upstream restores the `for` of alerts whose `for` is at least
 		// the grace period only; the others start over.
 		"-ruler.for-grace-period=" + (forTime / 4).String(),
 		"-ring.heartbeat-timeout=" + hbTimeout.String(), "-ingester.heartbeat-period=" + hbPeriod.String(),
 		"-blocks-storage.filesystem.dir=" + filepath.Join(root, "bucket"),
 	}
-	a := procs.StartStrataT(t, procs.StrataConfig{Bin: bin, DataDir: filepath.Join(root, "a"), Args: append([]string{"-instance.id=node-a"}, common...)})
+	a := procs.StartStrataT(t, procs.StrataConfig{Bin: bin, DataDir: filepath.Join(root, "a"), Args: append([]string{"-instance.id=node-a", "-ruler.external.url=http://node-a.test/"}, common...)})
 	b := procs.StartStrataT(t, procs.StrataConfig{Bin: bin, DataDir: filepath.Join(root, "b"), Args: append([]string{
-		"-target=ruler", "-instance.id=ruler-b", "-memberlist.join=" + a.MemberlistAddr,
+		"-target=ruler", "-instance.id=ruler-b", "-memberlist.join=" + a.MemberlistAddr, "-ruler.external.url=http://ruler-b.test/",
 		"-ring.replication-factor=1", "-store-gateway.replication-factor=1",
 	}, common...)})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -123,7 +197,7 @@ func TestRulerCluster(t *testing.T) {
 
 	const groups = 20
 	for i := range groups {
-		body := fmt.Sprintf("name: g%02d\ninterval: %s\nrules:\n- record: rec_g%02d\n  expr: vector(%d)\n- alert: Ag%02d\n  expr: vector(1)\n  for: %s\n", i, interval, i, i, i, forTime)
+		body := fmt.Sprintf("name: g%02d\ninterval: %s\nrules:\n- record: rec_g%02d\n  expr: vector(%d)\n- alert: Ag%02d\n  expr: vector(1)\n  for: %s\n- alert: Ig%02d\n  expr: vector(1)\n", i, interval, i, i, i, forTime, i)
 		ans, err := ca.do(ctx, http.MethodPost, "/config/v1/rules/ns", nil, map[string]string{"Content-Type": "application/yaml"}, []byte(body))
 		require.NoError(t, err)
 		require.Equal(t, http.StatusAccepted, ans.Status, ans.text())
@@ -153,8 +227,32 @@ func TestRulerCluster(t *testing.T) {
 			if err != nil {
 				return false, err.Error()
 			}
-			return len(activeAt) == groups, fmt.Sprintf("%s lists %d of %d alerts", c.base, len(activeAt), groups)
+			return len(activeAt) == 2*groups, fmt.Sprintf("%s lists %d of %d alerts", c.base, len(activeAt), 2*groups)
 		}))
+	}
+	// Every group's firing alert reaches the Alertmanager from the ruler
+	// that evaluates the group only (before b joined, a evaluated them
+	// all: what was sent before now is forgotten).
+	am.reset()
+	owner := func(g string) string {
+		if onB[g] {
+			return "ruler-b.test"
+		}
+		return "node-a.test"
+	}
+	require.NoError(t, procs.Poll(ctx, 250*time.Millisecond, func() (bool, string) {
+		got := am.snapshot()
+		for i := range groups {
+			if len(got[fmt.Sprintf("Ig%02d", i)]) == 0 {
+				return false, fmt.Sprintf("Ig%02d not notified yet", i)
+			}
+		}
+		return true, ""
+	}))
+	for n, hosts := range am.snapshot() {
+		if g, ok := strings.CutPrefix(n, "I"); ok {
+			require.Equal(t, []string{owner(g)}, hosts, "%s sent by %v, evaluated by %s", n, hosts, owner(g))
+		}
 	}
 	// Both rulers' results reach the ingester.
 	r, err := ca.query(ctx, `count({__name__=~"rec_g.*"})`, time.Now())
@@ -202,6 +300,23 @@ func TestRulerCluster(t *testing.T) {
 		}
 		return len(r.Series) == groups, fmt.Sprintf("%d of %d groups written in the last 3s", len(r.Series), groups)
 	}))
+
+	// After the kill a sends every group's alerts, b none.
+	am.reset()
+	require.NoError(t, procs.Poll(ctx, 250*time.Millisecond, func() (bool, string) {
+		got := am.snapshot()
+		for g := range onB {
+			if len(got["I"+g]) == 0 {
+				return false, fmt.Sprintf("I%s not notified by a yet: %v", g, got["I"+g])
+			}
+		}
+		return true, ""
+	}))
+	for n, hosts := range am.snapshot() {
+		if g, ok := strings.CutPrefix(n, "I"); ok {
+			require.Equal(t, []string{"node-a.test"}, hosts, "%s sent by %v after the kill (%s)", n, hosts, g)
+		}
+	}
 
 	// The handover as observed: for each moved group, its last sample
 	// before the kill (b's) and its first after (a's first evaluation).
