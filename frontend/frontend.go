@@ -38,6 +38,10 @@ type Deps struct {
 	// range query is sent whole, so that they refuse it (each leg alone
 	// would pass). The per-tenant max_query_length is read from Limits.
 	MaxQueryLength time.Duration
+	// OutOfOrderTimeWindow is the ingesters' -ingester.out-of-order-time-window
+	// (a tenant's out_of_order_time_window override replaces it): samples
+	// that old may still arrive, so nothing newer is cached.
+	OutOfOrderTimeWindow time.Duration
 }
 
 // Frontend serves the Prometheus API in front of the queriers.
@@ -55,6 +59,7 @@ type Frontend struct {
 	closeCache   func() error
 
 	maxQueryLength time.Duration
+	oooWindow      time.Duration   // Deps.OutOfOrderTimeWindow
 	transport      *http.Transport // to -frontend.downstream-url; nil in process
 	slots          tenantSlots
 	// parser reads queries to find what splitting changes (@ start(),
@@ -73,6 +78,7 @@ func New(cfg Config, deps Deps) (*Frontend, error) {
 	f := &Frontend{
 		cfg: cfg, downstream: deps.Downstream, tenants: deps.Tenants, limits: deps.Limits,
 		log: deps.Log, now: deps.Now, m: newMetrics(deps.Reg), maxQueryLength: deps.MaxQueryLength,
+		oooWindow:  deps.OutOfOrderTimeWindow,
 		closeCache: func() error { return nil },
 		parser: parser.NewParser(parser.Options{
 			EnableExperimentalFunctions: true, ExperimentalDurationExpr: true,
@@ -151,6 +157,9 @@ func (f *Frontend) proxy(u *url.URL) http.Handler {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(u)
 			pr.SetXForwarded()
+			if id, err := f.tenants.FromHTTP(pr.In); err == nil {
+				f.pinTenant(pr.Out.Header, id)
+			}
 		},
 		Transport: f.transport,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -162,6 +171,17 @@ func (f *Frontend) proxy(u *url.URL) http.Handler {
 				Err: fmt.Errorf("query-frontend: querier at -frontend.downstream-url did not answer: %w", err)}, nil)
 		},
 		ErrorLog: slog.NewLogLogger(f.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// pinTenant sets the tenant header of a request to the queriers to the
+// tenant the frontend resolved (with multi-tenancy or authentication):
+// queriers that trust the header, behind a frontend that checks
+// credentials, must not read another tenant than the one the frontend
+// cached the answer for.
+func (f *Frontend) pinTenant(h http.Header, tenantID string) {
+	if f.tenants.MultitenancyEnabled || f.tenants.Auth != nil {
+		h.Set(tenant.Header, tenantID)
 	}
 }
 
@@ -186,7 +206,7 @@ func (f *Frontend) queryRange(w http.ResponseWriter, r *http.Request) {
 	rr, ok := f.parseRange(r, tenantID)
 	if !ok {
 		f.m.queries.WithLabelValues("passthrough").Inc()
-		f.forward(w, r)
+		f.forward(w, r, tenantID)
 		f.m.duration.WithLabelValues("passthrough").Observe(time.Since(t0).Seconds())
 		return
 	}
@@ -209,13 +229,13 @@ func (f *Frontend) queryRange(w http.ResponseWriter, r *http.Request) {
 
 // forward sends a query_range request the frontend does not split to the
 // queriers whole, its form (already read) as the body.
-func (f *Frontend) forward(w http.ResponseWriter, r *http.Request) {
+func (f *Frontend) forward(w http.ResponseWriter, r *http.Request, tenantID string) {
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, r.URL.Path, strings.NewReader(r.Form.Encode()))
 	if err != nil {
 		promapi.RespondError(w, f.log, &promapi.Error{Type: promapi.ErrorInternal, Err: fmt.Errorf("build request: %w", err)}, nil)
 		return
 	}
-	copyHeaders(req, r)
+	f.copyHeaders(req, r, tenantID)
 	// The frontend's own CompressionHandler compresses the answer for
 	// the client; compressed by the querier too, it would be twice.
 	req.Header.Del("Accept-Encoding")
@@ -223,9 +243,10 @@ func (f *Frontend) forward(w http.ResponseWriter, r *http.Request) {
 }
 
 // copyHeaders gives a request to the queriers the client's headers
-// (tenant, credentials) as a form POST.
-func copyHeaders(req, from *http.Request) {
+// (credentials) as a form POST, naming the tenant the frontend resolved.
+func (f *Frontend) copyHeaders(req, from *http.Request, tenantID string) {
 	req.Header = from.Header.Clone()
+	f.pinTenant(req.Header, tenantID)
 	req.Header.Del("Content-Length")
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.RemoteAddr = from.RemoteAddr
@@ -306,7 +327,7 @@ func (f *Frontend) fetch(ctx context.Context, rr *rangeRequest, start, end int64
 	if err != nil {
 		return nil, fmt.Errorf("build leg request: %w", err)
 	}
-	copyHeaders(req, rr.orig)
+	f.copyHeaders(req, rr.orig, rr.tenant)
 	req.Header.Del("Accept-Encoding") // the answer is read here, not sent on
 	resp := &bufferedResponse{header: http.Header{}}
 	f.downstream.ServeHTTP(resp, req)

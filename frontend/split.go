@@ -29,7 +29,13 @@ type rangeRequest struct {
 	lookback       string
 	maxNegOffsetMs int64
 	latestAt       int64
+	parallelism    int // legs evaluated at once: max_query_parallelism
 }
+
+// maxLegs is the most legs one query is split into; a query that would
+// make more (a step of a day over decades) goes whole, so that one
+// request cannot start thousands of cache reads.
+const maxLegs = 1000
 
 // parseRange reads a query_range request the frontend can split; ok is
 // false for one it sends whole: parameters the querier refuses (it words
@@ -66,9 +72,19 @@ func (f *Frontend) parseRange(r *http.Request, tenantID string) (*rangeRequest, 
 		// A step longer than the interval would make one leg per point:
 		// legs of whole multiples of the interval instead.
 		rr.interval = interval * max(1, (rr.step+interval-1)/interval)
+		if (rr.end-rr.start)/rr.interval+1 > maxLegs {
+			return nil, false
+		}
 	}
+	rr.parallelism = max(1, lim.MaxQueryParallelism)
 	noStore := strings.Contains(strings.ToLower(strings.Join(r.Header.Values("Cache-Control"), ",")), "no-store")
-	freshBound := timestamp.FromTime(f.now()) - lim.MaxCacheFreshness.Milliseconds() - rr.maxNegOffsetMs
+	// Samples as old as the tenant's out-of-order window may still arrive:
+	// nothing that recent is cached, whatever max_cache_freshness says.
+	ooo := f.oooWindow
+	if lim.OutOfOrderTimeWindow != nil {
+		ooo = *lim.OutOfOrderTimeWindow
+	}
+	freshBound := timestamp.FromTime(f.now()) - max(lim.MaxCacheFreshness, ooo).Milliseconds() - rr.maxNegOffsetMs
 	rr.useCache = f.cache != nil && !noStore && rr.latestAt <= freshBound && rr.start <= freshBound
 	if rr.useCache {
 		// The last grid point at or before the bound.
@@ -82,6 +98,19 @@ func (f *Frontend) parseRange(r *http.Request, tenantID string) (*rangeRequest, 
 // duration expression.
 func (rr *rangeRequest) inspect(expr parser.Expr) bool {
 	rewritten, ok := false, true
+	// negAhead is how far ahead of its evaluation time a node reads
+	// through negative offsets: its own and those of the subqueries it
+	// sits in (they add up).
+	negAhead := func(offset int64, path []parser.Node) int64 {
+		ahead := max(0, -offset)
+		for _, p := range path {
+			if sq, isSub := p.(*parser.SubqueryExpr); isSub {
+				ahead += max(0, -sq.OriginalOffset.Milliseconds())
+			}
+		}
+		return ahead
+	}
+	var path []parser.Node
 	at := func(ts **int64, soe *parser.ItemType, offset int64, exprs ...*parser.DurationExpr) {
 		switch *soe {
 		case parser.START:
@@ -92,14 +121,13 @@ func (rr *rangeRequest) inspect(expr parser.Expr) bool {
 		if *ts != nil {
 			rr.latestAt = max(rr.latestAt, **ts)
 		}
-		if offset < 0 {
-			rr.maxNegOffsetMs = max(rr.maxNegOffsetMs, -offset)
-		}
+		rr.maxNegOffsetMs = max(rr.maxNegOffsetMs, negAhead(offset, path))
 		for _, e := range exprs {
 			ok = ok && !hasRange(e)
 		}
 	}
-	parser.Inspect(expr, func(node parser.Node, _ []parser.Node) error {
+	parser.Inspect(expr, func(node parser.Node, p []parser.Node) error {
+		path = p
 		switch n := node.(type) {
 		case *parser.VectorSelector:
 			at(&n.Timestamp, &n.StartOrEnd, n.OriginalOffset.Milliseconds(), n.OriginalOffsetExpr)
@@ -162,6 +190,9 @@ func (f *Frontend) evaluate(ctx context.Context, rr *rangeRequest) (*matrix, err
 	f.m.legs.Add(float64(len(legs)))
 	out := make([]*matrix, len(legs))
 	g, ctx := errgroup.WithContext(ctx)
+	// At most the tenant's max_query_parallelism legs at once, cache
+	// reads included.
+	g.SetLimit(rr.parallelism)
 	for i, leg := range legs {
 		g.Go(func() error {
 			m, err := f.evalLeg(ctx, rr, leg[0], leg[1])

@@ -1,10 +1,13 @@
 package frontend
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/strata-metrics/strata/internal/clustertest"
+	"github.com/strata-metrics/strata/limits"
 	"github.com/strata-metrics/strata/querier"
 )
 
@@ -178,4 +182,97 @@ func TestFrontendRequests(t *testing.T) {
 			require.Equal(t, passed+1, testutil.ToFloat64(f.m.queries.WithLabelValues("passthrough")))
 		})
 	}
+}
+
+// countingCache records the most Gets it served at once.
+type countingCache struct {
+	inner          cacheBackend
+	mu             sync.Mutex
+	inFlight, most int
+}
+
+func (c *countingCache) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	c.mu.Lock()
+	c.inFlight++
+	c.most = max(c.most, c.inFlight)
+	c.mu.Unlock()
+	time.Sleep(time.Millisecond) // long enough for the legs to pile up
+	defer func() {
+		c.mu.Lock()
+		c.inFlight--
+		c.mu.Unlock()
+	}()
+	return c.inner.Get(ctx, key)
+}
+
+func (c *countingCache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	return c.inner.Set(ctx, key, value, ttl)
+}
+
+// TestFrontendBoundsLegs: a query's legs, cache reads included, run at
+// most max_query_parallelism at once, and a query that would make more
+// than maxLegs legs goes whole.
+func TestFrontendBoundsLegs(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{})
+	end := time.Now().Truncate(time.Minute)
+	c.Push(t, testTenant, testData(end))
+	whole := c.Querier(t).Handler()
+	start, stop := end.Add(-5*time.Hour), end.Add(-2*time.Hour)
+
+	f, h := newTestFrontendDeps(t, whole, func(cfg *Config) { cfg.SplitInterval = 5 * time.Minute }, func(d *Deps) {
+		d.Limits = testLimits(t, func(l *limits.Limits) { l.MaxQueryParallelism = 3 })
+	})
+	cc := &countingCache{inner: f.cache}
+	f.cache = cc
+	wantCode, want := rangeQuery(t, whole, `rate(req_total[5m])`, start, stop, time.Minute, nil)
+	require.Equal(t, http.StatusOK, wantCode)
+	code, got := rangeQuery(t, h, `rate(req_total[5m])`, start, stop, time.Minute, nil)
+	require.Equal(t, http.StatusOK, code, "%.300s", got)
+	requireSameAnswer(t, want, got, "37 legs")
+	require.Equal(t, 37.0, testutil.ToFloat64(f.m.legs))
+	require.LessOrEqual(t, cc.most, 3, "cache reads at once")
+	require.Positive(t, cc.most)
+
+	// 10 s legs at a 10 s step over 3 h: 1081 legs, sent whole.
+	f, h = newTestFrontend(t, whole, func(cfg *Config) { cfg.SplitInterval = 10 * time.Second })
+	wantCode, want = rangeQuery(t, whole, `temp`, start, stop, 10*time.Second, nil)
+	require.Equal(t, http.StatusOK, wantCode)
+	code, got = rangeQuery(t, h, `temp`, start, stop, 10*time.Second, nil)
+	require.Equal(t, http.StatusOK, code, "%.300s", got)
+	requireSameAnswer(t, want, got, "over maxLegs")
+	require.Equal(t, 1.0, testutil.ToFloat64(f.m.queries.WithLabelValues("passthrough")))
+	require.Zero(t, testutil.ToFloat64(f.m.legs))
+}
+
+// TestFreshBound: nothing newer than the larger of max_cache_freshness
+// and the tenant's out-of-order window is cached (late samples may still
+// arrive there), nor newer than what nested negative offsets read ahead.
+func TestFreshBound(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	mk := func(editLim func(*limits.Limits), ooo time.Duration) *Frontend {
+		f, _ := newTestFrontendDeps(t, http.NotFoundHandler(), func(cfg *Config) { cfg.SplitInterval = time.Hour }, func(d *Deps) {
+			d.Now = func() time.Time { return now }
+			d.OutOfOrderTimeWindow = ooo
+			d.Limits = testLimits(t, editLim)
+		})
+		return f
+	}
+	cacheEnd := func(f *Frontend, q string) time.Time {
+		t.Helper()
+		form := url.Values{"query": {q}, "start": {formatTime(now.Add(-6 * time.Hour).UnixMilli())}, "end": {formatTime(now.UnixMilli())}, "step": {"60"}}
+		r := httptest.NewRequest(http.MethodPost, "/api/v1/query_range", strings.NewReader(form.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		require.NoError(t, r.ParseForm())
+		rr, ok := f.parseRange(r, testTenant)
+		require.True(t, ok)
+		require.True(t, rr.useCache)
+		return time.UnixMilli(rr.cacheEnd).UTC()
+	}
+	require.Equal(t, now.Add(-10*time.Minute), cacheEnd(mk(nil, 0), `up`), "max_cache_freshness")
+	require.Equal(t, now.Add(-time.Hour), cacheEnd(mk(nil, time.Hour), `up`), "-ingester.out-of-order-time-window")
+	two := 2 * time.Hour
+	require.Equal(t, now.Add(-2*time.Hour), cacheEnd(mk(func(l *limits.Limits) { l.OutOfOrderTimeWindow = &two }, time.Hour), `up`), "the tenant's out_of_order_time_window")
+	require.Equal(t, now.Add(-10*time.Minute-time.Hour), cacheEnd(mk(nil, 0), `up offset -1h`), "a negative offset")
+	require.Equal(t, now.Add(-10*time.Minute-2*time.Hour), cacheEnd(mk(nil, 0), `max_over_time((up offset -1h)[5m:1m] offset -1h)`),
+		"negative offsets of a selector and the subquery around it add up")
 }

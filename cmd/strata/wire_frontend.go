@@ -41,7 +41,8 @@ func newFrontend(w *wiring) (*module, error) {
 	deps := frontend.Deps{
 		Tenants: w.tenants, Limits: w.overrides,
 		Log: w.log.With("component", "query-frontend"), Reg: w.reg,
-		MaxQueryLength: w.cfg.Querier.MaxQueryLength,
+		MaxQueryLength:       w.cfg.Querier.MaxQueryLength,
+		OutOfOrderTimeWindow: w.cfg.Ingester.OutOfOrderTimeWindow,
 	}
 	if w.frontendDownstream != nil {
 		deps.Downstream = w.frontendDownstream
