@@ -142,11 +142,27 @@ func (m *MultitenantAlertmanager) PostAlerts(ctx context.Context, tenantID strin
 	default:
 		res = m.distribute(r, tenantID, body, owners)
 	}
+	if res.code == http.StatusNotFound {
+		return &NotConfiguredError{Tenant: tenantID}
+	}
 	if res.code >= 300 {
 		return fmt.Errorf("post alerts of tenant %q: %d %s", tenantID, res.code, strings.TrimSpace(res.body.String()))
 	}
 	return nil
 }
+
+// NotConfiguredError says a tenant's alerts were posted but the tenant has
+// no Alertmanager configuration (and no fallback applies): nothing can
+// take them.
+type NotConfiguredError struct{ Tenant string }
+
+func (e *NotConfiguredError) Error() string {
+	return fmt.Sprintf("tenant %q has no alertmanager configuration: upload one (POST /api/v1/alerts)", e.Tenant)
+}
+
+// NotConfigured reports true: the ruler counts such posts apart from
+// failures.
+func (e *NotConfiguredError) NotConfigured() bool { return true }
 
 func withBody(r *http.Request, body []byte) *http.Request {
 	r = r.Clone(r.Context())

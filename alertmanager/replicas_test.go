@@ -240,7 +240,8 @@ func TestPostAlertsInProcess(t *testing.T) {
 	_, body := owner.do(owner.api, http.MethodGet, "/alertmanager/api/v2/alerts", "t1", "")
 	require.Contains(t, body, "FromRuler")
 	require.Nil(t, other.am.running("t1"))
-	require.ErrorContains(t, other.am.PostAlerts(context.Background(), "nobody", []byte(`[]`)), "404")
+	var nc *NotConfiguredError
+	require.ErrorAs(t, other.am.PostAlerts(context.Background(), "nobody", []byte(`[]`)), &nc)
 }
 
 // TestSenderFromAnotherProcess: a Sender in a process without the module
@@ -265,7 +266,8 @@ func TestSenderFromAnotherProcess(t *testing.T) {
 		_, body := c.reps[o].do(c.reps[o].api, http.MethodGet, "/alertmanager/api/v2/alerts", "t1", "")
 		require.Contains(t, body, "FromRuler", "owner %s", o)
 	}
-	require.ErrorContains(t, s.PostAlerts(context.Background(), "nobody", []byte(`[]`)), "404")
+	var nc *NotConfiguredError
+	require.ErrorAs(t, s.PostAlerts(context.Background(), "nobody", []byte(`[]`)), &nc, "every owner answered: no configuration")
 	require.Error(t, s.PostAlerts(context.Background(), "../x", []byte(`[]`)), "a hostile tenant id is refused before any call")
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 
@@ -68,10 +69,12 @@ func (s *Sender) PostAlerts(ctx context.Context, tenantID string, body []byte) e
 	}
 	r.Header.Set("Content-Type", "application/json")
 	errs := make([]error, len(owners))
+	codes := make([]int, len(owners))
 	var wg sync.WaitGroup
 	for i, o := range owners {
 		wg.Go(func() {
 			res := forwardTo(ctx, s.peers, o, r, tenantID, body)
+			codes[i] = res.code
 			if res.code >= 300 {
 				errs[i] = fmt.Errorf("%s: %d %s", o.ID, res.code, strings.TrimSpace(res.body.String()))
 			}
@@ -82,6 +85,9 @@ func (s *Sender) PostAlerts(ctx context.Context, tenantID string, body []byte) e
 		if err == nil {
 			return nil // one owner took them: it notifies, the others learn from its log
 		}
+	}
+	if !slices.ContainsFunc(codes, func(c int) bool { return c != http.StatusNotFound }) {
+		return &NotConfiguredError{Tenant: tenantID}
 	}
 	return fmt.Errorf("post alerts of tenant %q to its alertmanager replicas: %w", tenantID, errors.Join(errs...))
 }

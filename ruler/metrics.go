@@ -73,6 +73,7 @@ func newTenantDescs() tenantDescs {
 			sum("prometheus_notifications_errors_total", "strata_ruler_notifications_errors_total", "Alerts whose send to an Alertmanager failed.", prometheus.CounterValue),
 			sum("prometheus_notifications_dropped_total", "strata_ruler_notifications_dropped_total", "Alerts dropped: the queue was full (-ruler.notification-queue-capacity) or no Alertmanager was known.", prometheus.CounterValue),
 			sum("prometheus_notifications_queue_length", "strata_ruler_notifications_queue_length", "Alerts waiting to be sent.", prometheus.GaugeValue),
+			sum(unconfiguredName, "strata_ruler_notifications_unconfigured_total", "Batches of alerts the built-in Alertmanager did not take because the tenant has no Alertmanager configuration (dropped, not failed: upload one with POST /api/v1/alerts).", prometheus.CounterValue),
 		},
 		duration:     prometheus.NewDesc("strata_ruler_group_evaluation_duration_seconds", "Time one rule group iteration took.", []string{"tenant"}, nil),
 		lastEval:     prometheus.NewDesc("strata_ruler_group_last_evaluation_timestamp_seconds", "When a rule group was last evaluated (time() minus it is its age); rule_group is namespace;group. Tenants folded into <other> show the latest of their groups of that name.", []string{"tenant", "rule_group"}, nil),

@@ -59,6 +59,14 @@ type notifierDeps struct {
 	builtin BuiltinAlertmanager
 }
 
+// unconfiguredName counts, in a tenant's notifier registry, the batches
+// the built-in Alertmanager did not take for want of a configuration.
+const unconfiguredName = "strata_ruler_tenant_notifications_unconfigured_total"
+
+// notConfigured is an error of BuiltinAlertmanager.PostAlerts saying the
+// tenant has no Alertmanager configuration (alertmanager.Sender's).
+type notConfigured interface{ NotConfigured() bool }
+
 // BuiltinAlertmanager is the cluster's own Alertmanager, which the ruler
 // sends to when no Alertmanager URL is configured
 // (alertmanager.Sender): in process, or over gRPC to the tenant's
@@ -68,6 +76,8 @@ type BuiltinAlertmanager interface {
 	Available() bool
 	// PostAlerts posts tenantID's alerts, the body of a POST
 	// /api/v2/alerts.
+	// A tenant without a configuration gets an error with a
+	// NotConfigured() bool method that says so.
 	PostAlerts(ctx context.Context, tenantID string, body []byte) error
 }
 
@@ -81,8 +91,10 @@ const builtinHost = "built-in-alertmanager.invalid"
 const builtinAlertmanagerURL = "http://" + builtinHost + "/alertmanager"
 
 // postBuiltin answers the notifier's request to builtinAlertmanagerURL
-// with what the built-in Alertmanager said.
-func postBuiltin(ctx context.Context, b BuiltinAlertmanager, tenantID string, req *http.Request) (*http.Response, error) {
+// with what the built-in Alertmanager said. A tenant that has alerting
+// rules but no Alertmanager configuration is not an error of every
+// evaluation: its alerts are dropped and counted in unconfigured.
+func postBuiltin(ctx context.Context, b BuiltinAlertmanager, tenantID string, req *http.Request, unconfigured prometheus.Counter) (*http.Response, error) {
 	if b == nil {
 		return nil, errors.New("no built-in alertmanager in this process")
 	}
@@ -94,7 +106,13 @@ func postBuiltin(ctx context.Context, b BuiltinAlertmanager, tenantID string, re
 		return nil, fmt.Errorf("alerts for the built-in alertmanager: body over %d bytes", maxBuiltinBody)
 	}
 	res := &http.Response{StatusCode: http.StatusOK, Status: "200 OK", Header: http.Header{}, Body: http.NoBody, Request: req}
-	if err := b.PostAlerts(ctx, tenantID, body); err != nil {
+	err = b.PostAlerts(ctx, tenantID, body)
+	var nc notConfigured
+	if errors.As(err, &nc) && nc.NotConfigured() {
+		unconfigured.Inc()
+		return res, nil
+	}
+	if err != nil {
 		msg := err.Error()
 		res.StatusCode, res.Status = http.StatusServiceUnavailable, "503 Service Unavailable"
 		res.Body = io.NopCloser(strings.NewReader(msg))
@@ -133,11 +151,18 @@ func newTenantNotifier(tenantID, amURLs string, cfg Config, d notifierDeps) (*te
 		return nil, fmt.Errorf("alertmanager URLs of tenant %s: %w", tenantID, err)
 	}
 	cut, cutNow := context.WithCancel(context.Background())
+	unconfigured := prometheus.NewCounter(prometheus.CounterOpts{Name: unconfiguredName, Help: "Batches the built-in Alertmanager did not take: no configuration."})
+	if d.reg != nil {
+		if err := d.reg.Register(unconfigured); err != nil {
+			cutNow()
+			return nil, fmt.Errorf("register the notifier metrics of tenant %s: %w", tenantID, err)
+		}
+	}
 	mgr := notifier.NewManager(&notifier.Options{
 		QueueCapacity: cfg.NotificationQueueCapacity, DrainOnShutdown: true, Registerer: d.reg,
 		Do: func(ctx context.Context, client *http.Client, req *http.Request) (*http.Response, error) {
 			if req.URL.Host == builtinHost {
-				return postBuiltin(ctx, d.builtin, tenantID, req)
+				return postBuiltin(ctx, d.builtin, tenantID, req, unconfigured)
 			}
 			req.Header.Set(tenant.Header, tenantID)
 			// Cancelled by cut too. Upstream cancels ctx once it has read

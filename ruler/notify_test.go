@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/notifier"
 	"github.com/stretchr/testify/require"
@@ -136,4 +137,41 @@ func notificationErrors(t *testing.T, reg *prometheus.Registry) float64 {
 		}
 	}
 	return sum
+}
+
+// unconfiguredErr is what alertmanager.Sender returns for a tenant without
+// an Alertmanager configuration.
+type unconfiguredErr struct{}
+
+func (unconfiguredErr) Error() string       { return "tenant has no alertmanager configuration" }
+func (unconfiguredErr) NotConfigured() bool { return true }
+
+// TestBuiltinAlertmanagerUnconfigured: a tenant with alerting rules but no
+// Alertmanager configuration is not an error at every evaluation: its
+// alerts are dropped and counted apart.
+func TestBuiltinAlertmanagerUnconfigured(t *testing.T) {
+	var cfg Config
+	cfg.RegisterFlags(flag.NewFlagSet("", flag.PanicOnError))
+	b := &fakeBuiltin{available: true, fail: unconfiguredErr{}}
+	reg := prometheus.NewRegistry()
+	n, err := newTenantNotifier("team-a", builtinAlertmanagerURL, cfg, notifierDeps{reg: reg, log: slog.New(slog.DiscardHandler), builtin: b})
+	require.NoError(t, err)
+	n.start()
+	defer n.stop(time.Minute)
+	eventually(t, "the Alertmanager to be known", func() bool { return len(n.mgr.Alertmanagers()) == 1 })
+	n.mgr.Send(&notifier.Alert{Labels: labels.FromStrings("alertname", "A"), StartsAt: time.Now()})
+	eventually(t, "the batch counted as unconfigured", func() bool {
+		n, err := testutil.GatherAndCount(reg, unconfiguredName)
+		if err != nil || n == 0 {
+			return false
+		}
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == unconfiguredName {
+				return mf.GetMetric()[0].GetCounter().GetValue() == 1
+			}
+		}
+		return false
+	})
+	require.Zero(t, notificationErrors(t, reg), "not a failed send")
 }

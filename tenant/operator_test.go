@@ -34,6 +34,8 @@ func TestOperatorOnly(t *testing.T) {
 		{name: "cross-site fetch", multi: true, admin: "ops", hdr: map[string]string{Header: "ops", "Sec-Fetch-Site": "cross-site"}, wantCode: http.StatusForbidden,
 			wantBody: "/ring refuses a POST from another site's page (Sec-Fetch-Site: cross-site)"},
 		{name: "same-origin form post", hdr: map[string]string{"Origin": "http://strata.test:9009", "Sec-Fetch-Site": "same-origin"}, wantCode: http.StatusOK},
+		{name: "behind a proxy that rewrites Host", hdr: map[string]string{"Origin": "https://strata.example.com", "X-Forwarded-Host": "strata.example.com"}, wantCode: http.StatusOK},
+		{name: "a forwarded host that is not the origin", hdr: map[string]string{"Origin": "https://evil.example", "X-Forwarded-Host": "strata.example.com"}, wantCode: http.StatusForbidden},
 		{name: "cross-origin read is only a read", method: http.MethodGet, hdr: map[string]string{"Origin": "https://evil.example"}, wantCode: http.StatusOK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
