@@ -44,7 +44,7 @@ type Config struct {
 // request's metadata.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxRecvMsgSize, "distributor.max-recv-msg-size", 32<<20, "Largest push body after snappy decompression, in bytes; larger pushes get 413 (the sender drops them).")
-	fs.Int64Var(&c.MaxInflightPushBytes, "distributor.max-inflight-push-bytes", 1<<30, "Push bodies (compressed plus decompressed) this process holds at once, at most; a push that would go over gets 429 and is retried by the sender, before its body is read when it announces its length (Content-Length, as Prometheus does). 0: no limit.")
+	fs.Int64Var(&c.MaxInflightPushBytes, "distributor.max-inflight-push-bytes", 1<<30, "Push bytes this process holds at once, at most: bodies compressed and decompressed, and what decoding made of them (the decoded request; for OTLP also its pdata and translated series). A push that would go over gets 429 and is retried by the sender, before its body is read when it announces its length (Content-Length, as Prometheus does), else as soon as the part counted so far would go over. 0: no limit.")
 	fs.DurationVar(&c.RemoteTimeout, "distributor.remote-timeout", 2*time.Second, "Deadline of one push to one ingester, for every started 8 MiB of the batch sent to it (a Prometheus batch gets this; a push of hundreds of thousands of series gets a multiple).")
 	fs.StringVar(&c.NameValidationScheme, "distributor.name-validation-scheme", SchemeLegacy, "Metric and label names accepted: legacy (Prometheus' classic [a-zA-Z_:][a-zA-Z0-9_:]* charset) or utf8 (any UTF-8, as Prometheus 3 allows).")
 }

@@ -27,7 +27,8 @@
 // read while the tenant's last refused push does not fit), HA-pair dedup
 // (ha.go), the series token (see seriesToken: it must never change once
 // data exists), the quorum rule, and the bound on push bytes held at once
-// (push_http.go: -distributor.max-inflight-push-bytes; snappy headers that
+// (push_http.go: -distributor.max-inflight-push-bytes, bodies and what
+// decoding made of them, push_otlp_size.go for OTLP; snappy headers that
 // claim more than a body can expand to are refused before allocating).
 // Does not: store anything (ingesters do), decide replica placement (the
 // ring does), dial connections (clientpool does), or count series (the

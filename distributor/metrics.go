@@ -111,7 +111,7 @@ func newMetrics(reg prometheus.Registerer, tl *tenant.LabelCap) *metrics {
 		}, []string{"ingester", "class"}),
 		inflightPushBytes: f.NewGauge(prometheus.GaugeOpts{
 			Name: "strata_distributor_inflight_push_bytes",
-			Help: "Bytes of push bodies held by requests being served, compressed and decompressed (-distributor.max-inflight-push-bytes bounds it).",
+			Help: "Bytes held by pushes being served: bodies compressed and decompressed, and what decoding made of them (-distributor.max-inflight-push-bytes bounds it).",
 		}),
 		inflightPushes: f.NewGauge(prometheus.GaugeOpts{
 			Name: "strata_distributor_inflight_pushes",

@@ -183,6 +183,11 @@ func (d *Distributor) pushHTTP(r *http.Request) (pushOutcome, error) {
 		return out, err
 	}
 	out.v2 = v2
+	// The decoded request is counted too: 2.0 labels cost up to 16 times
+	// their body bytes. Its strings are views of pb.raw, already counted.
+	if err := d.reserveDecoded(pb, tenantID, int64(pb.req.RetainedBytes())); err != nil {
+		return out, err
+	}
 	// pb.req's strings view pb.raw, which stays ours until putBody: Push
 	// keeps nothing of them after it returns.
 	out.written, err = d.Push(r.Context(), tenantID, pb.req)
@@ -341,7 +346,8 @@ func (d *Distributor) decompress(pb *pushBody) error {
 const snappyMaxExpansion = 22
 
 // reserveInflight counts n more bytes of pb (its compressed body, then its
-// decompressed size, each before it is allocated) against
+// decompressed size, each before it is allocated, then what decoding made,
+// see reserveDecoded) against
 // -distributor.max-inflight-push-bytes; the handler gives them back with
 // releaseInflight when the push is answered.
 func (d *Distributor) reserveInflight(pb *pushBody, n int64) error {
@@ -354,6 +360,22 @@ func (d *Distributor) reserveInflight(pb *pushBody, n int64) error {
 	}
 	pb.reserved += n
 	d.m.inflightPushBytes.Add(float64(n))
+	return nil
+}
+
+// reserveDecoded counts n bytes more that pb's push holds once decoded, as
+// reserveInflight does, and counts a refusal as the other reservations do.
+// It runs after decoding (which a body's size bounds, through
+// -distributor.max-recv-msg-size) and before Push, which holds them until
+// the ingesters answer.
+func (d *Distributor) reserveDecoded(pb *pushBody, tenantID string, n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	if err := d.reserveInflight(pb, n); err != nil {
+		d.m.rateLimitedPushes.WithLabelValues(d.tenantLabels.Value(tenantID), limitedInflightBytes).Inc()
+		return err
+	}
 	return nil
 }
 

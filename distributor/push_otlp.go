@@ -239,6 +239,9 @@ func (d *Distributor) pushOTLP(r *http.Request) (otlpOutcome, error) {
 		return out, &BadInputError{Msg: fmt.Sprintf("decode OTLP %s body: %v [%s]", map[bool]string{true: "JSON", false: "protobuf"}[out.json], err, idInvalidOTLP)}
 	}
 	md := req.Metrics()
+	if err := d.reserveDecoded(pb, tenantID, pdataBytes(md, len(raw))); err != nil {
+		return out, err
+	}
 	lim := d.limits.For(tenantID)
 	app := newRequestAppender()
 	if lim.OTLPDeltaTemporality == limits.DeltaConvert && hasDelta(md) {
@@ -259,6 +262,11 @@ func (d *Distributor) pushOTLP(r *http.Request) (otlpOutcome, error) {
 		if out.rejected == 0 {
 			out.rejected = 1
 		}
+	}
+	// The translation is counted on top of the pdata, which stays
+	// reserved until the push is answered.
+	if err := d.reserveDecoded(pb, tenantID, translatedBytes(app.req)); err != nil {
+		return out, err
 	}
 	// app.req's strings are the translation's own: Push keeps nothing of
 	// them after it returns.
