@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/oklog/ulid/v2"
 
@@ -33,6 +35,8 @@ type ServerError struct {
 	Status int
 	Msg    string
 	Op     string // what was asked: "start block X"
+	// RetryAfter is the answer's Retry-After, 0 without one.
+	RetryAfter time.Duration
 }
 
 func (e *ServerError) Error() string {
@@ -74,7 +78,7 @@ func (c *Client) do(ctx context.Context, method, op string, id ulid.ULID, what s
 		return fmt.Errorf("%s: reading the answer: %w", op, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return &ServerError{Status: resp.StatusCode, Msg: string(b), Op: op}
+		return &ServerError{Status: resp.StatusCode, Msg: string(b), Op: op, RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
@@ -106,4 +110,19 @@ func (c *Client) File(ctx context.Context, id ulid.ULID, p string, body io.Reade
 // Finish asks the server to verify block id and make it visible.
 func (c *Client) Finish(ctx context.Context, id ulid.ULID) error {
 	return c.do(ctx, http.MethodPost, "finish block "+id.String(), id, "finish", nil, nil, 0, nil)
+}
+
+// retryAfter decodes a Retry-After header: seconds or an HTTP date; 0 when
+// absent or not understood.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil {
+		return max(0, time.Duration(n)*time.Second)
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(0, t.Sub(now))
+	}
+	return 0
 }

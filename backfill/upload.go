@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -124,7 +125,18 @@ type Uploader struct {
 	RetryWait time.Duration
 	// OnRetry, when set, is told of each retry before its wait.
 	OnRetry func(err error, wait time.Duration)
+	// BusyWait bounds how long a finish answered 429 (the server verifies
+	// another block, one at a time) is tried again, waiting the answer's
+	// Retry-After (RetryWait without one, at most maxBusyStep) each time;
+	// 0: a 429 is final.
+	BusyWait time.Duration
+
+	// sleep waits d or until ctx ends; time.After when nil.
+	sleep func(ctx context.Context, d time.Duration) error
 }
+
+// maxBusyStep bounds one wait for a busy server, whatever its Retry-After.
+const maxBusyStep = 5 * time.Minute
 
 // Upload uploads blocks in order. A block the server has already is
 // skipped; a block it has part of is resumed.
@@ -191,11 +203,51 @@ func (u *Uploader) uploadBlock(ctx context.Context, b LocalBlock) error {
 			return err
 		}
 	}
-	if err := u.Client.Finish(ctx, b.ID); err != nil {
+	if err := u.finish(ctx, b.ID); err != nil {
 		return err
 	}
 	u.Progress.blockDone(b)
 	return nil
+}
+
+// finish finishes block id, trying again for up to BusyWait while the
+// server answers 429.
+func (u *Uploader) finish(ctx context.Context, id ulid.ULID) error {
+	var waited time.Duration
+	for {
+		err := u.Client.Finish(ctx, id)
+		se, ok := errors.AsType[*ServerError](err)
+		if !ok || se.Status != http.StatusTooManyRequests {
+			return err
+		}
+		wait := se.RetryAfter
+		if wait <= 0 {
+			wait = u.RetryWait
+		}
+		wait = min(max(wait, time.Millisecond), maxBusyStep)
+		if waited+wait > u.BusyWait {
+			return err
+		}
+		waited += wait
+		if u.OnRetry != nil {
+			u.OnRetry(err, wait)
+		}
+		if serr := u.wait(ctx, wait); serr != nil {
+			return err
+		}
+	}
+}
+
+func (u *Uploader) wait(ctx context.Context, d time.Duration) error {
+	if u.sleep != nil {
+		return u.sleep(ctx, d)
+	}
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (u *Uploader) sendFile(ctx context.Context, b LocalBlock, f block.File) error {

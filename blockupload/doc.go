@@ -11,7 +11,9 @@
 // and the verification at finish (the block downloaded into a bounded
 // temporary directory and read whole with Prometheus' index and chunk
 // readers) before meta.json is written, last, so that no partial block is
-// ever visible.
+// ever visible; in memory, what requests are at work on each upload (the
+// files being received, with their bytes reserved, and a finish verifying)
+// so that they do not change a block under one another.
 // Does not: decide who may upload (the tenant's compactor_block_upload_enabled
 // override does), merge overlapping blocks (the compactor does) or delete
 // abandoned uploads (the compactor deletes a block without meta.json after

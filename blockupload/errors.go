@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // The error ids of refused uploads: each is the reason label of
@@ -18,6 +19,8 @@ const (
 	ReasonCorrupt     = "strata-block-upload-corrupt"      // the block does not read at finish
 	ReasonNotStarted  = "strata-block-upload-not-started"  // files or finish before start
 	ReasonExists      = "strata-block-upload-exists"       // the block is in the bucket already
+	ReasonInProgress  = "strata-block-upload-in-progress"  // another request is changing or finishing the upload
+	ReasonBusy        = "strata-block-upload-busy"         // the compactor is verifying another block
 	reasonInternal    = "internal"                         // the bucket or the disk failed
 )
 
@@ -27,6 +30,8 @@ type RefusedError struct {
 	Reason string // one of the Reason constants
 	Status int
 	Msg    string
+	// RetryAfter, when set, is sent as Retry-After.
+	RetryAfter time.Duration
 }
 
 func (e *RefusedError) Error() string { return fmt.Sprintf("%s [%s]", e.Msg, e.Reason) }

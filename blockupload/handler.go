@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -69,16 +71,68 @@ type Handler struct {
 	d   Deps
 	m   *metrics
 	// stateMu serialises the read-modify-write of upload states (in this
-	// process; one client uploads one block's files one after another).
+	// process; one client uploads one block's files one after another)
+	// and guards active.
 	stateMu sync.Mutex
+	// active is what requests do to each upload now, by tenant and block:
+	// in this process, like stateMu, and gone with it (a flag in the
+	// bucket would outlive a crash and wedge the block).
+	active map[activeKey]*activity
 	// verifying admits one finish at a time: it bounds the temporary disk
-	// to -compactor.block-upload-max-block-bytes.
+	// to -compactor.block-upload-max-block-bytes. A finish that finds it
+	// taken is answered 429 at once rather than queued: one tenant's
+	// large block must not hold another's finish without a time limit.
 	verifying chan struct{}
 }
 
+type activeKey struct {
+	tenant string
+	id     ulid.ULID
+}
+
+// activity is what requests in flight do to one upload.
+type activity struct {
+	// receiving holds the files being received, with the bytes each
+	// reserved of -compactor.block-upload-max-block-bytes.
+	receiving map[string]int64
+	// finishing is set while finish verifies the block: its files must
+	// not change under it.
+	finishing bool
+}
+
+// busyRetryAfter is the Retry-After of a finish refused while another
+// block is verified: verifying takes seconds to minutes.
+const busyRetryAfter = 10 * time.Second
+
 // New returns the handler; Register mounts it.
 func New(cfg Config, d Deps) *Handler {
-	return &Handler{cfg: cfg, d: d, m: newMetrics(d.Reg), verifying: make(chan struct{}, 1)}
+	return &Handler{cfg: cfg, d: d, m: newMetrics(d.Reg), active: map[activeKey]*activity{}, verifying: make(chan struct{}, 1)}
+}
+
+// activityOf returns req's upload's activity, creating it; under stateMu.
+func (h *Handler) activityOf(req request) *activity {
+	k := activeKey{req.tenant, req.id}
+	a := h.active[k]
+	if a == nil {
+		a = &activity{receiving: map[string]int64{}}
+		h.active[k] = a
+	}
+	return a
+}
+
+// idle forgets req's upload's activity when nothing is left of it; under
+// stateMu.
+func (h *Handler) idle(req request) {
+	k := activeKey{req.tenant, req.id}
+	if a := h.active[k]; a != nil && !a.finishing && len(a.receiving) == 0 {
+		delete(h.active, k)
+	}
+}
+
+// refuseFinishing answers a request that would change an upload being
+// finished.
+func refuseFinishing(id ulid.ULID) error {
+	return refuse(ReasonInProgress, http.StatusConflict, "block %s is being finished (verified) by another request: its files cannot change now; wait for that finish's answer", id)
 }
 
 // Register mounts the routes on r.
@@ -117,6 +171,9 @@ func (h *Handler) wrap(fn func(ctx context.Context, req request, w http.Response
 		}()
 		if err != nil {
 			h.m.failed.WithLabelValues(reasonOf(err)).Inc()
+			if re, ok := errors.AsType[*RefusedError](err); ok && re.RetryAfter > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(int(re.RetryAfter/time.Second)))
+			}
 			code := httpStatus(err)
 			if code >= 500 {
 				h.d.Log.Error("block upload failed", "tenant", t, "path", r.URL.Path, "err", err)
@@ -218,14 +275,15 @@ func (h *Handler) files(ctx context.Context, req request, w http.ResponseWriter,
 	if err := h.refuseComplete(ctx, req); err != nil {
 		return nil, err
 	}
-	st, err := h.state(ctx, req)
-	if err != nil {
+	if err := h.reserve(ctx, req, p, size); err != nil {
 		return nil, err
 	}
-	old, _ := st.file(p)
-	if total := st.bytes() - old.Size + size; total > h.cfg.MaxBlockBytes {
-		return nil, refuse(ReasonTooLarge, http.StatusRequestEntityTooLarge, "block %s: its files would hold %d bytes, over -compactor.block-upload-max-block-bytes (%d)", req.id, total, h.cfg.MaxBlockBytes)
-	}
+	defer func() {
+		h.stateMu.Lock()
+		defer h.stateMu.Unlock()
+		delete(h.activityOf(req).receiving, p)
+		h.idle(req)
+	}()
 	name := path.Join(req.id.String(), p)
 	// A file takes as long as it takes (-server.http-read-timeout bounds a
 	// whole request): the deadline moves with every read, so only a
@@ -250,7 +308,8 @@ func (h *Handler) files(ctx context.Context, req request, w http.ResponseWriter,
 	fs := FileState{Path: p, Size: size, SHA256: hex.EncodeToString(cr.h.Sum(nil))}
 	h.stateMu.Lock()
 	defer h.stateMu.Unlock()
-	if st, err = h.state(ctx, req); err != nil {
+	st, err := h.state(ctx, req)
+	if err != nil {
 		return nil, err
 	}
 	st.setFile(fs)
@@ -258,6 +317,38 @@ func (h *Handler) files(ctx context.Context, req request, w http.ResponseWriter,
 		return nil, err
 	}
 	return fs, nil
+}
+
+// reserve admits file p of size bytes to req's upload: under stateMu, its
+// bytes with the files received and those being received by other
+// requests stay within -compactor.block-upload-max-block-bytes, no other
+// request is receiving p, and no finish is verifying the block. The
+// caller removes p from receiving when done.
+func (h *Handler) reserve(ctx context.Context, req request, p string, size int64) error {
+	h.stateMu.Lock()
+	defer h.stateMu.Unlock()
+	a := h.activityOf(req)
+	defer h.idle(req)
+	if a.finishing {
+		return refuseFinishing(req.id)
+	}
+	if _, ok := a.receiving[p]; ok {
+		return refuse(ReasonInProgress, http.StatusConflict, "block %s: file %s is being received by another request; wait for its answer", req.id, p)
+	}
+	st, err := h.state(ctx, req)
+	if err != nil {
+		return err
+	}
+	old, _ := st.file(p)
+	total := st.bytes() - old.Size + size
+	for _, n := range a.receiving {
+		total += n
+	}
+	if total > h.cfg.MaxBlockBytes {
+		return refuse(ReasonTooLarge, http.StatusRequestEntityTooLarge, "block %s: its files would hold %d bytes, over -compactor.block-upload-max-block-bytes (%d)", req.id, total, h.cfg.MaxBlockBytes)
+	}
+	a.receiving[p] = size
+	return nil
 }
 
 // forgetFile drops p from the upload's state after its object was deleted
@@ -319,6 +410,8 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // written last, then the block is added to the tenant's bucket index. A
 // block that does not verify is deleted (nothing of it stays) and refused
 // with what is wrong. Finishing a block already complete answers complete.
+// While it verifies, files and another finish of the block are refused
+// (409); while another block is verified, it is refused (429).
 func (h *Handler) finish(ctx context.Context, req request, w http.ResponseWriter, _ *http.Request) (any, error) {
 	done, err := complete(ctx, req.tbkt, req.id)
 	if err != nil {
@@ -327,23 +420,21 @@ func (h *Handler) finish(ctx context.Context, req request, w http.ResponseWriter
 	if done {
 		return Status{State: StateComplete}, nil
 	}
-	st, err := h.state(ctx, req)
+	st, err := h.beginFinish(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := st.file(block.IndexFilename); !ok {
-		return nil, refuse(ReasonBadFile, http.StatusBadRequest, "block %s: no index was uploaded", req.id)
-	}
+	defer func() {
+		<-h.verifying
+		h.stateMu.Lock()
+		defer h.stateMu.Unlock()
+		h.activityOf(req).finishing = false
+		h.idle(req)
+	}()
 	// Verifying a large block takes minutes, more than
 	// -server.http-write-timeout; the client waits (and a client that goes
 	// away cancels ctx).
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
-	select {
-	case h.verifying <- struct{}{}:
-		defer func() { <-h.verifying }()
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 	dir := filepath.Join(h.d.TempDir, req.tenant+"-"+req.id.String())
 	defer func() { _ = os.RemoveAll(dir) }()
 	err = download(ctx, req.tbkt, req.id, st, dir)
@@ -351,9 +442,12 @@ func (h *Handler) finish(ctx context.Context, req request, w http.ResponseWriter
 	if err == nil {
 		samples, err = verifyBlock(ctx, dir, &st.Meta)
 	}
-	if reasonOf(err) == ReasonCorrupt {
+	if err == nil {
+		err = stillThere(ctx, req.tbkt, req.id, st)
+	}
+	if r := reasonOf(err); r == ReasonCorrupt || r == ReasonNotStarted {
 		if derr := block.Delete(context.WithoutCancel(ctx), req.tbkt, req.id); derr != nil {
-			h.d.Log.Warn("deleting a corrupt upload; the compactor deletes it later", "tenant", req.tenant, "block", req.id, "err", derr)
+			h.d.Log.Warn("deleting a refused upload; the compactor deletes it later", "tenant", req.tenant, "block", req.id, "err", derr)
 		}
 		h.d.Log.Warn("uploaded block refused", "tenant", req.tenant, "block", req.id, "err", err)
 	}
@@ -383,4 +477,64 @@ func (h *Handler) finish(ctx context.Context, req request, w http.ResponseWriter
 	h.m.samples.Add(float64(samples))
 	h.d.Log.Info("block upload finished", "tenant", req.tenant, "block", req.id, "samples", samples, "bytes", st.bytes())
 	return Status{State: StateComplete}, nil
+}
+
+// beginFinish takes the verification slot and marks req's upload
+// finishing, under stateMu: no file is being received and none will be
+// until the caller clears the mark and frees the slot. It writes the
+// upload's state again, so that the block's newest object is recent and
+// the compactor does not delete it as an abandoned partial block while it
+// is verified (a backfill resumed long after its last file).
+func (h *Handler) beginFinish(ctx context.Context, req request) (*uploadState, error) {
+	h.stateMu.Lock()
+	defer h.stateMu.Unlock()
+	a := h.activityOf(req)
+	defer h.idle(req)
+	if a.finishing {
+		return nil, refuseFinishing(req.id)
+	}
+	if len(a.receiving) > 0 {
+		return nil, refuse(ReasonInProgress, http.StatusConflict, "block %s: %d of its files are still being received; finish after their answers", req.id, len(a.receiving))
+	}
+	st, err := h.state(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := st.file(block.IndexFilename); !ok {
+		return nil, refuse(ReasonBadFile, http.StatusBadRequest, "block %s: no index was uploaded", req.id)
+	}
+	select {
+	case h.verifying <- struct{}{}:
+	default:
+		e := refuse(ReasonBusy, http.StatusTooManyRequests, "block %s: the compactor is verifying another block (one at a time); try again in %s", req.id, busyRetryAfter).(*RefusedError)
+		e.RetryAfter = busyRetryAfter
+		return nil, e
+	}
+	if err := writeState(ctx, req.tbkt, req.id, st); err != nil {
+		<-h.verifying
+		return nil, err
+	}
+	a.finishing = true
+	return st, nil
+}
+
+// stillThere checks, after verification, that every file of the upload
+// and its state are still in the bucket: the compactor may have deleted
+// the block as an abandoned partial upload meanwhile, and meta.json must
+// not make what is left of it visible.
+func stillThere(ctx context.Context, tbkt objstore.Bucket, id ulid.ULID, st *uploadState) error {
+	names := []string{statePath(id)}
+	for _, f := range st.Files {
+		names = append(names, path.Join(id.String(), f.Path))
+	}
+	for _, name := range names {
+		ok, err := tbkt.Exists(ctx, name)
+		if err != nil {
+			return fmt.Errorf("block %s: checking %s after verification: %w", id, name, err)
+		}
+		if !ok {
+			return refuse(ReasonNotStarted, http.StatusNotFound, "block %s: %s left the bucket while the block was verified (the compactor deletes an upload whose newest object is older than -compactor.partial-block-deletion-delay): run the backfill again", id, name)
+		}
+	}
+	return nil
 }

@@ -36,7 +36,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Samples read while verifying uploaded blocks that were made visible.",
 		}),
 	}
-	for _, r := range []string{ReasonDisabled, ReasonBadMeta, ReasonOtherTenant, ReasonBadFile, ReasonTooLarge, ReasonCorrupt, ReasonNotStarted, ReasonExists, reasonInternal} {
+	for _, r := range []string{ReasonDisabled, ReasonBadMeta, ReasonOtherTenant, ReasonBadFile, ReasonTooLarge, ReasonCorrupt, ReasonNotStarted, ReasonExists, ReasonInProgress, ReasonBusy, reasonInternal} {
 		m.failed.WithLabelValues(r)
 	}
 	return m

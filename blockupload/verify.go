@@ -64,10 +64,11 @@ func downloadFile(ctx context.Context, tbkt objstore.Bucket, src, dst string, si
 }
 
 // verifyBlock reads the block in dir whole: the index opens, every series
-// has labels, every chunk reference points into the chunk files, every
-// sample lies within its chunk's and the block's time range, and the
-// counts agree with meta.json's stats when it has them. It returns the
-// samples read.
+// has labels, sorted and unique, the series come in label order, each
+// series' chunks in time order without overlap, every chunk reference
+// points into the chunk files, every sample lies within its chunk's and
+// the block's time range with timestamps increasing, and the counts agree
+// with meta.json's stats when it has them. It returns the samples read.
 func verifyBlock(ctx context.Context, dir string, m *block.Meta) (samples uint64, err error) {
 	corrupt := func(format string, args ...any) error {
 		return refuse(ReasonCorrupt, http.StatusBadRequest, "block %s: "+format, append([]any{m.ULID}, args...)...)
@@ -97,6 +98,8 @@ func verifyBlock(ctx context.Context, dir string, m *block.Meta) (samples uint64
 		chks    []chunks.Meta
 		it      chunkenc.Iterator
 		series  uint64
+		prev    labels.Labels
+		prevT   int64
 	)
 	for p.Next() {
 		if err := ctx.Err(); err != nil {
@@ -110,8 +113,15 @@ func verifyBlock(ctx context.Context, dir string, m *block.Meta) (samples uint64
 		if lset.IsEmpty() {
 			return 0, corrupt("index: series %d has no labels", p.At())
 		}
+		// The compactor's merge and the store-gateways' readers take the
+		// index's order on trust: a block out of order would fail every
+		// compaction of its group.
+		if err := checkOrder(prev, lset, chks); err != nil {
+			return 0, corrupt("%v", err)
+		}
+		prev = lset
 		for _, c := range chks {
-			if c.MinTime > c.MaxTime || c.MinTime < m.MinTime || c.MaxTime >= m.MaxTime {
+			if c.MinTime < m.MinTime || c.MaxTime >= m.MaxTime {
 				return 0, corrupt("series %s: chunk [%d, %d] is outside the block's range [%d, %d)", lset, c.MinTime, c.MaxTime, m.MinTime, m.MaxTime)
 			}
 			chk, iterable, err := cr.ChunkOrIterable(c)
@@ -125,9 +135,16 @@ func verifyBlock(ctx context.Context, dir string, m *block.Meta) (samples uint64
 			}
 			var n int
 			for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
-				if t := it.AtT(); t < c.MinTime || t > c.MaxTime {
+				t := it.AtT()
+				if t < c.MinTime || t > c.MaxTime {
 					return 0, corrupt("series %s: sample at %d outside its chunk's range [%d, %d]", lset, t, c.MinTime, c.MaxTime)
 				}
+				// Chunks do not overlap (checkOrder), so increasing within
+				// each chunk is increasing within the series.
+				if n > 0 && t <= prevT {
+					return 0, corrupt("series %s: chunk reference %d: sample timestamps not increasing (%d after %d)", lset, c.Ref, t, prevT)
+				}
+				prevT = t
 				n++
 			}
 			if err := it.Err(); err != nil {
@@ -152,4 +169,42 @@ func verifyBlock(ctx context.Context, dir string, m *block.Meta) (samples uint64
 		return 0, corrupt("holds no samples")
 	}
 	return samples, nil
+}
+
+// checkOrder checks what Prometheus' readers and compactor assume of a
+// series of the index, lset, following prev (empty for the first): label
+// names sorted and unique, lset after prev, and its chunks each with
+// MinTime <= MaxTime, in time order and not overlapping.
+func checkOrder(prev, lset labels.Labels, chks []chunks.Meta) error {
+	var (
+		last  string
+		first = true
+		err   error
+	)
+	lset.Range(func(l labels.Label) {
+		switch {
+		case err != nil:
+		case !first && l.Name == last:
+			err = fmt.Errorf("series %s: label name %q appears twice", lset, l.Name)
+		case !first && l.Name < last:
+			err = fmt.Errorf("series %s: label names not sorted (%q after %q)", lset, l.Name, last)
+		}
+		first, last = false, l.Name
+	})
+	if err != nil {
+		return err
+	}
+	if !prev.IsEmpty() && labels.Compare(prev, lset) >= 0 {
+		return fmt.Errorf("index: series not sorted by labels (%s after %s)", lset, prev)
+	}
+	for i, c := range chks {
+		if c.MinTime > c.MaxTime {
+			return fmt.Errorf("series %s: chunk [%d, %d] ends before it starts", lset, c.MinTime, c.MaxTime)
+		}
+		if i > 0 && c.MinTime <= chks[i-1].MaxTime {
+			return fmt.Errorf("series %s: chunk [%d, %d] does not start after the previous chunk [%d, %d] ends (chunks out of order or overlapping)",
+				lset, c.MinTime, c.MaxTime, chks[i-1].MinTime, chks[i-1].MaxTime)
+		}
+	}
+	return nil
 }

@@ -39,6 +39,7 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		workDir          string
 		rateLimit        float64
 		retries          int
+		busyWait         time.Duration
 	)
 	fs.StringVar(&c.URL, "url", "", "Strata's base URL: the compactor's, or any -target=all process's (required).")
 	fs.StringVar(&c.Tenant, "tenant", "", "Tenant id sent as X-Scope-OrgID (with -auth.multitenancy-enabled behind a gateway); with a tenants file the credentials name the tenant.")
@@ -47,8 +48,12 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.StringVar(&workDir, "work-dir", "", "Directory the blocks built from OpenMetrics go to (removed after); default the system's temporary directory.")
 	fs.Float64Var(&rateLimit, "rate-limit-bytes", 0, "Most bytes per second to send; 0 means no limit.")
 	fs.IntVar(&retries, "retries", 5, "How often a block is tried again after no answer or a 5xx (1s, then twice as long each time), resuming; a 4xx stops at once.")
+	fs.DurationVar(&busyWait, "busy-wait", time.Hour, "How long to keep finishing a block the server answers 429 (it verifies one block at a time), waiting its Retry-After between tries; 0 stops at once.")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if busyWait < 0 {
+		return fmt.Errorf("backfill: -busy-wait must not be negative, got %s", busyWait)
 	}
 	if c.URL == "" || fs.NArg() != 1 {
 		fs.Usage()
@@ -93,7 +98,7 @@ func runBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	f, isFile := stderr.(*os.File)
 	p := backfill.NewProgress(stderr, isFile && backfill.IsTerminal(f), blocks, time.Now)
-	u := backfill.Uploader{Client: &c, Progress: p, Retries: retries, RetryWait: time.Second,
+	u := backfill.Uploader{Client: &c, Progress: p, Retries: retries, RetryWait: time.Second, BusyWait: busyWait,
 		OnRetry: func(err error, wait time.Duration) {
 			fmt.Fprintf(stderr, "backfill: %v; trying again in %s\n", err, wait)
 		}}
