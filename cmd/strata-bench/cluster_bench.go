@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -187,7 +188,8 @@ func benchClusterAt(ctx context.Context, cfg Config, bin string, rf int, dir str
 		}
 		for i, u := range us {
 			rss[i] = append(rss[i], u.RSSBytes)
-			figs[i].PeakRSSBytes = u.PeakRSSBytes
+			// VmHWM is updated lazily: never below a reading of VmRSS.
+			figs[i].PeakRSSBytes = max(u.PeakRSSBytes, slices.Max(rss[i]))
 		}
 	}
 	client := &http.Client{Timeout: 5 * time.Minute}

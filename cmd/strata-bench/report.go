@@ -45,7 +45,8 @@ type queryFigures struct {
 
 // newResult computes the figures: CPU from the usage before and after the
 // push, steady RSS as the median of the readings after the settle, peak RSS
-// as VmHWM at the last reading (so it covers push and settle, not queries).
+// as VmHWM at the last reading, or the largest reading when that is more
+// (so it covers push and settle, not queries).
 func newResult(target string, cfg Config, push pushResult, before, after procs.Usage, clientCPU float64, rss []int64, peak int64, qs []queryResult) *result {
 	r := &result{
 		Target:           target,
@@ -60,6 +61,11 @@ func newResult(target string, cfg Config, push pushResult, before, after procs.U
 		ClientCPUSeconds: clientCPU,
 		PeakRSSBytes:     peak,
 		SteadyRSSBytes:   median(rss),
+	}
+	// The kernel updates VmHWM lazily (at some unmaps and at exit), so a
+	// reading of VmRSS can pass it: the peak is at least every reading.
+	for _, v := range rss {
+		r.PeakRSSBytes = max(r.PeakRSSBytes, v)
 	}
 	if push.Wall > 0 {
 		r.SamplesPerSecond = float64(push.SamplesAccepted) / push.Wall.Seconds()

@@ -452,7 +452,7 @@ func benchRules(ctx context.Context, cfg Config, target, dir string, log *slog.L
 	feedDone.Wait()
 	res := newRulesResult(target, rc, seconds, first, last, starts)
 	res.CPUSeconds = u1.CPUSeconds - u0.CPUSeconds
-	res.PeakRSSBytes = u1.PeakRSSBytes
+	res.PeakRSSBytes = max(u1.PeakRSSBytes, u1.RSSBytes) // VmHWM is updated lazily
 	res.RSSBeforeRulesBytes, res.RSSEndBytes = uData.RSSBytes, u1.RSSBytes
 	res.GeneratorCPUSeconds = self1.CPUSeconds - self0.CPUSeconds
 	res.Feed = fr

@@ -52,6 +52,7 @@ func TestParseStatusRSS(t *testing.T) {
 		wantErr          string
 	}{
 		{"both", "Name:\tx\nVmHWM:\t   2048 kB\nVmRSS:\t    1024 kB\nThreads:\t3\n", 1024 << 10, 2048 << 10, ""},
+		{"VmRSS above a lazily updated VmHWM", "VmHWM:\t   1024 kB\nVmRSS:\t    1100 kB\n", 1100 << 10, 1100 << 10, ""},
 		{"zombie", "Name:\tx\nState:\tZ (zombie)\n", 0, 0, "missing"},
 		{"bad unit", "VmHWM:\t1 MB\nVmRSS:\t1 kB\n", 0, 0, "parse VmHWM"},
 	} {

@@ -79,7 +79,8 @@ func readRSS(pid int) (rss, hwm int64, err error) {
 	return parseStatusRSS(b)
 }
 
-// parseStatusRSS returns VmRSS and VmHWM in bytes from /proc/<pid>/status.
+// parseStatusRSS returns VmRSS and VmHWM (at least VmRSS) in bytes from
+// /proc/<pid>/status.
 func parseStatusRSS(b []byte) (rss, hwm int64, err error) {
 	var haveRSS, haveHWM bool
 	sc := bufio.NewScanner(bytes.NewReader(b))
@@ -105,7 +106,9 @@ func parseStatusRSS(b []byte) (rss, hwm int64, err error) {
 	if !haveRSS || !haveHWM {
 		return 0, 0, fmt.Errorf("parse /proc status: VmRSS or VmHWM missing (zombie process?)")
 	}
-	return rss, hwm, nil
+	// The kernel updates VmHWM lazily (at some unmaps and at exit), so
+	// VmRSS can be above it: the peak so far is at least the current RSS.
+	return rss, max(hwm, rss), nil
 }
 
 func truncate(b []byte) string {
