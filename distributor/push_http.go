@@ -128,38 +128,12 @@ func (d *Distributor) pushHTTP(r *http.Request) (pushOutcome, error) {
 	if err := checkContentEncoding(r.Header.Get("Content-Encoding")); err != nil {
 		return out, err
 	}
-	// The cheap checks come first, the costly ones last: a push the
-	// headers already condemn is not read. 413 before 429: a body that can
-	// never be taken must not be told to come back later.
-	if r.ContentLength > int64(d.maxCompressed) {
-		return out, d.tooLarge("compressed", r.ContentLength)
-	}
-	if err := d.checkRequestRate(r, tenantID); err != nil {
-		return out, err
-	}
-	if err := d.refuseEarly(r, tenantID); err != nil {
-		return out, err
-	}
-
 	pb := d.getBody()
 	defer d.putBody(pb)
 	defer d.releaseInflight(pb)
-	// A body whose length is announced is counted before it is read, the
-	// rest once its snappy header says how large it decompresses.
-	if r.ContentLength > 0 {
-		if err := d.reserveInflight(pb, r.ContentLength); err != nil {
-			d.m.rateLimitedPushes.WithLabelValues(d.tenantLabels.Value(tenantID), limitedInflightBytes).Inc()
-			d.drain(r)
-			return out, err
-		}
-	}
-	if err := d.readBody(r, pb); err != nil {
-		if errors.As(err, new(*LimitedError)) {
-			d.m.rateLimitedPushes.WithLabelValues(d.tenantLabels.Value(tenantID), limitedInflightBytes).Inc()
-		}
+	if err := d.admitBody(r, tenantID, pb); err != nil {
 		return out, err
 	}
-	d.m.compressedSize.Observe(float64(len(pb.body)))
 	n, err := d.decodedLen(pb)
 	if err != nil {
 		return out, err
@@ -246,6 +220,40 @@ func checkContentEncoding(enc string) error {
 // chunkedReadWindow is the most a read of a body of unknown length counts
 // in flight before the bytes arrive.
 const chunkedReadWindow = 64 << 10
+
+// admitBody runs what every protocol checks before and while it reads a
+// push's body into pb, cheapest first: a push the headers already condemn
+// is not read, and 413 comes before 429 (a body that can never be taken
+// must not be told to come back later). Then the request rate, the
+// tenant's refusals, the in-flight bytes (a body whose length is announced
+// is counted before it is read, the rest as it arrives) and the read. The
+// caller got pb from getBody and releases it (releaseInflight, putBody).
+func (d *Distributor) admitBody(r *http.Request, tenantID string, pb *pushBody) error {
+	if r.ContentLength > int64(d.maxCompressed) {
+		return d.tooLarge("compressed", r.ContentLength)
+	}
+	if err := d.checkRequestRate(r, tenantID); err != nil {
+		return err
+	}
+	if err := d.refuseEarly(r, tenantID); err != nil {
+		return err
+	}
+	if r.ContentLength > 0 {
+		if err := d.reserveInflight(pb, r.ContentLength); err != nil {
+			d.m.rateLimitedPushes.WithLabelValues(d.tenantLabels.Value(tenantID), limitedInflightBytes).Inc()
+			d.drain(r)
+			return err
+		}
+	}
+	if err := d.readBody(r, pb); err != nil {
+		if errors.As(err, new(*LimitedError)) {
+			d.m.rateLimitedPushes.WithLabelValues(d.tenantLabels.Value(tenantID), limitedInflightBytes).Inc()
+		}
+		return err
+	}
+	d.m.compressedSize.Observe(float64(len(pb.body)))
+	return nil
+}
 
 // readBody reads the compressed body into pb.body, refusing it as soon as
 // it exceeds the largest snappy encoding of -distributor.max-recv-msg-size

@@ -185,33 +185,12 @@ func (d *Distributor) pushOTLP(r *http.Request) (otlpOutcome, error) {
 		d.m.rejectedRequests.WithLabelValues(protoOTLP, idUnsupportedEncoding).Inc()
 		return out, &UnsupportedMediaTypeError{Msg: fmt.Sprintf("unsupported Content-Encoding %q: OTLP bodies are sent uncompressed, gzip or zstd [%s]", enc, idUnsupportedEncoding)}
 	}
-	if r.ContentLength > int64(d.maxCompressed) {
-		return out, d.tooLarge("compressed", r.ContentLength)
-	}
-	if err := d.checkRequestRate(r, tenantID); err != nil {
-		return out, err
-	}
-	if err := d.refuseEarly(r, tenantID); err != nil {
-		return out, err
-	}
-
 	pb := d.getBody()
 	defer d.putBody(pb)
 	defer d.releaseInflight(pb)
-	if r.ContentLength > 0 {
-		if err := d.reserveInflight(pb, r.ContentLength); err != nil {
-			d.m.rateLimitedPushes.WithLabelValues(d.tenantLabels.Value(tenantID), limitedInflightBytes).Inc()
-			d.drain(r)
-			return out, err
-		}
-	}
-	if err := d.readBody(r, pb); err != nil {
-		if errors.As(err, new(*LimitedError)) {
-			d.m.rateLimitedPushes.WithLabelValues(d.tenantLabels.Value(tenantID), limitedInflightBytes).Inc()
-		}
+	if err := d.admitBody(r, tenantID, pb); err != nil { // push_http.go
 		return out, err
 	}
-	d.m.compressedSize.Observe(float64(len(pb.body)))
 	raw, err := d.decompressOTLP(pb, enc)
 	if err != nil {
 		return out, err
